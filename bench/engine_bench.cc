@@ -1,0 +1,2 @@
+// placeholder, replaced by the engine workload generator
+namespace cairn::bench {}

@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs every Debian package that building, testing and benchmarking Cairn needs.
+# Idempotent: packages already present are skipped, and `apt-get update` runs only
+# when something is missing. Needs root (or sudo) when it has to install anything.
+set -euo pipefail
+
+PACKAGES=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config clang libclang-rt-14-dev
+  # libraries (architecture brief, decision 8)
+  liburing-dev librocksdb-dev libisal-dev libssl-dev libspdlog-dev libfmt-dev
+  nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libboost-dev libboost-system-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  # benchmarks and tests
+  fio python3 procps
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+$SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}"

@@ -1,0 +1,81 @@
+// Configuration: every tunable of Cairn, with its default and whether it can change while the
+// process runs. Values come from, in increasing precedence: the defaults written here, a TOML
+// file (`--config FILE`), and command-line flags. docs/config.md lists the same fields.
+//
+// The structs are plain data so that every layer can read its own part without depending on the
+// others. Thread-safety: read-only after start-up.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "common/result.h"
+
+namespace CLI {
+class App;
+}
+
+namespace cairn {
+
+struct EngineConfig {
+  // TOML [engine] table.
+  // Maximum size of one segment file; a record larger than this gets a segment of its own.
+  // Default 256 MiB. Takes effect at the next segment roll-over.
+  uint64_t segment_size = 256ull << 20;
+  // Write segments with O_DIRECT (batches padded to the device's alignment). Falls back to
+  // buffered writes when the file system refuses O_DIRECT (tmpfs). Default true. Start-up only.
+  bool direct_io = true;
+  // Read chunks with O_DIRECT instead of through the page cache. Default false. Start-up only.
+  bool direct_reads = false;
+  // io back end: "auto" (io_uring, else psync), "io_uring", "psync". Default "auto". Start-up only.
+  std::string io_backend = "auto";
+  // Upper bound on the bytes one group commit writes before its fdatasync. Default 8 MiB.
+  uint64_t max_batch_bytes = 8ull << 20;
+  // Write an index checkpoint after this many bytes of records since the last one; this bounds
+  // the bytes rescanned when the engine reopens after a crash. Default 1 GiB.
+  uint64_t checkpoint_interval_bytes = 1ull << 30;
+  // Compact a sealed segment once its dead bytes pass this fraction of its size. Default 0.5.
+  double compaction_dead_ratio = 0.5;
+  // How often the background compactor looks for work, in milliseconds. Default 1000.
+  uint64_t compaction_interval_ms = 1000;
+  // Run the background compactor. Default true.
+  bool background_compaction = true;
+};
+
+struct LogConfig {
+  // TOML [log] table.
+  // "trace", "debug", "info", "warn", "error". Default "info". Changes at run time via the admin
+  // API once it exists.
+  std::string level = "info";
+  // Log file; empty means standard error. Default empty. Start-up only.
+  std::string file;
+};
+
+struct ServerConfig {
+  // TOML [server] table.
+  // Address and port the S3 endpoint listens on. Default "127.0.0.1:9000". Start-up only.
+  std::string listen = "127.0.0.1:9000";
+  // Data directory. Default "./data". Start-up only.
+  std::string data_dir = "./data";
+};
+
+struct Config {
+  EngineConfig engine;
+  LogConfig log;
+  ServerConfig server;
+};
+
+// Parses a TOML document. Unknown keys and values of the wrong type are errors (kConfigError,
+// naming the key), so that a typo never silently falls back to a default.
+Result<Config> ParseConfig(std::string_view toml_text);
+// Reads and parses a TOML file.
+Result<Config> LoadConfigFile(const std::string& path);
+
+// Registers command-line flags for the engine fields (--segment-size, --direct-io, ...) on `app`,
+// bound to `config`. Flags parsed after a file was loaded override the file's values.
+void AddEngineFlags(CLI::App& app, EngineConfig& config);
+
+// Renders the configuration as TOML, every field present (used by `cairn config dump`).
+std::string ConfigToToml(const Config& config);
+
+}  // namespace cairn

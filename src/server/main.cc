@@ -1,0 +1,2 @@
+// The `cairn` binary: one executable, subcommands for every role.
+int main() { return 0; }

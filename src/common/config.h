@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 
 #include "common/result.h"
 
@@ -65,14 +66,33 @@ struct Config {
   ServerConfig server;
 };
 
-// Parses a TOML document. Unknown keys and values of the wrong type are errors (kConfigError,
-// naming the key), so that a typo never silently falls back to a default.
+// Parses a byte size: a plain integer ("65536") or an integer with a binary suffix, optionally
+// separated by spaces: K/KiB, M/MiB, G/GiB, T/TiB (powers of 1024; suffixes are
+// case-insensitive, and "B" alone means bytes). "64KiB" is 65536. Fractions, negative numbers,
+// decimal units ("KB") and values above 2^64-1 are errors (kConfigError).
+Result<uint64_t> ParseByteSize(std::string_view text);
+// Renders a byte size the way ParseByteSize reads it, with the largest binary suffix that divides
+// it exactly: 268435456 becomes "256MiB", 1000 stays "1000".
+std::string FormatByteSize(uint64_t bytes);
+
+// Checks ranges and enumerations that the types alone do not: io_backend is one of "auto",
+// "io_uring", "psync"; log.level is a known level; compaction_dead_ratio is within [0, 1];
+// segment_size, max_batch_bytes, checkpoint_interval_bytes and compaction_interval_ms are
+// positive; server.listen and server.data_dir are not empty. Returns kConfigError naming the key.
+Status ValidateConfig(const Config& config);
+
+// Parses a TOML document. Unknown tables, unknown keys and values of the wrong type are errors
+// (kConfigError, naming the key), so that a typo never silently falls back to a default. Keys
+// that are absent keep their defaults. The result has passed ValidateConfig.
 Result<Config> ParseConfig(std::string_view toml_text);
 // Reads and parses a TOML file.
 Result<Config> LoadConfigFile(const std::string& path);
 
 // Registers command-line flags for the engine fields (--segment-size, --direct-io, ...) on `app`,
-// bound to `config`. Flags parsed after a file was loaded override the file's values.
+// bound to `config`. Flags parsed after a file was loaded override the file's values; flags not
+// given leave the field alone. Size flags take ParseByteSize strings; boolean flags also have a
+// --no-... form. A bad value makes CLI::App::parse throw CLI::ValidationError, CLI11's own error
+// path: the caller of parse catches CLI::ParseError as usual (app.exit(e)).
 void AddEngineFlags(CLI::App& app, EngineConfig& config);
 
 // Renders the configuration as TOML, every field present (used by `cairn config dump`).

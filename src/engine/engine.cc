@@ -220,6 +220,9 @@ Status Engine::LoadManifest(std::set<uint32_t>* live, uint32_t* max_id, bool* pr
   if (n != size) return Status::Corruption("MANIFEST short read");
   const std::byte* p = buf.data();
   const uint32_t count = format::GetU32(p + 12);
+  if (format::GetU64(p) == format::kManifestMagic && format::GetU32(p + 8) > format::kManifestFormatVersion) {
+    return Status::NotSupported("MANIFEST has a newer format version than this build reads");
+  }
   if (format::GetU64(p) != format::kManifestMagic || format::GetU32(p + 8) != format::kManifestFormatVersion ||
       size != 24 + 4ull * count + 4 || format::GetU32(p + size - 4) != crc32c::Value(p, size - 4)) {
     return Status::Corruption("MANIFEST fails its checks");
@@ -408,6 +411,13 @@ Status Engine::Recover() {
     CAIRN_ASSIGN_OR_RETURN(uint64_t size, seg->reader->Size());
     std::vector<std::byte> hb(kSegmentHeaderSize);
     CAIRN_ASSIGN_OR_RETURN(size_t got, seg->reader->ReadAt(0, hb));
+    if (got >= 12 && format::GetU64(hb.data()) == format::kSegmentMagic &&
+        format::GetU32(hb.data() + 8) > format::kSegmentFormatVersion) {
+      // Written by a newer Cairn: never treat it as damaged (that would delete it).
+      return Status::NotSupported("segment " + std::to_string(id) + " has format version " +
+                                  std::to_string(format::GetU32(hb.data() + 8)) + "; this build reads version " +
+                                  std::to_string(format::kSegmentFormatVersion));
+    }
     auto header = got == kSegmentHeaderSize ? format::DecodeSegmentHeader(hb) : std::nullopt;
     if (!header || header->segment_id != id) {
       // A segment whose creation never completed holds nothing that was acknowledged: records

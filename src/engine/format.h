@@ -42,8 +42,8 @@ std::optional<uint32_t> ParseSegmentFileName(std::string_view name);
 // Every record starts at an 8-byte aligned offset with this 48-byte header:
 //   magic u32 @0, version u8 @4, type u8 @5, flags u16 @6, payload length u32 @8,
 //   payload crc32c u32 @12, chunk id (hi u64 @16, lo u64 @24), sequence number u64 @32,
-//   payload offset u32 @40 (from the record start; kRecordHeaderSize unless a later format
-//   aligns payloads), header crc32c u32 @44 covering bytes [0,44).
+//   payload offset u32 @40 (from the record start; always kRecordHeaderSize in version 1),
+//   header crc32c u32 @44 covering bytes [0,44).
 // The header crc covers the payload crc, so together they cover header and payload.
 // The record occupies AlignUp(payload offset + length, kRecordAlignment) bytes.
 inline constexpr uint32_t kRecordMagic = 0x63655243u;  // "CRec" read as little-endian
@@ -91,8 +91,8 @@ void EncodeTombstone(const TombstonePayload& t, std::span<std::byte, kTombstoneP
 TombstonePayload DecodeTombstone(std::span<const std::byte, kTombstonePayloadSize> in);
 
 // ---- MANIFEST (engine.md, "MANIFEST") ------------------------------------------------------
-// Rewritten whole (write temp file, fdatasync, rename, fsync directory) at every compaction
-// commit. Layout: magic u64, version u32, live segment count u32, highest segment id allocated
+// Rewritten whole (write temp file, fdatasync, rename, fsync directory) twice per compaction:
+// once adding the output, once dropping the victims. A newer version refuses to open. Layout: magic u64, version u32, live segment count u32, highest segment id allocated
 // u32, reserved u32, then count × segment id u32, then crc32c u32 of everything before it.
 inline constexpr uint64_t kManifestMagic = 0x464E414D4E524143ull;  // "CARNMANF"
 inline constexpr uint32_t kManifestFormatVersion = 1;
@@ -101,7 +101,8 @@ inline constexpr char kManifestFileName[] = "MANIFEST";
 // ---- Index checkpoint (engine.md, "Index checkpoint") ---------------------------------------
 // "INDEX": header (magic u64, version u32, segment count u32, entry count u64, next sequence
 // number u64, crc32c u32 of the previous 32 bytes, reserved u32), then segment count × (segment
-// id u32, reserved u32, covered end u64), crc32c u32, pad u32; then blocks of at most
+// id u32, tombstone bytes in the covered range u32, covered end u64), crc32c u32, pad u32; then
+// blocks of at most
 // kCheckpointBlockEntries entries, each block: entry count u32, crc32c u32 of the entries, then
 // entries of kCheckpointEntrySize bytes (chunk id hi u64, lo u64, seq u64, segment u32,
 // record offset u32, length u32, payload crc u32).

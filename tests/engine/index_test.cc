@@ -50,7 +50,9 @@ TEST(ChunkIndexTest, MatchesAReferenceMapUnderRandomOperations) {
         const IndexEntry* e = index.Find(id);
         auto it = ref.find(id);
         ASSERT_EQ(e != nullptr, it != ref.end());
-        if (e != nullptr) EXPECT_EQ(e->seq, it->second);
+        if (e != nullptr) {
+          EXPECT_EQ(e->seq, it->second);
+        }
       }
     }
     ASSERT_EQ(index.size(), ref.size());

@@ -297,6 +297,8 @@ Status Engine::LoadCheckpoint(std::map<uint32_t, uint64_t>* coverage, bool* load
     covered_tombs_[id] = format::GetU32(segs.data() + 16 * i + 4);
   }
   pos += 16ull * nseg + 8;
+  if (nentries > size / format::kCheckpointEntrySize) return Status::Corruption("checkpoint entry count");
+  index_.Reserve(nentries);
   uint64_t seen = 0;
   while (seen < nentries) {
     auto bh = sc.Get(pos, 8);

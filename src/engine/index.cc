@@ -36,9 +36,22 @@ void ChunkIndex::InsertNew(Shard& s, const IndexEntry& e, uint64_t hash) {
   ++s.size;
 }
 
-void ChunkIndex::Grow(Shard& s) {
+void ChunkIndex::Grow(Shard& s) { Rehash(s, s.capacity * 2); }
+
+void ChunkIndex::Reserve(size_t total) {
+  // The even share plus a little: a shard that draws more grows once, by doubling, which is
+  // harmless; only loading into a table much smaller than the source clusters.
+  const size_t per_shard = total / kShards + total / kShards / 16 + 16;
+  for (auto& s : shards_) {
+    size_t cap = s.capacity;
+    while (OverLoaded(per_shard, cap)) cap *= 2;
+    if (cap != s.capacity) Rehash(s, cap);
+  }
+}
+
+void ChunkIndex::Rehash(Shard& s, size_t capacity) {
   Shard bigger;
-  bigger.capacity = s.capacity * 2;
+  bigger.capacity = capacity;
   bigger.slots = std::make_unique<IndexEntry[]>(bigger.capacity);
   for (size_t i = 0; i < s.capacity; ++i) {
     if (s.slots[i].segment != 0) InsertNew(bigger, s.slots[i], HashChunkId(s.slots[i].id));

@@ -40,6 +40,11 @@ class ChunkIndex {
   // Removes `id`; returns whether it was present.
   bool Erase(const ChunkId& id);
 
+  // Sizes the shards for `total` entries. Loading entries in another table's slot order into a
+  // table smaller than that one makes linear probing cluster badly (quadratic in the worst case),
+  // so a checkpoint load reserves first.
+  void Reserve(size_t total);
+
   size_t size() const { return size_; }
   // Bytes of memory held by the tables.
   size_t MemoryBytes() const;
@@ -75,6 +80,7 @@ class ChunkIndex {
 
   static size_t ShardOf(uint64_t hash) { return hash >> 58; }  // top 6 bits: 64 shards
   static void Grow(Shard& s);
+  static void Rehash(Shard& s, size_t capacity);
   static void InsertNew(Shard& s, const IndexEntry& e, uint64_t hash);
 
   std::vector<Shard> shards_;

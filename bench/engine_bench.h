@@ -40,6 +40,9 @@ struct EngineBenchOptions {
   uint64_t size = 4096;
   // Worker threads issuing operations (append, read, mixed). Default 1.
   uint32_t concurrency = 1;
+  // Appends each worker keeps in flight with Engine::AppendAsync (append workload only); 1 means
+  // synchronous Append, one at a time. Default 1.
+  uint32_t depth = 1;
   // Seconds the measured phase runs (append, read, mixed). Default 10.
   double duration_s = 10.0;
   // Chunks written before a read or mixed run; 0 means enough chunks of `size` to hold

@@ -12,6 +12,8 @@
 #   (b) durable 4 KiB writes:     fio psync + fdatasync per write   vs cairn 4 KiB append x64
 #   (c) random 4 KiB reads:       fio O_DIRECT io_uring iodepth 32  vs cairn 4 KiB read x32, O_DIRECT
 #   (d) reopen: Open time and index bytes per chunk after REOPEN_CHUNKS 64-byte chunks.
+#   (e) sequential 1 MiB writes:  fio as in (a)                      vs cairn 1 MiB append, one
+#       writer with 16 appends in flight (AppendAsync), the counterpart of fio's iodepth 16.
 # Exits 0 when everything ran, whether or not the targets were met; nonzero on errors.
 set -euo pipefail
 
@@ -50,11 +52,13 @@ declare -A FIO_ARGS=(
   [a]="--name=seqwrite --rw=write --bs=1M --direct=1 --ioengine=io_uring --iodepth=16"
   [b]="--name=syncwrite --rw=write --bs=4k --fdatasync=1 --ioengine=psync"
   [c]="--name=randread --rw=randread --bs=4k --direct=1 --ioengine=io_uring --iodepth=32"
+  [e]="--name=seqwrite --rw=write --bs=1M --direct=1 --ioengine=io_uring --iodepth=16"
 )
 declare -A CAIRN_ARGS=(
   [a]="--workload append --size 1MiB --concurrency 1"
   [b]="--workload append --size 4KiB --concurrency 64"
   [c]="--workload read --size 4KiB --concurrency 32 --direct-reads"
+  [e]="--workload append --size 1MiB --concurrency 1 --depth 16"
 )
 CAIRN_COMMON=(--duration "$SECS" --json)
 
@@ -67,7 +71,7 @@ run_to() {
 }
 
 echo "# Cairn engine vs fio" >&2
-for t in a b c; do
+for t in a b c e; do
   for ((r = 1; r <= ROUNDS; r++)); do
     # shellcheck disable=SC2086  # the argument strings are split on purpose
     run_to /dev/null fio ${FIO_ARGS[$t]} "${FIO_COMMON[@]}" --output="$RESULTS/$t.fio.$r.json"
@@ -97,8 +101,8 @@ echo
 
 # ---- report ----
 export RESULTS ROUNDS SECS CAIRN WORK
-export FIO_A="${FIO_ARGS[a]}" FIO_B="${FIO_ARGS[b]}" FIO_C="${FIO_ARGS[c]}"
-export CAIRN_A="${CAIRN_ARGS[a]}" CAIRN_B="${CAIRN_ARGS[b]}" CAIRN_C="${CAIRN_ARGS[c]}"
+export FIO_A="${FIO_ARGS[a]}" FIO_B="${FIO_ARGS[b]}" FIO_C="${FIO_ARGS[c]}" FIO_E="${FIO_ARGS[e]}"
+export CAIRN_A="${CAIRN_ARGS[a]}" CAIRN_B="${CAIRN_ARGS[b]}" CAIRN_C="${CAIRN_ARGS[c]}" CAIRN_E="${CAIRN_ARGS[e]}"
 export FIO_COMMON_STR="${FIO_COMMON[*]}" CAIRN_COMMON_STR="${CAIRN_COMMON[*]}"
 python3 - <<'EOF'
 import json
@@ -131,6 +135,7 @@ tests = [
     ("a", "1 MiB sequential write", "write", 0.8, "mbs"),
     ("b", "4 KiB durable write", "write", 5.0, "ops"),
     ("c", "4 KiB random read (O_DIRECT)", "read", 0.7, "ops"),
+    ("e", "1 MiB write, 1 writer, 16 in flight", "write", 0.8, "mbs"),
 ]
 med = lambda xs: statistics.median(xs)
 print("## Results (medians of %d interleaved rounds, %s s each)" % (rounds, os.environ["SECS"]))
@@ -150,7 +155,7 @@ for t, name, direction, target, metric in tests:
         t, name, fm["ops"], cm["ops"], fm["mbs"], cm["mbs"], ratio, target,
         "yes" if ratio >= target else "**no**", fio_p99, cm["p99"]))
 print()
-print("Ratios compare MB/s for (a) and ops/s for (b) and (c). Per-round figures (ops/s):")
+print("Ratios compare MB/s for (a) and (e) and ops/s for (b) and (c). Per-round figures (ops/s):")
 print()
 for t, name, direction, _, _ in tests:
     f = ["%.0f" % fio_figures(f"{results}/{t}.fio.{r}.json", direction)["ops"] for r in range(1, rounds + 1)]
@@ -180,7 +185,7 @@ print("```")
 fio_common = os.environ["FIO_COMMON_STR"].replace(work, "DIR")
 cairn_common = os.environ["CAIRN_COMMON_STR"]
 cairn = os.environ["CAIRN"]
-for t in "abc":
+for t in "abce":
     print("(%s) fio %s %s --output=OUT.json" % (t, os.environ["FIO_" + t.upper()], fio_common))
     print("(%s) %s --log-level warn bench engine --dir DIR/cairn-%s %s %s" % (
         t, cairn, t, os.environ["CAIRN_" + t.upper()], cairn_common))

@@ -30,8 +30,9 @@ struct EngineConfig {
   bool direct_reads = false;
   // io back end: "auto" (io_uring, else psync), "io_uring", "psync". Default "auto". Start-up only.
   std::string io_backend = "auto";
-  // Upper bound on the bytes one group commit writes before its fdatasync. Default 8 MiB.
-  uint64_t max_batch_bytes = 8ull << 20;
+  // Upper bound on the bytes one group commit writes before its fdatasync. Default 16 MiB
+  // (measured: one writer with 16 x 1 MiB appends in flight ran ~20 % faster than with 8 MiB).
+  uint64_t max_batch_bytes = 16ull << 20;
   // Write an index checkpoint after this many bytes of records since the last one; this bounds
   // the bytes rescanned when the engine reopens after a crash. Default 1 GiB.
   uint64_t checkpoint_interval_bytes = 1ull << 30;

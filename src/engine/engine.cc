@@ -157,8 +157,9 @@ struct Engine::Writer {
   uint32_t crc = 0;
   Status status;
   ChunkLocation location;
-  bool done = false;
-  std::condition_variable cv;
+  bool done = false;              // GUARDED_BY(write_mu_); synchronous writers only
+  std::condition_variable cv;     // synchronous writers wait here
+  Engine::AppendCallback callback;  // asynchronous writers: called once, then the Writer is freed
   // Filled in by the leader while building the batch.
   bool write = false;  // a record is written for this writer
   uint64_t seq = 0;
@@ -200,6 +201,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(io::Env* env, const std::string& di
     std::lock_guard<std::mutex> l(e->maintenance_mu_);
     CAIRN_RETURN_IF_ERROR(e->CheckpointLocked());
   }
+  e->commit_thread_ = std::thread([raw = e.get()] { raw->CommitLoop(); });
   e->bg_thread_ = std::thread([raw = e.get()] { raw->BackgroundLoop(); });
   return e;
 }
@@ -324,7 +326,7 @@ Status Engine::LoadCheckpoint(std::map<uint32_t, uint64_t>* coverage, bool* load
     seen += n;
     pos += 8 + size_t{n} * format::kCheckpointEntrySize;
   }
-  next_seq_ = std::max(next_seq_, next_seq);
+  next_seq_ = std::max<uint64_t>(next_seq_, next_seq);
   *coverage = std::move(cov);
   *loaded = true;
   return Status::OK();
@@ -499,7 +501,7 @@ Status Engine::Recover() {
     const uint64_t start = it == coverage.end() ? kSegmentHeaderSize : it->second;
     CAIRN_RETURN_IF_ERROR(ScanSegment(*seg, start, state).WithContext("segment " + std::to_string(id)));
   }
-  next_seq_ = std::max(next_seq_, state.max_seq + 1);
+  next_seq_ = std::max<uint64_t>(next_seq_, state.max_seq + 1);
 
   // Live bytes per segment, from the index; tombstones are counted by their segment scan only
   // approximately (as dead) until compaction rewrites them.
@@ -586,31 +588,54 @@ Status Engine::RollSegment() {
   return Status::OK();
 }
 
-Status Engine::Submit(Writer& w) {
-  std::unique_lock<std::mutex> l(write_mu_);
-  writers_.push_back(&w);
-  while (!w.done && writers_.front() != &w) w.cv.wait(l);
-  if (w.done) return w.status;
+void Engine::Enqueue(Writer* w) {
+  {
+    std::lock_guard<std::mutex> l(write_mu_);
+    writers_.push_back(w);
+  }
+  commit_cv_.notify_one();
+}
 
-  // This thread leads: it takes the writers queued behind it, up to the batch byte limit.
-  std::vector<Writer*> batch;
-  uint64_t bytes = 0;
-  for (Writer* x : writers_) {
-    const uint64_t b = RecordBytes(static_cast<uint32_t>(x->data.size()));
-    if (!batch.empty() && bytes + b > options_.config.max_batch_bytes) break;
-    batch.push_back(x);
-    bytes += b;
-  }
-  l.unlock();
-  WriteBatch(batch);
-  l.lock();
-  for (Writer* x : batch) {
-    writers_.pop_front();
-    x->done = true;
-    if (x != &w) x->cv.notify_one();
-  }
-  if (!writers_.empty()) writers_.front()->cv.notify_one();
+Status Engine::Submit(Writer& w) {
+  Enqueue(&w);
+  std::unique_lock<std::mutex> l(write_mu_);
+  w.cv.wait(l, [&] { return w.done; });
   return w.status;
+}
+
+void Engine::CommitLoop() {
+  std::vector<Writer*> batch;
+  std::unique_lock<std::mutex> l(write_mu_);
+  while (true) {
+    commit_cv_.wait(l, [&] { return !writers_.empty() || stop_commit_; });
+    if (writers_.empty()) break;  // stopping, and nothing left to write
+    // Take every writer queued, up to the batch byte limit: they share one write and one sync.
+    batch.clear();
+    uint64_t bytes = 0;
+    for (Writer* x : writers_) {
+      const uint64_t b = RecordBytes(static_cast<uint32_t>(x->data.size()));
+      if (!batch.empty() && bytes + b > options_.config.max_batch_bytes) break;
+      batch.push_back(x);
+      bytes += b;
+    }
+    l.unlock();
+    WriteBatch(batch);
+    // Completion callbacks run here, outside the lock and before the synchronous waiters are
+    // released; a Writer with a callback is owned by this thread from here on.
+    for (Writer* x : batch) {
+      if (x->callback) x->callback(x->status, x->location);
+    }
+    l.lock();
+    for (Writer* x : batch) {
+      writers_.pop_front();
+      if (x->callback) {
+        delete x;
+      } else {
+        x->done = true;
+        x->cv.notify_one();
+      }
+    }
+  }
 }
 
 void Engine::WriteBatch(std::vector<Writer*>& batch) {
@@ -734,7 +759,7 @@ void Engine::WriteBatch(std::vector<Writer*>& batch) {
     RecordHeader h;
     h.type = w->type;
     h.id = w->id;
-    h.seq = next_seq_++;
+    h.seq = next_seq_.fetch_add(1, std::memory_order_relaxed);
     w->seq = h.seq;
     if (w->type == RecordType::kChunk) {
       h.length = static_cast<uint32_t>(w->data.size());
@@ -819,6 +844,29 @@ Result<ChunkLocation> Engine::Append(const ChunkId& id, std::span<const std::byt
   w.crc = payload_crc;
   CAIRN_RETURN_IF_ERROR(Submit(w));
   return w.location;
+}
+
+void Engine::AppendAsync(const ChunkId& id, std::span<const std::byte> data, uint32_t payload_crc,
+                         AppendCallback done) {
+  Status refused;
+  if (closed_.load(std::memory_order_relaxed)) {
+    refused = Status::Cancelled("engine closed");
+  } else if (data.size() > format::kMaxChunkSize) {
+    refused = Status::InvalidArgument("chunk larger than 64 MiB");
+  } else if (crc32c::Value(data) != payload_crc) {
+    refused = Status::ChecksumMismatch("chunk " + id.ToString() + ": payload does not match its crc32c");
+  }
+  if (!refused.ok()) {
+    done(refused, ChunkLocation{});
+    return;
+  }
+  auto* w = new Writer;
+  w->type = RecordType::kChunk;
+  w->id = id;
+  w->data = data;
+  w->crc = payload_crc;
+  w->callback = std::move(done);
+  Enqueue(w);
 }
 
 Status Engine::Delete(const ChunkId& id) {
@@ -999,10 +1047,7 @@ Status Engine::CheckpointLocked() {
     for (const auto& [id, seg] : segments_) coverage.push_back({id, static_cast<uint32_t>(seg->tomb_bytes), seg->end});
     bytes_since_checkpoint_ = 0;
   }
-  {
-    std::lock_guard<std::mutex> l(write_mu_);
-    next_seq = next_seq_;  // may lag the leader; recovery also takes the scanned maximum
-  }
+  next_seq = next_seq_.load(std::memory_order_relaxed);  // recovery also takes the scanned maximum
   const std::string tmp = JoinPath(dir_, std::string(format::kCheckpointFileName) + ".tmp");
   CAIRN_ASSIGN_OR_RETURN(auto file, env_->OpenFile(tmp, {.create = true}));
   CAIRN_RETURN_IF_ERROR(file->Truncate(0));
@@ -1372,14 +1417,13 @@ Status Engine::Close() {
   }
   bg_cv_.notify_all();
   if (bg_thread_.joinable()) bg_thread_.join();
-  // Wait for in-flight writers: take the queue lock until it is empty.
-  while (true) {
-    {
-      std::lock_guard<std::mutex> l(write_mu_);
-      if (writers_.empty()) break;
-    }
-    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  // The commit thread finishes every queued writer, then exits.
+  {
+    std::lock_guard<std::mutex> l(write_mu_);
+    stop_commit_ = true;
   }
+  commit_cv_.notify_all();
+  if (commit_thread_.joinable()) commit_thread_.join();
   if (active_) {
     SealSegment(*active_);
     active_.reset();

@@ -117,6 +117,15 @@ class Engine {
   // length and crc match (a retried append), and kAlreadyExists otherwise.
   Result<ChunkLocation> Append(const ChunkId& id, std::span<const std::byte> data, uint32_t payload_crc);
 
+  // Append without waiting: `done` is called once, with the outcome Append would have returned,
+  // after the record is durable (or has failed). Appends in flight together share writes and
+  // fdatasyncs, so one caller with several in flight gets the device's bandwidth. `data` must stay
+  // valid until `done` runs. `done` runs on the engine's commit thread (or on the caller's, when
+  // the request is refused before queueing): it must be quick and must not call blocking Engine
+  // methods (AppendAsync is fine).
+  using AppendCallback = std::function<void(const Status&, const ChunkLocation&)>;
+  void AppendAsync(const ChunkId& id, std::span<const std::byte> data, uint32_t payload_crc, AppendCallback done);
+
   // Deletes a chunk durably (tombstone). kNotFound when no such chunk is live.
   Status Delete(const ChunkId& id);
 
@@ -163,7 +172,9 @@ class Engine {
 
   // ---- write path ----
   Result<std::shared_ptr<Segment>> CreateSegment(uint32_t id, bool compaction_output);
-  Status Submit(Writer& w);
+  void Enqueue(Writer* w);
+  Status Submit(Writer& w);  // Enqueue, then wait until the commit thread is done with w
+  void CommitLoop();
   void WriteBatch(std::vector<Writer*>& batch);
   Status RollSegment();
   void SealSegment(Segment& seg);
@@ -197,12 +208,16 @@ class Engine {
   std::set<uint32_t> creating_;                             // GUARDED_BY(mu_): regular segments being created
   uint64_t bytes_since_checkpoint_ = 0;                     // GUARDED_BY(mu_)
 
-  // Group commit queue. The writer at the front is the leader; only the leader touches the
-  // active segment's write state (active_, next_seq_, batch_buf_).
+  // Group commit: writers queue here and one commit thread writes whatever has queued as one
+  // group with one fdatasync. Only the commit thread touches the active segment's write state
+  // (active_, batch_buf_) and allocates sequence numbers.
   std::mutex write_mu_;
+  std::condition_variable commit_cv_;
   std::deque<Writer*> writers_;  // GUARDED_BY(write_mu_)
+  bool stop_commit_ = false;     // GUARDED_BY(write_mu_)
+  std::thread commit_thread_;
   std::shared_ptr<Segment> active_;
-  uint64_t next_seq_ = 1;
+  std::atomic<uint64_t> next_seq_{1};
   io::AlignedBuffer batch_buf_;
 
   // Serializes compaction and checkpoints (maintenance never runs concurrently with itself).

@@ -38,8 +38,8 @@ constexpr unsigned kRingDepth = 64;
 // 16 pieces of 64 KiB gave ~300 MB/s, 4 of 256 KiB ~600 MB/s, one piece ~650-800 MB/s. Writes
 // into unwritten extents are punted to io-wq workers, so pieces cost more than they overlap.
 // One piece it is: the gain over psync is one system call for write and sync together.
-constexpr size_t kMaxPieces = 1;
-constexpr size_t kMinPieceBytes = size_t{256} << 10;
+constexpr size_t kMaxPieces = 16;
+constexpr size_t kMinPieceBytes = size_t{1} << 20;
 // Piece boundaries fall on page boundaries even for buffered files.
 constexpr size_t kPieceAlignment = 4096;
 // Upper bound for the length of one request (the SQE length field is 32 bits, and Linux stops a

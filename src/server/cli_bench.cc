@@ -78,6 +78,9 @@ void AddEngineBenchCommand(CLI::App& bench, CommandAction& action) {
       ->capture_default_str();
   AddSizeOption(*cmd, "--size", &o.size, "Payload bytes per chunk, e.g. 4KiB");
   cmd->add_option("--concurrency", o.concurrency, "Worker threads")->check(CLI::PositiveNumber)->capture_default_str();
+  cmd->add_option("--depth", o.depth, "Appends each worker keeps in flight (AppendAsync; append workload)")
+      ->check(CLI::PositiveNumber)
+      ->capture_default_str();
   cmd->add_option("--duration", o.duration_s, "Seconds of measured run")
       ->check(CLI::PositiveNumber)
       ->capture_default_str();

@@ -44,7 +44,7 @@ TEST(ConfigTest, DefaultsMatchTheHeader) {
   EXPECT_TRUE(c.engine.direct_io);
   EXPECT_FALSE(c.engine.direct_reads);
   EXPECT_EQ(c.engine.io_backend, "auto");
-  EXPECT_EQ(c.engine.max_batch_bytes, 8 * kMiB);
+  EXPECT_EQ(c.engine.max_batch_bytes, 16 * kMiB);
   EXPECT_EQ(c.engine.checkpoint_interval_bytes, kGiB);
   EXPECT_DOUBLE_EQ(c.engine.compaction_dead_ratio, 0.5);
   EXPECT_EQ(c.engine.compaction_interval_ms, 1000u);
@@ -288,7 +288,7 @@ TEST(ConfigTest, TomlRenderingOfDefaults) {
             "direct_io = true\n"
             "direct_reads = false\n"
             "io_backend = \"auto\"\n"
-            "max_batch_bytes = \"8MiB\"\n"
+            "max_batch_bytes = \"16MiB\"\n"
             "checkpoint_interval_bytes = \"1GiB\"\n"
             "compaction_dead_ratio = 0.5\n"
             "compaction_interval_ms = 1000\n"

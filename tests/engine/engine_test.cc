@@ -2,7 +2,9 @@
 #include "engine/engine.h"
 
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <filesystem>
 #include <fstream>
 #include <random>
@@ -317,6 +319,55 @@ TEST_F(EngineTest, ConcurrentAppendersShareFsyncs) {
   for (int t = 0; t < kThreads; ++t) {
     for (int i = 0; i < kPer; ++i) ExpectChunk(static_cast<uint64_t>(t * 1000 + i), 4096);
   }
+}
+
+TEST_F(EngineTest, AsyncAppendsInFlightShareWritesAndAreDurable) {
+  constexpr uint64_t kCount = 200;
+  std::vector<std::vector<std::byte>> data;
+  for (uint64_t i = 0; i < kCount; ++i) data.push_back(Payload(i, 30000));
+  std::mutex mu;
+  std::condition_variable cv;
+  uint64_t done = 0, failed = 0;
+  for (uint64_t i = 0; i < kCount; ++i) {
+    engine_->AppendAsync(Id(i), data[i], crc32c::Value(data[i]), [&](const Status& s, const ChunkLocation& loc) {
+      std::lock_guard<std::mutex> l(mu);
+      if (!s.ok() || loc.length != 30000) ++failed;
+      ++done;
+      cv.notify_one();
+    });
+  }
+  {
+    std::unique_lock<std::mutex> l(mu);
+    cv.wait(l, [&] { return done == kCount; });
+  }
+  EXPECT_EQ(failed, 0u);
+  EXPECT_LT(engine_->Stats().group_commits, kCount);
+  CrashReopen();
+  for (uint64_t i = 0; i < kCount; ++i) ExpectChunk(i, 30000);
+}
+
+TEST_F(EngineTest, AsyncAppendWithAWrongChecksumIsRefusedAtOnce) {
+  auto data = Payload(1, 100);
+  Status got = Status::Internal("not called");
+  engine_->AppendAsync(Id(1), data, crc32c::Value(data) ^ 1, [&](const Status& s, const ChunkLocation&) { got = s; });
+  EXPECT_TRUE(got.IsChecksumMismatch()) << got.ToString();
+  EXPECT_TRUE(engine_->Stat(Id(1)).status().IsNotFound());
+}
+
+TEST_F(EngineTest, CloseCompletesAsyncAppendsInFlight) {
+  constexpr uint64_t kCount = 50;
+  std::vector<std::vector<std::byte>> data;
+  for (uint64_t i = 0; i < kCount; ++i) data.push_back(Payload(i, 10000));
+  std::atomic<uint64_t> ok{0};
+  for (uint64_t i = 0; i < kCount; ++i) {
+    engine_->AppendAsync(Id(i), data[i], crc32c::Value(data[i]), [&](const Status& s, const ChunkLocation&) {
+      if (s.ok()) ok++;
+    });
+  }
+  ASSERT_OK(engine_->Close());
+  EXPECT_EQ(ok.load(), kCount);
+  Reopen();
+  for (uint64_t i = 0; i < kCount; ++i) ExpectChunk(i, 10000);
 }
 
 TEST_F(EngineTest, SegmentsRollOver) {

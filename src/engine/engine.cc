@@ -37,6 +37,38 @@ constexpr size_t kScanWindow = 4u << 20;        // read size when scanning segme
 constexpr size_t kCompactionFlush = 4u << 20;   // compaction output write size
 constexpr size_t kSwitchBatch = 1024;           // index entries switched per lock hold
 constexpr size_t kMaxDirectAlign = 4096;
+// With O_DIRECT, chunks of at least this size are encoded by the caller's thread into an aligned
+// record buffer that the commit thread writes in place (no copy on the commit thread). Such a
+// record starts and ends at a kMaxDirectAlign boundary: a padding record before it and one inside
+// its buffer after it make up the difference.
+constexpr size_t kPreparedMinPayload = 128u << 10;
+
+// Bytes a prepared record occupies: the record, then a padding record up to the next
+// kMaxDirectAlign boundary (a padding record needs at least a header's room).
+uint64_t PreparedBytes(uint32_t length) {
+  const uint64_t rec = format::AlignUp(format::kRecordHeaderSize + uint64_t{length}, format::kRecordAlignment);
+  uint64_t gap = format::AlignUp(rec, kMaxDirectAlign) - rec;
+  if (gap != 0 && gap < format::kRecordHeaderSize) gap += kMaxDirectAlign;
+  return rec + gap;
+}
+
+// Padding needed before a record at `pos` so that it starts at a kMaxDirectAlign boundary.
+uint64_t GapToAlign(uint64_t pos, uint64_t align) {
+  uint64_t gap = format::AlignUp(pos, align) - pos;
+  if (gap != 0 && gap < format::kRecordHeaderSize) gap += align;
+  return gap;
+}
+
+// Writes a padding record of `size` bytes (>= kRecordHeaderSize) at `out`.
+void EncodePadding(std::byte* out, uint64_t size) {
+  format::RecordHeader h;
+  h.type = format::RecordType::kPadding;
+  h.length = static_cast<uint32_t>(size - format::kRecordHeaderSize);
+  std::memset(out + format::kRecordHeaderSize, 0, h.length);
+  h.payload_crc = crc32c::Value(out + format::kRecordHeaderSize, h.length);
+  h.seq = 0;
+  format::EncodeRecordHeader(h, std::span<std::byte, format::kRecordHeaderSize>(out, format::kRecordHeaderSize));
+}
 
 uint64_t RecordBytesFor(uint32_t length) { return format::AlignUp(kRecordHeaderSize + uint64_t{length}, format::kRecordAlignment); }
 
@@ -160,6 +192,8 @@ struct Engine::Writer {
   bool done = false;              // GUARDED_BY(write_mu_); synchronous writers only
   std::condition_variable cv;     // synchronous writers wait here
   Engine::AppendCallback callback;  // asynchronous writers: called once, then the Writer is freed
+  // A prepared record (large chunks with O_DIRECT): header room, payload, padding, as written.
+  io::AlignedBuffer prepared;
   // Filled in by the leader while building the batch.
   bool write = false;  // a record is written for this writer
   uint64_t seq = 0;
@@ -688,8 +722,13 @@ void Engine::WriteBatch(std::vector<Writer*>& batch) {
   // 2. Lay the records out, rolling to a new segment when they do not fit.
   uint64_t bytes = 0;
   for (Writer* w : batch) {
-    if (w->write) bytes += RecordBytes(w->type == RecordType::kChunk ? static_cast<uint32_t>(w->data.size())
-                                                                     : format::kTombstonePayloadSize);
+    if (!w->write) continue;
+    if (w->prepared.size() != 0) {
+      bytes += w->prepared.size() + kMaxDirectAlign + kRecordHeaderSize;  // worst-case gap before it
+    } else {
+      bytes += RecordBytes(w->type == RecordType::kChunk ? static_cast<uint32_t>(w->data.size())
+                                                         : format::kTombstonePayloadSize);
+    }
   }
   if (bytes == 0) return;
   auto fail_all = [&](const Status& s) {
@@ -722,22 +761,33 @@ void Engine::WriteBatch(std::vector<Writer*>& batch) {
     }
   }
 
-  // 3. Encode. With O_DIRECT the records are copied into an aligned buffer and the batch is padded
-  //    to the alignment with a padding record; otherwise headers and payloads go out as iovecs.
+  // 3. Encode. With O_DIRECT, small records are copied into the aligned batch buffer and
+  //    prepared (large) records are written from their own buffers; every piece is aligned, and the
+  //    group ends with a padding record at the device's alignment. Without O_DIRECT, headers and
+  //    payloads go out as iovecs.
   uint64_t pos = end;
   std::vector<iovec> iov;
   std::vector<std::array<std::byte, kRecordHeaderSize>> headers;
   headers.reserve(batch.size() + 1);
   static const std::array<std::byte, format::kRecordAlignment> kZeros{};
   std::unordered_map<ChunkId, uint64_t> seq_of;  // for tombstones of same-batch appends
-  uint64_t padded = bytes;
   if (direct_) {
-    uint64_t gap = format::AlignUp(end + bytes, align_) - (end + bytes);
-    if (gap != 0 && gap < kRecordHeaderSize) gap += align_;
-    padded = bytes + gap;
-    if (batch_buf_.size() < padded) batch_buf_ = io::AlignedBuffer(std::max<uint64_t>(padded, 1u << 20), align_ < 512 ? 512 : align_);
+    // Small records and paddings: at most `bytes` plus the final padding.
+    const uint64_t need = bytes + align_ + kRecordHeaderSize;
+    if (batch_buf_.size() < need) batch_buf_ = io::AlignedBuffer(std::max<uint64_t>(need, 1u << 20), kMaxDirectAlign);
   }
   std::byte* out = direct_ ? batch_buf_.data() : nullptr;
+  std::byte* region = out;  // start of the small-record region not yet in `iov`
+  auto flush_region = [&] {
+    if (out != region) iov.push_back({region, static_cast<size_t>(out - region)});
+    region = out;
+  };
+  auto pad = [&](uint64_t gap) {
+    if (gap == 0) return;
+    EncodePadding(out, gap);
+    out += gap;
+    pos += gap;
+  };
   auto emit = [&](const RecordHeader& h, std::span<const std::byte> payload) {
     headers.emplace_back();
     format::EncodeRecordHeader(h, headers.back());
@@ -750,9 +800,10 @@ void Engine::WriteBatch(std::vector<Writer*>& batch) {
     } else {
       iov.push_back({headers.back().data(), kRecordHeaderSize});
       if (!payload.empty()) iov.push_back({const_cast<std::byte*>(payload.data()), payload.size()});
-      const size_t pad = size - kRecordHeaderSize - payload.size();
-      if (pad > 0) iov.push_back({const_cast<std::byte*>(kZeros.data()), pad});
+      const size_t tail = size - kRecordHeaderSize - payload.size();
+      if (tail > 0) iov.push_back({const_cast<std::byte*>(kZeros.data()), tail});
     }
+    pos += size;
   };
   for (Writer* w : batch) {
     if (!w->write) continue;
@@ -764,9 +815,18 @@ void Engine::WriteBatch(std::vector<Writer*>& batch) {
     if (w->type == RecordType::kChunk) {
       h.length = static_cast<uint32_t>(w->data.size());
       h.payload_crc = w->crc;
-      w->location = {seg.id, static_cast<uint32_t>(pos), h.length, h.payload_crc};
       seq_of[w->id] = h.seq;
-      emit(h, w->data);
+      if (w->prepared.size() != 0) {
+        pad(GapToAlign(pos, kMaxDirectAlign));
+        flush_region();
+        w->location = {seg.id, static_cast<uint32_t>(pos), h.length, h.payload_crc};
+        format::EncodeRecordHeader(h, std::span<std::byte, kRecordHeaderSize>(w->prepared.data(), kRecordHeaderSize));
+        iov.push_back({w->prepared.data(), w->prepared.size()});
+        pos += w->prepared.size();
+      } else {
+        w->location = {seg.id, static_cast<uint32_t>(pos), h.length, h.payload_crc};
+        emit(h, w->data);
+      }
     } else {
       auto t = format::DecodeTombstone(w->tomb);
       if (auto it = seq_of.find(w->id); it != seq_of.end() && t.deleted_seq == 0) {
@@ -777,19 +837,12 @@ void Engine::WriteBatch(std::vector<Writer*>& batch) {
       h.payload_crc = crc32c::Value(w->tomb.data(), w->tomb.size());
       emit(h, w->tomb);
     }
-    pos += format::RecordSize(h);
   }
-  if (direct_ && padded > bytes) {
-    RecordHeader h;
-    h.type = RecordType::kPadding;
-    h.length = static_cast<uint32_t>(padded - bytes - kRecordHeaderSize);
-    std::memset(out + kRecordHeaderSize, 0, h.length);
-    h.payload_crc = crc32c::Value(out + kRecordHeaderSize, h.length);
-    h.seq = 0;
-    emit(h, {});
-    pos += padded - bytes;
+  if (direct_) {
+    pad(GapToAlign(pos, align_));
+    flush_region();
   }
-  if (direct_) iov.assign(1, iovec{batch_buf_.data(), padded});
+  const uint64_t padded = pos - end;
 
   // 4. One write, one fdatasync for the whole group.
   Status s = seg.writer->WriteAtAndSync(end, iov);
@@ -842,6 +895,7 @@ Result<ChunkLocation> Engine::Append(const ChunkId& id, std::span<const std::byt
   w.id = id;
   w.data = data;
   w.crc = payload_crc;
+  Prepare(w);
   CAIRN_RETURN_IF_ERROR(Submit(w));
   return w.location;
 }
@@ -866,7 +920,21 @@ void Engine::AppendAsync(const ChunkId& id, std::span<const std::byte> data, uin
   w->data = data;
   w->crc = payload_crc;
   w->callback = std::move(done);
+  Prepare(*w);
   Enqueue(w);
+}
+
+void Engine::Prepare(Writer& w) const {
+  if (!direct_ || w.data.size() < kPreparedMinPayload) return;
+  const uint32_t length = static_cast<uint32_t>(w.data.size());
+  const uint64_t total = PreparedBytes(length);
+  const uint64_t rec = RecordBytes(length);
+  w.prepared = io::AlignedBuffer(total, kMaxDirectAlign);
+  std::byte* p = w.prepared.data();
+  // The header (with its sequence number) is written by the commit thread; the rest is final.
+  std::memcpy(p + kRecordHeaderSize, w.data.data(), length);
+  std::memset(p + kRecordHeaderSize + length, 0, rec - kRecordHeaderSize - length);
+  if (total > rec) EncodePadding(p + rec, total - rec);
 }
 
 Status Engine::Delete(const ChunkId& id) {

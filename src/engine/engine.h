@@ -172,6 +172,8 @@ class Engine {
 
   // ---- write path ----
   Result<std::shared_ptr<Segment>> CreateSegment(uint32_t id, bool compaction_output);
+  // Encodes a large chunk's record into its own aligned buffer, on the caller's thread.
+  void Prepare(Writer& w) const;
   void Enqueue(Writer* w);
   Status Submit(Writer& w);  // Enqueue, then wait until the commit thread is done with w
   void CommitLoop();

@@ -346,6 +346,43 @@ TEST_F(EngineTest, AsyncAppendsInFlightShareWritesAndAreDurable) {
   for (uint64_t i = 0; i < kCount; ++i) ExpectChunk(i, 30000);
 }
 
+// Large chunks (written from their own aligned buffers with O_DIRECT) and small ones (copied
+// into the group buffer) interleaved in the same groups, through reopen, rescan and compaction.
+TEST_F(EngineTest, LargeAndSmallChunksShareGroups) {
+  const std::vector<size_t> sizes = {1 << 20, 100, 200000, 4096, (1 << 20) + 3, 7, 131072, 300001};
+  std::vector<std::vector<std::byte>> data;
+  for (uint64_t i = 0; i < 40; ++i) data.push_back(Payload(i, sizes[i % sizes.size()]));
+  std::atomic<uint64_t> done{0}, failed{0};
+  for (uint64_t i = 0; i < data.size(); ++i) {
+    engine_->AppendAsync(Id(i), data[i], crc32c::Value(data[i]), [&](const Status& s, const ChunkLocation&) {
+      if (!s.ok()) failed++;
+      done++;
+    });
+  }
+  while (done.load() < data.size()) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(failed.load(), 0u);
+  auto verify = [&] {
+    for (uint64_t i = 0; i < data.size(); ++i) ExpectChunk(i, sizes[i % sizes.size()]);
+  };
+  verify();
+  for (uint64_t i = 0; i < data.size(); i += 3) ASSERT_OK(engine_->Delete(Id(i)));
+  ASSERT_OK(engine_->CompactNow(/*force=*/true));
+  for (uint64_t i = 0; i < data.size(); ++i) {
+    if (i % 3 == 0) {
+      EXPECT_TRUE(engine_->Stat(Id(i)).status().IsNotFound());
+    } else {
+      ExpectChunk(i, sizes[i % sizes.size()]);
+    }
+  }
+  engine_.reset();
+  fs::remove(dir_.path() + "/INDEX");
+  Open();
+  EXPECT_EQ(engine_->Stats().corruptions_detected, 0u);
+  for (uint64_t i = 0; i < data.size(); ++i) {
+    if (i % 3 != 0) ExpectChunk(i, sizes[i % sizes.size()]);
+  }
+}
+
 TEST_F(EngineTest, AsyncAppendWithAWrongChecksumIsRefusedAtOnce) {
   auto data = Payload(1, 100);
   Status got = Status::Internal("not called");

@@ -228,6 +228,15 @@ Result<std::unique_ptr<Engine>> Engine::Open(io::Env* env, const std::string& di
   if (options.config.direct_io && !e->direct_) {
     CAIRN_LOG_INFO("engine {}: O_DIRECT not supported here; writing through the page cache", dir);
   }
+  if (e->direct_) {
+    // The alignment every O_DIRECT write of this engine uses, fixed for its lifetime.
+    const std::string probe = dir + "/align.tmp";
+    CAIRN_ASSIGN_OR_RETURN(auto f, env->OpenFile(probe, {.create = true, .direct = true}));
+    e->align_ = std::max<size_t>(f->DirectAlignment(), format::kRecordAlignment);
+    f.reset();
+    CAIRN_RETURN_IF_ERROR(env->DeleteFile(probe));
+    if (e->align_ > kMaxDirectAlign) return Status::NotSupported("direct-I/O alignment above 4 KiB");
+  }
   const uint64_t start = options.clock->NowMicros();
   CAIRN_RETURN_IF_ERROR(e->Recover().WithContext("engine " + dir + ": recovery"));
   e->recovery_micros_ = options.clock->NowMicros() - start;
@@ -582,7 +591,6 @@ Result<std::shared_ptr<Engine::Segment>> Engine::CreateSegment(uint32_t id, bool
     if (!dr.ok()) return cleanup(dr.status());
     seg->direct_reader = std::move(*dr);
   }
-  align_ = direct_ ? std::max<size_t>(seg->writer->DirectAlignment(), format::kRecordAlignment) : 1;
   return seg;
 }
 
@@ -612,6 +620,7 @@ Status Engine::RollSegment() {
     id = next_segment_id_++;
     creating_.insert(id);
   }
+  if (options_.sync_point) options_.sync_point("RollSegment:IdAllocated");
   auto created = CreateSegment(id, /*compaction_output=*/false);
   std::lock_guard<std::mutex> l(mu_);
   creating_.erase(id);

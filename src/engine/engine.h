@@ -96,6 +96,10 @@ struct EngineStats {
 struct EngineOptions {
   EngineConfig config;
   io::Clock* clock = io::SystemClock::Default();
+  // Tests only: called with the name of a point in the engine's code when execution reaches it,
+  // so that a test can force one interleaving (RocksDB's TEST_SYNC_POINT, at run time). Points:
+  // "RollSegment:IdAllocated" (commit thread, no engine lock held). Null in production.
+  std::function<void(std::string_view point)> sync_point;
 };
 
 class Engine {
@@ -196,7 +200,7 @@ class Engine {
   const std::string dir_;
   const EngineOptions options_;
   bool direct_ = false;        // segments written with O_DIRECT
-  size_t align_ = 1;           // O_DIRECT alignment of the active segment's writes
+  size_t align_ = 1;           // O_DIRECT write alignment, fixed in Open (1 without O_DIRECT)
   size_t read_align_ = 1;      // alignment for reads when direct_reads
 
   // mu_ guards the index, the segment table and the compaction bookkeeping. Held only for

@@ -533,6 +533,30 @@ TEST_F(EngineTest, CompactionUnderConcurrentAppendsReadsAndDeletes) {
   verify();
 }
 
+// Regression: a compaction that wrote its MANIFEST while a new segment was being created left
+// that segment out (with a highest id covering it), so recovery deleted it with the acknowledged
+// chunks in it. The sync point runs a compaction exactly in that window.
+TEST_F(EngineTest, ManifestWrittenWhileASegmentIsCreatedKeepsIt) {
+  for (uint64_t i = 0; i < 30; ++i) ASSERT_OK(Append(i, 100000));  // a few sealed segments
+  for (uint64_t i = 0; i < 20; ++i) ASSERT_OK(engine_->Delete(Id(i)));
+  std::atomic<int> fired{0};
+  engine_.reset();
+  options_.sync_point = [&](std::string_view point) {
+    if (point == "RollSegment:IdAllocated" && fired.fetch_add(1) == 0) {
+      auto r = engine_->CompactNow(/*force=*/true);
+      EXPECT_TRUE(r.ok()) << r.status().ToString();
+    }
+  };
+  Open();  // the first append after opening creates a new segment
+  for (uint64_t i = 100; i < 105; ++i) ASSERT_OK(Append(i, 1000));
+  EXPECT_EQ(fired.load(), 1);
+  EXPECT_GE(engine_->Stats().compactions, 1u);
+  options_.sync_point = nullptr;
+  CrashReopen();
+  for (uint64_t i = 100; i < 105; ++i) ExpectChunk(i, 1000);
+  for (uint64_t i = 20; i < 30; ++i) ExpectChunk(i, 100000);
+}
+
 TEST_F(EngineTest, StatsAccountLiveAndDeadBytes) {
   ASSERT_OK(Append(1, 10000));
   ASSERT_OK(Append(2, 10000));

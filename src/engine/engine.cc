@@ -244,6 +244,7 @@ Result<std::unique_ptr<Engine>> Engine::Open(io::Env* env, const std::string& di
     std::lock_guard<std::mutex> l(e->maintenance_mu_);
     CAIRN_RETURN_IF_ERROR(e->CheckpointLocked());
   }
+  e->opened_ = true;
   e->commit_thread_ = std::thread([raw = e.get()] { raw->CommitLoop(); });
   e->bg_thread_ = std::thread([raw = e.get()] { raw->BackgroundLoop(); });
   return e;
@@ -1505,6 +1506,8 @@ Status Engine::Close() {
     SealSegment(*active_);
     active_.reset();
   }
+  // An engine whose recovery did not finish must not persist its half-built index.
+  if (!opened_) return Status::OK();
   std::lock_guard<std::mutex> l(maintenance_mu_);
   return CheckpointLocked();
 }

@@ -234,6 +234,7 @@ class Engine {
   bool stop_ = false;  // GUARDED_BY(bg_mu_)
   std::thread bg_thread_;
   std::atomic<bool> closed_{false};
+  bool opened_ = false;  // recovery finished; set once in Open before any thread starts
 
   // Counters for Stats().
   std::atomic<uint64_t> appends_{0}, deletes_{0}, group_commits_{0}, corruptions_{0};

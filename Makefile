@@ -19,7 +19,7 @@ build: configure
 # $(DATA), through a short mixed benchmark.
 run: build
 	@mkdir -p $(DATA)
-	$(CAIRN) bench engine --dir $(DATA)/engine --workload mixed --size 65536 --concurrency 8 --duration 5
+	$(CAIRN) bench engine --dir $(DATA)/engine --workload mixed --size 65536 --prefill 2048 --concurrency 8 --duration 5
 
 test: build
 	@cd $(BUILD_DIR) && ctest --output-on-failure -j2 --timeout 900

@@ -1,0 +1,173 @@
+#include "gateway/crypto.h"
+
+#include <openssl/core_names.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/params.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <utility>
+
+#include "gateway/text.h"
+
+namespace cairn::gateway::crypto {
+namespace {
+
+// libcrypto fails on these fixed, always-available algorithms only when it cannot allocate.
+[[noreturn]] void CryptoFailure(const char* what) {
+  std::fprintf(stderr, "cairn: libcrypto failed in %s (out of memory?)\n", what);
+  std::abort();
+}
+
+void Check(int rc, const char* what) {
+  if (rc != 1) CryptoFailure(what);
+}
+
+EVP_MD_CTX* NewDigestCtx(const EVP_MD* md) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  if (ctx == nullptr) CryptoFailure("EVP_MD_CTX_new");
+  Check(EVP_DigestInit_ex(ctx, md, nullptr), "EVP_DigestInit_ex");
+  return ctx;
+}
+
+template <size_t N>
+std::array<uint8_t, N> OneShotDigest(const EVP_MD* md, std::span<const std::byte> data) {
+  std::array<uint8_t, N> out{};
+  unsigned int len = 0;
+  Check(EVP_Digest(data.data(), data.size(), out.data(), &len, md, nullptr), "EVP_Digest");
+  if (len != N) CryptoFailure("EVP_Digest length");
+  return out;
+}
+
+template <size_t N>
+std::array<uint8_t, N> FinishAndReset(EVP_MD_CTX* ctx) {
+  std::array<uint8_t, N> out{};
+  unsigned int len = 0;
+  Check(EVP_DigestFinal_ex(ctx, out.data(), &len), "EVP_DigestFinal_ex");
+  if (len != N) CryptoFailure("EVP_DigestFinal_ex length");
+  Check(EVP_DigestInit_ex(ctx, nullptr, nullptr), "EVP_DigestInit_ex");
+  return out;
+}
+
+// The HMAC implementation, fetched once per process (the fetch is the costly part).
+EVP_MAC* HmacAlgorithm() {
+  static EVP_MAC* const mac = [] {
+    EVP_MAC* m = EVP_MAC_fetch(nullptr, OSSL_MAC_NAME_HMAC, nullptr);
+    if (m == nullptr) CryptoFailure("EVP_MAC_fetch(HMAC)");
+    return m;
+  }();
+  return mac;
+}
+
+bool IsBase64Char(char c) {
+  return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' || c == '/';
+}
+
+}  // namespace
+
+Sha256Digest Sha256(std::span<const std::byte> data) { return OneShotDigest<kSha256Size>(EVP_sha256(), data); }
+
+Md5Digest Md5(std::span<const std::byte> data) { return OneShotDigest<kMd5Size>(EVP_md5(), data); }
+
+Sha256Digest HmacSha256(std::span<const uint8_t> key, std::string_view data) {
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(HmacAlgorithm());
+  if (ctx == nullptr) CryptoFailure("EVP_MAC_CTX_new");
+  char digest_name[] = "SHA256";
+  const OSSL_PARAM params[] = {
+      OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest_name, 0),
+      OSSL_PARAM_construct_end(),
+  };
+  Sha256Digest out{};
+  size_t len = 0;
+  // An empty key is legal for HMAC; pass a valid pointer all the same.
+  static const uint8_t kNoKey = 0;
+  const uint8_t* key_ptr = key.empty() ? &kNoKey : key.data();
+  const bool ok = EVP_MAC_init(ctx, key_ptr, key.size(), params) == 1 &&
+                  EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
+                  EVP_MAC_final(ctx, out.data(), &len, out.size()) == 1 && len == out.size();
+  EVP_MAC_CTX_free(ctx);
+  if (!ok) CryptoFailure("HMAC-SHA256");
+  return out;
+}
+
+std::string HexEncode(std::span<const uint8_t> bytes) {
+  static constexpr char kDigits[] = "0123456789abcdef";
+  std::string out(bytes.size() * 2, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) {
+    out[2 * i] = kDigits[bytes[i] >> 4];
+    out[2 * i + 1] = kDigits[bytes[i] & 0x0f];
+  }
+  return out;
+}
+
+bool HexDecode(std::string_view hex, std::span<uint8_t> out) {
+  if (hex.size() != out.size() * 2) return false;
+  for (size_t i = 0; i < out.size(); ++i) {
+    const int hi = HexDigitValue(hex[2 * i]);
+    const int lo = HexDigitValue(hex[2 * i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out[i] = static_cast<uint8_t>((hi << 4) | lo);
+  }
+  return true;
+}
+
+std::string Base64Encode(std::span<const uint8_t> bytes) {
+  // EVP_EncodeBlock writes 4 characters per 3 bytes (rounded up) plus a NUL.
+  std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
+  const int n =
+      EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()), bytes.data(), static_cast<int>(bytes.size()));
+  out.resize(static_cast<size_t>(n));
+  return out;
+}
+
+std::optional<std::string> Base64Decode(std::string_view text) {
+  if (text.size() % 4 != 0) return std::nullopt;
+  if (text.empty()) return std::string();
+  size_t padding = 0;
+  if (text.back() == '=') ++padding;
+  if (text.size() >= 2 && text[text.size() - 2] == '=') ++padding;
+  for (size_t i = 0; i < text.size() - padding; ++i) {
+    if (!IsBase64Char(text[i])) return std::nullopt;
+  }
+  // EVP_DecodeBlock also skips whitespace and accepts other oddities; the checks above leave it
+  // only canonical input. Its output counts the padding as zero bytes, which are trimmed here.
+  std::string out(text.size() / 4 * 3, '\0');
+  const int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                                reinterpret_cast<const unsigned char*>(text.data()), static_cast<int>(text.size()));
+  if (n < 0 || static_cast<size_t>(n) != out.size()) return std::nullopt;
+  out.resize(out.size() - padding);
+  return out;
+}
+
+bool ConstantTimeEquals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  if (a.empty()) return true;
+  return CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+Sha256Hasher::Sha256Hasher() : ctx_(NewDigestCtx(EVP_sha256())) {}
+Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(ctx_); }
+Sha256Hasher::Sha256Hasher(Sha256Hasher&& other) noexcept : ctx_(std::exchange(other.ctx_, nullptr)) {}
+Sha256Hasher& Sha256Hasher::operator=(Sha256Hasher&& other) noexcept {
+  std::swap(ctx_, other.ctx_);
+  return *this;
+}
+void Sha256Hasher::Update(std::span<const std::byte> data) {
+  Check(EVP_DigestUpdate(ctx_, data.data(), data.size()), "EVP_DigestUpdate");
+}
+Sha256Digest Sha256Hasher::Finish() { return FinishAndReset<kSha256Size>(ctx_); }
+
+Md5Hasher::Md5Hasher() : ctx_(NewDigestCtx(EVP_md5())) {}
+Md5Hasher::~Md5Hasher() { EVP_MD_CTX_free(ctx_); }
+Md5Hasher::Md5Hasher(Md5Hasher&& other) noexcept : ctx_(std::exchange(other.ctx_, nullptr)) {}
+Md5Hasher& Md5Hasher::operator=(Md5Hasher&& other) noexcept {
+  std::swap(ctx_, other.ctx_);
+  return *this;
+}
+void Md5Hasher::Update(std::span<const std::byte> data) {
+  Check(EVP_DigestUpdate(ctx_, data.data(), data.size()), "EVP_DigestUpdate");
+}
+Md5Digest Md5Hasher::Finish() { return FinishAndReset<kMd5Size>(ctx_); }
+
+}  // namespace cairn::gateway::crypto

@@ -1,0 +1,30 @@
+// Byte-level text helpers shared by the gateway's parsers: hex digits, UTF-8 decoding and
+// percent-decoding. One definition of each, so that SigV4, XML and name validation agree on
+// what a byte sequence means. Thread-safety: pure functions.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+
+namespace cairn::gateway {
+
+// The value of a hex digit of either case, or -1.
+int HexDigitValue(char c);
+
+// Decodes one UTF-8 sequence at s[*i] and advances *i past it. Returns nullopt, advancing by one
+// byte, for an invalid sequence: a bad lead byte, a truncated sequence, an overlong form, a
+// surrogate or a code point above U+10FFFF (RFC 3629). REQUIRES: *i < s.size().
+std::optional<char32_t> DecodeUtf8(std::string_view s, size_t* i);
+
+// True when `s` is well-formed UTF-8 in the sense of DecodeUtf8.
+bool IsValidUtf8(std::string_view s);
+
+// Decodes %XX escapes (either case of hex) and, when `plus_is_space`, '+' as a space. Fails with
+// InvalidArgument on a '%' not followed by two hex digits. The result is bytes: it is not checked
+// for UTF-8.
+Result<std::string> PercentDecode(std::string_view value, bool plus_is_space);
+
+}  // namespace cairn::gateway

@@ -1,0 +1,300 @@
+#include "object/object_store.h"
+
+#include <algorithm>
+#include <random>
+#include <unordered_set>
+
+#include "common/crc32c.h"
+#include "common/logging.h"
+#include "engine/engine.h"
+
+namespace cairn::object {
+
+// ---- EngineChunkStore ------------------------------------------------------------------------
+
+void EngineChunkStore::AppendAsync(const engine::ChunkId& id, std::span<const std::byte> data, uint32_t crc32c,
+                                   std::function<void(const Status&)> done) {
+  engine_->AppendAsync(id, data, crc32c,
+                       [done = std::move(done)](const Status& s, const engine::ChunkLocation&) { done(s); });
+}
+
+Status EngineChunkStore::Read(const engine::ChunkId& id, uint64_t offset, std::span<std::byte> out) {
+  return engine_->Read(id, offset, out);
+}
+
+Status EngineChunkStore::Delete(const engine::ChunkId& id) { return engine_->Delete(id); }
+
+void EngineChunkStore::ForEachChunk(const std::function<void(const engine::ChunkId&)>& fn) {
+  engine_->ForEachChunk([&](const engine::ChunkInfo& c) { fn(c.id); });
+}
+
+engine::ChunkId NewChunkId() {
+  thread_local std::mt19937_64 gen([] {
+    std::random_device rd;
+    std::seed_seq seq{rd(), rd(), rd(), rd(), rd(), rd(), rd(), rd()};
+    return std::mt19937_64(seq);
+  }());
+  return engine::ChunkId{gen(), gen()};
+}
+
+// ---- ObjectWriter ----------------------------------------------------------------------------
+
+struct ObjectWriter::State : std::enable_shared_from_this<State> {
+  ObjectStore* store = nullptr;
+
+  std::mutex mu;
+  std::vector<std::byte> current;      // GUARDED_BY(mu): the chunk being filled
+  uint64_t taken = 0;                  // GUARDED_BY(mu)
+  uint32_t in_flight = 0;              // GUARDED_BY(mu)
+  std::vector<meta::ChunkRef> chunks;  // GUARDED_BY(mu): every chunk submitted, in order
+  Status error;                        // GUARDED_BY(mu): the first failure
+  std::function<void()> writable;      // GUARDED_BY(mu)
+  bool finishing = false;              // GUARDED_BY(mu): Finish called
+  bool aborted = false;                // GUARDED_BY(mu)
+  bool settled = false;                // GUARDED_BY(mu): commit or clean-up scheduled
+  meta::ObjectRecord record;           // GUARDED_BY(mu): set by Finish
+  meta::WritePrecondition precondition;
+  std::function<void(Result<meta::ObjectRecord>)> done;
+
+  struct Submission {
+    engine::ChunkId id;
+    std::shared_ptr<std::vector<std::byte>> bytes;
+    uint32_t crc = 0;
+  };
+
+  bool WindowOpen() const { return in_flight < store->options_.max_chunks_in_flight; }
+
+  // Moves the filled bytes into a submission and records its ChunkRef.
+  // REQUIRES: mu held, current not empty.
+  Submission TakeChunkLocked() {
+    Submission s;
+    s.id = NewChunkId();
+    s.bytes = std::make_shared<std::vector<std::byte>>(std::move(current));
+    current = {};
+    current.reserve(store->options_.chunk_size);
+    s.crc = crc32c::Value(*s.bytes);
+    const uint64_t offset = chunks.empty() ? 0 : chunks.back().offset + chunks.back().length;
+    chunks.push_back(meta::ChunkRef{s.id, offset, static_cast<uint32_t>(s.bytes->size()), s.crc});
+    ++in_flight;
+    return s;
+  }
+
+  // REQUIRES: mu not held (the store may call back at once).
+  void Submit(Submission s) {
+    auto self = shared_from_this();
+    std::span<const std::byte> data(*s.bytes);
+    store->chunks_->AppendAsync(s.id, data, s.crc,
+                                [self, bytes = s.bytes](const Status& st) { self->ChunkDone(st); });
+  }
+
+  void ChunkDone(const Status& s) {
+    std::function<void()> cb;
+    bool settle = false;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      --in_flight;
+      if (!s.ok() && error.ok()) error = s;
+      if (writable && (WindowOpen() || !error.ok())) cb = std::move(writable);
+      settle = ReadyToSettleLocked();
+    }
+    if (cb) cb();
+    if (settle) ScheduleSettle();
+  }
+
+  // True (once) when every chunk is back and the writer was finished or aborted.
+  bool ReadyToSettleLocked() {
+    if (settled || in_flight != 0 || !(finishing || aborted)) return false;
+    settled = true;
+    return true;
+  }
+
+  void ScheduleSettle() {
+    auto self = shared_from_this();
+    store->blocking_->Post([self] { self->Settle(); });
+  }
+
+  // Runs on the blocking executor once no chunk is in flight.
+  void Settle() {
+    std::vector<meta::ChunkRef> written;
+    Status failure;
+    bool commit;
+    meta::ObjectRecord rec;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      written = chunks;
+      failure = error;
+      commit = finishing && !aborted && error.ok();
+      if (commit) {
+        rec = record;
+        rec.size = taken;
+        rec.chunks = chunks;
+      }
+    }
+    if (!commit) {
+      Status r = store->Reclaim(written);
+      if (!r.ok()) CAIRN_LOG_WARN("object writer: reclaiming chunks of an abandoned write: {}", r.ToString());
+      if (done) done(failure.ok() ? Status::Cancelled("write aborted") : failure);
+      return;
+    }
+    std::optional<meta::ObjectRecord> replaced;
+    Status s = store->meta_->PutObject(rec, precondition, &replaced);
+    if (!s.ok()) {
+      Status r = store->Reclaim(written);
+      if (!r.ok()) CAIRN_LOG_WARN("object writer: reclaiming chunks of a failed commit: {}", r.ToString());
+      done(s);
+      return;
+    }
+    if (replaced) {
+      Status r = store->Reclaim(replaced->chunks);
+      if (!r.ok()) CAIRN_LOG_WARN("object {}/{}: reclaiming the replaced version: {}", rec.bucket, rec.key, r.ToString());
+    }
+    done(std::move(rec));
+  }
+};
+
+ObjectWriter::~ObjectWriter() {
+  bool finished;
+  {
+    std::lock_guard<std::mutex> l(state_->mu);
+    finished = state_->finishing || state_->aborted;
+  }
+  if (!finished) Abort();
+}
+
+size_t ObjectWriter::Write(std::span<const std::byte> data) {
+  State& st = *state_;
+  const uint32_t chunk_size = st.store->options_.chunk_size;
+  size_t took = 0;
+  while (true) {
+    std::unique_lock<std::mutex> l(st.mu);
+    if (!st.error.ok() || st.finishing || st.aborted) break;
+    if (st.current.size() == chunk_size) {
+      if (!st.WindowOpen()) break;
+      auto sub = st.TakeChunkLocked();
+      l.unlock();
+      st.Submit(std::move(sub));
+      continue;
+    }
+    if (took == data.size()) break;
+    const size_t n = std::min<size_t>(chunk_size - st.current.size(), data.size() - took);
+    st.current.insert(st.current.end(), data.begin() + static_cast<ptrdiff_t>(took),
+                      data.begin() + static_cast<ptrdiff_t>(took + n));
+    st.taken += n;
+    took += n;
+  }
+  return took;
+}
+
+void ObjectWriter::OnWritable(std::function<void()> fn) {
+  {
+    std::lock_guard<std::mutex> l(state_->mu);
+    if (state_->WindowOpen() == false && state_->error.ok()) {
+      state_->writable = std::move(fn);
+      return;
+    }
+  }
+  fn();
+}
+
+uint64_t ObjectWriter::size() const {
+  std::lock_guard<std::mutex> l(state_->mu);
+  return state_->taken;
+}
+
+void ObjectWriter::Finish(meta::ObjectRecord record, meta::WritePrecondition precondition,
+                          std::function<void(Result<meta::ObjectRecord>)> done) {
+  State& st = *state_;
+  std::optional<State::Submission> last;
+  bool settle;
+  {
+    std::lock_guard<std::mutex> l(st.mu);
+    st.finishing = true;
+    st.record = std::move(record);
+    st.precondition = std::move(precondition);
+    st.done = std::move(done);
+    if (!st.current.empty() && st.error.ok()) last = st.TakeChunkLocked();
+    settle = st.ReadyToSettleLocked();
+  }
+  if (last) st.Submit(std::move(*last));
+  if (settle) st.ScheduleSettle();
+}
+
+void ObjectWriter::Abort() {
+  bool settle;
+  {
+    std::lock_guard<std::mutex> l(state_->mu);
+    if (state_->finishing || state_->aborted) return;
+    state_->aborted = true;
+    settle = state_->ReadyToSettleLocked();
+  }
+  if (settle) state_->ScheduleSettle();
+}
+
+// ---- ObjectStore -----------------------------------------------------------------------------
+
+ObjectStore::ObjectStore(ChunkStore* chunks, meta::MetaStore* meta, Executor* blocking, ObjectStoreOptions options)
+    : chunks_(chunks), meta_(meta), blocking_(blocking), options_(options) {}
+
+std::unique_ptr<ObjectWriter> ObjectStore::NewWriter() {
+  auto state = std::make_shared<ObjectWriter::State>();
+  state->store = this;
+  state->current.reserve(options_.chunk_size);
+  return std::unique_ptr<ObjectWriter>(new ObjectWriter(std::move(state)));
+}
+
+Status ObjectStore::ReadRange(const meta::ObjectRecord& record, uint64_t offset, std::span<std::byte> out) {
+  if (offset > record.size || out.size() > record.size - offset) {
+    return Status::InvalidArgument("range past the end of the object");
+  }
+  const uint64_t end = offset + out.size();
+  // Chunks are in offset order; find the first that ends after `offset`.
+  auto it = std::upper_bound(record.chunks.begin(), record.chunks.end(), offset,
+                             [](uint64_t off, const meta::ChunkRef& c) { return off < c.offset + c.length; });
+  for (; it != record.chunks.end() && it->offset < end; ++it) {
+    const uint64_t from = std::max(offset, it->offset);
+    const uint64_t to = std::min(end, it->offset + it->length);
+    CAIRN_RETURN_IF_ERROR(chunks_->Read(it->id, from - it->offset, out.subspan(from - offset, to - from))
+                              .WithContext("object " + record.bucket + "/" + record.key));
+  }
+  return Status::OK();
+}
+
+Result<meta::ObjectRecord> ObjectStore::Delete(std::string_view bucket, std::string_view key) {
+  CAIRN_ASSIGN_OR_RETURN(meta::ObjectRecord record, meta_->DeleteObject(bucket, key));
+  Status r = Reclaim(record.chunks);
+  if (!r.ok()) CAIRN_LOG_WARN("object {}/{}: reclaiming chunks after delete: {}", record.bucket, record.key, r.ToString());
+  return record;
+}
+
+Status ObjectStore::Reclaim(const std::vector<meta::ChunkRef>& chunks) {
+  Status first;
+  for (const auto& c : chunks) {
+    Status s = chunks_->Delete(c.id);
+    if (!s.ok() && !s.IsNotFound() && first.ok()) first = s;
+  }
+  return first;
+}
+
+Result<uint64_t> ObjectStore::CollectOrphans() {
+  std::unordered_set<engine::ChunkId> referenced;
+  CAIRN_RETURN_IF_ERROR(meta_->ForEachChunkRef([&](const meta::ChunkRef& c) {
+    referenced.insert(c.id);
+    return Status::OK();
+  }));
+  std::vector<engine::ChunkId> orphans;
+  chunks_->ForEachChunk([&](const engine::ChunkId& id) {
+    if (!referenced.contains(id)) orphans.push_back(id);
+  });
+  uint64_t deleted = 0;
+  for (const auto& id : orphans) {
+    Status s = chunks_->Delete(id);
+    if (s.ok()) {
+      ++deleted;
+    } else if (!s.IsNotFound()) {
+      return s;
+    }
+  }
+  return deleted;
+}
+
+}  // namespace cairn::object

@@ -201,7 +201,6 @@ class Engine {
   const EngineOptions options_;
   bool direct_ = false;        // segments written with O_DIRECT
   size_t align_ = 1;           // O_DIRECT write alignment, fixed in Open (1 without O_DIRECT)
-  size_t read_align_ = 1;      // alignment for reads when direct_reads
 
   // mu_ guards the index, the segment table and the compaction bookkeeping. Held only for
   // lookups and updates, never across I/O.

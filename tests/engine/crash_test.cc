@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "common/crc32c.h"
+#include "engine/crash_payload.h"
 #include "engine/engine.h"
 #include "engine/format.h"
 #include "io/file.h"
@@ -54,24 +55,8 @@ constexpr uint64_t kLiveBytesHigh = 48ull << 20;
 constexpr uint64_t kLiveBytesLow = 24ull << 20;
 constexpr int kMaxReportedMismatches = 20;
 
-uint64_t SplitMix64(uint64_t& state) {
-  state += 0x9E3779B97F4A7C15ull;
-  uint64_t z = state;
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
-}
-
-// Must stay identical to ChunkPayload in tests/tools/engine_crash_child.cc.
-std::vector<std::byte> ChunkPayload(const ChunkId& id, size_t length) {
-  std::vector<std::byte> out(length);
-  uint64_t state = id.hi ^ (id.lo * 0xD1B54A32D192ED03ull);
-  for (size_t i = 0; i < length; i += sizeof(uint64_t)) {
-    const uint64_t v = SplitMix64(state);
-    std::memcpy(out.data() + i, &v, std::min(sizeof(uint64_t), length - i));
-  }
-  return out;
-}
+using crash::ChunkPayload;
+using crash::SplitMix64;
 
 uint64_t EnvOr(const char* name, uint64_t fallback) {
   const char* v = std::getenv(name);

@@ -209,76 +209,73 @@ TEST_F(ObjectStoreTest, OrphansFromUncommittedWritesAreCollected) {
   ExpectObject("kept", Body(1, 100000));
 }
 
-TEST(ObjectWriterTest, WindowBoundsChunksInFlight) {
-  FakeChunkStore chunks;
-  test::TempDir dir;
-  auto m = meta::RocksDbMetaStore::Open(dir.path());
-  ASSERT_OK(m);
-  meta::BucketInfo b;
-  b.name = "b";
-  ASSERT_OK((*m)->CreateBucket(b));
-  ThreadPool pool(1);
-  ObjectStore store(&chunks, m->get(), &pool, ObjectStoreOptions{1000, 2});
+// The writer alone, over a chunk store whose completions the test controls.
+class ObjectWriterTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    auto m = meta::RocksDbMetaStore::Open(dir_.path());
+    ASSERT_OK(m);
+    meta_ = std::move(*m);
+    meta::BucketInfo b;
+    b.name = "b";
+    ASSERT_OK(meta_->CreateBucket(b));
+  }
+
+  FakeChunkStore chunks_;
+  test::TempDir dir_;
+  std::unique_ptr<meta::MetaStore> meta_;
+  ThreadPool pool_{1};
+};
+
+TEST_F(ObjectWriterTest, WindowBoundsChunksInFlight) {
+  ObjectStore store(&chunks_, meta_.get(), &pool_, ObjectStoreOptions{1000, 2});
   auto w = store.NewWriter();
   auto body = Body(1, 10000);
   // Two chunks go out, a third fills the buffer, then nothing more is taken.
   EXPECT_EQ(w->Write(body), 3000u);
-  EXPECT_EQ(chunks.Pending(), 2u);
+  EXPECT_EQ(chunks_.Pending(), 2u);
   EXPECT_EQ(w->Write(std::span(body).subspan(3000)), 0u);
   std::promise<void> writable;
   w->OnWritable([&] { writable.set_value(); });
-  chunks.CompleteOne();
+  chunks_.CompleteOne();
   writable.get_future().wait();
   EXPECT_EQ(w->Write(std::span(body).subspan(3000)), 1000u);
   std::promise<Result<meta::ObjectRecord>> done;
   w->Finish(Record("k"), {}, [&](Result<meta::ObjectRecord> r) { done.set_value(std::move(r)); });
-  while (chunks.Pending() > 0) chunks.CompleteOne();
+  while (chunks_.Pending() > 0) chunks_.CompleteOne();
   auto r = done.get_future().get();
   ASSERT_OK(r);
   EXPECT_EQ(r->size, 4000u);
   EXPECT_EQ(r->chunks.size(), 4u);
 }
 
-TEST(ObjectWriterTest, AChunkFailureFailsTheWriteAndRemovesWhatWasStored) {
-  FakeChunkStore chunks;
-  test::TempDir dir;
-  auto m = meta::RocksDbMetaStore::Open(dir.path());
-  ASSERT_OK(m);
-  meta::BucketInfo b;
-  b.name = "b";
-  ASSERT_OK((*m)->CreateBucket(b));
-  ThreadPool pool(1);
-  ObjectStore store(&chunks, m->get(), &pool, ObjectStoreOptions{1000, 4});
+TEST_F(ObjectWriterTest, AChunkFailureFailsTheWriteAndRemovesWhatWasStored) {
+  ObjectStore store(&chunks_, meta_.get(), &pool_, ObjectStoreOptions{1000, 4});
   auto w = store.NewWriter();
   auto body = Body(1, 2500);
   EXPECT_EQ(w->Write(body), 2500u);
   std::promise<Result<meta::ObjectRecord>> done;
   w->Finish(Record("k"), {}, [&](Result<meta::ObjectRecord> r) { done.set_value(std::move(r)); });
-  chunks.CompleteOne();
-  chunks.CompleteOne(Status::IOError("disk"));
-  chunks.CompleteOne();
+  chunks_.CompleteOne();
+  chunks_.CompleteOne(Status::IOError("disk"));
+  chunks_.CompleteOne();
   auto r = done.get_future().get();
   EXPECT_TRUE(r.status().IsIOError());
-  EXPECT_EQ(chunks.Stored(), 0u);
-  EXPECT_TRUE((*m)->GetObject("b", "k").status().IsNotFound());
+  EXPECT_EQ(chunks_.Stored(), 0u);
+  EXPECT_TRUE(meta_->GetObject("b", "k").status().IsNotFound());
 }
 
-TEST(ObjectWriterTest, AbandonedWriterRemovesItsChunks) {
-  FakeChunkStore chunks;
-  test::TempDir dir;
-  auto m = meta::RocksDbMetaStore::Open(dir.path());
-  ASSERT_OK(m);
-  ThreadPool pool(1);
-  ObjectStore store(&chunks, m->get(), &pool, ObjectStoreOptions{1000, 4});
+TEST_F(ObjectWriterTest, AbandonedWriterRemovesItsChunks) {
+  ObjectStore store(&chunks_, meta_.get(), &pool_, ObjectStoreOptions{1000, 4});
   {
     auto w = store.NewWriter();
     auto body = Body(1, 3000);
     EXPECT_EQ(w->Write(body), 3000u);
   }  // destroyed without Finish
-  while (chunks.Pending() > 0) chunks.CompleteOne();
-  // The clean-up runs on the pool once both chunks are back.
-  for (int i = 0; i < 1000 && chunks.Stored() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
-  EXPECT_EQ(chunks.Stored(), 0u);
+  while (chunks_.Pending() > 0) chunks_.CompleteOne();
+  // The clean-up runs on the pool once every chunk is back.
+  for (int i = 0; i < 1000 && chunks_.Stored() != 0; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  EXPECT_EQ(chunks_.Stored(), 0u);
 }
 
 }  // namespace

@@ -343,65 +343,78 @@ struct WorkerStats {
   std::array<uint64_t, kNumOpKinds> ops{};
 };
 
-// Runs `concurrency` threads for `duration_s`, each keeping `depth` appends in flight through
-// AppendAsync; latency is measured from submission to the completion callback.
-Result<Json> RunAsyncAppends(Engine& engine, const EngineBenchOptions& options, const Payload& payload) {
-  const uint32_t n = std::max<uint32_t>(1, options.concurrency);
+struct WorkerRun {
   std::vector<std::unique_ptr<WorkerStats>> stats;
-  for (uint32_t t = 0; t < n; ++t) stats.push_back(std::make_unique<WorkerStats>());
-  FirstError error;
+  double elapsed = 0;  // seconds from the common start until every worker returned
+};
+
+// Starts `n` threads at the same moment, each running body(stats, rng, deadline) with its own
+// stats and a seeded Rng, waits for all of them, and measures the elapsed time.
+template <typename Body>
+WorkerRun RunWorkers(uint32_t n, double duration_s, Body&& body) {
+  WorkerRun run;
+  for (uint32_t t = 0; t < n; ++t) run.stats.push_back(std::make_unique<WorkerStats>());
   std::latch go(1);
-  Clock::time_point start;
   Clock::time_point deadline;
   const uint64_t seed = RandomSeed();
   std::vector<std::thread> workers;
   for (uint32_t t = 0; t < n; ++t) {
     workers.emplace_back([&, t] {
-      WorkerStats& ws = *stats[t];
       Rng rng(seed ^ (0x2545F4914F6CDD1Dull * (t + 1)));
-      std::mutex mu;
-      std::condition_variable cv;
-      uint32_t in_flight = 0;  // guarded by mu
-      go.wait();
-      std::unique_lock<std::mutex> l(mu);
-      while (!error.failed() && Clock::now() < deadline) {
-        cv.wait(l, [&] { return in_flight < options.depth; });
-        ++in_flight;
-        l.unlock();
-        const Clock::time_point t0 = Clock::now();
-        engine.AppendAsync(rng.NextId(), payload.bytes, payload.crc,
-                           [&, t0](const Status& s, const engine::ChunkLocation&) {
-                             if (!s.ok()) {
-                               error.Set(s.WithContext("append"));
-                             } else {
-                               ws.latency[kOpAppend].Record(ElapsedMicros(t0, Clock::now()));
-                             }
-                             std::lock_guard<std::mutex> g(mu);
-                             if (s.ok()) ++ws.ops[kOpAppend];
-                             --in_flight;
-                             cv.notify_one();
-                           });
-        l.lock();
-      }
-      cv.wait(l, [&] { return in_flight == 0; });
+      go.wait();  // deadline is written before go is counted down
+      body(*run.stats[t], rng, deadline);
     });
   }
-  start = Clock::now();
-  deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.duration_s));
+  const Clock::time_point start = Clock::now();
+  deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
   go.count_down();
   for (std::thread& w : workers) w.join();
-  const double elapsed = Seconds(Clock::now() - start);
+  run.elapsed = Seconds(Clock::now() - start);
+  return run;
+}
+
+// Runs `concurrency` threads for `duration_s`, each keeping `depth` appends in flight through
+// AppendAsync; latency is measured from submission to the completion callback.
+Result<Json> RunAsyncAppends(Engine& engine, const EngineBenchOptions& options, const Payload& payload) {
+  const uint32_t n = std::max<uint32_t>(1, options.concurrency);
+  FirstError error;
+  WorkerRun run = RunWorkers(n, options.duration_s, [&](WorkerStats& ws, Rng& rng, Clock::time_point deadline) {
+    std::mutex mu;
+    std::condition_variable cv;
+    uint32_t in_flight = 0;  // guarded by mu
+    std::unique_lock<std::mutex> l(mu);
+    while (!error.failed() && Clock::now() < deadline) {
+      cv.wait(l, [&] { return in_flight < options.depth; });
+      ++in_flight;
+      l.unlock();
+      const Clock::time_point t0 = Clock::now();
+      engine.AppendAsync(rng.NextId(), payload.bytes, payload.crc,
+                         [&, t0](const Status& s, const engine::ChunkLocation&) {
+                           if (!s.ok()) {
+                             error.Set(s.WithContext("append"));
+                           } else {
+                             ws.latency[kOpAppend].Record(ElapsedMicros(t0, Clock::now()));
+                           }
+                           std::lock_guard<std::mutex> g(mu);
+                           if (s.ok()) ++ws.ops[kOpAppend];
+                           --in_flight;
+                           cv.notify_one();
+                         });
+      l.lock();
+    }
+    cv.wait(l, [&] { return in_flight == 0; });
+  });
   if (error.failed()) return error.status();
   LatencyMerge all;
-  for (const auto& ws : stats) all.Add(ws->latency[kOpAppend]);
+  for (const auto& ws : run.stats) all.Add(ws->latency[kOpAppend]);
   Json out;
   out["concurrency"] = n;
   out["depth"] = options.depth;
-  out["duration_s"] = elapsed;
+  out["duration_s"] = run.elapsed;
   all.Report(out);
   const double ops = static_cast<double>(all.count());
-  out["ops_per_sec"] = ops / elapsed;
-  out["mb_per_sec"] = ops * static_cast<double>(options.size) / kBytesPerMb / elapsed;
+  out["ops_per_sec"] = ops / run.elapsed;
+  out["mb_per_sec"] = ops * static_cast<double>(options.size) / kBytesPerMb / run.elapsed;
   return out;
 }
 
@@ -410,53 +423,38 @@ Result<Json> RunAsyncAppends(Engine& engine, const EngineBenchOptions& options, 
 Result<Json> RunTimed(Engine& engine, const EngineBenchOptions& options, const Payload& payload,
                       const std::vector<ChunkId>& ids, double read_fraction) {
   const uint32_t n = std::max<uint32_t>(1, options.concurrency);
-  std::vector<std::unique_ptr<WorkerStats>> stats;
-  for (uint32_t t = 0; t < n; ++t) stats.push_back(std::make_unique<WorkerStats>());
   FirstError error;
-  std::latch go(1);
-  Clock::time_point start;
-  Clock::time_point deadline;
-  const uint64_t seed = RandomSeed();
-  std::vector<std::thread> workers;
-  for (uint32_t t = 0; t < n; ++t) {
-    workers.emplace_back([&, t] {
-      WorkerStats& ws = *stats[t];
-      Rng rng(seed ^ (0x2545F4914F6CDD1Dull * (t + 1)));
-      std::vector<std::byte> out(payload.bytes.size());
-      bool checked = false;
-      go.wait();  // start and deadline are written before go is counted down
-      while (!error.failed()) {
-        const bool read = read_fraction >= 1.0 || (read_fraction > 0.0 && rng.Unit() < read_fraction);
-        const Clock::time_point t0 = Clock::now();
-        Status s;
-        if (read) {
-          const ChunkId& id = ids[rng.Below(ids.size())];
-          s = engine.Read(id, /*offset=*/0, out);
-          if (s.ok() && !checked) {
-            checked = true;
-            if (out != payload.bytes) s = Status::Corruption("read returned bytes that differ from what was appended");
-          }
-        } else {
-          s = engine.Append(rng.NextId(), payload.bytes, payload.crc).status();
+  WorkerRun run = RunWorkers(n, options.duration_s, [&](WorkerStats& ws, Rng& rng, Clock::time_point deadline) {
+    std::vector<std::byte> out(payload.bytes.size());
+    bool checked = false;
+    while (!error.failed()) {
+      const bool read = read_fraction >= 1.0 || (read_fraction > 0.0 && rng.Unit() < read_fraction);
+      const Clock::time_point t0 = Clock::now();
+      Status s;
+      if (read) {
+        const ChunkId& id = ids[rng.Below(ids.size())];
+        s = engine.Read(id, /*offset=*/0, out);
+        if (s.ok() && !checked) {
+          checked = true;
+          if (out != payload.bytes) s = Status::Corruption("read returned bytes that differ from what was appended");
         }
-        const Clock::time_point t1 = Clock::now();
-        if (!s.ok()) {
-          error.Set(s.WithContext(read ? "read" : "append"));
-          break;
-        }
-        const size_t kind = read ? kOpRead : kOpAppend;
-        ws.latency[kind].Record(ElapsedMicros(t0, t1));
-        ++ws.ops[kind];
-        if (t1 >= deadline) break;
+      } else {
+        s = engine.Append(rng.NextId(), payload.bytes, payload.crc).status();
       }
-    });
-  }
-  start = Clock::now();
-  deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(options.duration_s));
-  go.count_down();
-  for (std::thread& w : workers) w.join();
-  const double elapsed = Seconds(Clock::now() - start);
+      const Clock::time_point t1 = Clock::now();
+      if (!s.ok()) {
+        error.Set(s.WithContext(read ? "read" : "append"));
+        break;
+      }
+      const size_t kind = read ? kOpRead : kOpAppend;
+      ws.latency[kind].Record(ElapsedMicros(t0, t1));
+      ++ws.ops[kind];
+      if (t1 >= deadline) break;
+    }
+  });
   if (error.failed()) return error.status();
+  const double elapsed = run.elapsed;
+  const auto& stats = run.stats;
 
   LatencyMerge all;
   std::array<LatencyMerge, kNumOpKinds> by_kind;

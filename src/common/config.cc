@@ -271,24 +271,6 @@ std::string_view TrimSpace(std::string_view s) {
   return s;
 }
 
-void AddSizeFlag(CLI::App& app, const std::string& name, uint64_t* field, const std::string& help) {
-  const CLI::Validator size_check(
-      [](std::string& text) -> std::string {
-        Result<uint64_t> parsed = ParseByteSize(text);
-        return parsed.ok() ? std::string() : parsed.status().message();
-      },
-      /*validator_desc=*/"");
-  app.add_option_function<std::string>(
-         name,
-         [field](const std::string& text) {
-           Result<uint64_t> parsed = ParseByteSize(text);
-           if (parsed.ok()) *field = *parsed;  // always ok: size_check ran first
-         },
-         help)
-      ->check(size_check)
-      ->type_name("SIZE")
-      ->default_str(FormatByteSize(*field));
-}
 
 // CLI11 2.1 reads "-3" into a uint64_t as 2^64-3 and its Range checks only after converting, so
 // integer flags are checked as text first.
@@ -310,6 +292,25 @@ void AddBoolFlag(CLI::App& app, const std::string& name, bool* field, const std:
 }
 
 }  // namespace
+
+void AddSizeFlag(CLI::App& app, const std::string& name, uint64_t* field, const std::string& help) {
+  const CLI::Validator size_check(
+      [](std::string& text) -> std::string {
+        Result<uint64_t> parsed = ParseByteSize(text);
+        return parsed.ok() ? std::string() : parsed.status().message();
+      },
+      /*validator_desc=*/"");
+  app.add_option_function<std::string>(
+         name,
+         [field](const std::string& text) {
+           Result<uint64_t> parsed = ParseByteSize(text);
+           if (parsed.ok()) *field = *parsed;  // always ok: size_check ran first
+         },
+         help)
+      ->check(size_check)
+      ->type_name("SIZE")
+      ->default_str(FormatByteSize(*field));
+}
 
 Result<uint64_t> ParseByteSize(std::string_view text) {
   const std::string_view trimmed = TrimSpace(text);

@@ -89,6 +89,10 @@ Result<Config> ParseConfig(std::string_view toml_text);
 // Reads and parses a TOML file.
 Result<Config> LoadConfigFile(const std::string& path);
 
+// Registers a flag `name` whose value is a size read with ParseByteSize ("4096", "4KiB", "1M"),
+// stored into *field; a value that does not parse is a CLI11 validation error.
+void AddSizeFlag(CLI::App& app, const std::string& name, uint64_t* field, const std::string& help);
+
 // Registers command-line flags for the engine fields (--segment-size, --direct-io, ...) on `app`,
 // bound to `config`. Flags parsed after a file was loaded override the file's values; flags not
 // given leave the field alone. Size flags take ParseByteSize strings; boolean flags also have a

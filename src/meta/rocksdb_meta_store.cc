@@ -27,6 +27,14 @@
 namespace cairn::meta {
 namespace {
 
+// Read options pinned to one snapshot, released when this goes out of scope: every read of a
+// public method sees one consistent state.
+struct SnapshotRead {
+  explicit SnapshotRead(rocksdb::DB* db) : snapshot(db) { options.snapshot = snapshot.snapshot(); }
+  rocksdb::ManagedSnapshot snapshot;
+  rocksdb::ReadOptions options;
+};
+
 // Names of the record counters (meta.md, "Counters").
 constexpr std::string_view kBuckets = "buckets";
 constexpr std::string_view kObjects = "objects";
@@ -261,9 +269,8 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   Result<ObjectRecord> GetObject(std::string_view bucket, std::string_view key) override {
     return Guard("GetObject", [&]() -> Result<ObjectRecord> {
       CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
-      rocksdb::ManagedSnapshot snapshot(db_.get());
-      rocksdb::ReadOptions ro;
-      ro.snapshot = snapshot.snapshot();
+      SnapshotRead snap(db_.get());
+      rocksdb::ReadOptions& ro = snap.options;
       std::optional<ObjectRecord> current;
       CAIRN_RETURN_IF_ERROR(ReadObject(ro, format::ObjectKey(bucket, key), &current));
       if (!current) {
@@ -299,9 +306,8 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   Result<ListObjectsResult> ListObjects(std::string_view bucket, const ListObjectsOptions& options) override {
     return Guard("ListObjects", [&]() -> Result<ListObjectsResult> {
       CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
-      rocksdb::ManagedSnapshot snapshot(db_.get());
-      rocksdb::ReadOptions ro;
-      ro.snapshot = snapshot.snapshot();
+      SnapshotRead snap(db_.get());
+      rocksdb::ReadOptions& ro = snap.options;
       CAIRN_RETURN_IF_ERROR(CheckBucket(ro, bucket));
       return ListObjectsAt(ro, bucket, options);
     });
@@ -365,9 +371,8 @@ class RocksDbMetaStoreImpl final : public MetaStore {
     return Guard("GetUpload", [&]() -> Result<MultipartUpload> {
       CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
       CAIRN_RETURN_IF_ERROR(ValidateUploadId(upload_id));
-      rocksdb::ManagedSnapshot snapshot(db_.get());
-      rocksdb::ReadOptions ro;
-      ro.snapshot = snapshot.snapshot();
+      SnapshotRead snap(db_.get());
+      rocksdb::ReadOptions& ro = snap.options;
       MultipartUpload upload;
       CAIRN_RETURN_IF_ERROR(ReadUpload(ro, bucket, key, upload_id, &upload));
       CAIRN_RETURN_IF_ERROR(ReadParts(ro, upload_id, &upload.parts));
@@ -380,9 +385,8 @@ class RocksDbMetaStoreImpl final : public MetaStore {
     return Guard("ListParts", [&]() -> Result<ListPartsResult> {
       CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
       CAIRN_RETURN_IF_ERROR(ValidateUploadId(upload_id));
-      rocksdb::ManagedSnapshot snapshot(db_.get());
-      rocksdb::ReadOptions ro;
-      ro.snapshot = snapshot.snapshot();
+      SnapshotRead snap(db_.get());
+      rocksdb::ReadOptions& ro = snap.options;
       MultipartUpload upload;
       CAIRN_RETURN_IF_ERROR(ReadUpload(ro, bucket, key, upload_id, &upload));
       ListPartsResult result;
@@ -410,9 +414,8 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   Result<ListUploadsResult> ListUploads(std::string_view bucket, const ListUploadsOptions& options) override {
     return Guard("ListUploads", [&]() -> Result<ListUploadsResult> {
       CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
-      rocksdb::ManagedSnapshot snapshot(db_.get());
-      rocksdb::ReadOptions ro;
-      ro.snapshot = snapshot.snapshot();
+      SnapshotRead snap(db_.get());
+      rocksdb::ReadOptions& ro = snap.options;
       CAIRN_RETURN_IF_ERROR(CheckBucket(ro, bucket));
       const std::string lower = format::UploadKeyPrefixForKeys(bucket, options.prefix);
       // `lower` always starts with "U/", so it has a successor.
@@ -541,9 +544,8 @@ class RocksDbMetaStoreImpl final : public MetaStore {
 
   Status ForEachChunkRef(const std::function<Status(const ChunkRef&)>& fn) override {
     return Guard("ForEachChunkRef", [&]() -> Status {
-      rocksdb::ManagedSnapshot snapshot(db_.get());
-      rocksdb::ReadOptions ro;
-      ro.snapshot = snapshot.snapshot();
+      SnapshotRead snap(db_.get());
+      rocksdb::ReadOptions& ro = snap.options;
       ro.fill_cache = false;
       const Status s = Scan(ro, std::string(format::kObjectPrefix), [&](std::string_view k, std::string_view v) {
         ObjectRecord object;

@@ -45,27 +45,6 @@ int RunEngineBench(const EngineBenchFlags& flags) {
   return 0;
 }
 
-// A size flag read with ParseByteSize ("4096", "4KiB", "1M"). The validator runs first, so the
-// function only sees sizes that parse.
-void AddSizeOption(CLI::App& app, const std::string& name, uint64_t* field, const std::string& help) {
-  const CLI::Validator size_check(
-      [](std::string& text) -> std::string {
-        Result<uint64_t> parsed = ParseByteSize(text);
-        return parsed.ok() ? std::string() : parsed.status().message();
-      },
-      /*validator_desc=*/"");
-  app.add_option_function<std::string>(
-         name,
-         [field](const std::string& text) {
-           Result<uint64_t> parsed = ParseByteSize(text);
-           if (parsed.ok()) *field = *parsed;
-         },
-         help)
-      ->check(size_check)
-      ->type_name("SIZE")
-      ->default_str(FormatByteSize(*field));
-}
-
 void AddEngineBenchCommand(CLI::App& bench, CommandAction& action) {
   CLI::App* cmd = bench.add_subcommand("engine", "Drive one local chunk engine with a named workload");
   auto flags = std::make_shared<EngineBenchFlags>();
@@ -76,7 +55,7 @@ void AddEngineBenchCommand(CLI::App& bench, CommandAction& action) {
   cmd->add_option("--workload", flags->workload, "append, read, mixed (70% reads) or reopen")
       ->check(CLI::IsMember({"append", "read", "mixed", "reopen"}))
       ->capture_default_str();
-  AddSizeOption(*cmd, "--size", &o.size, "Payload bytes per chunk, e.g. 4KiB");
+  AddSizeFlag(*cmd, "--size", &o.size, "Payload bytes per chunk, e.g. 4KiB");
   cmd->add_option("--concurrency", o.concurrency, "Worker threads")->check(CLI::PositiveNumber)->capture_default_str();
   cmd->add_option("--depth", o.depth, "Appends each worker keeps in flight (AppendAsync; append workload)")
       ->check(CLI::PositiveNumber)

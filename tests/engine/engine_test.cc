@@ -58,14 +58,17 @@ class EngineTest : public ::testing::Test {
     Open();
   }
 
-  Status Put(uint64_t n, size_t size) {
-    auto data = Payload(n, size);
-    return engine_->Append(Id(n), data, crc32c::Value(data)).status().ok() ? Status::OK()
-                                                                            : engine_->Append(Id(n), data, crc32c::Value(data)).status();
-  }
   Result<ChunkLocation> Append(uint64_t n, size_t size) {
     auto data = Payload(n, size);
     return engine_->Append(Id(n), data, crc32c::Value(data));
+  }
+  // Appends chunks 0..count-1 of `size` bytes and records where they went.
+  void AppendMany(uint64_t count, size_t size, std::vector<ChunkLocation>* locs) {
+    for (uint64_t i = 0; i < count; ++i) {
+      auto l = Append(i, size);
+      ASSERT_OK(l);
+      locs->push_back(*l);
+    }
   }
   void ExpectChunk(uint64_t n, size_t size) {
     auto got = engine_->ReadAll(Id(n));
@@ -227,11 +230,7 @@ TEST_F(EngineTest, TornTailIsCutAndNeverServed) {
 
 TEST_F(EngineTest, FlippedByteIsCorruptionForThatChunkOnly) {
   std::vector<ChunkLocation> locs;
-  for (uint64_t i = 0; i < 20; ++i) {
-    auto l = Append(i, 3000);
-    ASSERT_OK(l);
-    locs.push_back(*l);
-  }
+  ASSERT_NO_FATAL_FAILURE(AppendMany(20, 3000, &locs));
   engine_.reset();
   const std::string seg = dir_.path() + "/" + format::SegmentFileName(locs[7].segment);
   {
@@ -255,11 +254,7 @@ TEST_F(EngineTest, FlippedByteIsCorruptionForThatChunkOnly) {
 
 TEST_F(EngineTest, CorruptRecordInTheMiddleIsSkippedOnRescan) {
   std::vector<ChunkLocation> locs;
-  for (uint64_t i = 0; i < 20; ++i) {
-    auto l = Append(i, 3000);
-    ASSERT_OK(l);
-    locs.push_back(*l);
-  }
+  ASSERT_NO_FATAL_FAILURE(AppendMany(20, 3000, &locs));
   engine_.reset();
   fs::remove(dir_.path() + "/INDEX");
   const std::string seg = dir_.path() + "/" + format::SegmentFileName(locs[5].segment);

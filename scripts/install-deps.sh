@@ -12,7 +12,9 @@ PACKAGES=(
   nlohmann-json3-dev libcli11-dev libtomlplusplus-dev libboost-dev libboost-system-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   # benchmarks and tests
-  fio python3 procps
+  fio python3 procps curl
+  # the real S3 clients the end-to-end tests drive (issue 3)
+  awscli python3-boto3 python3-pytest s3cmd rclone
 )
 
 missing=()

@@ -61,11 +61,16 @@ namespace cairn::gateway {
   X(InvalidBucketName,             400, "The bucket name is not valid.")                                       \
   X(InvalidChunkSizeError,         400, "Only the last chunk of an aws-chunked body may be smaller than 8192 bytes.") \
   X(InvalidDigest,                 400, "The Content-MD5 or checksum header is not valid.")                    \
+  X(InvalidLocationConstraint,     400, "The location constraint is not the region this server serves.")      \
   X(InvalidPart,                   400, "One or more listed parts were not found, or their ETag does not match.") \
+  X(InvalidPartNumber,             416, "The requested part number is not satisfiable.")                       \
   X(InvalidPartOrder,              400, "The list of parts must be in ascending part number order.")           \
   X(InvalidRange,                  416, "The requested range cannot be satisfied.")                            \
   X(InvalidRequest,                400, "The request is not valid.")                                           \
+  X(InvalidStorageClass,           400, "The storage class you specified is not valid.")                       \
+  X(InvalidURI,                    400, "The request URI could not be parsed.")                                \
   X(KeyTooLongError,               400, "The object key is longer than 1024 bytes.")                           \
+  X(MetadataTooLarge,              400, "The user metadata headers exceed the maximum allowed size (2 KB).")   \
   X(MalformedXML,                  400, "The XML in the request body is not well formed or does not match the expected schema.") \
   X(MethodNotAllowed,              405, "The method is not allowed on this resource.")                         \
   X(MissingContentLength,          411, "The request needs a Content-Length header.")                          \

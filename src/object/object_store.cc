@@ -22,6 +22,11 @@ Status EngineChunkStore::Read(const engine::ChunkId& id, uint64_t offset, std::s
   return engine_->Read(id, offset, out);
 }
 
+Result<engine::SendableRange> EngineChunkStore::ReadForSend(const engine::ChunkId& id, uint64_t offset,
+                                                            uint64_t length) {
+  return engine_->ReadForSend(id, offset, length);
+}
+
 Status EngineChunkStore::Delete(const engine::ChunkId& id) { return engine_->Delete(id); }
 
 void EngineChunkStore::ForEachChunk(const std::function<void(const engine::ChunkId&)>& fn) {
@@ -52,9 +57,9 @@ struct ObjectWriter::State : std::enable_shared_from_this<State> {
   bool finishing = false;              // GUARDED_BY(mu): Finish called
   bool aborted = false;                // GUARDED_BY(mu)
   bool settled = false;                // GUARDED_BY(mu): commit or clean-up scheduled
-  meta::ObjectRecord record;           // GUARDED_BY(mu): set by Finish
-  meta::WritePrecondition precondition;
-  std::function<void(Result<meta::ObjectRecord>)> done;
+  // Set by Finish: writes the metadata that makes the chunks count (the commit point).
+  ObjectWriter::CommitFn commit;
+  std::function<void(Status)> done;
 
   struct Submission {
     engine::ChunkId id;
@@ -117,38 +122,21 @@ struct ObjectWriter::State : std::enable_shared_from_this<State> {
   void Settle() {
     std::vector<meta::ChunkRef> written;
     Status failure;
-    bool commit;
-    meta::ObjectRecord rec;
+    bool commit_now;
+    uint64_t size;
     {
       std::lock_guard<std::mutex> l(mu);
       written = chunks;
       failure = error;
-      commit = finishing && !aborted && error.ok();
-      if (commit) {
-        rec = record;
-        rec.size = taken;
-        rec.chunks = chunks;
-      }
+      commit_now = finishing && !aborted && error.ok();
+      size = taken;
     }
-    if (!commit) {
-      Status r = store->Reclaim(written);
-      if (!r.ok()) CAIRN_LOG_WARN("object writer: reclaiming chunks of an abandoned write: {}", r.ToString());
-      if (done) done(failure.ok() ? Status::Cancelled("write aborted") : failure);
-      return;
-    }
-    std::optional<meta::ObjectRecord> replaced;
-    Status s = store->meta_->PutObject(rec, precondition, &replaced);
+    Status s = commit_now ? commit(written, size) : (failure.ok() ? Status::Cancelled("write aborted") : failure);
     if (!s.ok()) {
       Status r = store->Reclaim(written);
-      if (!r.ok()) CAIRN_LOG_WARN("object writer: reclaiming chunks of a failed commit: {}", r.ToString());
-      done(s);
-      return;
+      if (!r.ok()) CAIRN_LOG_WARN("object writer: reclaiming chunks of a write that did not commit: {}", r.ToString());
     }
-    if (replaced) {
-      Status r = store->Reclaim(replaced->chunks);
-      if (!r.ok()) CAIRN_LOG_WARN("object {}/{}: reclaiming the replaced version: {}", rec.bucket, rec.key, r.ToString());
-    }
-    done(std::move(rec));
+    if (done) done(s);
   }
 };
 
@@ -203,14 +191,68 @@ uint64_t ObjectWriter::size() const {
 
 void ObjectWriter::Finish(meta::ObjectRecord record, meta::WritePrecondition precondition,
                           std::function<void(Result<meta::ObjectRecord>)> done) {
+  auto committed = std::make_shared<meta::ObjectRecord>(std::move(record));
+  ObjectStore* store = state_->store;
+  FinishWith(
+      [store, committed, precondition = std::move(precondition)](const std::vector<meta::ChunkRef>& chunks,
+                                                                 uint64_t size) {
+        meta::ObjectRecord& rec = *committed;
+        rec.size = size;
+        rec.chunks = chunks;
+        std::optional<meta::ObjectRecord> replaced;
+        CAIRN_RETURN_IF_ERROR(store->meta_->PutObject(rec, precondition, &replaced));
+        if (replaced) {
+          Status r = store->Reclaim(replaced->chunks);
+          if (!r.ok()) {
+            CAIRN_LOG_WARN("object {}/{}: reclaiming the replaced version: {}", rec.bucket, rec.key, r.ToString());
+          }
+        }
+        return Status::OK();
+      },
+      [committed, done = std::move(done)](Status s) {
+        if (s.ok()) {
+          done(std::move(*committed));
+        } else {
+          done(std::move(s));
+        }
+      });
+}
+
+void ObjectWriter::FinishPart(std::string bucket, std::string key, std::string upload_id, meta::PartRecord part,
+                              std::function<void(Result<meta::PartRecord>)> done) {
+  auto committed = std::make_shared<meta::PartRecord>(std::move(part));
+  ObjectStore* store = state_->store;
+  FinishWith(
+      [store, committed, bucket = std::move(bucket), key = std::move(key), upload_id = std::move(upload_id)](
+          const std::vector<meta::ChunkRef>& chunks, uint64_t size) {
+        meta::PartRecord& rec = *committed;
+        rec.size = size;
+        rec.chunks = chunks;
+        std::optional<meta::PartRecord> replaced;
+        CAIRN_RETURN_IF_ERROR(store->meta_->PutPart(bucket, key, upload_id, rec, &replaced));
+        if (replaced) {
+          Status r = store->Reclaim(replaced->chunks);
+          if (!r.ok()) CAIRN_LOG_WARN("upload {}: reclaiming a replaced part: {}", upload_id, r.ToString());
+        }
+        return Status::OK();
+      },
+      [committed, done = std::move(done)](Status s) {
+        if (s.ok()) {
+          done(std::move(*committed));
+        } else {
+          done(std::move(s));
+        }
+      });
+}
+
+void ObjectWriter::FinishWith(CommitFn commit, std::function<void(Status)> done) {
   State& st = *state_;
   std::optional<State::Submission> last;
   bool settle;
   {
     std::lock_guard<std::mutex> l(st.mu);
     st.finishing = true;
-    st.record = std::move(record);
-    st.precondition = std::move(precondition);
+    st.commit = std::move(commit);
     st.done = std::move(done);
     if (!st.current.empty() && st.error.ok()) last = st.TakeChunkLocked();
     settle = st.ReadyToSettleLocked();
@@ -255,6 +297,24 @@ Status ObjectStore::ReadRange(const meta::ObjectRecord& record, uint64_t offset,
     const uint64_t to = std::min(end, it->offset + it->length);
     CAIRN_RETURN_IF_ERROR(chunks_->Read(it->id, from - it->offset, out.subspan(from - offset, to - from))
                               .WithContext("object " + record.bucket + "/" + record.key));
+  }
+  return Status::OK();
+}
+
+Status ObjectStore::SendRange(const meta::ObjectRecord& record, uint64_t offset, uint64_t length,
+                              const std::function<Status(engine::SendableRange&)>& sink) {
+  if (offset > record.size || length > record.size - offset) {
+    return Status::InvalidArgument("range past the end of the object");
+  }
+  const uint64_t end = offset + length;
+  auto it = std::upper_bound(record.chunks.begin(), record.chunks.end(), offset,
+                             [](uint64_t off, const meta::ChunkRef& c) { return off < c.offset + c.length; });
+  for (; it != record.chunks.end() && it->offset < end; ++it) {
+    const uint64_t from = std::max(offset, it->offset);
+    const uint64_t to = std::min(end, it->offset + it->length);
+    auto piece = chunks_->ReadForSend(it->id, from - it->offset, to - from);
+    if (!piece.ok()) return piece.status().WithContext("object " + record.bucket + "/" + record.key);
+    CAIRN_RETURN_IF_ERROR(sink(*piece));
   }
   return Status::OK();
 }

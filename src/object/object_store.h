@@ -22,11 +22,9 @@
 #include "common/executor.h"
 #include "common/result.h"
 #include "engine/chunk_id.h"
+#include "engine/engine.h"
 #include "meta/meta_store.h"
 
-namespace cairn::engine {
-class Engine;
-}
 
 namespace cairn::object {
 
@@ -41,6 +39,9 @@ class ChunkStore {
                            std::function<void(const Status&)> done) = 0;
   // Copies [offset, offset + out.size()) of the chunk into `out`, verified. Blocks.
   virtual Status Read(const engine::ChunkId& id, uint64_t offset, std::span<std::byte> out) = 0;
+  // Verifies the chunk and says where bytes [offset, offset + length) of it can be sent from
+  // (a file range for sendfile, or the bytes themselves). Blocks.
+  virtual Result<engine::SendableRange> ReadForSend(const engine::ChunkId& id, uint64_t offset, uint64_t length) = 0;
   // Deletes the chunk durably; NotFound when it is not there. Blocks.
   virtual Status Delete(const engine::ChunkId& id) = 0;
   // Calls fn for every stored chunk. Blocks.
@@ -54,6 +55,7 @@ class EngineChunkStore final : public ChunkStore {
   void AppendAsync(const engine::ChunkId& id, std::span<const std::byte> data, uint32_t crc32c,
                    std::function<void(const Status&)> done) override;
   Status Read(const engine::ChunkId& id, uint64_t offset, std::span<std::byte> out) override;
+  Result<engine::SendableRange> ReadForSend(const engine::ChunkId& id, uint64_t offset, uint64_t length) override;
   Status Delete(const engine::ChunkId& id) override;
   void ForEachChunk(const std::function<void(const engine::ChunkId&)>& fn) override;
 
@@ -93,6 +95,15 @@ class ObjectWriter {
   // the commit replaced has its chunks reclaimed before `done` runs. Call once.
   void Finish(meta::ObjectRecord record, meta::WritePrecondition precondition,
               std::function<void(Result<meta::ObjectRecord>)> done);
+  // As Finish, for a part of multipart upload `upload_id`: commits `part` (size and chunks filled
+  // in) with MetaStore::PutPart; a part it replaced has its chunks reclaimed.
+  void FinishPart(std::string bucket, std::string key, std::string upload_id, meta::PartRecord part,
+                  std::function<void(Result<meta::PartRecord>)> done);
+  // The general form: once every chunk is durable, `commit` runs on the blocking executor with
+  // the chunks and the size and writes whatever metadata makes them count; when it (or a chunk)
+  // fails, the chunks are deleted. `done` gets the outcome. Call one Finish form once.
+  using CommitFn = std::function<Status(const std::vector<meta::ChunkRef>& chunks, uint64_t size)>;
+  void FinishWith(CommitFn commit, std::function<void(Status)> done);
   // Gives up: nothing is committed and the chunks written are deleted (in the background).
   // Equivalent to destroying the writer without Finish.
   void Abort();
@@ -116,6 +127,11 @@ class ObjectStore {
   // Copies bytes [offset, offset + out.size()) of the object into `out`, chunk by chunk, each
   // chunk verified. InvalidArgument when the range passes the end. Blocks.
   Status ReadRange(const meta::ObjectRecord& record, uint64_t offset, std::span<std::byte> out);
+
+  // Hands bytes [offset, offset + length) of the object to `sink`, one verified piece per chunk
+  // (ChunkStore::ReadForSend), in order; stops at the first error, the sink's included. Blocks.
+  Status SendRange(const meta::ObjectRecord& record, uint64_t offset, uint64_t length,
+                   const std::function<Status(engine::SendableRange&)>& sink);
 
   // Deletes the object: its record first (the commit point of a delete), then its chunks.
   // Returns the deleted record. NotFound when there is none. Blocks.

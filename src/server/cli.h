@@ -24,6 +24,9 @@ using CommandAction = std::function<int()>;
 // Sets `action` when the subcommand is chosen. `action` must outlive the parse.
 void AddBenchCommand(CLI::App& root, CommandAction& action);
 
+// `cairn server ...`: the S3 server (gateway/server/server.h).
+void AddServerCommand(CLI::App& root, CommandAction& action);
+
 // `cairn version`: the version and the build.
 void AddVersionCommand(CLI::App& root, CommandAction& action);
 

@@ -22,6 +22,7 @@ int main(int argc, char** argv) {
 
   cairn::cli::CommandAction action;
   cairn::cli::AddBenchCommand(app, action);
+  cairn::cli::AddServerCommand(app, action);
   cairn::cli::AddVersionCommand(app, action);
 
   try {

@@ -48,6 +48,13 @@ class FakeChunkStore final : public ChunkStore {
     std::copy_n(it->second.begin() + static_cast<ptrdiff_t>(offset), out.size(), out.begin());
     return Status::OK();
   }
+  Result<engine::SendableRange> ReadForSend(const engine::ChunkId& id, uint64_t offset, uint64_t length) override {
+    engine::SendableRange r;
+    r.length = length;
+    r.bytes.resize(length);
+    CAIRN_RETURN_IF_ERROR(Read(id, offset, r.bytes));
+    return r;
+  }
   Status Delete(const engine::ChunkId& id) override {
     std::lock_guard<std::mutex> l(mu_);
     return stored_.erase(id) == 1 ? Status::OK() : Status::NotFound("chunk");

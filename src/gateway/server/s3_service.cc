@@ -1,0 +1,1330 @@
+#include "gateway/server/s3_service.h"
+
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <condition_variable>
+#include <ctime>
+#include <future>
+#include <mutex>
+#include <random>
+#include <unordered_map>
+
+#include "common/logging.h"
+#include "gateway/crypto.h"
+#include "gateway/s3_names.h"
+#include "gateway/xml.h"
+
+namespace cairn::gateway::server {
+
+namespace {
+
+constexpr size_t kBodyBufferSize = 256 * 1024;
+// Request documents (Delete with 1000 keys of 1 KiB, CompleteMultipartUpload with 10000 parts).
+constexpr size_t kMaxXmlBody = 4 << 20;
+// S3 limits the user metadata of an object (names and values of x-amz-meta-*) to 2 KB.
+constexpr size_t kMaxUserMetadata = 2048;
+// An unread body up to this size is read and dropped after an error, so that the connection
+// can carry the next request; a larger one closes the connection instead.
+constexpr uint64_t kMaxDrainBytes = 1 << 20;
+
+constexpr std::string_view kXmlContentType = "application/xml";
+
+std::string NewRequestId() {
+  thread_local std::mt19937_64 gen(std::random_device{}());
+  char buf[17];
+  snprintf(buf, sizeof buf, "%016llX", static_cast<unsigned long long>(gen()));
+  return buf;
+}
+
+int64_t NowMillis() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string Quoted(std::string_view etag) { return "\"" + std::string(etag) + "\""; }
+
+std::string_view StripQuotes(std::string_view s) {
+  if (s.size() >= 2 && s.front() == '"' && s.back() == '"') return s.substr(1, s.size() - 2);
+  return s;
+}
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}
+
+// Parses a decimal integer in [min, max]; nullopt otherwise.
+std::optional<int64_t> ParseInt(std::string_view s, int64_t min, int64_t max) {
+  int64_t v = 0;
+  if (s.empty()) return std::nullopt;
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || p != s.data() + s.size() || v < min || v > max) return std::nullopt;
+  return v;
+}
+
+// Blocks the calling connection thread until the writer can take bytes again.
+void WaitWritable(object::ObjectWriter* writer) {
+  struct Waiter {
+    std::mutex mu;
+    std::condition_variable cv;
+    bool ready = false;
+  };
+  auto w = std::make_shared<Waiter>();
+  writer->OnWritable([w] {
+    std::lock_guard<std::mutex> l(w->mu);
+    w->ready = true;
+    w->cv.notify_one();
+  });
+  std::unique_lock<std::mutex> l(w->mu);
+  w->cv.wait(l, [&] { return w->ready; });
+}
+
+// Hands all of `data` to the writer, waiting while its window is full. Fails when the writer
+// stopped taking bytes (a chunk failed; Finish reports why).
+Status WriteAll(object::ObjectWriter* writer, std::span<const std::byte> data) {
+  while (!data.empty()) {
+    size_t n = writer->Write(data);
+    data = data.subspan(n);
+    if (data.empty()) break;
+    if (n == 0) {
+      WaitWritable(writer);
+      n = writer->Write(data);
+      if (n == 0) return Status::IOError("the object writer stopped taking data");
+      data = data.subspan(n);
+    }
+  }
+  return Status::OK();
+}
+
+template <typename T>
+Result<T> Wait(std::function<void(std::function<void(Result<T>)>)> start) {
+  std::promise<Result<T>> p;
+  auto f = p.get_future();
+  start([&p](Result<T> r) { p.set_value(std::move(r)); });
+  return f.get();
+}
+
+// The multipart ETag: MD5 of the concatenated binary MD5s of the parts, then "-<count>".
+std::optional<std::string> MultipartEtag(const std::vector<std::string>& part_etags) {
+  std::string concat;
+  for (const auto& e : part_etags) {
+    crypto::Md5Digest d;
+    if (!crypto::HexDecode(StripQuotes(e), d)) return std::nullopt;
+    concat.append(reinterpret_cast<const char*>(d.data()), d.size());
+  }
+  return crypto::HexEncode(crypto::Md5(concat)) + "-" + std::to_string(part_etags.size());
+}
+
+}  // namespace
+
+// ---- Metrics ---------------------------------------------------------------------------------
+
+struct S3Service::Metrics {
+  metrics::Registry& registry = metrics::Registry::Default();
+  metrics::Counter* bytes_in = registry.GetCounter("cairn_s3_received_bytes_total", "Request body bytes received");
+  metrics::Counter* bytes_out = registry.GetCounter("cairn_s3_sent_bytes_total", "Response body bytes sent");
+  metrics::Gauge* in_flight = registry.GetGauge("cairn_s3_requests_in_flight", "S3 requests being served");
+  std::mutex mu;
+  std::unordered_map<std::string, metrics::Histogram*> latency;  // GUARDED_BY(mu), by op
+  std::unordered_map<std::string, metrics::Counter*> requests;   // GUARDED_BY(mu), by op and status
+
+  void Record(S3Op op, int status, uint64_t micros, uint64_t in, uint64_t out) {
+    const std::string op_name(S3OpName(op));
+    const std::string key = op_name + "/" + std::to_string(status);
+    metrics::Counter* c;
+    metrics::Histogram* h;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      auto& cp = requests[key];
+      if (cp == nullptr) {
+        cp = registry.GetCounter("cairn_s3_requests_total", "S3 requests by operation and HTTP status",
+                                 {{"op", op_name}, {"status", std::to_string(status)}});
+      }
+      c = cp;
+      auto& hp = latency[op_name];
+      if (hp == nullptr) {
+        hp = registry.GetHistogram("cairn_s3_request_duration_us", "S3 request latency in microseconds",
+                                   {{"op", op_name}});
+      }
+      h = hp;
+    }
+    c->Increment();
+    h->Record(micros);
+    bytes_in->Increment(in);
+    bytes_out->Increment(out);
+  }
+};
+
+// ---- Request state ---------------------------------------------------------------------------
+
+struct S3Service::Request {
+  explicit Request(HttpExchange& e) : ex(e) {}
+  HttpExchange& ex;
+  std::string request_id;
+  S3Target target;
+  S3Op op = S3Op::kUnknown;
+  AuthResult auth;
+  std::string resource;
+  int status = 0;
+
+  const std::string& bucket() const { return target.bucket; }
+  const std::string& key() const { return target.key; }
+  std::optional<std::string> Query(std::string_view name) const { return target.query.Get(name); }
+
+  ResponseHead Head(int code) const {
+    ResponseHead h;
+    h.status = code;
+    h.Add("x-amz-request-id", request_id);
+    h.Add("x-amz-id-2", request_id);
+    return h;
+  }
+};
+
+S3Service::S3Service(object::ObjectStore* objects, meta::MetaStore* meta, SecretLookup secrets,
+                     S3ServiceOptions options)
+    : objects_(objects),
+      meta_(meta),
+      secrets_(std::move(secrets)),
+      options_(std::move(options)),
+      metrics_(std::make_unique<Metrics>()) {
+  if (!options_.now) options_.now = [] { return static_cast<int64_t>(::time(nullptr)); };
+}
+
+S3Service::~S3Service() = default;
+
+void S3Service::SendError(Request& r, const S3Error& error) {
+  r.status = error.http_status;
+  if (r.ex.head_sent()) {
+    // The status line is out: the only way left to tell the client is to cut the body short.
+    r.ex.set_close();
+    return;
+  }
+  ResponseHead head = r.Head(error.http_status);
+  const std::string body = r.ex.method() == "HEAD" ? std::string() : ErrorXml(error, r.resource, r.request_id);
+  if (!body.empty()) head.Add("Content-Type", std::string(kXmlContentType));
+  // Whatever of the body was not read is dropped, so that the next request parses; a large one
+  // closes the connection instead.
+  if (!r.ex.DrainBody(kMaxDrainBytes)) r.ex.set_close();
+  (void)r.ex.SendResponse(head, body);
+}
+
+void S3Service::SendXml(Request& r, int status, std::string body) {
+  r.status = status;
+  ResponseHead head = r.Head(status);
+  head.Add("Content-Type", std::string(kXmlContentType));
+  (void)r.ex.SendResponse(head, body);
+}
+
+void S3Service::Handle(HttpExchange& ex) {
+  const auto start = std::chrono::steady_clock::now();
+  metrics_->in_flight->Add(1);
+  Request r(ex);
+  r.request_id = NewRequestId();
+  Dispatch(r);
+  if (!ex.body_complete() && !ex.DrainBody(kMaxDrainBytes)) ex.set_close();
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
+  metrics_->Record(r.op, r.status, static_cast<uint64_t>(micros), ex.bytes_received(), ex.bytes_sent());
+  metrics_->in_flight->Add(-1);
+  CAIRN_LOG_DEBUG("s3 {} {} {} -> {} ({} us)", r.request_id, S3OpName(r.op), r.resource, r.status, micros);
+}
+
+void S3Service::Dispatch(Request& r) {
+  HttpExchange& ex = r.ex;
+  std::string_view raw_path, raw_query;
+  SplitTarget(ex.target(), &raw_path, &raw_query);
+  r.resource = std::string(raw_path);
+  const std::string host = ex.Header("host").value_or("");
+  auto target = ResolveTarget(ex.target(), host, options_.domains);
+  if (!target.ok()) return SendError(r, Make(S3Code::kInvalidURI, target.status().message()));
+  r.target = std::move(*target);
+  r.op = ClassifyOperation(ex.method(), r.target, ex.Header("x-amz-copy-source").has_value());
+
+  // Authentication comes first: nothing about buckets or keys is revealed to an unknown caller.
+  SigV4Request sreq;
+  sreq.method = ex.method();
+  sreq.path = raw_path;
+  sreq.raw_query = raw_query;
+  for (const auto& f : ex.fields()) {
+    const auto n = f.name_string();
+    const auto v = f.value();
+    sreq.headers.emplace_back(ToLower(std::string_view(n.data(), n.size())), std::string(v.data(), v.size()));
+  }
+  auto auth = VerifyRequest(sreq, secrets_, options_.now(), options_.region);
+  if (!auth.ok()) {
+    S3Error e = FromStatus(auth.status());
+    return SendError(r, e);
+  }
+  r.auth = std::move(*auth);
+  if (r.auth.anonymous) return SendError(r, Make(S3Code::kAccessDenied, "Anonymous access is not allowed."));
+
+  if (r.op == S3Op::kUnknown) {
+    return SendError(r, Make(S3Code::kNotImplemented, "Cairn does not implement this operation yet."));
+  }
+  if (!r.key().empty()) {
+    if (r.key().size() > kMaxObjectKeyBytes) return SendError(r, Make(S3Code::kKeyTooLongError));
+    if (Status s = ValidateObjectKey(r.key()); !s.ok()) {
+      return SendError(r, Make(S3Code::kInvalidArgument, s.message()));
+    }
+  }
+
+  switch (r.op) {
+    case S3Op::kListBuckets: return ListBuckets(r);
+    case S3Op::kCreateBucket: return CreateBucket(r);
+    case S3Op::kDeleteBucket: return DeleteBucket(r);
+    case S3Op::kHeadBucket: return HeadBucket(r);
+    case S3Op::kGetBucketLocation: return GetBucketLocation(r);
+    case S3Op::kGetBucketVersioning: return GetBucketVersioning(r);
+    case S3Op::kGetBucketAcl: return GetAcl(r);
+    case S3Op::kListObjects: return ListObjects(r, 1);
+    case S3Op::kListObjectsV2: return ListObjects(r, 2);
+    case S3Op::kListObjectVersions: return ListObjectVersions(r);
+    case S3Op::kListMultipartUploads: return ListMultipartUploads(r);
+    case S3Op::kDeleteObjects: return DeleteObjects(r);
+    case S3Op::kPutObject: return PutObject(r);
+    case S3Op::kCopyObject: return CopyObject(r);
+    case S3Op::kGetObject: return GetObject(r, false);
+    case S3Op::kHeadObject: return GetObject(r, true);
+    case S3Op::kDeleteObject: return DeleteObject(r);
+    case S3Op::kGetObjectAcl: return GetAcl(r);
+    case S3Op::kCreateMultipartUpload: return CreateMultipartUpload(r);
+    case S3Op::kUploadPart: return UploadPart(r, false);
+    case S3Op::kUploadPartCopy: return UploadPart(r, true);
+    case S3Op::kCompleteMultipartUpload: return CompleteMultipartUpload(r);
+    case S3Op::kAbortMultipartUpload: return AbortMultipartUpload(r);
+    case S3Op::kListParts: return ListParts(r);
+    case S3Op::kUnknown: break;
+  }
+  SendError(r, Make(S3Code::kNotImplemented));
+}
+
+// ---- Shared pieces ---------------------------------------------------------------------------
+
+namespace {
+
+void WriteOwner(XmlWriter& x, const S3ServiceOptions& o, std::string_view element = "Owner") {
+  x.Open(element);
+  x.Element("ID", o.owner_id);
+  x.Element("DisplayName", o.owner_name);
+  x.Close();
+}
+
+// The S3 error for a failed metadata call about an object (NotFound means NoSuchKey here).
+S3Error ObjectError(const Status& s) {
+  if (s.IsNotFound()) return Make(S3Code::kNoSuchKey);
+  return FromStatus(s);
+}
+
+constexpr std::string_view kStorageClasses[] = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
+                                                "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"};
+
+// The headers a PUT (or an upload's initiation, or a REPLACE copy) stores with the object.
+Result<meta::ObjectHeaders> HeadersFromRequest(const HttpExchange& ex, S3Error* error) {
+  meta::ObjectHeaders h;
+  size_t metadata_bytes = 0;
+  for (const auto& f : ex.fields()) {
+    const auto n = f.name_string();
+    const std::string name = ToLower(std::string_view(n.data(), n.size()));
+    const std::string value(f.value().data(), f.value().size());
+    if (name == "content-type") {
+      h.content_type = value;
+    } else if (name == "content-encoding") {
+      h.content_encoding = value;
+    } else if (name == "content-disposition") {
+      h.content_disposition = value;
+    } else if (name == "cache-control") {
+      h.cache_control = value;
+    } else if (name == "expires") {
+      h.expires = value;
+    } else if (name == "x-amz-storage-class") {
+      if (std::find(std::begin(kStorageClasses), std::end(kStorageClasses), value) == std::end(kStorageClasses)) {
+        *error = Make(S3Code::kInvalidStorageClass);
+        return Status::InvalidArgument("storage class");
+      }
+      if (value != "STANDARD") h.storage_class = value;
+    } else if (name.starts_with("x-amz-meta-")) {
+      std::string meta_name = name.substr(11);
+      metadata_bytes += meta_name.size() + value.size();
+      h.user_metadata.emplace_back(std::move(meta_name), value);
+    }
+  }
+  if (metadata_bytes > kMaxUserMetadata) {
+    *error = Make(S3Code::kMetadataTooLarge);
+    return Status::InvalidArgument("metadata too large");
+  }
+  return h;
+}
+
+// Content-MD5, decoded; nullopt when absent. Error (InvalidDigest) when malformed.
+Result<std::optional<crypto::Md5Digest>> ContentMd5(const HttpExchange& ex) {
+  auto v = ex.Header("content-md5");
+  if (!v) return std::optional<crypto::Md5Digest>();
+  auto raw = crypto::Base64Decode(*v);
+  if (!raw || raw->size() != crypto::kMd5Size) return Status::InvalidArgument("Content-MD5 is not a base64 MD5");
+  crypto::Md5Digest d;
+  std::copy(raw->begin(), raw->end(), reinterpret_cast<char*>(d.data()));
+  return std::optional<crypto::Md5Digest>(d);
+}
+
+// A copy source: "bucket/key" or "/bucket/key", percent-encoded, optionally "?versionId=...".
+struct CopySource {
+  std::string bucket;
+  std::string key;
+};
+
+Result<CopySource> ParseCopySource(std::string_view header) {
+  std::string_view path = header;
+  std::string_view query;
+  if (size_t q = path.find('?'); q != std::string_view::npos) {
+    query = path.substr(q + 1);
+    path = path.substr(0, q);
+  }
+  CAIRN_ASSIGN_OR_RETURN(std::string decoded, PercentDecode(path, false));
+  std::string_view d = decoded;
+  if (!d.empty() && d.front() == '/') d.remove_prefix(1);
+  const size_t slash = d.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == d.size()) {
+    return Status::InvalidArgument("x-amz-copy-source must be bucket/key");
+  }
+  if (!query.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(QueryParams q, QueryParams::Parse(query));
+    auto version = q.Get("versionId");
+    if (version && *version != meta::kNullVersionId) {
+      return Status::InvalidArgument("no such version of the copy source");
+    }
+  }
+  return CopySource{std::string(d.substr(0, slash)), std::string(d.substr(slash + 1))};
+}
+
+// Evaluates the x-amz-copy-source-if-* headers; every failure is 412 for a copy.
+bool CopyConditionsHold(const HttpExchange& ex, const meta::ObjectRecord& src) {
+  ConditionalHeaders c;
+  c.if_match = ex.Header("x-amz-copy-source-if-match");
+  c.if_none_match = ex.Header("x-amz-copy-source-if-none-match");
+  c.if_modified_since = ex.Header("x-amz-copy-source-if-modified-since");
+  c.if_unmodified_since = ex.Header("x-amz-copy-source-if-unmodified-since");
+  return EvaluateConditions(c, src.etag, src.last_modified_ms / 1000) == ConditionResult::kProceed;
+}
+
+// Copies bytes [offset, offset + length) of `src` into `writer`, returning their MD5.
+Result<crypto::Md5Digest> CopyInto(object::ObjectStore* objects, const meta::ObjectRecord& src, uint64_t offset,
+                                   uint64_t length, object::ObjectWriter* writer) {
+  thread_local std::vector<std::byte> buf(1 << 20);
+  crypto::Md5Hasher md5;
+  uint64_t done = 0;
+  while (done < length) {
+    const uint64_t n = std::min<uint64_t>(buf.size(), length - done);
+    std::span<std::byte> piece(buf.data(), n);
+    CAIRN_RETURN_IF_ERROR(objects->ReadRange(src, offset + done, piece));
+    md5.Update(piece);
+    CAIRN_RETURN_IF_ERROR(WriteAll(writer, piece));
+    done += n;
+  }
+  return md5.Finish();
+}
+
+}  // namespace
+
+// Reads the request body and hands it on: strips aws-chunked framing (checking every chunk
+// signature), hashes it (MD5 always, SHA-256 when the payload is signed) and passes the bytes to
+// the writer. Nothing is committed here; the caller decides after the digests are checked.
+struct BodyDigest {
+  crypto::Md5Digest md5;
+  uint64_t size = 0;
+};
+
+static Result<BodyDigest> PumpBody(HttpExchange& ex, const AuthResult& auth, uint64_t max_size,
+                                   object::ObjectWriter* writer) {
+  thread_local std::vector<std::byte> buf(kBodyBufferSize);
+  crypto::Md5Hasher md5;
+  crypto::Sha256Hasher sha;
+  const bool want_sha = auth.payload_mode == PayloadMode::kSignedSha256;
+  std::optional<AwsChunkedDecoder> decoder;
+  if (auth.payload_mode == PayloadMode::kStreamingSigned) {
+    CAIRN_ASSIGN_OR_RETURN(ChunkSignatureVerifier verifier, ChunkSignatureVerifier::FromAuthResult(auth));
+    AwsChunkedDecoder::Options opts;
+    opts.expected_decoded_length = auth.decoded_content_length;
+    decoder.emplace(std::move(verifier), opts);
+  }
+  uint64_t size = 0;
+  auto deliver = [&](std::span<const std::byte> data) -> Status {
+    size += data.size();
+    if (size > max_size) return Status::InvalidArgument("entity too large");
+    md5.Update(data);
+    return WriteAll(writer, data);
+  };
+  while (true) {
+    CAIRN_ASSIGN_OR_RETURN(size_t n, ex.ReadBody(buf));
+    if (n == 0) break;
+    std::span<const std::byte> piece(buf.data(), n);
+    if (want_sha) sha.Update(piece);
+    if (decoder) {
+      CAIRN_RETURN_IF_ERROR(decoder->Feed(piece, deliver));
+    } else {
+      CAIRN_RETURN_IF_ERROR(deliver(piece));
+    }
+  }
+  if (decoder) CAIRN_RETURN_IF_ERROR(decoder->Finish());
+  if (want_sha) CAIRN_RETURN_IF_ERROR(CheckPayloadSha256(auth, sha.Finish()));
+  return BodyDigest{md5.Finish(), size};
+}
+
+// The S3 error for a body that could not be read or did not verify.
+static S3Error BodyError(HttpExchange& ex, const Status& s) {
+  if (s.IsIncompleteBody()) {
+    ex.set_close();
+    return Make(S3Code::kIncompleteBody);
+  }
+  if (s.IsInvalidArgument()) {
+    ex.set_close();
+    if (s.message() == "entity too large") return Make(S3Code::kEntityTooLarge);
+    return Make(S3Code::kInvalidRequest, s.message());
+  }
+  return FromStatus(s);
+}
+
+// ---- Buckets ---------------------------------------------------------------------------------
+
+void S3Service::ListBuckets(Request& r) {
+  auto buckets = meta_->ListBuckets();
+  if (!buckets.ok()) return SendError(r, FromStatus(buckets.status()));
+  XmlWriter x;
+  x.Declaration();
+  x.Open("ListAllMyBucketsResult", kS3XmlNamespace);
+  WriteOwner(x, options_);
+  x.Open("Buckets");
+  for (const auto& b : *buckets) {
+    x.Open("Bucket");
+    x.Element("Name", b.name);
+    x.Element("CreationDate", FormatIso8601(b.created_ms));
+    x.Close();
+  }
+  x.Close();
+  SendXml(r, 200, x.Take());
+}
+
+void S3Service::CreateBucket(Request& r) {
+  if (Status s = ValidateBucketName(r.bucket()); !s.ok()) {
+    return SendError(r, Make(S3Code::kInvalidBucketName, s.message()));
+  }
+  auto body = r.ex.ReadSmallBody(64 * 1024);
+  if (!body.ok()) return SendError(r, Make(S3Code::kMalformedXML, body.status().message()));
+  std::string region = options_.region;
+  if (!body->empty()) {
+    auto config = ParseCreateBucketConfiguration(*body);
+    if (!config.ok()) return SendError(r, FromStatus(config.status()));
+    const std::string& lc = config->location_constraint;
+    if (!(lc == options_.region || (lc.empty() && options_.region == "us-east-1"))) {
+      return SendError(r, Make(S3Code::kInvalidLocationConstraint,
+                               "The specified location constraint is not valid; this server serves " +
+                                   options_.region + "."));
+    }
+  }
+  meta::BucketInfo info;
+  info.name = r.bucket();
+  info.owner = options_.owner_id;
+  info.created_ms = NowMillis();
+  info.region = region;
+  Status s = meta_->CreateBucket(info);
+  if (s.IsAlreadyExists()) return SendError(r, Make(S3Code::kBucketAlreadyOwnedByYou));
+  if (!s.ok()) return SendError(r, FromStatus(s));
+  ResponseHead head = r.Head(200);
+  head.Add("Location", "/" + r.bucket());
+  r.status = 200;
+  (void)r.ex.SendResponse(head, "");
+}
+
+void S3Service::DeleteBucket(Request& r) {
+  Status s = meta_->DeleteBucket(r.bucket());
+  if (!s.ok()) return SendError(r, FromStatus(s.IsNotFound() ? Status::NoSuchBucket(s.message()) : s));
+  r.status = 204;
+  (void)r.ex.SendResponse(r.Head(204), "");
+}
+
+void S3Service::HeadBucket(Request& r) {
+  auto b = meta_->GetBucket(r.bucket());
+  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  ResponseHead head = r.Head(200);
+  head.Add("x-amz-bucket-region", b->region.empty() ? options_.region : b->region);
+  r.status = 200;
+  (void)r.ex.SendResponse(head, "");
+}
+
+void S3Service::GetBucketLocation(Request& r) {
+  auto b = meta_->GetBucket(r.bucket());
+  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  XmlWriter x;
+  x.Declaration();
+  const std::string region = b->region.empty() ? options_.region : b->region;
+  // us-east-1 is reported as an empty LocationConstraint, as S3 does.
+  x.Open("LocationConstraint", kS3XmlNamespace);
+  std::string doc = x.Take();
+  if (region != "us-east-1") {
+    doc.insert(doc.size() - std::string_view("</LocationConstraint>").size(), XmlEscape(region));
+  }
+  SendXml(r, 200, std::move(doc));
+}
+
+void S3Service::GetBucketVersioning(Request& r) {
+  auto b = meta_->GetBucket(r.bucket());
+  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  XmlWriter x;
+  x.Declaration();
+  x.Open("VersioningConfiguration", kS3XmlNamespace);  // never enabled: no Status element
+  SendXml(r, 200, x.Take());
+}
+
+void S3Service::GetAcl(Request& r) {
+  auto b = meta_->GetBucket(r.bucket());
+  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  if (!r.key().empty()) {
+    auto o = meta_->GetObject(r.bucket(), r.key());
+    if (!o.ok()) return SendError(r, ObjectError(o.status()));
+  }
+  // Until users and ACLs exist (issue 4), the owner has FULL_CONTROL and nobody else anything.
+  std::string doc = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<AccessControlPolicy xmlns=\"";
+  doc += kS3XmlNamespace;
+  doc += "\"><Owner><ID>" + XmlEscape(options_.owner_id) + "</ID><DisplayName>" + XmlEscape(options_.owner_name) +
+         "</DisplayName></Owner><AccessControlList><Grant><Grantee "
+         "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\"><ID>" +
+         XmlEscape(options_.owner_id) + "</ID><DisplayName>" + XmlEscape(options_.owner_name) +
+         "</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant></AccessControlList>"
+         "</AccessControlPolicy>";
+  SendXml(r, 200, std::move(doc));
+}
+
+namespace {
+
+// Reads max-keys (or max-uploads, max-parts): default 1000, capped at 1000.
+std::optional<uint32_t> MaxParam(const std::optional<std::string>& v) {
+  if (!v) return 1000;
+  auto n = ParseInt(*v, 0, INT32_MAX);
+  if (!n) return std::nullopt;
+  return static_cast<uint32_t>(std::min<int64_t>(*n, 1000));
+}
+
+}  // namespace
+
+void S3Service::ListObjects(Request& r, int version) {
+  const auto encoding = r.Query("encoding-type");
+  if (encoding && *encoding != "url") return SendError(r, Make(S3Code::kInvalidArgument, "Invalid Encoding Method specified in Request"));
+  const bool url = encoding.has_value();
+  auto enc = [url](const std::string& v) { return url ? UrlEncodeListingValue(v) : v; };
+  const auto max_keys = MaxParam(r.Query("max-keys"));
+  if (!max_keys) return SendError(r, Make(S3Code::kInvalidArgument, "Provided max-keys not an integer or within integer range"));
+
+  meta::ListObjectsOptions opts;
+  opts.prefix = r.Query("prefix").value_or("");
+  opts.delimiter = r.Query("delimiter").value_or("");
+  opts.max_keys = *max_keys;
+  const auto token = r.Query("continuation-token");
+  const auto start_after = r.Query("start-after");
+  const auto marker = r.Query("marker");
+  if (version == 2) {
+    if (token) {
+      auto decoded = crypto::Base64Decode(*token);
+      if (!decoded || decoded->empty()) {
+        return SendError(r, Make(S3Code::kInvalidArgument, "The continuation token provided is incorrect"));
+      }
+      opts.start_after = *decoded;
+    } else if (start_after) {
+      opts.start_after = *start_after;
+    }
+  } else if (marker) {
+    opts.start_after = *marker;
+  }
+
+  meta::ListObjectsResult page;
+  if (opts.max_keys > 0) {
+    auto res = meta_->ListObjects(r.bucket(), opts);
+    if (!res.ok()) return SendError(r, FromStatus(res.status().IsNotFound() ? Status::NoSuchBucket("") : res.status()));
+    page = std::move(*res);
+  } else {
+    auto b = meta_->GetBucket(r.bucket());
+    if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  }
+
+  const bool fetch_owner = version == 1 || r.Query("fetch-owner") == "true";
+  XmlWriter x;
+  x.Declaration();
+  x.Open("ListBucketResult", kS3XmlNamespace);
+  x.Element("Name", r.bucket());
+  x.Element("Prefix", enc(opts.prefix));
+  if (version == 1) {
+    x.Element("Marker", enc(marker.value_or("")));
+  } else {
+    if (start_after) x.Element("StartAfter", enc(*start_after));
+    if (token) x.Element("ContinuationToken", *token);
+    x.Element("KeyCount", static_cast<uint64_t>(page.objects.size() + page.common_prefixes.size()));
+  }
+  x.Element("MaxKeys", opts.max_keys);
+  if (!opts.delimiter.empty()) x.Element("Delimiter", enc(opts.delimiter));
+  x.Element("IsTruncated", page.is_truncated);
+  if (page.is_truncated) {
+    if (version == 1) {
+      if (!opts.delimiter.empty()) x.Element("NextMarker", enc(page.next_start_after));
+    } else {
+      x.Element("NextContinuationToken", crypto::Base64Encode(std::span(
+                                             reinterpret_cast<const uint8_t*>(page.next_start_after.data()),
+                                             page.next_start_after.size())));
+    }
+  }
+  if (url) x.Element("EncodingType", "url");
+  for (const auto& o : page.objects) {
+    x.Open("Contents");
+    x.Element("Key", enc(o.key));
+    x.Element("LastModified", FormatIso8601(o.last_modified_ms));
+    x.Element("ETag", Quoted(o.etag));
+    x.Element("Size", o.size);
+    if (fetch_owner) WriteOwner(x, options_);
+    x.Element("StorageClass", o.storage_class.empty() ? "STANDARD" : o.storage_class);
+    x.Close();
+  }
+  for (const auto& p : page.common_prefixes) {
+    x.Open("CommonPrefixes");
+    x.Element("Prefix", enc(p));
+    x.Close();
+  }
+  SendXml(r, 200, x.Take());
+}
+
+void S3Service::ListObjectVersions(Request& r) {
+  const auto encoding = r.Query("encoding-type");
+  if (encoding && *encoding != "url") return SendError(r, Make(S3Code::kInvalidArgument, "Invalid Encoding Method specified in Request"));
+  const bool url = encoding.has_value();
+  auto enc = [url](const std::string& v) { return url ? UrlEncodeListingValue(v) : v; };
+  const auto max_keys = MaxParam(r.Query("max-keys"));
+  if (!max_keys) return SendError(r, Make(S3Code::kInvalidArgument, "Provided max-keys not an integer or within integer range"));
+  meta::ListObjectsOptions opts;
+  opts.prefix = r.Query("prefix").value_or("");
+  opts.delimiter = r.Query("delimiter").value_or("");
+  opts.max_keys = *max_keys;
+  const std::string key_marker = r.Query("key-marker").value_or("");
+  const std::string version_marker = r.Query("version-id-marker").value_or("");
+  opts.start_after = key_marker;
+  meta::ListObjectsResult page;
+  if (opts.max_keys > 0) {
+    auto res = meta_->ListObjects(r.bucket(), opts);
+    if (!res.ok()) return SendError(r, FromStatus(res.status().IsNotFound() ? Status::NoSuchBucket("") : res.status()));
+    page = std::move(*res);
+  }
+  XmlWriter x;
+  x.Declaration();
+  x.Open("ListVersionsResult", kS3XmlNamespace);
+  x.Element("Name", r.bucket());
+  x.Element("Prefix", enc(opts.prefix));
+  x.Element("KeyMarker", enc(key_marker));
+  x.Element("VersionIdMarker", version_marker);
+  x.Element("MaxKeys", opts.max_keys);
+  if (!opts.delimiter.empty()) x.Element("Delimiter", enc(opts.delimiter));
+  x.Element("IsTruncated", page.is_truncated);
+  if (page.is_truncated) {
+    x.Element("NextKeyMarker", enc(page.next_start_after));
+    // A common prefix has no version; an object's one version is "null".
+    const bool last_is_object = !page.objects.empty() && page.objects.back().key == page.next_start_after;
+    if (last_is_object) x.Element("NextVersionIdMarker", meta::kNullVersionId);
+  }
+  if (url) x.Element("EncodingType", "url");
+  for (const auto& o : page.objects) {
+    x.Open("Version");
+    x.Element("Key", enc(o.key));
+    x.Element("VersionId", o.version_id);
+    x.Element("IsLatest", true);
+    x.Element("LastModified", FormatIso8601(o.last_modified_ms));
+    x.Element("ETag", Quoted(o.etag));
+    x.Element("Size", o.size);
+    WriteOwner(x, options_);
+    x.Element("StorageClass", o.storage_class.empty() ? "STANDARD" : o.storage_class);
+    x.Close();
+  }
+  for (const auto& p : page.common_prefixes) {
+    x.Open("CommonPrefixes");
+    x.Element("Prefix", enc(p));
+    x.Close();
+  }
+  SendXml(r, 200, x.Take());
+}
+
+void S3Service::ListMultipartUploads(Request& r) {
+  const auto encoding = r.Query("encoding-type");
+  if (encoding && *encoding != "url") return SendError(r, Make(S3Code::kInvalidArgument, "Invalid Encoding Method specified in Request"));
+  const bool url = encoding.has_value();
+  auto enc = [url](const std::string& v) { return url ? UrlEncodeListingValue(v) : v; };
+  const auto max = MaxParam(r.Query("max-uploads"));
+  if (!max) return SendError(r, Make(S3Code::kInvalidArgument, "Provided max-uploads not an integer or within integer range"));
+  meta::ListUploadsOptions opts;
+  opts.prefix = r.Query("prefix").value_or("");
+  opts.key_marker = r.Query("key-marker").value_or("");
+  opts.upload_id_marker = opts.key_marker.empty() ? "" : r.Query("upload-id-marker").value_or("");
+  const std::string delimiter = r.Query("delimiter").value_or("");
+  opts.max_uploads = *max;
+
+  // With a delimiter, uploads whose key has the delimiter after the prefix are rolled up into
+  // common prefixes, each counted once against max-uploads, as in a listing of objects.
+  std::vector<meta::MultipartUpload> uploads;
+  std::vector<std::string> prefixes;
+  bool truncated = false;
+  std::string next_key, next_id;
+  meta::ListUploadsOptions cursor = opts;
+  bool exhausted = false;
+  while (!truncated && !exhausted) {
+    cursor.max_uploads = std::max<uint32_t>(*max, 1);
+    auto res = meta_->ListUploads(r.bucket(), cursor);
+    if (!res.ok()) return SendError(r, FromStatus(res.status().IsNotFound() ? Status::NoSuchBucket("") : res.status()));
+    for (auto& u : res->uploads) {
+      if (uploads.size() + prefixes.size() >= *max) {
+        truncated = true;
+        break;
+      }
+      next_key = u.key;
+      next_id = u.upload_id;
+      if (!delimiter.empty()) {
+        const size_t d = u.key.find(delimiter, opts.prefix.size());
+        if (d != std::string::npos) {
+          std::string cp = u.key.substr(0, d + delimiter.size());
+          if (prefixes.empty() || prefixes.back() != cp) prefixes.push_back(std::move(cp));
+          continue;
+        }
+      }
+      uploads.push_back(std::move(u));
+    }
+    if (!truncated) {
+      if (!res->is_truncated) {
+        exhausted = true;
+      } else {
+        cursor.key_marker = res->next_key_marker;
+        cursor.upload_id_marker = res->next_upload_id_marker;
+      }
+    }
+  }
+  XmlWriter x;
+  x.Declaration();
+  x.Open("ListMultipartUploadsResult", kS3XmlNamespace);
+  x.Element("Bucket", r.bucket());
+  x.Element("KeyMarker", enc(opts.key_marker));
+  x.Element("UploadIdMarker", opts.upload_id_marker);
+  if (truncated) {
+    x.Element("NextKeyMarker", enc(next_key));
+    x.Element("NextUploadIdMarker", next_id);
+  }
+  x.Element("Prefix", enc(opts.prefix));
+  if (!delimiter.empty()) x.Element("Delimiter", enc(delimiter));
+  x.Element("MaxUploads", *max);
+  x.Element("IsTruncated", truncated);
+  if (url) x.Element("EncodingType", "url");
+  for (const auto& u : uploads) {
+    x.Open("Upload");
+    x.Element("Key", enc(u.key));
+    x.Element("UploadId", u.upload_id);
+    WriteOwner(x, options_, "Initiator");
+    WriteOwner(x, options_);
+    x.Element("StorageClass", u.headers.storage_class.empty() ? "STANDARD" : u.headers.storage_class);
+    x.Element("Initiated", FormatIso8601(u.initiated_ms));
+    x.Close();
+  }
+  for (const auto& p : prefixes) {
+    x.Open("CommonPrefixes");
+    x.Element("Prefix", enc(p));
+    x.Close();
+  }
+  SendXml(r, 200, x.Take());
+}
+
+void S3Service::DeleteObjects(Request& r) {
+  auto md5 = ContentMd5(r.ex);
+  if (!md5.ok()) return SendError(r, Make(S3Code::kInvalidDigest));
+  auto body = r.ex.ReadSmallBody(kMaxXmlBody);
+  if (!body.ok()) {
+    if (body.status().IsIncompleteBody()) return SendError(r, Make(S3Code::kIncompleteBody));
+    return SendError(r, Make(S3Code::kMalformedXML, body.status().message()));
+  }
+  if (*md5 && crypto::Md5(*body) != **md5) return SendError(r, Make(S3Code::kBadDigest));
+  if (r.auth.payload_mode == PayloadMode::kSignedSha256) {
+    if (Status s = CheckPayloadSha256(r.auth, crypto::Sha256(*body)); !s.ok()) return SendError(r, FromStatus(s));
+  }
+  auto req = ParseDeleteRequest(*body);
+  if (!req.ok()) return SendError(r, FromStatus(req.status()));
+  auto b = meta_->GetBucket(r.bucket());
+  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+
+  XmlWriter x;
+  x.Declaration();
+  x.Open("DeleteResult", kS3XmlNamespace);
+  for (const auto& entry : req->objects) {
+    Status s;
+    if (entry.key.empty() || entry.key.size() > kMaxObjectKeyBytes || !ValidateObjectKey(entry.key).ok()) {
+      s = Status::InvalidArgument("invalid key");
+    } else if (entry.version_id && *entry.version_id != meta::kNullVersionId) {
+      s = Status::InvalidArgument("Invalid version id specified");
+    } else {
+      auto d = objects_->Delete(r.bucket(), entry.key);
+      s = d.ok() || d.status().IsNotFound() ? Status::OK() : d.status();
+    }
+    if (s.ok()) {
+      if (req->quiet) continue;
+      x.Open("Deleted");
+      x.Element("Key", entry.key);
+      if (entry.version_id) x.Element("VersionId", *entry.version_id);
+      x.Close();
+    } else {
+      const S3Error e = s.IsInvalidArgument() ? Make(S3Code::kInvalidArgument, s.message()) : FromStatus(s);
+      x.Open("Error");
+      x.Element("Key", entry.key);
+      if (entry.version_id) x.Element("VersionId", *entry.version_id);
+      x.Element("Code", S3CodeName(e.code));
+      x.Element("Message", e.message);
+      x.Close();
+    }
+  }
+  SendXml(r, 200, x.Take());
+}
+
+// ---- Objects ---------------------------------------------------------------------------------
+
+// Checks that a PUT-like request announces a body length within `max`. Returns false after
+// answering with the error.
+static bool CheckBodyLength(HttpExchange& ex, const AuthResult& auth, uint64_t max, S3Error* error) {
+  std::optional<uint64_t> size = auth.payload_mode == PayloadMode::kStreamingSigned ? auth.decoded_content_length
+                                                                                    : ex.content_length();
+  if (!size && !ex.chunked()) {
+    *error = Make(S3Code::kMissingContentLength);
+    return false;
+  }
+  if (size && *size > max) {
+    *error = Make(S3Code::kEntityTooLarge, "Your proposed upload exceeds the maximum allowed size");
+    error->extra = {{"ProposedSize", std::to_string(*size)}, {"MaxSizeAllowed", std::to_string(max)}};
+    return false;
+  }
+  return true;
+}
+
+void S3Service::PutObject(Request& r) {
+  S3Error err;
+  if (!CheckBodyLength(r.ex, r.auth, options_.max_put_size, &err)) return SendError(r, err);
+  auto headers = HeadersFromRequest(r.ex, &err);
+  if (!headers.ok()) return SendError(r, err);
+  auto content_md5 = ContentMd5(r.ex);
+  if (!content_md5.ok()) return SendError(r, Make(S3Code::kInvalidDigest));
+  meta::WritePrecondition pre;
+  if (auto v = r.ex.Header("if-none-match")) {
+    if (StripQuotes(*v) != "*") return SendError(r, Make(S3Code::kNotImplemented, "If-None-Match on PUT supports only *"));
+    pre.must_not_exist = true;
+  }
+  if (auto v = r.ex.Header("if-match")) pre.if_match_etag = std::string(StripQuotes(*v));
+  auto bucket = meta_->GetBucket(r.bucket());
+  if (!bucket.ok()) {
+    return SendError(r, FromStatus(bucket.status().IsNotFound() ? Status::NoSuchBucket("") : bucket.status()));
+  }
+
+  auto writer = objects_->NewWriter();
+  auto body = PumpBody(r.ex, r.auth, options_.max_put_size, writer.get());
+  if (!body.ok()) {
+    writer->Abort();
+    return SendError(r, BodyError(r.ex, body.status()));
+  }
+  if (*content_md5 && **content_md5 != body->md5) {
+    writer->Abort();
+    return SendError(r, Make(S3Code::kBadDigest));
+  }
+  meta::ObjectRecord rec;
+  rec.bucket = r.bucket();
+  rec.key = r.key();
+  rec.etag = crypto::HexEncode(body->md5);
+  rec.last_modified_ms = NowMillis();
+  rec.SetHeaders(*headers);
+  auto committed = Wait<meta::ObjectRecord>([&](auto done) { writer->Finish(std::move(rec), pre, std::move(done)); });
+  if (!committed.ok()) {
+    const Status& s = committed.status();
+    if (s.IsNotFound()) return SendError(r, Make(S3Code::kNoSuchKey));
+    return SendError(r, FromStatus(s));
+  }
+  ResponseHead head = r.Head(200);
+  head.Add("ETag", Quoted(committed->etag));
+  r.status = 200;
+  (void)r.ex.SendResponse(head, "");
+}
+
+void S3Service::CopyObject(Request& r) {
+  auto src = ParseCopySource(*r.ex.Header("x-amz-copy-source"));
+  if (!src.ok()) return SendError(r, Make(S3Code::kInvalidArgument, src.status().message()));
+  const std::string directive = r.ex.Header("x-amz-metadata-directive").value_or("COPY");
+  if (directive != "COPY" && directive != "REPLACE") {
+    return SendError(r, Make(S3Code::kInvalidArgument, "Unknown metadata directive."));
+  }
+  S3Error err;
+  auto headers = HeadersFromRequest(r.ex, &err);
+  if (!headers.ok()) return SendError(r, err);
+  auto dst_bucket = meta_->GetBucket(r.bucket());
+  if (!dst_bucket.ok()) {
+    return SendError(r, FromStatus(dst_bucket.status().IsNotFound() ? Status::NoSuchBucket("") : dst_bucket.status()));
+  }
+  auto source = meta_->GetObject(src->bucket, src->key);
+  if (!source.ok()) return SendError(r, ObjectError(source.status()));
+  if (!CopyConditionsHold(r.ex, *source)) return SendError(r, Make(S3Code::kPreconditionFailed));
+  const bool same = src->bucket == r.bucket() && src->key == r.key();
+  if (same && directive == "COPY" && !r.ex.Header("x-amz-storage-class")) {
+    return SendError(r, Make(S3Code::kInvalidRequest,
+                             "This copy request is illegal because it is trying to copy an object to itself "
+                             "without changing the object's metadata, storage class, website redirect location or "
+                             "encryption attributes."));
+  }
+  if (source->size > options_.max_put_size) {
+    return SendError(r, Make(S3Code::kInvalidRequest,
+                             "The specified copy source is larger than the maximum allowable size for a copy "
+                             "source: 5368709120"));
+  }
+  meta::ObjectHeaders h = directive == "COPY" ? source->Headers() : *headers;
+  if (directive == "COPY") {
+    if (auto sc = r.ex.Header("x-amz-storage-class")) h.storage_class = *sc == "STANDARD" ? "" : *sc;
+  }
+  auto writer = objects_->NewWriter();
+  auto md5 = CopyInto(objects_, *source, 0, source->size, writer.get());
+  if (!md5.ok()) {
+    writer->Abort();
+    return SendError(r, FromStatus(md5.status()));
+  }
+  meta::ObjectRecord rec;
+  rec.bucket = r.bucket();
+  rec.key = r.key();
+  rec.etag = crypto::HexEncode(*md5);
+  rec.last_modified_ms = NowMillis();
+  rec.SetHeaders(h);
+  auto committed = Wait<meta::ObjectRecord>([&](auto done) { writer->Finish(std::move(rec), {}, std::move(done)); });
+  if (!committed.ok()) return SendError(r, FromStatus(committed.status()));
+  XmlWriter x;
+  x.Declaration();
+  x.Open("CopyObjectResult", kS3XmlNamespace);
+  x.Element("LastModified", FormatIso8601(committed->last_modified_ms));
+  x.Element("ETag", Quoted(committed->etag));
+  SendXml(r, 200, x.Take());
+}
+
+void S3Service::GetObject(Request& r, bool head) {
+  auto rec = meta_->GetObject(r.bucket(), r.key());
+  if (!rec.ok()) {
+    if (rec.status().IsNoSuchBucket()) return SendError(r, FromStatus(rec.status()));
+    return SendError(r, ObjectError(rec.status()));
+  }
+  const int64_t mtime = rec->last_modified_ms / 1000;
+  ConditionalHeaders cond;
+  cond.if_match = r.ex.Header("if-match");
+  cond.if_none_match = r.ex.Header("if-none-match");
+  cond.if_modified_since = r.ex.Header("if-modified-since");
+  cond.if_unmodified_since = r.ex.Header("if-unmodified-since");
+  switch (EvaluateConditions(cond, rec->etag, mtime)) {
+    case ConditionResult::kPreconditionFailed: return SendError(r, Make(S3Code::kPreconditionFailed));
+    case ConditionResult::kNotModified: {
+      ResponseHead h = r.Head(304);
+      h.Add("ETag", Quoted(rec->etag));
+      h.Add("Last-Modified", FormatHttpDate(mtime));
+      r.status = 304;
+      (void)r.ex.SendResponse(h, "");
+      return;
+    }
+    case ConditionResult::kProceed: break;
+  }
+
+  ByteRange range{0, rec->size == 0 ? 0 : rec->size - 1};
+  bool partial = false;
+  std::optional<uint32_t> part_number;
+  if (auto pn = r.Query("partNumber")) {
+    auto n = ParseInt(*pn, 1, 10000);
+    if (!n) return SendError(r, Make(S3Code::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
+    part_number = static_cast<uint32_t>(*n);
+    if (rec->part_count == 0) {
+      if (*n != 1) return SendError(r, Make(S3Code::kInvalidPartNumber));
+    } else {
+      if (*n > rec->part_count || rec->part_sizes.size() != rec->part_count) {
+        return SendError(r, Make(S3Code::kInvalidPartNumber));
+      }
+      uint64_t off = 0;
+      for (uint32_t i = 0; i + 1 < *n; ++i) off += rec->part_sizes[i];
+      const uint64_t len = rec->part_sizes[*n - 1];
+      range = ByteRange{off, off + len - 1};
+      partial = len != rec->size;
+    }
+  } else if (auto rh = r.ex.Header("range")) {
+    switch (ParseRange(*rh, rec->size, &range)) {
+      case RangeResult::kNone: break;
+      case RangeResult::kSatisfiable: partial = true; break;
+      case RangeResult::kUnsatisfiable: {
+        S3Error e = Make(S3Code::kInvalidRange);
+        e.extra = {{"RangeRequested", *rh}, {"ActualObjectSize", std::to_string(rec->size)}};
+        return SendError(r, e);
+      }
+    }
+  }
+  const uint64_t length = rec->size == 0 ? 0 : range.length();
+
+  ResponseHead h = r.Head(partial ? 206 : 200);
+  h.Add("Last-Modified", FormatHttpDate(mtime));
+  h.Add("ETag", Quoted(rec->etag));
+  h.Add("Accept-Ranges", "bytes");
+  if (partial) {
+    h.Add("Content-Range", "bytes " + std::to_string(range.first) + "-" + std::to_string(range.last) + "/" +
+                               std::to_string(rec->size));
+  }
+  if (part_number && rec->part_count > 0) h.Add("x-amz-mp-parts-count", std::to_string(rec->part_count));
+  auto override_or = [&](const char* param, const std::string& stored) -> std::string {
+    auto v = r.Query(param);
+    return v ? *v : stored;
+  };
+  const std::string ctype = override_or("response-content-type", rec->content_type);
+  h.Add("Content-Type", ctype.empty() ? "binary/octet-stream" : ctype);
+  struct {
+    const char* header;
+    const char* param;
+    const std::string& stored;
+  } optional_headers[] = {
+      {"Content-Encoding", "response-content-encoding", rec->content_encoding},
+      {"Content-Disposition", "response-content-disposition", rec->content_disposition},
+      {"Cache-Control", "response-cache-control", rec->cache_control},
+      {"Expires", "response-expires", rec->expires},
+  };
+  for (const auto& oh : optional_headers) {
+    const std::string v = override_or(oh.param, oh.stored);
+    if (!v.empty()) h.Add(oh.header, v);
+  }
+  if (auto lang = r.Query("response-content-language")) h.Add("Content-Language", *lang);
+  if (!rec->storage_class.empty()) h.Add("x-amz-storage-class", rec->storage_class);
+  for (const auto& [name, value] : rec->user_metadata) h.Add("x-amz-meta-" + name, value);
+
+  r.status = h.status;
+  if (head || length == 0) {
+    (void)r.ex.SendHead(h, length);
+    return;
+  }
+  // The head goes out with the first verified piece, so a chunk that fails its checksum before
+  // anything was sent is still an error response, not a truncated body.
+  Status s = objects_->SendRange(*rec, range.first, length, [&](engine::SendableRange& piece) -> Status {
+    if (!r.ex.head_sent()) CAIRN_RETURN_IF_ERROR(r.ex.SendHead(h, length));
+    if (piece.fd >= 0) return r.ex.SendFile(piece.fd, piece.offset, piece.length);
+    return r.ex.SendBytes(piece.bytes);
+  });
+  if (!s.ok()) {
+    CAIRN_LOG_ERROR("s3 {} GET {}/{}: {}", r.request_id, r.bucket(), r.key(), s.ToString());
+    SendError(r, FromStatus(s));
+  }
+}
+
+void S3Service::DeleteObject(Request& r) {
+  auto b = meta_->GetBucket(r.bucket());
+  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  auto d = objects_->Delete(r.bucket(), r.key());
+  if (!d.ok() && !d.status().IsNotFound()) return SendError(r, FromStatus(d.status()));
+  r.status = 204;
+  (void)r.ex.SendResponse(r.Head(204), "");
+}
+
+// ---- Multipart -------------------------------------------------------------------------------
+
+void S3Service::CreateMultipartUpload(Request& r) {
+  S3Error err;
+  auto headers = HeadersFromRequest(r.ex, &err);
+  if (!headers.ok()) return SendError(r, err);
+  auto b = meta_->GetBucket(r.bucket());
+  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  meta::MultipartUpload upload;
+  upload.bucket = r.bucket();
+  upload.key = r.key();
+  upload.initiated_ms = NowMillis();
+  upload.headers = *headers;
+  auto id = meta_->CreateUpload(upload);
+  if (!id.ok()) return SendError(r, FromStatus(id.status()));
+  XmlWriter x;
+  x.Declaration();
+  x.Open("InitiateMultipartUploadResult", kS3XmlNamespace);
+  x.Element("Bucket", r.bucket());
+  x.Element("Key", r.key());
+  x.Element("UploadId", *id);
+  SendXml(r, 200, x.Take());
+}
+
+void S3Service::UploadPart(Request& r, bool copy) {
+  const auto upload_id = r.Query("uploadId");
+  const auto pn = r.Query("partNumber");
+  if (!upload_id || !pn) return SendError(r, Make(S3Code::kInvalidRequest, "partNumber and uploadId are both required"));
+  auto n = ParseInt(*pn, 1, 10000);
+  if (!n) return SendError(r, Make(S3Code::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
+  S3Error err;
+  if (!copy && !CheckBodyLength(r.ex, r.auth, options_.max_put_size, &err)) return SendError(r, err);
+  auto content_md5 = ContentMd5(r.ex);
+  if (!content_md5.ok()) return SendError(r, Make(S3Code::kInvalidDigest));
+  // The upload must exist before any byte is stored (a cheap probe: no parts are returned).
+  auto probe = meta_->ListParts(r.bucket(), r.key(), *upload_id, 10000, 1);
+  if (!probe.ok()) return SendError(r, FromStatus(probe.status()));
+
+  auto writer = objects_->NewWriter();
+  crypto::Md5Digest md5{};
+  if (copy) {
+    auto src = ParseCopySource(*r.ex.Header("x-amz-copy-source"));
+    if (!src.ok()) return SendError(r, Make(S3Code::kInvalidArgument, src.status().message()));
+    auto source = meta_->GetObject(src->bucket, src->key);
+    if (!source.ok()) return SendError(r, ObjectError(source.status()));
+    if (!CopyConditionsHold(r.ex, *source)) return SendError(r, Make(S3Code::kPreconditionFailed));
+    ByteRange range{0, source->size == 0 ? 0 : source->size - 1};
+    uint64_t length = source->size;
+    if (auto rh = r.ex.Header("x-amz-copy-source-range")) {
+      auto cr = ParseCopySourceRange(*rh);
+      if (!cr) return SendError(r, Make(S3Code::kInvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last"));
+      if (cr->last >= source->size) {
+        return SendError(r, Make(S3Code::kInvalidRange, "The requested range is not satisfiable"));
+      }
+      range = *cr;
+      length = cr->length();
+    }
+    if (length > options_.max_put_size) return SendError(r, Make(S3Code::kEntityTooLarge));
+    auto copied = CopyInto(objects_, *source, range.first, length, writer.get());
+    if (!copied.ok()) {
+      writer->Abort();
+      return SendError(r, FromStatus(copied.status()));
+    }
+    md5 = *copied;
+  } else {
+    auto body = PumpBody(r.ex, r.auth, options_.max_put_size, writer.get());
+    if (!body.ok()) {
+      writer->Abort();
+      return SendError(r, BodyError(r.ex, body.status()));
+    }
+    if (*content_md5 && **content_md5 != body->md5) {
+      writer->Abort();
+      return SendError(r, Make(S3Code::kBadDigest));
+    }
+    md5 = body->md5;
+  }
+  meta::PartRecord part;
+  part.part_number = static_cast<uint32_t>(*n);
+  part.etag = crypto::HexEncode(md5);
+  part.last_modified_ms = NowMillis();
+  auto committed = Wait<meta::PartRecord>(
+      [&](auto done) { writer->FinishPart(r.bucket(), r.key(), *upload_id, std::move(part), std::move(done)); });
+  if (!committed.ok()) return SendError(r, FromStatus(committed.status()));
+  if (copy) {
+    XmlWriter x;
+    x.Declaration();
+    x.Open("CopyPartResult", kS3XmlNamespace);
+    x.Element("LastModified", FormatIso8601(committed->last_modified_ms));
+    x.Element("ETag", Quoted(committed->etag));
+    return SendXml(r, 200, x.Take());
+  }
+  ResponseHead head = r.Head(200);
+  head.Add("ETag", Quoted(committed->etag));
+  r.status = 200;
+  (void)r.ex.SendResponse(head, "");
+}
+
+void S3Service::CompleteMultipartUpload(Request& r) {
+  const std::string upload_id = r.Query("uploadId").value_or("");
+  auto body = r.ex.ReadSmallBody(kMaxXmlBody);
+  if (!body.ok()) {
+    if (body.status().IsIncompleteBody()) return SendError(r, Make(S3Code::kIncompleteBody));
+    return SendError(r, Make(S3Code::kMalformedXML, body.status().message()));
+  }
+  if (r.auth.payload_mode == PayloadMode::kSignedSha256) {
+    if (Status s = CheckPayloadSha256(r.auth, crypto::Sha256(*body)); !s.ok()) return SendError(r, FromStatus(s));
+  }
+  auto parts = ParseCompleteMultipartUpload(*body);
+  if (!parts.ok()) {
+    if (parts.status().IsInvalidArgument()) return SendError(r, Make(S3Code::kInvalidArgument, parts.status().message()));
+    return SendError(r, FromStatus(parts.status()));
+  }
+  for (size_t i = 1; i < parts->size(); ++i) {
+    if ((*parts)[i].part_number <= (*parts)[i - 1].part_number) return SendError(r, Make(S3Code::kInvalidPartOrder));
+  }
+  auto upload = meta_->GetUpload(r.bucket(), r.key(), upload_id);
+  if (!upload.ok()) return SendError(r, FromStatus(upload.status()));
+  std::vector<meta::CompletedPart> chosen;
+  std::vector<std::string> etags;
+  for (size_t i = 0; i < parts->size(); ++i) {
+    const auto& p = (*parts)[i];
+    auto it = upload->parts.find(p.part_number);
+    if (it == upload->parts.end() || StripQuotes(p.etag) != it->second.etag) {
+      return SendError(r, Make(S3Code::kInvalidPart));
+    }
+    if (i + 1 < parts->size() && it->second.size < options_.min_part_size) {
+      S3Error e = Make(S3Code::kEntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.");
+      e.extra = {{"ProposedSize", std::to_string(it->second.size)},
+                 {"MinSizeAllowed", std::to_string(options_.min_part_size)},
+                 {"PartNumber", std::to_string(p.part_number)},
+                 {"ETag", it->second.etag}};
+      return SendError(r, e);
+    }
+    chosen.push_back(meta::CompletedPart{p.part_number, it->second.etag});
+    etags.push_back(it->second.etag);
+  }
+  auto etag = MultipartEtag(etags);
+  if (!etag) return SendError(r, Make(S3Code::kInvalidPart));
+  auto done = meta_->CompleteUpload(r.bucket(), r.key(), upload_id, chosen, *etag, NowMillis(), {});
+  if (!done.ok()) return SendError(r, FromStatus(done.status()));
+  if (Status s = objects_->Reclaim(done->unused_chunks); !s.ok()) {
+    CAIRN_LOG_WARN("upload {}: reclaiming unused parts: {}", upload_id, s.ToString());
+  }
+  if (done->replaced) {
+    if (Status s = objects_->Reclaim(done->replaced->chunks); !s.ok()) {
+      CAIRN_LOG_WARN("object {}/{}: reclaiming the replaced version: {}", r.bucket(), r.key(), s.ToString());
+    }
+  }
+  XmlWriter x;
+  x.Declaration();
+  x.Open("CompleteMultipartUploadResult", kS3XmlNamespace);
+  const std::string host = r.ex.Header("host").value_or("localhost");
+  x.Element("Location", "http://" + host + "/" + r.bucket() + "/" + UriEncode(r.key(), true));
+  x.Element("Bucket", r.bucket());
+  x.Element("Key", r.key());
+  x.Element("ETag", Quoted(done->object.etag));
+  SendXml(r, 200, x.Take());
+}
+
+void S3Service::AbortMultipartUpload(Request& r) {
+  auto chunks = meta_->AbortUpload(r.bucket(), r.key(), r.Query("uploadId").value_or(""));
+  if (!chunks.ok()) return SendError(r, FromStatus(chunks.status()));
+  if (Status s = objects_->Reclaim(*chunks); !s.ok()) {
+    CAIRN_LOG_WARN("aborted upload: reclaiming its parts: {}", s.ToString());
+  }
+  r.status = 204;
+  (void)r.ex.SendResponse(r.Head(204), "");
+}
+
+void S3Service::ListParts(Request& r) {
+  const std::string upload_id = r.Query("uploadId").value_or("");
+  const auto max = MaxParam(r.Query("max-parts"));
+  if (!max) return SendError(r, Make(S3Code::kInvalidArgument, "Provided max-parts not an integer or within integer range"));
+  uint32_t marker = 0;
+  if (auto m = r.Query("part-number-marker")) {
+    auto v = ParseInt(*m, 0, 10000);
+    if (!v) return SendError(r, Make(S3Code::kInvalidArgument, "Provided part-number-marker not an integer or within integer range"));
+    marker = static_cast<uint32_t>(*v);
+  }
+  auto upload = meta_->GetUpload(r.bucket(), r.key(), upload_id);
+  if (!upload.ok()) return SendError(r, FromStatus(upload.status()));
+  auto res = meta_->ListParts(r.bucket(), r.key(), upload_id, marker, *max);
+  if (!res.ok()) return SendError(r, FromStatus(res.status()));
+  XmlWriter x;
+  x.Declaration();
+  x.Open("ListPartsResult", kS3XmlNamespace);
+  x.Element("Bucket", r.bucket());
+  x.Element("Key", r.key());
+  x.Element("UploadId", upload_id);
+  WriteOwner(x, options_, "Initiator");
+  WriteOwner(x, options_);
+  x.Element("StorageClass", upload->headers.storage_class.empty() ? "STANDARD" : upload->headers.storage_class);
+  x.Element("PartNumberMarker", marker);
+  if (res->is_truncated) x.Element("NextPartNumberMarker", res->next_part_number_marker);
+  x.Element("MaxParts", *max);
+  x.Element("IsTruncated", res->is_truncated);
+  for (const auto& p : res->parts) {
+    x.Open("Part");
+    x.Element("PartNumber", p.part_number);
+    x.Element("LastModified", FormatIso8601(p.last_modified_ms));
+    x.Element("ETag", Quoted(p.etag));
+    x.Element("Size", p.size);
+    x.Close();
+  }
+  SendXml(r, 200, x.Take());
+}
+
+}  // namespace cairn::gateway::server

@@ -1,0 +1,472 @@
+#include "gateway/server/server.h"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/read.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <limits>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "common/logging.h"
+#include "common/metrics.h"
+#include "engine/engine.h"
+#include "gateway/crypto.h"
+#include "gateway/s3_errors.h"
+#include "io/file.h"
+#include "meta/rocksdb_meta_store.h"
+
+namespace cairn::gateway::server {
+
+namespace {
+
+// Request heads larger than this are refused (RequestHeaderSectionTooLarge). S3 documents 8 KB
+// of headers plus 2 KB of user metadata; a little room is left above that.
+constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
+
+std::string RandomString(std::string_view alphabet, size_t n) {
+  std::random_device rd;
+  std::string out;
+  out.reserve(n);
+  for (size_t i = 0; i < n; ++i) out += alphabet[rd() % alphabet.size()];
+  return out;
+}
+
+Status WriteFileDurably(const std::string& path, const std::string& contents, mode_t mode) {
+  const std::string tmp = path + ".tmp";
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
+  const ssize_t n = ::write(fd, contents.data(), contents.size());
+  const bool ok = n == static_cast<ssize_t>(contents.size()) && ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!ok) return Status::FromErrno(err, "write " + tmp);
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "rename " + tmp);
+  const std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
+  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd >= 0) {
+    ::fsync(dfd);
+    ::close(dfd);
+  }
+  return Status::OK();
+}
+
+Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
+  const size_t colon = listen.rfind(':');
+  if (colon == std::string::npos) return Status::ConfigError("listen address must be HOST:PORT: " + listen);
+  std::string host = listen.substr(0, colon);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  const std::string port = listen.substr(colon + 1);
+  char* end = nullptr;
+  const long p = std::strtol(port.c_str(), &end, 10);
+  if (port.empty() || *end != '\0' || p < 0 || p > 65535) {
+    return Status::ConfigError("listen port is not a number in [0, 65535]: " + listen);
+  }
+  return std::make_pair(host.empty() ? std::string("0.0.0.0") : host, static_cast<uint16_t>(p));
+}
+
+}  // namespace
+
+std::string RootCanonicalId() { return crypto::HexEncode(crypto::Sha256(std::string_view("cairn:user:root"))); }
+
+Result<Credentials> LoadOrCreateRootCredentials(const std::string& data_dir, bool* generated) {
+  *generated = false;
+  const char* env_access = std::getenv("CAIRN_ROOT_ACCESS_KEY");
+  const char* env_secret = std::getenv("CAIRN_ROOT_SECRET_KEY");
+  const bool have_access = env_access != nullptr && *env_access != '\0';
+  const bool have_secret = env_secret != nullptr && *env_secret != '\0';
+  if (have_access != have_secret) {
+    return Status::ConfigError("set both CAIRN_ROOT_ACCESS_KEY and CAIRN_ROOT_SECRET_KEY, or neither");
+  }
+  if (have_access) {
+    if (std::strlen(env_access) < 3 || std::strlen(env_secret) < 8) {
+      return Status::ConfigError("CAIRN_ROOT_ACCESS_KEY needs at least 3 characters and CAIRN_ROOT_SECRET_KEY 8");
+    }
+    return Credentials{env_access, env_secret};
+  }
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return Status::IOError("create " + data_dir + ": " + ec.message());
+  const std::string path = data_dir + "/credentials";
+  std::ifstream in(path);
+  if (in) {
+    Credentials c;
+    std::string line;
+    while (std::getline(in, line)) {
+      const size_t eq = line.find('=');
+      if (eq == std::string::npos || line.starts_with('#')) continue;
+      const std::string name = line.substr(0, eq);
+      const std::string value = line.substr(eq + 1);
+      if (name == "AWS_ACCESS_KEY_ID") c.access_key = value;
+      if (name == "AWS_SECRET_ACCESS_KEY") c.secret_key = value;
+    }
+    if (c.access_key.empty() || c.secret_key.empty()) {
+      return Status::ConfigError(path + " lacks AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY");
+    }
+    return c;
+  }
+  Credentials c;
+  c.access_key = "CAIRN" + RandomString("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 15);
+  c.secret_key = RandomString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 40);
+  const std::string contents =
+      "# Cairn root credentials, generated at first start. Keep this file private.\n"
+      "# Load them into a shell with:  set -a; . " + path + "; set +a\n"
+      "AWS_ACCESS_KEY_ID=" + c.access_key + "\nAWS_SECRET_ACCESS_KEY=" + c.secret_key + "\n";
+  CAIRN_RETURN_IF_ERROR(WriteFileDurably(path, contents, 0600));
+  *generated = true;
+  return c;
+}
+
+// ---- Open and close --------------------------------------------------------------------------
+
+struct Server::Connection {
+  int fd = -1;
+  bool idle = true;  // GUARDED_BY(Server::mu_): waiting for a request head
+};
+
+Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
+  std::unique_ptr<Server> s(new Server());
+  s->options_ = std::move(options);
+  const std::string dir = s->options_.config.server.data_dir;
+  if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + dir);
+
+  const std::string lock_path = dir + "/LOCK";
+  s->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (s->lock_fd_ < 0) return Status::FromErrno(errno, "open " + lock_path);
+  if (::flock(s->lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+    return Status::Busy("another process is using the data directory " + dir);
+  }
+
+  CAIRN_ASSIGN_OR_RETURN(io::Backend backend, io::ParseBackend(s->options_.config.engine.io_backend));
+  CAIRN_ASSIGN_OR_RETURN(s->env_, io::Env::Create(backend));
+  engine::EngineOptions eo;
+  eo.config = s->options_.config.engine;
+  CAIRN_ASSIGN_OR_RETURN(s->engine_, engine::Engine::Open(s->env_.get(), dir + "/engine", eo));
+  CAIRN_ASSIGN_OR_RETURN(s->meta_, meta::RocksDbMetaStore::Open(dir + "/meta"));
+  s->chunks_ = std::make_unique<object::EngineChunkStore>(s->engine_.get());
+  // Metadata commits run here and block on RocksDB's synced write; concurrent commits share a
+  // WAL sync, so there must be enough threads for a busy server's PUTs to group.
+  s->blocking_ = std::make_unique<ThreadPool>(64);
+  s->objects_ = std::make_unique<object::ObjectStore>(s->chunks_.get(), s->meta_.get(), s->blocking_.get());
+
+  CAIRN_ASSIGN_OR_RETURN(s->orphans_collected_, s->objects_->CollectOrphans());
+  if (s->orphans_collected_ > 0) {
+    CAIRN_LOG_INFO("start-up: deleted {} chunks no committed object referenced", s->orphans_collected_);
+  }
+
+  S3ServiceOptions so;
+  so.region = s->options_.region;
+  so.domains = s->options_.domains;
+  so.owner_id = RootCanonicalId();
+  const Credentials root = s->options_.root;
+  SecretLookup lookup = [root](std::string_view access_key) -> std::optional<std::string> {
+    if (crypto::ConstantTimeEquals(access_key, root.access_key)) return root.secret_key;
+    return std::nullopt;
+  };
+  s->s3_ = std::make_unique<S3Service>(s->objects_.get(), s->meta_.get(), std::move(lookup), std::move(so));
+  return s;
+}
+
+Server::~Server() {
+  Stop(std::chrono::milliseconds(0));
+  if (lock_fd_ >= 0) ::close(lock_fd_);
+}
+
+Status Server::Start() {
+  CAIRN_ASSIGN_OR_RETURN(auto hp, ParseListen(options_.config.server.listen));
+  const auto& [host, port] = hp;
+  sockaddr_storage ss{};
+  socklen_t len = 0;
+  int family = AF_INET;
+  if (host.find(':') != std::string::npos) {
+    family = AF_INET6;
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&ss);
+    a6->sin6_family = AF_INET6;
+    a6->sin6_port = htons(port);
+    if (::inet_pton(AF_INET6, host.c_str(), &a6->sin6_addr) != 1) return Status::ConfigError("bad address " + host);
+    len = sizeof(sockaddr_in6);
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&ss);
+    a4->sin_family = AF_INET;
+    a4->sin_port = htons(port);
+    const std::string h = host == "localhost" ? "127.0.0.1" : host;
+    if (::inet_pton(AF_INET, h.c_str(), &a4->sin_addr) != 1) return Status::ConfigError("bad address " + host);
+    len = sizeof(sockaddr_in);
+  }
+  listen_fd_ = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (listen_fd_ < 0) return Status::FromErrno(errno, "socket");
+  const int one = 1;
+  ::setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  if (::bind(listen_fd_, reinterpret_cast<sockaddr*>(&ss), len) != 0) {
+    return Status::FromErrno(errno, "bind " + options_.config.server.listen);
+  }
+  if (::listen(listen_fd_, 1024) != 0) return Status::FromErrno(errno, "listen");
+  sockaddr_storage bound{};
+  socklen_t blen = sizeof bound;
+  ::getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&bound), &blen);
+  char addr[INET6_ADDRSTRLEN] = {};
+  uint16_t bound_port = 0;
+  if (family == AF_INET6) {
+    auto* a6 = reinterpret_cast<sockaddr_in6*>(&bound);
+    ::inet_ntop(AF_INET6, &a6->sin6_addr, addr, sizeof addr);
+    bound_port = ntohs(a6->sin6_port);
+    endpoint_ = "http://[" + std::string(addr) + "]:" + std::to_string(bound_port);
+  } else {
+    auto* a4 = reinterpret_cast<sockaddr_in*>(&bound);
+    ::inet_ntop(AF_INET, &a4->sin_addr, addr, sizeof addr);
+    bound_port = ntohs(a4->sin_port);
+    endpoint_ = "http://" + std::string(addr) + ":" + std::to_string(bound_port);
+  }
+  acceptor_ = std::thread([this] { AcceptLoop(); });
+  maintenance_ = std::thread([this] { MaintenanceLoop(); });
+  CAIRN_LOG_INFO("listening on {}", endpoint_);
+  return Status::OK();
+}
+
+void Server::Stop(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (stopped_) return;
+    stopped_ = true;
+    stopping_ = true;
+    // Idle connections go at once; busy ones finish their request and then close.
+    for (const auto& c : conns_) {
+      if (c->idle) ::shutdown(c->fd, SHUT_RDWR);
+    }
+  }
+  cv_.notify_all();
+  if (listen_fd_ >= 0) ::shutdown(listen_fd_, SHUT_RDWR);
+  if (acceptor_.joinable()) acceptor_.join();
+  if (maintenance_.joinable()) maintenance_.join();
+  {
+    std::unique_lock<std::mutex> l(mu_);
+    if (!cv_.wait_for(l, grace, [&] { return conns_.empty(); })) {
+      CAIRN_LOG_WARN("shutdown: {} connections still busy after the grace period; closing them", conns_.size());
+      for (const auto& c : conns_) ::shutdown(c->fd, SHUT_RDWR);
+      cv_.wait(l, [&] { return conns_.empty(); });
+    }
+  }
+  if (listen_fd_ >= 0) {
+    ::close(listen_fd_);
+    listen_fd_ = -1;
+  }
+  // Nothing is in flight any more: drain the commit pool, then close the layers top-down.
+  s3_.reset();
+  objects_.reset();
+  blocking_.reset();
+  chunks_.reset();
+  meta_.reset();
+  if (engine_) {
+    if (Status s = engine_->Close(); !s.ok()) CAIRN_LOG_ERROR("closing the engine: {}", s.ToString());
+    engine_.reset();
+  }
+  CAIRN_LOG_INFO("stopped");
+}
+
+// ---- Connections -----------------------------------------------------------------------------
+
+void Server::AcceptLoop() {
+  while (true) {
+    const int fd = ::accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      const int err = errno;
+      if (err == EINTR || err == ECONNABORTED) continue;
+      {
+        std::lock_guard<std::mutex> l(mu_);
+        if (stopping_) return;
+      }
+      if (err == EMFILE || err == ENFILE || err == ENOBUFS || err == ENOMEM) {
+        CAIRN_LOG_WARN("accept: {}", std::strerror(err));
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        continue;
+      }
+      CAIRN_LOG_ERROR("accept: {}", std::strerror(err));
+      return;
+    }
+    const int one = 1;
+    ::setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    timeval tv{};
+    tv.tv_sec = static_cast<time_t>(options_.io_timeout.count());
+    ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+    auto conn = std::make_shared<Connection>();
+    conn->fd = fd;
+    bool refuse = false;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      if (stopping_) {
+        ::close(fd);
+        return;
+      }
+      refuse = conns_.size() >= options_.max_connections;
+      if (!refuse) conns_.insert(conn);
+    }
+    if (refuse) {
+      const std::string body = ErrorXml(Make(S3Code::kSlowDown, "Too many connections."), "", "");
+      const std::string resp = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nContent-Length: " +
+                               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+      (void)::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+      ::close(fd);
+      continue;
+    }
+    std::thread([this, conn] { Serve(conn); }).detach();
+  }
+}
+
+void Server::Serve(std::shared_ptr<Connection> conn) {
+  boost::asio::io_context io;  // sync operations only; never run
+  boost::asio::ip::tcp::socket socket(io);
+  boost::system::error_code ec;
+  socket.assign(boost::asio::ip::tcp::v4(), conn->fd, ec);
+  boost::beast::flat_buffer buffer;
+  while (!ec) {
+    RequestParser parser;
+    parser.header_limit(kMaxHeaderBytes);
+    parser.body_limit(std::numeric_limits<std::uint64_t>::max());  // sizes are the S3 layer's call (EntityTooLarge)
+    boost::beast::error_code rec;
+    http::read_header(socket, buffer, parser, rec);
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      conn->idle = false;
+    }
+    if (rec) {
+      CAIRN_LOG_DEBUG("connection: request head not read: {}", rec.message());
+      if (rec == http::error::header_limit || rec == http::error::buffer_overflow) {
+        const std::string body =
+            ErrorXml(Make(S3Code::kRequestHeaderSectionTooLarge,
+                          "Your request header section exceeds the maximum allowed size."), "", "");
+        const std::string resp = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+        (void)::send(conn->fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+      } else if (rec != http::error::end_of_stream && rec != boost::asio::error::eof &&
+                 rec != boost::asio::error::connection_reset && rec != boost::asio::error::would_block &&
+                 rec != boost::asio::error::try_again && buffer.size() > 0) {
+        // Bytes arrived that are not an HTTP/1.1 request head.
+        const std::string body = ErrorXml(Make(S3Code::kInvalidRequest, "The request is not valid HTTP/1.1."), "", "");
+        const std::string resp = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: " +
+                                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
+        (void)::send(conn->fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+      }
+      break;
+    }
+    HttpExchange ex(socket, buffer, parser);
+    if (!ServeInternal(ex)) s3_->Handle(ex);
+    if (!ex.body_complete()) ex.set_close();
+    bool stop;
+    {
+      std::lock_guard<std::mutex> l(mu_);
+      conn->idle = true;
+      stop = stopping_;
+    }
+    if (stop || !ex.keep_alive()) break;
+  }
+  ::shutdown(conn->fd, SHUT_WR);
+  socket.close(ec);  // closes conn->fd
+  std::lock_guard<std::mutex> l(mu_);
+  conns_.erase(conn);
+  cv_.notify_all();
+}
+
+bool Server::ServeInternal(HttpExchange& ex) {
+  if (ex.method() != "GET" && ex.method() != "HEAD") return false;
+  const std::string_view target = ex.target();
+  if (target != "/health" && target != "/metrics") return false;
+  if (ex.Header("authorization")) return false;
+  ResponseHead head;
+  head.status = 200;
+  std::string body;
+  if (target == "/health") {
+    head.Add("Content-Type", "text/plain");
+    body = "ok\n";
+  } else {
+    head.Add("Content-Type", "text/plain; version=0.0.4");
+    body = MetricsText();
+  }
+  (void)ex.SendResponse(head, body);
+  return true;
+}
+
+std::string Server::MetricsText() {
+  auto& reg = metrics::Registry::Default();
+  const engine::EngineStats es = engine_->Stats();
+  auto gauge = [&](const char* name, const char* help, double v) { reg.GetGauge(name, help)->Set(v); };
+  gauge("cairn_engine_chunks", "Live chunks in the engine", static_cast<double>(es.chunks));
+  gauge("cairn_engine_live_bytes", "Bytes of live chunks", static_cast<double>(es.live_bytes));
+  gauge("cairn_engine_dead_bytes", "Bytes of deleted or replaced chunks not yet compacted",
+        static_cast<double>(es.dead_bytes));
+  gauge("cairn_engine_index_memory_bytes", "Memory held by the chunk index", static_cast<double>(es.index_memory_bytes));
+  gauge("cairn_engine_appends", "Chunk appends since start", static_cast<double>(es.appends));
+  gauge("cairn_engine_deletes", "Chunk deletes since start", static_cast<double>(es.deletes));
+  gauge("cairn_engine_group_commits", "fdatasync calls that acknowledged writes", static_cast<double>(es.group_commits));
+  gauge("cairn_engine_corruptions_detected", "Reads refused and records skipped for bad checksums",
+        static_cast<double>(es.corruptions_detected));
+  gauge("cairn_engine_compactions", "Segments compacted since start", static_cast<double>(es.compactions));
+  gauge("cairn_engine_compaction_reclaimed_bytes", "Bytes returned by compaction",
+        static_cast<double>(es.compaction_bytes_reclaimed));
+  gauge("cairn_engine_segments", "Segment files", static_cast<double>(es.segments.size()));
+  if (auto ms = meta_->Stats(); ms.ok()) {
+    for (const auto& [name, value] : *ms) {
+      reg.GetGauge("cairn_meta_" + name, "Metadata store figure (docs/design/meta.md)")->Set(static_cast<double>(value));
+    }
+  }
+  gauge("cairn_server_connections", "Open client connections", [&] {
+    std::lock_guard<std::mutex> l(mu_);
+    return static_cast<double>(conns_.size());
+  }());
+  return reg.PrometheusText();
+}
+
+// ---- Maintenance -----------------------------------------------------------------------------
+
+void Server::MaintenanceLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stopping_) {
+    l.unlock();
+    ExpireUploads();
+    l.lock();
+    cv_.wait_for(l, options_.maintenance_interval, [&] { return stopping_; });
+  }
+}
+
+void Server::ExpireUploads() {
+  auto buckets = meta_->ListBuckets();
+  if (!buckets.ok()) return;
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  const int64_t cutoff = now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(options_.upload_expiry).count();
+  uint64_t aborted = 0;
+  for (const auto& b : *buckets) {
+    meta::ListUploadsOptions opts;
+    while (true) {
+      auto page = meta_->ListUploads(b.name, opts);
+      if (!page.ok()) break;
+      for (const auto& u : page->uploads) {
+        if (u.initiated_ms >= cutoff) continue;
+        auto chunks = meta_->AbortUpload(b.name, u.key, u.upload_id);
+        if (!chunks.ok()) continue;
+        if (Status s = objects_->Reclaim(*chunks); !s.ok()) CAIRN_LOG_WARN("expiring upload: {}", s.ToString());
+        ++aborted;
+      }
+      if (!page->is_truncated) break;
+      opts.key_marker = page->next_key_marker;
+      opts.upload_id_marker = page->next_upload_id_marker;
+    }
+  }
+  if (aborted > 0) CAIRN_LOG_INFO("maintenance: aborted {} multipart uploads older than the expiry", aborted);
+}
+
+}  // namespace cairn::gateway::server

@@ -1,0 +1,129 @@
+// The single-node S3 server: a data directory, the layers that live in it, and an HTTP/1.1
+// listener in front of them.
+//
+//   auto server = Server::Open(config, root_credentials);   // storage opened and recovered
+//   (*server)->Start();                                      // listening
+//   ...                                                      // SIGTERM arrives
+//   (*server)->Stop(std::chrono::seconds(30));               // drained and closed
+//
+// Data directory layout: engine/ (chunk segments, docs/formats/engine.md), meta/ (RocksDB,
+// docs/formats/meta.md), credentials (root keys, mode 0600, when generated) and LOCK (flock:
+// one server per directory).
+//
+// Connections: one acceptor thread, and a thread per connection serving its requests one after
+// another (keep-alive). GET /health and GET /metrics answer without authentication when the
+// request carries no signature (a signed GET /health is a ListObjects of bucket "health").
+//
+// Start-up deletes chunks that no committed record references (the leftovers of PUTs a crash
+// interrupted). While running, a maintenance thread aborts multipart uploads older than the
+// configured expiry and reclaims their parts.
+//
+// Thread-safety: Open, Start and Stop are called from one thread; everything else is internal.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/config.h"
+#include "common/executor.h"
+#include "common/result.h"
+#include "gateway/server/s3_service.h"
+#include "gateway/sigv4.h"
+
+namespace cairn::io {
+class Env;
+}
+namespace cairn::engine {
+class Engine;
+}
+
+namespace cairn::gateway::server {
+
+struct ServerOptions {
+  Config config;
+  Credentials root;
+  std::vector<std::string> domains = {"localhost"};
+  std::string region = "us-east-1";
+  // Idle keep-alive connections and stalled transfers are dropped after this long.
+  std::chrono::seconds io_timeout{120};
+  // Connections beyond this many are refused with 503 SlowDown.
+  size_t max_connections = 1024;
+  // Multipart uploads older than this are aborted. Default 7 days.
+  std::chrono::seconds upload_expiry{7 * 24 * 3600};
+  // How often the maintenance pass runs. Default 1 hour.
+  std::chrono::seconds maintenance_interval{3600};
+};
+
+class Server {
+ public:
+  // Opens the storage in config.server.data_dir (creating it), recovers it and collects orphaned
+  // chunks. Error: Busy when another process holds the directory's lock.
+  static Result<std::unique_ptr<Server>> Open(ServerOptions options);
+  ~Server();
+  Server(const Server&) = delete;
+  Server& operator=(const Server&) = delete;
+
+  // Binds config.server.listen and starts accepting. Error: IOError (address in use, ...).
+  Status Start();
+  // "http://127.0.0.1:9000": the bound address (the real port when 0 was asked for).
+  std::string endpoint() const { return endpoint_; }
+
+  // Stops accepting, closes idle connections, lets requests in flight finish for up to `grace`,
+  // then closes what is left and the storage (a final engine checkpoint). Idempotent.
+  void Stop(std::chrono::milliseconds grace);
+
+  // Orphaned chunks deleted at start-up.
+  uint64_t orphans_collected() const { return orphans_collected_; }
+
+ private:
+  struct Connection;
+  Server() = default;
+
+  void AcceptLoop();
+  void Serve(std::shared_ptr<Connection> conn);
+  // Answers GET /health and GET /metrics; false when the request is not one of them.
+  bool ServeInternal(HttpExchange& ex);
+  std::string MetricsText();
+  void MaintenanceLoop();
+  void ExpireUploads();
+
+  ServerOptions options_;
+  int lock_fd_ = -1;
+  std::unique_ptr<io::Env> env_;
+  std::unique_ptr<engine::Engine> engine_;
+  std::unique_ptr<meta::MetaStore> meta_;
+  std::unique_ptr<object::ChunkStore> chunks_;
+  std::unique_ptr<ThreadPool> blocking_;
+  std::unique_ptr<object::ObjectStore> objects_;
+  std::unique_ptr<S3Service> s3_;
+  uint64_t orphans_collected_ = 0;
+
+  int listen_fd_ = -1;
+  std::string endpoint_;
+  std::thread acceptor_;
+  std::thread maintenance_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;                         // GUARDED_BY(mu_)
+  bool stopped_ = false;                          // GUARDED_BY(mu_)
+  std::set<std::shared_ptr<Connection>> conns_;  // GUARDED_BY(mu_)
+};
+
+// Root credentials: CAIRN_ROOT_ACCESS_KEY and CAIRN_ROOT_SECRET_KEY when both are set (an error
+// when only one is), else the `credentials` file in `data_dir`, else fresh random keys written
+// there (mode 0600). *generated says whether they were just made.
+Result<Credentials> LoadOrCreateRootCredentials(const std::string& data_dir, bool* generated);
+
+// The canonical user id S3 reports for the root user: 64 hex digits, stable across restarts.
+std::string RootCanonicalId();
+
+}  // namespace cairn::gateway::server

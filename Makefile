@@ -17,11 +17,10 @@ configure: deps
 build: configure
 	@cmake --build --preset $(PRESET)
 
-# Until the S3 server lands (issue 3), `make run` exercises what exists: the local engine on
-# $(DATA), through a short mixed benchmark.
+# The single-node S3 server on $(DATA), listening on $(LISTEN); Ctrl-C stops it gracefully.
+LISTEN ?= 127.0.0.1:9000
 run: build
-	@mkdir -p $(DATA)
-	$(CAIRN) bench engine --dir $(DATA)/engine --workload mixed --size 65536 --prefill 2048 --concurrency 8 --duration 5
+	$(CAIRN) server --data $(DATA) --listen $(LISTEN)
 
 # The unit tests, then every fuzz target briefly (a clang build of the gateway, about 25 s from
 # scratch, and 20 s per target). A ctest failure stops here, before the fuzzing.
@@ -32,9 +31,11 @@ test: build
 test-asan:
 	@$(MAKE) test PRESET=asan
 
-# Benchmarks against fio on the same disk; figures go to docs/benchmarks.md by hand.
+# Benchmarks against fio on the same disk, then the S3 server under `cairn bench s3` (PUT/GET
+# matrix and a 1M-key listing, scripts/bench-s3.sh); figures go to docs/benchmarks.md by hand.
 bench: build
 	@bash scripts/bench-engine.sh $(CAIRN)
+	@CAIRN=$(CAIRN) bash scripts/bench-s3.sh
 
 # Long crash loops: 500 kill -9 cycles of the engine crash test.
 soak: build

@@ -7,6 +7,7 @@
 //
 // Thread-safety: see cli.h. Signals are blocked before any thread starts and taken with
 // sigwait on main's thread.
+#include <malloc.h>
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -48,6 +49,13 @@ int RunServer(const ServerArgs& args) {
     std::fprintf(stderr, "cairn server: %s\n", s.ToString().c_str());
     return 1;
   }
+
+  // Chunk buffers (1 MiB) come and go with every PUT. glibc's adaptive mmap threshold would
+  // start serving them from the heap after the first few frees and keep that memory after the
+  // traffic stops; a fixed threshold hands them back to the kernel on free, and fewer arenas
+  // bound what many connection threads can strand. Measured in docs/benchmarks.md (idle RSS).
+  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  mallopt(M_ARENA_MAX, 4);
 
   // Every thread started from here on inherits the blocked set, so the signals reach sigwait.
   sigset_t signals;

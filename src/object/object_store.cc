@@ -1,6 +1,7 @@
 #include "object/object_store.h"
 
 #include <algorithm>
+#include <condition_variable>
 #include <random>
 #include <unordered_set>
 
@@ -57,6 +58,9 @@ struct ObjectWriter::State : std::enable_shared_from_this<State> {
   bool finishing = false;              // GUARDED_BY(mu): Finish called
   bool aborted = false;                // GUARDED_BY(mu)
   bool settled = false;                // GUARDED_BY(mu): commit or clean-up scheduled
+  bool settle_inline = false;          // GUARDED_BY(mu): a *Sync finish settles on its own thread
+  std::condition_variable drained;     // signalled when in_flight drops to 0 under settle_inline
+  uint64_t size_hint = UINT64_MAX;     // the body's expected size, to size chunk buffers
   // Set by Finish: writes the metadata that makes the chunks count (the commit point).
   ObjectWriter::CommitFn commit;
   std::function<void(Status)> done;
@@ -67,6 +71,13 @@ struct ObjectWriter::State : std::enable_shared_from_this<State> {
     uint32_t crc = 0;
   };
 
+  // Reserves the next chunk's buffer: a whole chunk, or what the size hint says is left, so a
+  // 4 KiB PUT does not allocate (and map, and unmap) a 1 MiB buffer.
+  void ReserveLocked() {
+    const uint64_t left = size_hint > taken ? size_hint - taken : 0;
+    current.reserve(static_cast<size_t>(std::min<uint64_t>(store->options_.chunk_size, left)));
+  }
+
   bool WindowOpen() const { return in_flight < store->options_.max_chunks_in_flight; }
 
   // Moves the filled bytes into a submission and records its ChunkRef.
@@ -76,7 +87,7 @@ struct ObjectWriter::State : std::enable_shared_from_this<State> {
     s.id = NewChunkId();
     s.bytes = std::make_shared<std::vector<std::byte>>(std::move(current));
     current = {};
-    current.reserve(store->options_.chunk_size);
+    ReserveLocked();
     s.crc = crc32c::Value(*s.bytes);
     const uint64_t offset = chunks.empty() ? 0 : chunks.back().offset + chunks.back().length;
     chunks.push_back(meta::ChunkRef{s.id, offset, static_cast<uint32_t>(s.bytes->size()), s.crc});
@@ -99,6 +110,7 @@ struct ObjectWriter::State : std::enable_shared_from_this<State> {
       std::lock_guard<std::mutex> l(mu);
       --in_flight;
       if (!s.ok() && error.ok()) error = s;
+      if (settle_inline && in_flight == 0) drained.notify_all();
       if (writable && (WindowOpen() || !error.ok())) cb = std::move(writable);
       settle = ReadyToSettleLocked();
     }
@@ -108,7 +120,7 @@ struct ObjectWriter::State : std::enable_shared_from_this<State> {
 
   // True (once) when every chunk is back and the writer was finished or aborted.
   bool ReadyToSettleLocked() {
-    if (settled || in_flight != 0 || !(finishing || aborted)) return false;
+    if (settled || settle_inline || in_flight != 0 || !(finishing || aborted)) return false;
     settled = true;
     return true;
   }
@@ -189,60 +201,66 @@ uint64_t ObjectWriter::size() const {
   return state_->taken;
 }
 
+ObjectWriter::CommitFn ObjectWriter::ObjectCommit(ObjectStore* store, meta::ObjectRecord* rec,
+                                                  meta::WritePrecondition precondition) {
+  return [store, rec, precondition = std::move(precondition)](const std::vector<meta::ChunkRef>& chunks,
+                                                              uint64_t size) {
+    rec->size = size;
+    rec->chunks = chunks;
+    std::optional<meta::ObjectRecord> replaced;
+    CAIRN_RETURN_IF_ERROR(store->meta_->PutObject(*rec, precondition, &replaced));
+    if (replaced) {
+      Status r = store->Reclaim(replaced->chunks);
+      if (!r.ok()) CAIRN_LOG_WARN("object {}/{}: reclaiming the replaced version: {}", rec->bucket, rec->key, r.ToString());
+    }
+    return Status::OK();
+  };
+}
+
+ObjectWriter::CommitFn ObjectWriter::PartCommit(ObjectStore* store, meta::PartRecord* rec, std::string bucket,
+                                                std::string key, std::string upload_id) {
+  return [store, rec, bucket = std::move(bucket), key = std::move(key), upload_id = std::move(upload_id)](
+             const std::vector<meta::ChunkRef>& chunks, uint64_t size) {
+    rec->size = size;
+    rec->chunks = chunks;
+    std::optional<meta::PartRecord> replaced;
+    CAIRN_RETURN_IF_ERROR(store->meta_->PutPart(bucket, key, upload_id, *rec, &replaced));
+    if (replaced) {
+      Status r = store->Reclaim(replaced->chunks);
+      if (!r.ok()) CAIRN_LOG_WARN("upload {}: reclaiming a replaced part: {}", upload_id, r.ToString());
+    }
+    return Status::OK();
+  };
+}
+
 void ObjectWriter::Finish(meta::ObjectRecord record, meta::WritePrecondition precondition,
                           std::function<void(Result<meta::ObjectRecord>)> done) {
   auto committed = std::make_shared<meta::ObjectRecord>(std::move(record));
-  ObjectStore* store = state_->store;
-  FinishWith(
-      [store, committed, precondition = std::move(precondition)](const std::vector<meta::ChunkRef>& chunks,
-                                                                 uint64_t size) {
-        meta::ObjectRecord& rec = *committed;
-        rec.size = size;
-        rec.chunks = chunks;
-        std::optional<meta::ObjectRecord> replaced;
-        CAIRN_RETURN_IF_ERROR(store->meta_->PutObject(rec, precondition, &replaced));
-        if (replaced) {
-          Status r = store->Reclaim(replaced->chunks);
-          if (!r.ok()) {
-            CAIRN_LOG_WARN("object {}/{}: reclaiming the replaced version: {}", rec.bucket, rec.key, r.ToString());
-          }
-        }
-        return Status::OK();
-      },
-      [committed, done = std::move(done)](Status s) {
-        if (s.ok()) {
-          done(std::move(*committed));
-        } else {
-          done(std::move(s));
-        }
-      });
+  auto commit = ObjectCommit(state_->store, committed.get(), std::move(precondition));
+  FinishWith([committed, commit = std::move(commit)](const std::vector<meta::ChunkRef>& chunks,
+                                                     uint64_t size) { return commit(chunks, size); },
+             [committed, done = std::move(done)](Status s) {
+               if (s.ok()) {
+                 done(std::move(*committed));
+               } else {
+                 done(std::move(s));
+               }
+             });
 }
 
 void ObjectWriter::FinishPart(std::string bucket, std::string key, std::string upload_id, meta::PartRecord part,
                               std::function<void(Result<meta::PartRecord>)> done) {
   auto committed = std::make_shared<meta::PartRecord>(std::move(part));
-  ObjectStore* store = state_->store;
-  FinishWith(
-      [store, committed, bucket = std::move(bucket), key = std::move(key), upload_id = std::move(upload_id)](
-          const std::vector<meta::ChunkRef>& chunks, uint64_t size) {
-        meta::PartRecord& rec = *committed;
-        rec.size = size;
-        rec.chunks = chunks;
-        std::optional<meta::PartRecord> replaced;
-        CAIRN_RETURN_IF_ERROR(store->meta_->PutPart(bucket, key, upload_id, rec, &replaced));
-        if (replaced) {
-          Status r = store->Reclaim(replaced->chunks);
-          if (!r.ok()) CAIRN_LOG_WARN("upload {}: reclaiming a replaced part: {}", upload_id, r.ToString());
-        }
-        return Status::OK();
-      },
-      [committed, done = std::move(done)](Status s) {
-        if (s.ok()) {
-          done(std::move(*committed));
-        } else {
-          done(std::move(s));
-        }
-      });
+  auto commit = PartCommit(state_->store, committed.get(), std::move(bucket), std::move(key), std::move(upload_id));
+  FinishWith([committed, commit = std::move(commit)](const std::vector<meta::ChunkRef>& chunks,
+                                                     uint64_t size) { return commit(chunks, size); },
+             [committed, done = std::move(done)](Status s) {
+               if (s.ok()) {
+                 done(std::move(*committed));
+               } else {
+                 done(std::move(s));
+               }
+             });
 }
 
 void ObjectWriter::FinishWith(CommitFn commit, std::function<void(Status)> done) {
@@ -261,6 +279,48 @@ void ObjectWriter::FinishWith(CommitFn commit, std::function<void(Status)> done)
   if (settle) st.ScheduleSettle();
 }
 
+Status ObjectWriter::FinishWithSync(const CommitFn& commit) {
+  State& st = *state_;
+  std::optional<State::Submission> last;
+  {
+    std::lock_guard<std::mutex> l(st.mu);
+    st.finishing = true;
+    st.settle_inline = true;
+    if (!st.current.empty() && st.error.ok()) last = st.TakeChunkLocked();
+  }
+  if (last) st.Submit(std::move(*last));
+  std::vector<meta::ChunkRef> written;
+  Status failure;
+  uint64_t size;
+  {
+    std::unique_lock<std::mutex> l(st.mu);
+    st.drained.wait(l, [&] { return st.in_flight == 0; });
+    st.settled = true;
+    written = st.chunks;
+    failure = st.error;
+    size = st.taken;
+  }
+  Status s = failure.ok() ? commit(written, size) : failure;
+  if (!s.ok()) {
+    Status r = st.store->Reclaim(written);
+    if (!r.ok()) CAIRN_LOG_WARN("object writer: reclaiming chunks of a write that did not commit: {}", r.ToString());
+  }
+  return s;
+}
+
+Result<meta::ObjectRecord> ObjectWriter::FinishSync(meta::ObjectRecord record, const meta::WritePrecondition& precondition) {
+  meta::ObjectRecord committed = std::move(record);
+  CAIRN_RETURN_IF_ERROR(FinishWithSync(ObjectCommit(state_->store, &committed, precondition)));
+  return committed;
+}
+
+Result<meta::PartRecord> ObjectWriter::FinishPartSync(const std::string& bucket, const std::string& key,
+                                                      const std::string& upload_id, meta::PartRecord part) {
+  meta::PartRecord committed = std::move(part);
+  CAIRN_RETURN_IF_ERROR(FinishWithSync(PartCommit(state_->store, &committed, bucket, key, upload_id)));
+  return committed;
+}
+
 void ObjectWriter::Abort() {
   bool settle;
   {
@@ -277,10 +337,11 @@ void ObjectWriter::Abort() {
 ObjectStore::ObjectStore(ChunkStore* chunks, meta::MetaStore* meta, Executor* blocking, ObjectStoreOptions options)
     : chunks_(chunks), meta_(meta), blocking_(blocking), options_(options) {}
 
-std::unique_ptr<ObjectWriter> ObjectStore::NewWriter() {
+std::unique_ptr<ObjectWriter> ObjectStore::NewWriter(uint64_t size_hint) {
   auto state = std::make_shared<ObjectWriter::State>();
   state->store = this;
-  state->current.reserve(options_.chunk_size);
+  state->size_hint = size_hint;
+  state->ReserveLocked();
   return std::unique_ptr<ObjectWriter>(new ObjectWriter(std::move(state)));
 }
 

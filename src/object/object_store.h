@@ -104,6 +104,13 @@ class ObjectWriter {
   // fails, the chunks are deleted. `done` gets the outcome. Call one Finish form once.
   using CommitFn = std::function<Status(const std::vector<meta::ChunkRef>& chunks, uint64_t size)>;
   void FinishWith(CommitFn commit, std::function<void(Status)> done);
+
+  // The same three, for a caller that waits anyway (a connection thread): they block until the
+  // chunks are durable and run the commit on the calling thread, saving two thread hand-offs.
+  Result<meta::ObjectRecord> FinishSync(meta::ObjectRecord record, const meta::WritePrecondition& precondition);
+  Result<meta::PartRecord> FinishPartSync(const std::string& bucket, const std::string& key,
+                                          const std::string& upload_id, meta::PartRecord part);
+  Status FinishWithSync(const CommitFn& commit);
   // Gives up: nothing is committed and the chunks written are deleted (in the background).
   // Equivalent to destroying the writer without Finish.
   void Abort();
@@ -112,6 +119,10 @@ class ObjectWriter {
   friend class ObjectStore;
   struct State;
   explicit ObjectWriter(std::shared_ptr<State> state) : state_(std::move(state)) {}
+  // Commit functions writing an object record or a part into *rec (size and chunks filled in).
+  static CommitFn ObjectCommit(ObjectStore* store, meta::ObjectRecord* rec, meta::WritePrecondition precondition);
+  static CommitFn PartCommit(ObjectStore* store, meta::PartRecord* rec, std::string bucket, std::string key,
+                             std::string upload_id);
 
   std::shared_ptr<State> state_;
 };
@@ -122,7 +133,8 @@ class ObjectStore {
   // work (metadata writes, deletions) runs on `blocking`.
   ObjectStore(ChunkStore* chunks, meta::MetaStore* meta, Executor* blocking, ObjectStoreOptions options = {});
 
-  std::unique_ptr<ObjectWriter> NewWriter();
+  // `size_hint`: the body's expected size when known; it only sizes buffers.
+  std::unique_ptr<ObjectWriter> NewWriter(uint64_t size_hint = UINT64_MAX);
 
   // Copies bytes [offset, offset + out.size()) of the object into `out`, chunk by chunk, each
   // chunk verified. InvalidArgument when the range passes the end. Blocks.

@@ -128,11 +128,11 @@ bool HttpExchange::DrainBody(uint64_t max_bytes) {
   return false;
 }
 
-Status HttpExchange::SendBytes(std::span<const std::byte> data) {
+Status HttpExchange::SendBytes(std::span<const std::byte> data, bool more) {
   const int fd = socket_.native_handle();
   size_t done = 0;
   while (done < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
+    const ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL | (more ? MSG_MORE : 0));
     if (n < 0) {
       if (errno == EINTR) continue;
       close_ = true;
@@ -192,9 +192,12 @@ std::string HttpExchange::BuildHead(const ResponseHead& head, uint64_t content_l
   return out;
 }
 
-Status HttpExchange::SendHead(const ResponseHead& head, uint64_t content_length) {
+Status HttpExchange::SendHead(const ResponseHead& head, uint64_t content_length, std::span<const std::byte> first,
+                              bool more) {
   head_sent_ = true;
-  return SendBytes(std::string_view(BuildHead(head, content_length)));
+  std::string out = BuildHead(head, content_length);
+  if (!first.empty()) out.append(reinterpret_cast<const char*>(first.data()), first.size());
+  return SendBytes(std::as_bytes(std::span(out.data(), out.size())), more);
 }
 
 Status HttpExchange::SendResponse(const ResponseHead& head, std::string_view body) {
@@ -202,7 +205,7 @@ Status HttpExchange::SendResponse(const ResponseHead& head, std::string_view bod
   std::string out = BuildHead(head, body.size());
   if (method() != "HEAD") out.append(body);
   head_sent_ = true;
-  return SendBytes(std::string_view(out));
+  return SendBytes(std::as_bytes(std::span(out.data(), out.size())));
 }
 
 }  // namespace cairn::gateway::server

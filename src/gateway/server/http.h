@@ -72,8 +72,12 @@ class HttpExchange {
 
   // Writes the status line and headers. `content_length` is the body that follows (for HEAD,
   // the length the GET would send; no body follows then).
-  Status SendHead(const ResponseHead& head, uint64_t content_length);
-  Status SendBytes(std::span<const std::byte> data);
+  // `first`: the start of the body, sent in the same write (small objects: one send per GET).
+  // `more`: more is coming at once (a sendfile); the kernel holds the head to fill a packet.
+  Status SendHead(const ResponseHead& head, uint64_t content_length, std::span<const std::byte> first = {},
+                  bool more = false);
+  // `more` as for SendHead (MSG_MORE).
+  Status SendBytes(std::span<const std::byte> data, bool more = false);
   Status SendBytes(std::string_view data) { return SendBytes(std::as_bytes(std::span(data.data(), data.size()))); }
   // Sends [offset, offset + length) of file `fd` with sendfile(2).
   Status SendFile(int fd, uint64_t offset, uint64_t length);

@@ -5,7 +5,6 @@
 #include <chrono>
 #include <condition_variable>
 #include <ctime>
-#include <future>
 #include <mutex>
 #include <random>
 #include <unordered_map>
@@ -100,14 +99,6 @@ Status WriteAll(object::ObjectWriter* writer, std::span<const std::byte> data) {
   return Status::OK();
 }
 
-template <typename T>
-Result<T> Wait(std::function<void(std::function<void(Result<T>)>)> start) {
-  std::promise<Result<T>> p;
-  auto f = p.get_future();
-  start([&p](Result<T> r) { p.set_value(std::move(r)); });
-  return f.get();
-}
-
 // The multipart ETag: MD5 of the concatenated binary MD5s of the parts, then "-<count>".
 std::optional<std::string> MultipartEtag(const std::vector<std::string>& part_etags) {
   std::string concat;
@@ -125,8 +116,8 @@ std::optional<std::string> MultipartEtag(const std::vector<std::string>& part_et
 
 struct S3Service::Metrics {
   metrics::Registry& registry = metrics::Registry::Default();
-  metrics::Counter* bytes_in = registry.GetCounter("cairn_s3_received_bytes_total", "Request body bytes received");
-  metrics::Counter* bytes_out = registry.GetCounter("cairn_s3_sent_bytes_total", "Response body bytes sent");
+  metrics::Counter* bytes_in = registry.GetCounter("cairn_s3_received_bytes_total", "Request body bytes received (as sent: aws-chunked framing included)");
+  metrics::Counter* bytes_out = registry.GetCounter("cairn_s3_sent_bytes_total", "Response bytes sent, heads included");
   metrics::Gauge* in_flight = registry.GetGauge("cairn_s3_requests_in_flight", "S3 requests being served");
   std::mutex mu;
   std::unordered_map<std::string, metrics::Histogram*> latency;  // GUARDED_BY(mu), by op
@@ -887,6 +878,13 @@ void S3Service::DeleteObjects(Request& r) {
 
 // Checks that a PUT-like request announces a body length within `max`. Returns false after
 // answering with the error.
+// The object bytes a PUT-like request announces, or UINT64_MAX when unknown (chunked).
+static uint64_t AnnouncedSize(const HttpExchange& ex, const AuthResult& auth) {
+  std::optional<uint64_t> size = auth.payload_mode == PayloadMode::kStreamingSigned ? auth.decoded_content_length
+                                                                                    : ex.content_length();
+  return size.value_or(UINT64_MAX);
+}
+
 static bool CheckBodyLength(HttpExchange& ex, const AuthResult& auth, uint64_t max, S3Error* error) {
   std::optional<uint64_t> size = auth.payload_mode == PayloadMode::kStreamingSigned ? auth.decoded_content_length
                                                                                     : ex.content_length();
@@ -920,7 +918,7 @@ void S3Service::PutObject(Request& r) {
     return SendError(r, FromStatus(bucket.status().IsNotFound() ? Status::NoSuchBucket("") : bucket.status()));
   }
 
-  auto writer = objects_->NewWriter();
+  auto writer = objects_->NewWriter(AnnouncedSize(r.ex, r.auth));
   auto body = PumpBody(r.ex, r.auth, options_.max_put_size, writer.get());
   if (!body.ok()) {
     writer->Abort();
@@ -936,7 +934,7 @@ void S3Service::PutObject(Request& r) {
   rec.etag = crypto::HexEncode(body->md5);
   rec.last_modified_ms = NowMillis();
   rec.SetHeaders(*headers);
-  auto committed = Wait<meta::ObjectRecord>([&](auto done) { writer->Finish(std::move(rec), pre, std::move(done)); });
+  auto committed = writer->FinishSync(std::move(rec), pre);
   if (!committed.ok()) {
     const Status& s = committed.status();
     if (s.IsNotFound()) return SendError(r, Make(S3Code::kNoSuchKey));
@@ -981,7 +979,7 @@ void S3Service::CopyObject(Request& r) {
   if (directive == "COPY") {
     if (auto sc = r.ex.Header("x-amz-storage-class")) h.storage_class = *sc == "STANDARD" ? "" : *sc;
   }
-  auto writer = objects_->NewWriter();
+  auto writer = objects_->NewWriter(source->size);
   auto md5 = CopyInto(objects_, *source, 0, source->size, writer.get());
   if (!md5.ok()) {
     writer->Abort();
@@ -993,7 +991,7 @@ void S3Service::CopyObject(Request& r) {
   rec.etag = crypto::HexEncode(*md5);
   rec.last_modified_ms = NowMillis();
   rec.SetHeaders(h);
-  auto committed = Wait<meta::ObjectRecord>([&](auto done) { writer->Finish(std::move(rec), {}, std::move(done)); });
+  auto committed = writer->FinishSync(std::move(rec), {});
   if (!committed.ok()) return SendError(r, FromStatus(committed.status()));
   XmlWriter x;
   x.Declaration();
@@ -1101,13 +1099,18 @@ void S3Service::GetObject(Request& r, bool head) {
   // The head goes out with the first verified piece, so a chunk that fails its checksum before
   // anything was sent is still an error response, not a truncated body.
   Status s = objects_->SendRange(*rec, range.first, length, [&](engine::SendableRange& piece) -> Status {
-    if (!r.ex.head_sent()) CAIRN_RETURN_IF_ERROR(r.ex.SendHead(h, length));
-    if (piece.fd >= 0) return r.ex.SendFile(piece.fd, piece.offset, piece.length);
+    if (piece.fd >= 0) {
+      if (!r.ex.head_sent()) CAIRN_RETURN_IF_ERROR(r.ex.SendHead(h, length, {}, /*more=*/true));
+      return r.ex.SendFile(piece.fd, piece.offset, piece.length);
+    }
+    if (!r.ex.head_sent()) return r.ex.SendHead(h, length, piece.bytes);
     return r.ex.SendBytes(piece.bytes);
   });
   if (!s.ok()) {
+    // A chunk the record names is missing or failed its checksum, or the client went away:
+    // never the client's fault, and never a reason to send bytes that did not verify.
     CAIRN_LOG_ERROR("s3 {} GET {}/{}: {}", r.request_id, r.bucket(), r.key(), s.ToString());
-    SendError(r, FromStatus(s));
+    SendError(r, Make(S3Code::kInternalError));
   }
 }
 
@@ -1158,7 +1161,7 @@ void S3Service::UploadPart(Request& r, bool copy) {
   auto probe = meta_->ListParts(r.bucket(), r.key(), *upload_id, 10000, 1);
   if (!probe.ok()) return SendError(r, FromStatus(probe.status()));
 
-  auto writer = objects_->NewWriter();
+  auto writer = objects_->NewWriter(copy ? UINT64_MAX : AnnouncedSize(r.ex, r.auth));
   crypto::Md5Digest md5{};
   if (copy) {
     auto src = ParseCopySource(*r.ex.Header("x-amz-copy-source"));
@@ -1200,8 +1203,7 @@ void S3Service::UploadPart(Request& r, bool copy) {
   part.part_number = static_cast<uint32_t>(*n);
   part.etag = crypto::HexEncode(md5);
   part.last_modified_ms = NowMillis();
-  auto committed = Wait<meta::PartRecord>(
-      [&](auto done) { writer->FinishPart(r.bucket(), r.key(), *upload_id, std::move(part), std::move(done)); });
+  auto committed = writer->FinishPartSync(r.bucket(), r.key(), *upload_id, std::move(part));
   if (!committed.ok()) return SendError(r, FromStatus(committed.status()));
   if (copy) {
     XmlWriter x;

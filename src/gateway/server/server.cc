@@ -157,9 +157,9 @@ Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
   CAIRN_ASSIGN_OR_RETURN(s->engine_, engine::Engine::Open(s->env_.get(), dir + "/engine", eo));
   CAIRN_ASSIGN_OR_RETURN(s->meta_, meta::RocksDbMetaStore::Open(dir + "/meta"));
   s->chunks_ = std::make_unique<object::EngineChunkStore>(s->engine_.get());
-  // Metadata commits run here and block on RocksDB's synced write; concurrent commits share a
-  // WAL sync, so there must be enough threads for a busy server's PUTs to group.
-  s->blocking_ = std::make_unique<ThreadPool>(64);
+  // Commits run on the connection threads (ObjectWriter::FinishSync); this pool only cleans up
+  // after writers abandoned without a finish.
+  s->blocking_ = std::make_unique<ThreadPool>(2);
   s->objects_ = std::make_unique<object::ObjectStore>(s->chunks_.get(), s->meta_.get(), s->blocking_.get());
 
   CAIRN_ASSIGN_OR_RETURN(s->orphans_collected_, s->objects_->CollectOrphans());

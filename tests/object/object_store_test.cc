@@ -285,5 +285,42 @@ TEST_F(ObjectWriterTest, AbandonedWriterRemovesItsChunks) {
   EXPECT_EQ(chunks_.Stored(), 0u);
 }
 
+TEST_F(ObjectWriterTest, FinishSyncCommitsOnTheCallersThreadOnceChunksAreDurable) {
+  ObjectStore store(&chunks_, meta_.get(), &pool_, ObjectStoreOptions{1000, 4});
+  auto w = store.NewWriter(2500);
+  auto body = Body(7, 2500);
+  EXPECT_EQ(w->Write(body), 2500u);
+  std::thread completer([&] {
+    for (int i = 0; i < 3; ++i) chunks_.CompleteOne();
+  });
+  auto r = w->FinishSync(Record("k"), {});
+  completer.join();
+  ASSERT_OK(r);
+  EXPECT_EQ(r->size, 2500u);
+  EXPECT_EQ(r->chunks.size(), 3u);
+  auto stored = meta_->GetObject("b", "k");
+  ASSERT_OK(stored);
+  EXPECT_EQ(*stored, *r);
+}
+
+TEST_F(ObjectWriterTest, FinishPartSyncFailureRemovesTheChunks) {
+  ObjectStore store(&chunks_, meta_.get(), &pool_, ObjectStoreOptions{1000, 4});
+  auto w = store.NewWriter();
+  auto body = Body(3, 1500);
+  EXPECT_EQ(w->Write(body), 1500u);
+  std::thread completer([&] {
+    chunks_.CompleteOne();
+    chunks_.CompleteOne();
+  });
+  meta::PartRecord part;
+  part.part_number = 1;
+  part.etag = "0123456789abcdef0123456789abcdef";
+  // No such upload: the commit fails after the chunks are stored, and they are deleted again.
+  auto r = w->FinishPartSync("b", "k", "no-such-upload", part);
+  completer.join();
+  EXPECT_TRUE(r.status().IsNoSuchUpload()) << r.status().ToString();
+  EXPECT_EQ(chunks_.Stored(), 0u);
+}
+
 }  // namespace
 }  // namespace cairn::object

@@ -1,13 +1,20 @@
 #!/usr/bin/env python3
-"""Writes the signed seeds of fuzz/corpus/fuzz_sigv4/ (the other seeds are plain files).
+"""Writes the signed seeds of fuzz/corpus/fuzz_sigv4/ and the seeds of fuzz/corpus/fuzz_http/
+(the other targets' seeds are plain files).
 
-The inputs follow the framing described at the top of fuzz/fuzz_sigv4.cc. Requests use the
-credentials, clock and region of the published AWS S3 SigV4 examples; the three example requests
-are written with their published signatures, which this script also recomputes as a check. Two
-streaming uploads are signed here: a request whose small aws-chunked body verifies end to end, and
-a bare aws-chunked body chained from the published streaming example's seed signature.
+The fuzz_sigv4 inputs follow the framing described at the top of fuzz/fuzz_sigv4.cc. Requests use
+the credentials, clock and region of the published AWS S3 SigV4 examples; the three example
+requests are written with their published signatures, which this script also recomputes as a
+check. Two streaming uploads are signed here: a request whose small aws-chunked body verifies end
+to end, and a bare aws-chunked body chained from the published streaming example's seed signature.
+
+The fuzz_http inputs are HTTP/1.1 requests as they go on the wire (fuzz/fuzz_http.cc), signed with
+the same credentials and clock where they carry a signature: one per kind of S3 operation, both
+addressing styles, bodies framed by Content-Length, chunked and aws-chunked, conditional and ranged
+requests, several requests on one connection, and heads the server refuses.
 Run from anywhere: python3 fuzz/make_seeds.py
 """
+import base64
 import hashlib
 import hmac
 import pathlib
@@ -19,7 +26,7 @@ SCOPE = "20130524/us-east-1/s3/aws4_request"
 HOST = "examplebucket.s3.amazonaws.com"
 EMPTY_SHA256 = hashlib.sha256(b"").hexdigest()
 EXAMPLE_SEED_SIGNATURE = "4f232c4386841ef735655705268965c44a0e4690baa4adea153f7db9fa80a0a9"
-OUT = pathlib.Path(__file__).resolve().parent / "corpus" / "fuzz_sigv4"
+CORPUS = pathlib.Path(__file__).resolve().parent / "corpus"
 
 
 def hmac256(key, text):
@@ -70,7 +77,7 @@ def header_auth(method, path, query, headers, payload_hash, published=None):
     return headers
 
 
-def main():
+def sigv4_seeds():
     seeds = {}
     get_headers = {"host": HOST, "range": "bytes=0-9", "x-amz-content-sha256": EMPTY_SHA256,
                    "x-amz-date": TIMESTAMP}
@@ -116,10 +123,125 @@ def main():
     seeds["chunked_two_chunks"] = b"aws-chunked\n" + control + body
     seeds["chunked_empty_object"] = b"aws-chunked\n" + bytes([2, 0, 0, 0, 0, 0]) + chunked_body(
         EXAMPLE_SEED_SIGNATURE, [])
+    return seeds
 
-    OUT.mkdir(parents=True, exist_ok=True)
-    for name, content in seeds.items():
-        (OUT / name).write_bytes(content)
+
+def wire(method, target, headers, body=b"", version="HTTP/1.1"):
+    """One HTTP request as sent; `headers` is a list of (name, value), names written as given."""
+    head = f"{method} {target} {version}\r\n" + "".join(f"{n}: {v}\r\n" for n, v in headers) + "\r\n"
+    return head.encode() + body
+
+
+def title(name):
+    return "-".join(part.capitalize() for part in name.split("-"))
+
+
+def signed_wire(method, raw_path, canonical_path, query, headers, payload_hash, body=b"", unsigned=(),
+                published=None):
+    """A request signed over every header of `headers` (lowercase names; sent title-cased) plus
+    headers sent unsigned. `query` is already canonical (sorted and encoded), so it is also sent as
+    is; `canonical_path` is `raw_path` as CanonicalUri spells it."""
+    signed = header_auth(method, canonical_path, query, headers, payload_hash, published)
+    target = raw_path + ("?" + query if query else "")
+    return wire(method, target, [(title(n), v) for n, v in signed.items()] + list(unsigned), body)
+
+
+def http_seeds():
+    seeds = {}
+    local = "localhost:9000"  # the domain itself: path style
+    empty = {"x-amz-content-sha256": EMPTY_SHA256, "x-amz-date": TIMESTAMP}
+
+    # The published examples, virtual-host style.
+    seeds["get_object_example"] = signed_wire(
+        "GET", "/test.txt", "/test.txt", "", {"host": HOST, "range": "bytes=0-9", **empty}, EMPTY_SHA256,
+        published="f0e8bdb87c964420e857bd35b5d6ed310bd44f0170aba48dd91039c6036bdb41")
+    seeds["list_objects_example"] = signed_wire(
+        "GET", "/", "/", "max-keys=2&prefix=J", {"host": HOST, **empty}, EMPTY_SHA256,
+        published="34b48302e7b5fa45bde8084f4b7868a86f0a534bc59db6670ed5711ef69dc6f7")
+    presign_query = ("X-Amz-Algorithm=AWS4-HMAC-SHA256&X-Amz-Credential=AKIAIOSFODNN7EXAMPLE%2F20130524%2F"
+                     "us-east-1%2Fs3%2Faws4_request&X-Amz-Date=20130524T000000Z&X-Amz-Expires=86400&"
+                     "X-Amz-SignedHeaders=host")
+    signature, _ = sign("GET", "/test.txt", presign_query, {"host": HOST}, "UNSIGNED-PAYLOAD")
+    seeds["presigned_get_example"] = wire("GET", "/test.txt?" + presign_query + "&X-Amz-Signature=" + signature,
+                                          [("Host", HOST)])
+
+    # Path style, a key with an escaped space and a raw '+', a signed body.
+    body = b"Welcome to Cairn.\n"
+    put_headers = {"content-length": str(len(body)), "content-type": "text/plain", "host": local,
+                   "x-amz-content-sha256": hashlib.sha256(body).hexdigest(), "x-amz-date": TIMESTAMP,
+                   "x-amz-meta-colour": "blue"}
+    seeds["put_object"] = signed_wire("PUT", "/examplebucket/photos/a%20b+c.txt", "/examplebucket/photos/a%20b%2Bc.txt",
+                                      "", put_headers, put_headers["x-amz-content-sha256"], body)
+
+    data = b"hello world"
+    stream_headers = {"content-encoding": "aws-chunked", "host": local,
+                      "x-amz-content-sha256": "STREAMING-AWS4-HMAC-SHA256-PAYLOAD", "x-amz-date": TIMESTAMP,
+                      "x-amz-decoded-content-length": str(len(data))}
+    signed = header_auth("PUT", "/examplebucket/hello.txt", "", stream_headers, "STREAMING-AWS4-HMAC-SHA256-PAYLOAD")
+    stream_body = chunked_body(signed["authorization"].rsplit("Signature=", 1)[1], [data])
+    seeds["streaming_put"] = wire("PUT", "/examplebucket/hello.txt",
+                                  [(title(n), v) for n, v in signed.items()] +
+                                  [("Content-Length", str(len(stream_body)))], stream_body)
+
+    # Transfer-Encoding: chunked, which the signature does not cover.
+    seeds["chunked_transfer_put"] = signed_wire(
+        "PUT", "/examplebucket/chunked.txt", "/examplebucket/chunked.txt", "",
+        {"host": local, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-date": TIMESTAMP}, "UNSIGNED-PAYLOAD",
+        b"5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\n\r\n", unsigned=[("Transfer-Encoding", "chunked")])
+
+    copy_headers = {"host": local, "x-amz-content-sha256": "UNSIGNED-PAYLOAD", "x-amz-date": TIMESTAMP,
+                    "x-amz-copy-source": "/sourcebucket/photos/a%20b.txt?versionId=null",
+                    "x-amz-copy-source-if-match": '"d41d8cd98f00b204e9800998ecf8427e"',
+                    "x-amz-copy-source-if-unmodified-since": "Fri, 24 May 2013 00:00:00 GMT",
+                    "x-amz-copy-source-range": "bytes=0-1048575"}
+    seeds["upload_part_copy"] = signed_wire("PUT", "/examplebucket/big.bin", "/examplebucket/big.bin",
+                                            "partNumber=2&uploadId=VXBsb2FkSWQ", copy_headers, "UNSIGNED-PAYLOAD")
+
+    conditional = {"host": local, "if-match": '"d41d8cd98f00b204e9800998ecf8427e", W/"other"',
+                   "if-modified-since": "Thu, 23 May 2013 12:00:00 GMT", "if-none-match": '"other"',
+                   "if-unmodified-since": "Sat, 25 May 2013 00:00:00 GMT", "range": "bytes=-500", **empty}
+    seeds["conditional_get"] = signed_wire("GET", "/examplebucket/a.txt", "/examplebucket/a.txt", "", conditional,
+                                           EMPTY_SHA256)
+
+    delete = (b'<?xml version="1.0" encoding="UTF-8"?>\n<Delete><Quiet>true</Quiet>'
+              b'<Object><Key>a.txt</Key></Object><Object><Key>b/c.txt</Key></Object></Delete>')
+    delete_headers = {"content-length": str(len(delete)),
+                      "content-md5": base64.b64encode(hashlib.md5(delete).digest()).decode(), "host": local,
+                      "x-amz-content-sha256": hashlib.sha256(delete).hexdigest(), "x-amz-date": TIMESTAMP}
+    seeds["delete_objects"] = signed_wire("POST", "/examplebucket", "/examplebucket", "delete=", delete_headers,
+                                          delete_headers["x-amz-content-sha256"], delete)
+
+    seeds["create_multipart_upload"] = signed_wire("POST", "/examplebucket/big.bin", "/examplebucket/big.bin",
+                                                   "uploads=", {"host": local, **empty}, EMPTY_SHA256)
+
+    # Anonymous requests: the server refuses them after authentication, but they are parsed first.
+    seeds["pipelined"] = (wire("HEAD", "/examplebucket/a.txt", [("Host", local)]) +
+                          wire("GET", "/?list-type=2&prefix=a%2Fb&delimiter=%2F",
+                               [("Host", "examplebucket.localhost:9000")]) +
+                          wire("DELETE", "/examplebucket/a.txt?uploadId=x", [("Host", local), ("Connection", "close")]) +
+                          wire("GET", "/never-read", [("Host", local)]))
+    seeds["unimplemented_policy"] = wire("PUT", "/examplebucket?policy", [("Host", local), ("Content-Length", "2")],
+                                         b"{}")
+    seeds["ipv6_host_odd_key"] = wire("GET", "/examplebucket/..//a%2Fb/%E2%9C%93?versionId=null",
+                                      [("Host", "[::1]:9000"), ("Range", "bytes=5-"), ("Range", "bytes=0-1")])
+    seeds["absolute_form"] = wire("GET", "http://examplebucket.s3.amazonaws.com/test.txt", [("Host", HOST)])
+    seeds["http10_no_host"] = wire("GET", "/examplebucket/a.txt", [("If-None-Match", "*")], version="HTTP/1.0")
+    seeds["obs_fold"] = wire("GET", "/examplebucket/a.txt", [("Host", local), ("X-Amz-Meta-Note", "one\r\n two")])
+    seeds["header_too_large"] = wire("GET", "/examplebucket/a.txt",
+                                     [("Host", local), ("X-Amz-Meta-Big", "x" * (17 * 1024))])
+    # Over 16 KiB, but only 8000 bytes after a long request line: Beast accepts it when the head
+    # arrives in one read and refuses it when it arrives in pieces (kMaxAcceptedHead in fuzz_http.cc).
+    seeds["long_request_line"] = wire("GET", "/examplebucket/" + "k" * 9000,
+                                      [("Host", local), ("X-Amz-Meta-Pad", "p" * 7950)])
+    return seeds
+
+
+def main():
+    for target, seeds in (("fuzz_sigv4", sigv4_seeds()), ("fuzz_http", http_seeds())):
+        out = CORPUS / target
+        out.mkdir(parents=True, exist_ok=True)
+        for name, content in seeds.items():
+            (out / name).write_bytes(content)
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 #include "gateway/s3_request.h"
 
 #include <charconv>
+#include <cstdio>
 #include <ctime>
 
 #include "gateway/sigv4.h"
@@ -287,24 +288,48 @@ ConditionResult EvaluateConditions(const ConditionalHeaders& c, std::string_view
   return ConditionResult::kProceed;
 }
 
-std::string FormatHttpDate(int64_t unix_seconds) {
+namespace {
+
+constexpr const char* kDayNames[] = {"Sun", "Mon", "Tue", "Wed", "Thu", "Fri", "Sat"};
+constexpr const char* kMonthNames[] = {"Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"};
+
+// The UTC calendar fields of `unix_seconds`; all zero (a valid day and month index) when the
+// year does not fit the C library's int.
+struct tm UtcFields(int64_t unix_seconds) {
   const time_t t = static_cast<time_t>(unix_seconds);
   struct tm tm {};
-  gmtime_r(&t, &tm);
+  if (gmtime_r(&t, &tm) == nullptr) tm = {};
+  return tm;
+}
+
+}  // namespace
+
+// Both formats are written field by field rather than with strftime, whose %a and %b follow the
+// locale and whose %Y does not pad years below 1000 to the four digits both formats require.
+std::string FormatHttpDate(int64_t unix_seconds) {
+  const struct tm tm = UtcFields(unix_seconds);
   char buf[64];
-  const size_t n = strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-  return std::string(buf, n);
+  const int n = std::snprintf(buf, sizeof buf, "%s, %02d %s %04lld %02d:%02d:%02d GMT", kDayNames[tm.tm_wday],
+                              tm.tm_mday, kMonthNames[tm.tm_mon], static_cast<long long>(tm.tm_year) + 1900,
+                              tm.tm_hour, tm.tm_min, tm.tm_sec);
+  return std::string(buf, static_cast<size_t>(n));
 }
 
 std::string FormatIso8601(int64_t unix_millis) {
-  const time_t t = static_cast<time_t>(unix_millis / 1000);
-  struct tm tm {};
-  gmtime_r(&t, &tm);
+  // Floor division: -1 ms is 23:59:59.999 of the day before the epoch, not ".-01" of second 0.
+  int64_t seconds = unix_millis / 1000;
+  int64_t millis = unix_millis % 1000;
+  if (millis < 0) {
+    seconds -= 1;
+    millis += 1000;
+  }
+  const struct tm tm = UtcFields(seconds);
   char buf[64];
-  const size_t n = strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%S", &tm);
-  char out[80];
-  const int m = snprintf(out, sizeof out, "%.*s.%03dZ", static_cast<int>(n), buf, static_cast<int>(unix_millis % 1000));
-  return std::string(out, static_cast<size_t>(m));
+  const int n = std::snprintf(buf, sizeof buf, "%04lld-%02d-%02dT%02d:%02d:%02d.%03dZ",
+                              static_cast<long long>(tm.tm_year) + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                              tm.tm_min, tm.tm_sec, static_cast<int>(millis));
+  return std::string(buf, static_cast<size_t>(n));
 }
 
 }  // namespace cairn::gateway

@@ -134,9 +134,10 @@ ConditionResult EvaluateConditions(const ConditionalHeaders& conditions, std::st
 // True when an If-Match / If-None-Match list ("\"a\", \"b\"", "*", W/ forms) contains etag.
 bool EtagListMatches(std::string_view list, std::string_view etag);
 
-// "Fri, 24 May 2013 00:00:00 GMT".
+// "Fri, 24 May 2013 00:00:00 GMT". English names whatever the locale; the year has at least four
+// digits ("0426").
 std::string FormatHttpDate(int64_t unix_seconds);
-// "2013-05-24T00:00:00.000Z".
+// "2013-05-24T00:00:00.000Z", the same way; milliseconds before the epoch round down.
 std::string FormatIso8601(int64_t unix_millis);
 
 }  // namespace cairn::gateway

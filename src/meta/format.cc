@@ -173,7 +173,8 @@ class Reader {
 };
 
 // Checks the envelope of a value and returns its body in *body.
-Status OpenValue(std::string_view db_key, std::string_view value, ValueType type, std::string_view* body) {
+Status OpenValue(std::string_view db_key, std::string_view value, ValueType type, std::string_view* body,
+                 uint8_t* version = nullptr) {
   if (value.size() < kValueHeaderSize + kValueCrcSize) return Status::Corruption("meta value too short");
   const size_t crc_at = value.size() - kValueCrcSize;
   Reader crc_reader(value.substr(crc_at));
@@ -183,9 +184,11 @@ Status OpenValue(std::string_view db_key, std::string_view value, ValueType type
   if (crc != stored) return Status::Corruption("meta value crc mismatch");
   if (static_cast<uint8_t>(value[0]) != static_cast<uint8_t>(type))
     return Status::Corruption("meta value type mismatch");
-  if (static_cast<uint8_t>(value[1]) != kFormatVersion) {
-    return Status::NotSupported("meta value format version " + std::to_string(static_cast<uint8_t>(value[1])));
+  const uint8_t v = static_cast<uint8_t>(value[1]);
+  if (v < kOldestFormatVersion || v > kFormatVersion) {
+    return Status::NotSupported("meta value format version " + std::to_string(v));
   }
+  if (version != nullptr) *version = v;
   *body = value.substr(kValueHeaderSize, crc_at - kValueHeaderSize);
   return Status::OK();
 }
@@ -203,9 +206,11 @@ void WriteHeaders(Writer* w, const ObjectHeaders& h) {
   w->String(h.expires);
   w->Metadata(h.user_metadata);
   w->String(h.storage_class);
+  w->String(h.content_language);
 }
 
-ObjectHeaders ReadHeaders(Reader* r) {
+// `version`: the value's format version; version 1 had no content_language.
+ObjectHeaders ReadHeaders(Reader* r, uint8_t version) {
   ObjectHeaders h;
   h.content_type = r->String();
   h.content_encoding = r->String();
@@ -214,6 +219,7 @@ ObjectHeaders ReadHeaders(Reader* r) {
   h.expires = r->String();
   h.user_metadata = r->Metadata();
   h.storage_class = r->String();
+  if (version >= 2) h.content_language = r->String();
   return h;
 }
 
@@ -379,7 +385,8 @@ std::string EncodeObject(std::string_view db_key, const ObjectRecord& o) {
 
 Status DecodeObject(std::string_view db_key, std::string_view value, ObjectRecord* out) {
   std::string_view body;
-  CAIRN_RETURN_IF_ERROR(OpenValue(db_key, value, ValueType::kObject, &body));
+  uint8_t version = 0;
+  CAIRN_RETURN_IF_ERROR(OpenValue(db_key, value, ValueType::kObject, &body, &version));
   std::string_view bucket, key;
   if (!SplitAtNul(db_key, kObjectPrefix, &bucket, &key)) return Status::Corruption("object key");
   Reader r(body);
@@ -393,7 +400,7 @@ Status DecodeObject(std::string_view db_key, std::string_view value, ObjectRecor
   o.size = r.Varint();
   o.etag = r.String();
   o.last_modified_ms = static_cast<int64_t>(r.Fixed64());
-  o.SetHeaders(ReadHeaders(&r));
+  o.SetHeaders(ReadHeaders(&r, version));
   o.chunks = r.Chunks();
   o.part_count = r.Varint32();
   o.part_sizes.resize(r.Count(/*min_size=*/1));
@@ -412,12 +419,13 @@ std::string EncodeUpload(std::string_view db_key, const MultipartUpload& u) {
 
 Status DecodeUpload(std::string_view db_key, std::string_view value, MultipartUpload* out) {
   std::string_view body;
-  CAIRN_RETURN_IF_ERROR(OpenValue(db_key, value, ValueType::kUpload, &body));
+  uint8_t version = 0;
+  CAIRN_RETURN_IF_ERROR(OpenValue(db_key, value, ValueType::kUpload, &body, &version));
   MultipartUpload u;
   if (!ParseUploadKey(db_key, &u.bucket, &u.key, &u.upload_id)) return Status::Corruption("upload key");
   Reader r(body);
   u.initiated_ms = static_cast<int64_t>(r.Fixed64());
-  u.headers = ReadHeaders(&r);
+  u.headers = ReadHeaders(&r, version);
   CAIRN_RETURN_IF_ERROR(CloseReader(r, "upload"));
   *out = std::move(u);
   return Status::OK();

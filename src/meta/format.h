@@ -59,7 +59,9 @@ std::optional<std::string> PrefixSuccessor(std::string_view prefix);
 // ---- Values (meta.md, "Values") ---------------------------------------------------------------
 // Every value is: type u8, format version u8, body, crc32c u32 (little-endian) over the
 // db key's bytes followed by the value's bytes before the crc.
-inline constexpr uint8_t kFormatVersion = 1;
+inline constexpr uint8_t kFormatVersion = 2;
+// The oldest version a reader still decodes (version 1 lacked headers.content_language).
+inline constexpr uint8_t kOldestFormatVersion = 1;
 inline constexpr size_t kValueHeaderSize = 2;
 inline constexpr size_t kValueCrcSize = 4;
 enum class ValueType : uint8_t {

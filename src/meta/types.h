@@ -63,6 +63,7 @@ struct ObjectHeaders {
   std::string expires;  // the Expires header as the client sent it
   UserMetadata user_metadata;
   std::string storage_class;  // empty means STANDARD
+  std::string content_language;
 
   friend bool operator==(const ObjectHeaders&, const ObjectHeaders&) = default;
 };
@@ -84,6 +85,7 @@ struct ObjectRecord {
   std::string expires;
   UserMetadata user_metadata;
   std::string storage_class;
+  std::string content_language;
 
   std::vector<ChunkRef> chunks;
   // Multipart objects: the number of parts and the size of each, in part order, so that a GET
@@ -94,7 +96,8 @@ struct ObjectRecord {
   bool delete_marker = false;
 
   ObjectHeaders Headers() const {
-    return {content_type, content_encoding, content_disposition, cache_control, expires, user_metadata, storage_class};
+    return {content_type, content_encoding, content_disposition, cache_control, expires, user_metadata, storage_class,
+            content_language};
   }
   void SetHeaders(const ObjectHeaders& h) {
     content_type = h.content_type;
@@ -104,6 +107,7 @@ struct ObjectRecord {
     expires = h.expires;
     user_metadata = h.user_metadata;
     storage_class = h.storage_class;
+    content_language = h.content_language;
   }
 
   friend bool operator==(const ObjectRecord&, const ObjectRecord&) = default;

@@ -324,7 +324,23 @@ Result<meta::ObjectHeaders> HeadersFromRequest(const HttpExchange& ex, S3Error* 
     if (name == "content-type") {
       h.content_type = value;
     } else if (name == "content-encoding") {
-      h.content_encoding = value;
+      // aws-chunked names the framing of this request's body, not the object's encoding: S3
+      // drops it and keeps the rest ("aws-chunked,gzip" is stored as "gzip").
+      std::string kept;
+      std::string_view rest = value;
+      while (!rest.empty()) {
+        const size_t comma = rest.find(',');
+        std::string_view item = rest.substr(0, comma);
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
+        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
+        if (item.empty() || ToLower(item) == "aws-chunked") continue;
+        if (!kept.empty()) kept += ",";
+        kept += item;
+      }
+      h.content_encoding = kept;
+    } else if (name == "content-language") {
+      h.content_language = value;
     } else if (name == "content-disposition") {
       h.content_disposition = value;
     } else if (name == "cache-control") {
@@ -1087,7 +1103,9 @@ void S3Service::GetObject(Request& r, bool head) {
     const std::string v = override_or(oh.param, oh.stored);
     if (!v.empty()) h.Add(oh.header, v);
   }
-  if (auto lang = r.Query("response-content-language")) h.Add("Content-Language", *lang);
+  if (const std::string lang = override_or("response-content-language", rec->content_language); !lang.empty()) {
+    h.Add("Content-Language", lang);
+  }
   if (!rec->storage_class.empty()) h.Add("x-amz-storage-class", rec->storage_class);
   for (const auto& [name, value] : rec->user_metadata) h.Add("x-amz-meta-" + name, value);
 

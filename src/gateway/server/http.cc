@@ -66,8 +66,10 @@ Status HttpExchange::SendContinueIfExpected() {
 }
 
 Result<size_t> HttpExchange::ReadBody(std::span<std::byte> out) {
-  if (parser_.is_done() || out.empty()) return size_t{0};
+  // Even an empty body gets its 100 Continue when one was asked for: botocore 1.29 misreads the
+  // next exchange on the connection when a 100-continue request is answered without it.
   CAIRN_RETURN_IF_ERROR(SendContinueIfExpected());
+  if (parser_.is_done() || out.empty()) return size_t{0};
   while (true) {
     auto& body = parser_.get().body();
     body.data = out.data();

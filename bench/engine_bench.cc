@@ -12,30 +12,19 @@
 
 #include <fmt/format.h>
 #include <malloc.h>
-#include <sys/stat.h>
-#include <sys/statfs.h>
-#include <sys/sysmacros.h>
-#include <sys/utsname.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <array>
 #include <atomic>
 #include <chrono>
-#include <cmath>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <condition_variable>
-#include <latch>
-#include <mutex>
+#include <cstring>
 #include <memory>
 #include <mutex>
-#include <random>
-#include <sstream>
 #include <thread>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "common/crc32c.h"
 #include "common/logging.h"
 #include "common/metrics.h"
@@ -45,7 +34,6 @@
 namespace cairn::bench {
 namespace {
 
-using Clock = std::chrono::steady_clock;
 using engine::ChunkId;
 using engine::Engine;
 using Json = nlohmann::json;
@@ -58,198 +46,14 @@ constexpr uint64_t kDefaultPrefillBytes = 1ull << 30;
 constexpr uint64_t kDefaultPrefillChunksPerThread = 4;
 // How often a long fill logs its progress.
 constexpr auto kProgressInterval = std::chrono::seconds(10);
-constexpr double kBytesPerMb = 1e6;
 
-// splitmix64: fast, and good enough for ids and operation choice.
-class Rng {
- public:
-  explicit Rng(uint64_t seed) : state_(seed) {}
-  uint64_t Next() {
-    uint64_t z = (state_ += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-  }
-  ChunkId NextId() {
-    ChunkId id;
-    id.hi = Next();
-    id.lo = Next();
-    return id;
-  }
-  // Uniform in [0, n). REQUIRES: n > 0.
-  uint64_t Below(uint64_t n) { return Next() % n; }
-  double Unit() { return static_cast<double>(Next() >> 11) * 0x1.0p-53; }
-
- private:
-  uint64_t state_;
-};
-
-uint64_t RandomSeed() {
-  std::random_device rd;
-  return (static_cast<uint64_t>(rd()) << 32) ^ rd();
+// A fresh random 128-bit chunk id.
+ChunkId NextId(Rng& rng) {
+  ChunkId id;
+  id.hi = rng.Next();
+  id.lo = rng.Next();
+  return id;
 }
-
-uint64_t ElapsedMicros(Clock::time_point from, Clock::time_point to) {
-  const auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(to - from).count();
-  return static_cast<uint64_t>(std::max<int64_t>(0, (ns + 500) / 1000));
-}
-
-double Seconds(Clock::duration d) { return std::chrono::duration<double>(d).count(); }
-
-// ---------------------------------------------------------------------------------------------
-// Machine description
-
-std::string Trim(std::string s) {
-  const auto not_space = [](unsigned char c) { return !std::isspace(c); };
-  s.erase(s.begin(), std::find_if(s.begin(), s.end(), not_space));
-  s.erase(std::find_if(s.rbegin(), s.rend(), not_space).base(), s.end());
-  return s;
-}
-
-// The first line of a small file, trimmed; empty when unreadable.
-std::string ReadFirstLine(const std::string& path) {
-  std::ifstream in(path);
-  std::string line;
-  if (!in || !std::getline(in, line)) return {};
-  return Trim(line);
-}
-
-// The value of the first "key<sep>value" line of a /proc file whose key matches.
-std::string ProcField(const std::string& path, std::string_view key) {
-  std::ifstream in(path);
-  std::string line;
-  while (std::getline(in, line)) {
-    if (line.compare(0, key.size(), key) != 0) continue;
-    const size_t colon = line.find(':');
-    if (colon == std::string::npos) continue;
-    if (Trim(line.substr(0, colon)) != key) continue;
-    return Trim(line.substr(colon + 1));
-  }
-  return {};
-}
-
-// "12345 kB" from /proc/self/status or /proc/meminfo, in bytes; 0 when absent.
-uint64_t KibFieldBytes(const std::string& path, std::string_view key) {
-  const std::string value = ProcField(path, key);
-  if (value.empty()) return 0;
-  return std::strtoull(value.c_str(), nullptr, 10) * 1024;
-}
-
-uint64_t RssBytes() { return KibFieldBytes("/proc/self/status", "VmRSS"); }
-
-std::string FileSystemName(const std::string& dir) {
-  struct statfs fs {};
-  if (statfs(dir.c_str(), &fs) != 0) return "unknown";
-  // Magic numbers from statfs(2) / <linux/magic.h>.
-  struct Magic {
-    uint64_t magic;
-    const char* name;
-  };
-  static constexpr std::array<Magic, 11> kMagics = {{
-      {0xEF53, "ext4"},
-      {0x58465342, "xfs"},
-      {0x9123683E, "btrfs"},
-      {0x01021994, "tmpfs"},
-      {0x794C7630, "overlayfs"},
-      {0x2FC12FC1, "zfs"},
-      {0xF2F52010, "f2fs"},
-      {0x6969, "nfs"},
-      {0xFF534D42, "cifs"},
-      {0x65735546, "fuse"},
-      {0x858458F6, "ramfs"},
-  }};
-  const auto type = static_cast<uint64_t>(static_cast<uint32_t>(fs.f_type));
-  for (const Magic& m : kMagics) {
-    if (m.magic == type) return m.name;
-  }
-  return fmt::format("0x{:x}", type);
-}
-
-// The model of the block device holding `dir`, from sysfs (or its driver, e.g. "virtio_blk");
-// "unknown" for anonymous devices (overlayfs, tmpfs) and devices that report neither.
-std::string DeviceModel(const std::string& dir) {
-  struct stat st {};
-  if (stat(dir.c_str(), &st) != 0 || major(st.st_dev) == 0) return "unknown";
-  const std::string sys = fmt::format("/sys/dev/block/{}:{}", major(st.st_dev), minor(st.st_dev));
-  // A partition's model lives on its parent disk.
-  for (const std::string& base : {sys, sys + "/.."}) {
-    std::string model = ReadFirstLine(base + "/device/model");
-    if (model.empty()) model = ReadFirstLine(base + "/device/name");
-    if (!model.empty()) return model;
-  }
-  // Virtual disks (virtio) report no model: name the driver instead.
-  std::error_code ec;
-  const std::filesystem::path driver = std::filesystem::read_symlink(sys + "/device/driver", ec);
-  if (!ec && !driver.empty()) return driver.filename().string();
-  const std::string name = ReadFirstLine(sys + "/dm/name");
-  return name.empty() ? "unknown" : "device-mapper " + name;
-}
-
-Json MachineInfo(const std::string& dir) {
-  struct utsname uts {};
-  const std::string kernel = uname(&uts) == 0 ? uts.release : "unknown";
-  std::string cpu = ProcField("/proc/cpuinfo", "model name");
-  if (cpu.empty()) cpu = "unknown";
-  return Json{{"nproc", sysconf(_SC_NPROCESSORS_ONLN)},
-              {"kernel", kernel},
-              {"cpu_model", cpu},
-              {"memory_bytes", KibFieldBytes("/proc/meminfo", "MemTotal")},
-              {"filesystem", FileSystemName(dir)},
-              {"device_model", DeviceModel(dir)}};
-}
-
-// ---------------------------------------------------------------------------------------------
-// Latency bookkeeping
-
-// Sums per-thread histogram snapshots.
-class LatencyMerge {
- public:
-  void Add(const metrics::Histogram& h) {
-    const metrics::Histogram::Snapshot s = h.TakeSnapshot();
-    for (size_t i = 0; i < s.buckets.size(); ++i) total_.buckets[i] += s.buckets[i];
-    total_.count += s.count;
-    total_.sum += s.sum;
-    total_.max = std::max(total_.max, s.max);
-  }
-  uint64_t count() const { return total_.count; }
-
-  // Adds ops, mean_us, p50_us, p99_us, p999_us and max_us to `out`.
-  void Report(Json& out) const {
-    out["ops"] = total_.count;
-    out["mean_us"] = total_.count == 0 ? 0.0 : static_cast<double>(total_.sum) / static_cast<double>(total_.count);
-    out["p50_us"] = Percentile(0.5);
-    out["p99_us"] = Percentile(0.99);
-    out["p999_us"] = Percentile(0.999);
-    out["max_us"] = total_.max;
-  }
-
- private:
-  double Percentile(double q) const {
-    const double p = total_.Percentile(q);
-    return std::isnan(p) ? 0.0 : p;
-  }
-  metrics::Histogram::Snapshot total_;
-};
-
-// Remembers the first error any thread hit and tells the others to stop.
-class FirstError {
- public:
-  void Set(const Status& s) {
-    std::lock_guard<std::mutex> l(mu_);
-    if (status_.ok()) status_ = s;
-    failed_.store(true, std::memory_order_relaxed);
-  }
-  bool failed() const { return failed_.load(std::memory_order_relaxed); }
-  Status status() {
-    std::lock_guard<std::mutex> l(mu_);
-    return status_;
-  }
-
- private:
-  std::mutex mu_;
-  Status status_;  // guarded by mu_
-  std::atomic<bool> failed_{false};
-};
 
 // The payload every chunk carries: random bytes and their CRC32C, computed once.
 struct Payload {
@@ -260,11 +64,7 @@ struct Payload {
 Payload MakePayload(uint64_t size) {
   Payload p;
   p.bytes.resize(size);
-  Rng rng(RandomSeed());
-  for (size_t i = 0; i < size; i += sizeof(uint64_t)) {
-    const uint64_t v = rng.Next();
-    std::memcpy(p.bytes.data() + i, &v, std::min(sizeof(v), size - i));
-  }
+  FillPseudoRandom(RandomSeed(), p.bytes);
   p.crc = crc32c::Value(p.bytes);
   return p;
 }
@@ -306,7 +106,7 @@ Result<FillResult> Fill(Engine& engine, uint64_t count, uint32_t threads, const 
       while (!error.failed()) {
         const uint64_t i = next.fetch_add(1, std::memory_order_relaxed);
         if (i >= count) break;
-        const ChunkId id = rng.NextId();
+        const ChunkId id = NextId(rng);
         Result<engine::ChunkLocation> r = engine.Append(id, payload.bytes, payload.crc);
         if (!r.ok()) {
           error.Set(r.status().WithContext("fill: append"));
@@ -343,67 +143,40 @@ struct WorkerStats {
   std::array<uint64_t, kNumOpKinds> ops{};
 };
 
-struct WorkerRun {
-  std::vector<std::unique_ptr<WorkerStats>> stats;
-  double elapsed = 0;  // seconds from the common start until every worker returned
-};
-
-// Starts `n` threads at the same moment, each running body(stats, rng, deadline) with its own
-// stats and a seeded Rng, waits for all of them, and measures the elapsed time.
-template <typename Body>
-WorkerRun RunWorkers(uint32_t n, double duration_s, Body&& body) {
-  WorkerRun run;
-  for (uint32_t t = 0; t < n; ++t) run.stats.push_back(std::make_unique<WorkerStats>());
-  std::latch go(1);
-  Clock::time_point deadline;
-  const uint64_t seed = RandomSeed();
-  std::vector<std::thread> workers;
-  for (uint32_t t = 0; t < n; ++t) {
-    workers.emplace_back([&, t] {
-      Rng rng(seed ^ (0x2545F4914F6CDD1Dull * (t + 1)));
-      go.wait();  // deadline is written before go is counted down
-      body(*run.stats[t], rng, deadline);
-    });
-  }
-  const Clock::time_point start = Clock::now();
-  deadline = start + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(duration_s));
-  go.count_down();
-  for (std::thread& w : workers) w.join();
-  run.elapsed = Seconds(Clock::now() - start);
-  return run;
-}
+using EngineWorkerRun = WorkerRun<WorkerStats>;
 
 // Runs `concurrency` threads for `duration_s`, each keeping `depth` appends in flight through
 // AppendAsync; latency is measured from submission to the completion callback.
 Result<Json> RunAsyncAppends(Engine& engine, const EngineBenchOptions& options, const Payload& payload) {
   const uint32_t n = std::max<uint32_t>(1, options.concurrency);
   FirstError error;
-  WorkerRun run = RunWorkers(n, options.duration_s, [&](WorkerStats& ws, Rng& rng, Clock::time_point deadline) {
-    std::mutex mu;
-    std::condition_variable cv;
-    uint32_t in_flight = 0;  // guarded by mu
-    std::unique_lock<std::mutex> l(mu);
-    while (!error.failed() && Clock::now() < deadline) {
-      cv.wait(l, [&] { return in_flight < options.depth; });
-      ++in_flight;
-      l.unlock();
-      const Clock::time_point t0 = Clock::now();
-      engine.AppendAsync(rng.NextId(), payload.bytes, payload.crc,
-                         [&, t0](const Status& s, const engine::ChunkLocation&) {
-                           if (!s.ok()) {
-                             error.Set(s.WithContext("append"));
-                           } else {
-                             ws.latency[kOpAppend].Record(ElapsedMicros(t0, Clock::now()));
-                           }
-                           std::lock_guard<std::mutex> g(mu);
-                           if (s.ok()) ++ws.ops[kOpAppend];
-                           --in_flight;
-                           cv.notify_one();
-                         });
-      l.lock();
-    }
-    cv.wait(l, [&] { return in_flight == 0; });
-  });
+  EngineWorkerRun run = RunWorkers<WorkerStats>(
+      n, options.duration_s, [&](uint32_t /*worker*/, WorkerStats& ws, Rng& rng, Clock::time_point deadline) {
+        std::mutex mu;
+        std::condition_variable cv;
+        uint32_t in_flight = 0;  // guarded by mu
+        std::unique_lock<std::mutex> l(mu);
+        while (!error.failed() && Clock::now() < deadline) {
+          cv.wait(l, [&] { return in_flight < options.depth; });
+          ++in_flight;
+          l.unlock();
+          const Clock::time_point t0 = Clock::now();
+          engine.AppendAsync(NextId(rng), payload.bytes, payload.crc,
+                             [&, t0](const Status& s, const engine::ChunkLocation&) {
+                               if (!s.ok()) {
+                                 error.Set(s.WithContext("append"));
+                               } else {
+                                 ws.latency[kOpAppend].Record(ElapsedMicros(t0, Clock::now()));
+                               }
+                               std::lock_guard<std::mutex> g(mu);
+                               if (s.ok()) ++ws.ops[kOpAppend];
+                               --in_flight;
+                               cv.notify_one();
+                             });
+          l.lock();
+        }
+        cv.wait(l, [&] { return in_flight == 0; });
+      });
   if (error.failed()) return error.status();
   LatencyMerge all;
   for (const auto& ws : run.stats) all.Add(ws->latency[kOpAppend]);
@@ -424,34 +197,36 @@ Result<Json> RunTimed(Engine& engine, const EngineBenchOptions& options, const P
                       const std::vector<ChunkId>& ids, double read_fraction) {
   const uint32_t n = std::max<uint32_t>(1, options.concurrency);
   FirstError error;
-  WorkerRun run = RunWorkers(n, options.duration_s, [&](WorkerStats& ws, Rng& rng, Clock::time_point deadline) {
-    std::vector<std::byte> out(payload.bytes.size());
-    bool checked = false;
-    while (!error.failed()) {
-      const bool read = read_fraction >= 1.0 || (read_fraction > 0.0 && rng.Unit() < read_fraction);
-      const Clock::time_point t0 = Clock::now();
-      Status s;
-      if (read) {
-        const ChunkId& id = ids[rng.Below(ids.size())];
-        s = engine.Read(id, /*offset=*/0, out);
-        if (s.ok() && !checked) {
-          checked = true;
-          if (out != payload.bytes) s = Status::Corruption("read returned bytes that differ from what was appended");
+  EngineWorkerRun run = RunWorkers<WorkerStats>(
+      n, options.duration_s, [&](uint32_t /*worker*/, WorkerStats& ws, Rng& rng, Clock::time_point deadline) {
+        std::vector<std::byte> out(payload.bytes.size());
+        bool checked = false;
+        while (!error.failed()) {
+          const bool read = read_fraction >= 1.0 || (read_fraction > 0.0 && rng.Unit() < read_fraction);
+          const Clock::time_point t0 = Clock::now();
+          Status s;
+          if (read) {
+            const ChunkId& id = ids[rng.Below(ids.size())];
+            s = engine.Read(id, /*offset=*/0, out);
+            if (s.ok() && !checked) {
+              checked = true;
+              if (out != payload.bytes)
+                s = Status::Corruption("read returned bytes that differ from what was appended");
+            }
+          } else {
+            s = engine.Append(NextId(rng), payload.bytes, payload.crc).status();
+          }
+          const Clock::time_point t1 = Clock::now();
+          if (!s.ok()) {
+            error.Set(s.WithContext(read ? "read" : "append"));
+            break;
+          }
+          const size_t kind = read ? kOpRead : kOpAppend;
+          ws.latency[kind].Record(ElapsedMicros(t0, t1));
+          ++ws.ops[kind];
+          if (t1 >= deadline) break;
         }
-      } else {
-        s = engine.Append(rng.NextId(), payload.bytes, payload.crc).status();
-      }
-      const Clock::time_point t1 = Clock::now();
-      if (!s.ok()) {
-        error.Set(s.WithContext(read ? "read" : "append"));
-        break;
-      }
-      const size_t kind = read ? kOpRead : kOpAppend;
-      ws.latency[kind].Record(ElapsedMicros(t0, t1));
-      ++ws.ops[kind];
-      if (t1 >= deadline) break;
-    }
-  });
+      });
   if (error.failed()) return error.status();
   const double elapsed = run.elapsed;
   const auto& stats = run.stats;
@@ -500,23 +275,26 @@ std::string Method(const EngineBenchOptions& o, uint64_t prefill) {
   const std::string size = FormatByteSize(o.size);
   switch (o.workload) {
     case Workload::kAppend:
-      return fmt::format("{} threads append fresh random ids of {} (payload crc precomputed) for {}s; each "
-                         "Append returns when durable (group commit)",
-                         o.concurrency, size, o.duration_s);
+      return fmt::format(
+          "{} threads append fresh random ids of {} (payload crc precomputed) for {}s; each "
+          "Append returns when durable (group commit)",
+          o.concurrency, size, o.duration_s);
     case Workload::kRead:
-      return fmt::format("prefill {} chunks of {}, close and reopen the engine, then {} threads Read random whole "
-                         "chunks for {}s ({})",
-                         prefill, size, o.concurrency, o.duration_s,
-                         o.engine.direct_reads ? "O_DIRECT reads" : "buffered reads: the page cache helps");
+      return fmt::format(
+          "prefill {} chunks of {}, close and reopen the engine, then {} threads Read random whole "
+          "chunks for {}s ({})",
+          prefill, size, o.concurrency, o.duration_s,
+          o.engine.direct_reads ? "O_DIRECT reads" : "buffered reads: the page cache helps");
     case Workload::kMixed:
-      return fmt::format("prefill {} chunks of {}, close and reopen, then {} threads do {:.0f}% Read of random "
-                         "prefilled chunks / {:.0f}% Append of fresh ids for {}s",
-                         prefill, size, o.concurrency, kMixedReadFraction * 100, (1 - kMixedReadFraction) * 100,
-                         o.duration_s);
+      return fmt::format(
+          "prefill {} chunks of {}, close and reopen, then {} threads do {:.0f}% Read of random "
+          "prefilled chunks / {:.0f}% Append of fresh ids for {}s",
+          prefill, size, o.concurrency, kMixedReadFraction * 100, (1 - kMixedReadFraction) * 100, o.duration_s);
     case Workload::kReopen:
-      return fmt::format("fill {} chunks of {} with {} threads, Close, then time Engine::Open (wall clock) and read "
-                         "Stats() and VmRSS",
-                         o.count, size, o.fill_concurrency);
+      return fmt::format(
+          "fill {} chunks of {} with {} threads, Close, then time Engine::Open (wall clock) and read "
+          "Stats() and VmRSS",
+          o.count, size, o.fill_concurrency);
   }
   return {};
 }
@@ -639,8 +417,8 @@ Result<Json> RunEngineBench(const EngineBenchOptions& options) {
     CAIRN_ASSIGN_OR_RETURN(setup.engine, OpenEngine(setup.env.get(), options));
   }
   CAIRN_ASSIGN_OR_RETURN(Json run, (options.depth > 1 && read_fraction == 0.0)
-                                        ? RunAsyncAppends(*setup.engine, options, payload)
-                                        : RunTimed(*setup.engine, options, payload, ids, read_fraction));
+                                       ? RunAsyncAppends(*setup.engine, options, payload)
+                                       : RunTimed(*setup.engine, options, payload, ids, read_fraction));
   report.update(run);
   report["engine"] = EngineStatsJson(setup.engine->Stats());
   CAIRN_RETURN_IF_ERROR(setup.engine->Close());
@@ -648,39 +426,9 @@ Result<Json> RunEngineBench(const EngineBenchOptions& options) {
 }
 
 std::string FormatReportTable(const Json& report) {
-  std::ostringstream out;
-  const auto row = [&](const std::string& key, const Json& value) {
-    std::string text;
-    if (value.is_string()) {
-      text = value.get<std::string>();
-    } else if (value.is_number_float()) {
-      text = fmt::format("{:.2f}", value.get<double>());
-    } else {
-      text = value.dump();
-    }
-    out << fmt::format("  {:<34} {}\n", key, text);
-  };
-  const auto section = [&](const std::string& prefix, const Json& obj, const auto& self) -> void {
-    for (const auto& [key, value] : obj.items()) {
-      if (value.is_object()) {
-        self(prefix + key + ".", value, self);
-      } else {
-        row(prefix + key, value);
-      }
-    }
-  };
-  // Headline figures first, then everything else in key order.
-  static constexpr std::array<const char*, 12> kHeadline = {
-      "workload",   "size",   "concurrency", "duration_s", "ops_per_sec", "mb_per_sec",
-      "p50_us",     "p99_us", "p999_us",     "open_ms",    "io_backend",  "direct_io"};
-  out << "cairn bench engine\n";
-  for (const char* key : kHeadline) {
-    if (report.contains(key)) row(key, report[key]);
-  }
-  Json rest = report;
-  for (const char* key : kHeadline) rest.erase(key);
-  section("", rest, section);
-  return out.str();
+  return FormatTable("cairn bench engine", report,
+                     {"workload", "size", "concurrency", "duration_s", "ops_per_sec", "mb_per_sec", "p50_us", "p99_us",
+                      "p999_us", "open_ms", "io_backend", "direct_io"});
 }
 
 }  // namespace cairn::bench

@@ -143,6 +143,7 @@ std::string_view S3OpName(S3Op op) {
     case S3Op::kHeadObject: return "HeadObject";
     case S3Op::kDeleteObject: return "DeleteObject";
     case S3Op::kGetObjectAcl: return "GetObjectAcl";
+    case S3Op::kGetObjectTagging: return "GetObjectTagging";
     case S3Op::kCreateMultipartUpload: return "CreateMultipartUpload";
     case S3Op::kUploadPart: return "UploadPart";
     case S3Op::kUploadPartCopy: return "UploadPartCopy";
@@ -168,6 +169,11 @@ constexpr std::string_view kUnimplementedSubresources[] = {
 
 S3Op ClassifyOperation(std::string_view method, const S3Target& target, bool has_copy_source) {
   const QueryParams& q = target.query;
+  // Reading an object's tags is answered (no object has any until tagging exists: aws s3 cp
+  // asks before every multipart copy); writing them is not implemented.
+  if (method == "GET" && !target.bucket.empty() && !target.key.empty() && q.Has("tagging")) {
+    return S3Op::kGetObjectTagging;
+  }
   for (std::string_view sub : kUnimplementedSubresources) {
     if (q.Has(sub)) return S3Op::kUnknown;
   }

@@ -81,6 +81,7 @@ enum class S3Op {
   kHeadObject,
   kDeleteObject,
   kGetObjectAcl,
+  kGetObjectTagging,
   kCreateMultipartUpload,
   kUploadPart,
   kUploadPartCopy,

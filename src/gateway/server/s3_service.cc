@@ -282,6 +282,7 @@ void S3Service::Dispatch(Request& r) {
     case S3Op::kHeadObject: return GetObject(r, true);
     case S3Op::kDeleteObject: return DeleteObject(r);
     case S3Op::kGetObjectAcl: return GetAcl(r);
+    case S3Op::kGetObjectTagging: return GetObjectTagging(r);
     case S3Op::kCreateMultipartUpload: return CreateMultipartUpload(r);
     case S3Op::kUploadPart: return UploadPart(r, false);
     case S3Op::kUploadPartCopy: return UploadPart(r, true);
@@ -602,6 +603,19 @@ void S3Service::GetAcl(Request& r) {
          "</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant></AccessControlList>"
          "</AccessControlPolicy>";
   SendXml(r, 200, std::move(doc));
+}
+
+void S3Service::GetObjectTagging(Request& r) {
+  auto o = meta_->GetObject(r.bucket(), r.key());
+  if (!o.ok()) {
+    if (o.status().IsNoSuchBucket()) return SendError(r, FromStatus(o.status()));
+    return SendError(r, ObjectError(o.status()));
+  }
+  XmlWriter x;
+  x.Declaration();
+  x.Open("Tagging", kS3XmlNamespace);
+  x.Open("TagSet");
+  SendXml(r, 200, x.Take());
 }
 
 namespace {

@@ -73,6 +73,7 @@ class S3Service {
   void GetBucketLocation(Request& r);
   void GetBucketVersioning(Request& r);
   void GetAcl(Request& r);
+  void GetObjectTagging(Request& r);
   void ListObjects(Request& r, int version);
   void ListObjectVersions(Request& r);
   void ListMultipartUploads(Request& r);

@@ -118,6 +118,9 @@ bool HttpExchange::DrainBody(uint64_t max_bytes) {
   // the connection cannot be reused: it does not know where the next request starts.
   const auto expect = parser_.get()[http::field::expect];
   if (!continue_sent_ && beast::iequals(expect, "100-continue")) return false;
+  // A body longer than what may be drained is not waited for: the connection closes instead (a
+  // client that sent only the head of a 5 GiB PUT and waits for the answer gets it at once).
+  if (const auto left = parser_.content_length_remaining(); left && *left > max_bytes) return false;
   continue_sent_ = true;  // draining must not send 100 Continue after a final response
   uint64_t drained = 0;
   char buf[65536];

@@ -356,8 +356,9 @@ void Server::Serve(std::shared_ptr<Connection> conn) {
         (void)::send(conn->fd, resp.data(), resp.size(), MSG_NOSIGNAL);
       } else if (rec != http::error::end_of_stream && rec != boost::asio::error::eof &&
                  rec != boost::asio::error::connection_reset && rec != boost::asio::error::would_block &&
-                 rec != boost::asio::error::try_again && buffer.size() > 0) {
-        // Bytes arrived that are not an HTTP/1.1 request head.
+                 rec != boost::asio::error::try_again && (buffer.size() > 0 || parser.got_some())) {
+        // Bytes arrived that are not an HTTP/1.1 request head. (Beast takes what it has parsed out
+        // of the buffer, so an empty buffer does not mean that nothing came: ask the parser.)
         const std::string body = ErrorXml(Make(S3Code::kInvalidRequest, "The request is not valid HTTP/1.1."), "", "");
         const std::string resp = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: " +
                                  std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;

@@ -4,6 +4,7 @@
 #include <cstdio>
 #include <ctime>
 
+#include "gateway/crypto.h"
 #include "gateway/sigv4.h"
 #include "gateway/text.h"
 
@@ -264,6 +265,16 @@ std::optional<ByteRange> ParseCopySourceRange(std::string_view header) {
   auto last = ParseU64(spec.substr(dash + 1));
   if (!first || !last || *last < *first) return std::nullopt;
   return ByteRange{*first, *last};
+}
+
+std::optional<std::string> MultipartEtag(const std::vector<std::string>& part_etags) {
+  std::string concat;
+  for (const auto& e : part_etags) {
+    crypto::Md5Digest d;
+    if (!crypto::HexDecode(StripQuotes(e), d)) return std::nullopt;
+    concat.append(reinterpret_cast<const char*>(d.data()), d.size());
+  }
+  return crypto::HexEncode(crypto::Md5(concat)) + "-" + std::to_string(part_etags.size());
 }
 
 bool EtagListMatches(std::string_view list, std::string_view etag) {

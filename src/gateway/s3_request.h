@@ -135,6 +135,11 @@ ConditionResult EvaluateConditions(const ConditionalHeaders& conditions, std::st
 // True when an If-Match / If-None-Match list ("\"a\", \"b\"", "*", W/ forms) contains etag.
 bool EtagListMatches(std::string_view list, std::string_view etag);
 
+// The ETag S3 gives an object completed from multipart parts: the MD5 of the concatenated binary
+// MD5s of the parts (their ETags, 32 hex digits, quotes ignored), then "-<number of parts>".
+// nullopt when an ETag is not an MD5 in hex.
+std::optional<std::string> MultipartEtag(const std::vector<std::string>& part_etags);
+
 // "Fri, 24 May 2013 00:00:00 GMT". English names whatever the locale; the year has at least four
 // digits ("0426").
 std::string FormatHttpDate(int64_t unix_seconds);

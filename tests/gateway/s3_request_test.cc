@@ -672,5 +672,17 @@ TEST(FormatIso8601Test, BeforeTheEpochRoundsDown) {
   EXPECT_EQ(FormatIso8601(-1001), "1969-12-31T23:59:58.999Z");
 }
 
+// The multipart ETag as S3 computes it: md5 of the concatenated binary part md5s, "-N". The
+// expected values were computed independently (python3 hashlib) for parts "a" and "b", and for
+// the one part "hello".
+TEST(MultipartEtagTest, MatchesS3sDefinition) {
+  const std::string md5_a = "0cc175b9c0f1b6a831c399e269772661";  // md5("a")
+  const std::string md5_b = "92eb5ffee6ae2fec3ad71c777531578f";  // md5("b")
+  EXPECT_EQ(MultipartEtag({md5_a, "\"" + md5_b + "\""}), "96e024ba2074fe77e8e965ba43a704be-2");
+  EXPECT_EQ(MultipartEtag({"5d41402abc4b2a76b9719d911017c592"}), "62109206880d38a4010a98e11243924a-1");
+  EXPECT_EQ(MultipartEtag({"not-hex"}), std::nullopt);
+  EXPECT_EQ(MultipartEtag({md5_a + "-2"}), std::nullopt);
+}
+
 }  // namespace
 }  // namespace cairn::gateway

@@ -99,17 +99,6 @@ Status WriteAll(object::ObjectWriter* writer, std::span<const std::byte> data) {
   return Status::OK();
 }
 
-// The multipart ETag: MD5 of the concatenated binary MD5s of the parts, then "-<count>".
-std::optional<std::string> MultipartEtag(const std::vector<std::string>& part_etags) {
-  std::string concat;
-  for (const auto& e : part_etags) {
-    crypto::Md5Digest d;
-    if (!crypto::HexDecode(StripQuotes(e), d)) return std::nullopt;
-    concat.append(reinterpret_cast<const char*>(d.data()), d.size());
-  }
-  return crypto::HexEncode(crypto::Md5(concat)) + "-" + std::to_string(part_etags.size());
-}
-
 }  // namespace
 
 // ---- Metrics ---------------------------------------------------------------------------------

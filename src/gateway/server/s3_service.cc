@@ -1157,6 +1157,18 @@ void S3Service::CreateMultipartUpload(Request& r) {
   upload.key = r.key();
   upload.initiated_ms = NowMillis();
   upload.headers = *headers;
+  // S3 lists one key's uploads by initiation time and pages them by upload id: an id that starts
+  // with the time in microseconds (then 64 random bits for uniqueness) makes the two orders agree.
+  {
+    thread_local std::mt19937_64 gen(std::random_device{}());
+    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+    char id[40];
+    snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(micros),
+             static_cast<unsigned long long>(gen()));
+    upload.upload_id = id;
+  }
   auto id = meta_->CreateUpload(upload);
   if (!id.ok()) return SendError(r, FromStatus(id.status()));
   XmlWriter x;

@@ -22,6 +22,7 @@
 
 #include "gateway/crypto.h"
 #include "gateway/sigv4_sign.h"
+#include "gateway/text.h"
 
 namespace cairn::bench {
 namespace {
@@ -90,23 +91,6 @@ bool HasToken(std::string_view value, std::string_view token) {
   return false;
 }
 
-void AppendUtf8(char32_t cp, std::string* out) {
-  if (cp < 0x80) {
-    out->push_back(static_cast<char>(cp));
-  } else if (cp < 0x800) {
-    out->push_back(static_cast<char>(0xC0 | (cp >> 6)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else if (cp < 0x10000) {
-    out->push_back(static_cast<char>(0xE0 | (cp >> 12)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  } else {
-    out->push_back(static_cast<char>(0xF0 | (cp >> 18)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
-    out->push_back(static_cast<char>(0x80 | (cp & 0x3F)));
-  }
-}
 
 bool IsHeadMethod(std::string_view method) { return method == "HEAD"; }
 
@@ -160,7 +144,7 @@ std::string XmlText(std::string_view xml, std::string_view name) {
       const bool hex = entity[1] == 'x';
       const std::optional<uint64_t> cp = hex ? ParseHex(entity.substr(2)) : ParseDecimal(entity.substr(1));
       if (cp && *cp > 0 && *cp <= 0x10FFFF) {
-        AppendUtf8(static_cast<char32_t>(*cp), &out);
+        gateway::AppendUtf8(static_cast<char32_t>(*cp), &out);
         decoded = true;
       }
     }

@@ -19,6 +19,9 @@ int HexDigitValue(char c);
 // surrogate or a code point above U+10FFFF (RFC 3629). REQUIRES: *i < s.size().
 std::optional<char32_t> DecodeUtf8(std::string_view s, size_t* i);
 
+// Appends the UTF-8 encoding of code point `cp`. REQUIRES: cp <= U+10FFFF.
+void AppendUtf8(char32_t cp, std::string* out);
+
 // True when `s` is well-formed UTF-8 in the sense of DecodeUtf8.
 bool IsValidUtf8(std::string_view s);
 

@@ -617,20 +617,53 @@ std::optional<uint32_t> MaxParam(const std::optional<std::string>& v) {
   return static_cast<uint32_t>(std::min<int64_t>(*n, 1000));
 }
 
+// The parameters every listing shares: encoding-type, max-keys, prefix and delimiter.
+struct ListingParams {
+  bool url = false;  // encoding-type=url
+  meta::ListObjectsOptions opts;
+  std::string Encode(const std::string& v) const { return url ? UrlEncodeListingValue(v) : v; }
+};
+
+// Reads them; the S3 error when one is malformed.
+std::optional<S3Error> ParseListingParams(const QueryParams& q, ListingParams* p) {
+  const auto encoding = q.Get("encoding-type");
+  if (encoding && *encoding != "url") return Make(S3Code::kInvalidArgument, "Invalid Encoding Method specified in Request");
+  p->url = encoding.has_value();
+  const auto max_keys = MaxParam(q.Get("max-keys"));
+  if (!max_keys) return Make(S3Code::kInvalidArgument, "Provided max-keys not an integer or within integer range");
+  p->opts.prefix = q.Get("prefix").value_or("");
+  p->opts.delimiter = q.Get("delimiter").value_or("");
+  p->opts.max_keys = *max_keys;
+  return std::nullopt;
+}
+
+void WriteCommonPrefixes(XmlWriter& x, const ListingParams& p, const std::vector<std::string>& prefixes) {
+  for (const auto& prefix : prefixes) {
+    x.Open("CommonPrefixes");
+    x.Element("Prefix", p.Encode(prefix));
+    x.Close();
+  }
+}
+
 }  // namespace
 
-void S3Service::ListObjects(Request& r, int version) {
-  const auto encoding = r.Query("encoding-type");
-  if (encoding && *encoding != "url") return SendError(r, Make(S3Code::kInvalidArgument, "Invalid Encoding Method specified in Request"));
-  const bool url = encoding.has_value();
-  auto enc = [url](const std::string& v) { return url ? UrlEncodeListingValue(v) : v; };
-  const auto max_keys = MaxParam(r.Query("max-keys"));
-  if (!max_keys) return SendError(r, Make(S3Code::kInvalidArgument, "Provided max-keys not an integer or within integer range"));
+// One page of a bucket listing; NoSuchBucket when the bucket is missing, also for max-keys=0.
+static Result<meta::ListObjectsResult> ListPage(meta::MetaStore* meta, const std::string& bucket,
+                                                const meta::ListObjectsOptions& opts) {
+  if (opts.max_keys == 0) {
+    auto b = meta->GetBucket(bucket);
+    if (!b.ok()) return b.status().IsNotFound() ? Status::NoSuchBucket(bucket) : b.status();
+    return meta::ListObjectsResult{};
+  }
+  auto res = meta->ListObjects(bucket, opts);
+  if (!res.ok() && res.status().IsNotFound()) return Status::NoSuchBucket(bucket);
+  return res;
+}
 
-  meta::ListObjectsOptions opts;
-  opts.prefix = r.Query("prefix").value_or("");
-  opts.delimiter = r.Query("delimiter").value_or("");
-  opts.max_keys = *max_keys;
+void S3Service::ListObjects(Request& r, int version) {
+  ListingParams p;
+  if (auto e = ParseListingParams(r.target.query, &p)) return SendError(r, *e);
+  meta::ListObjectsOptions& opts = p.opts;
   const auto token = r.Query("continuation-token");
   const auto start_after = r.Query("start-after");
   const auto marker = r.Query("marker");
@@ -647,16 +680,11 @@ void S3Service::ListObjects(Request& r, int version) {
   } else if (marker) {
     opts.start_after = *marker;
   }
-
-  meta::ListObjectsResult page;
-  if (opts.max_keys > 0) {
-    auto res = meta_->ListObjects(r.bucket(), opts);
-    if (!res.ok()) return SendError(r, FromStatus(res.status().IsNotFound() ? Status::NoSuchBucket("") : res.status()));
-    page = std::move(*res);
-  } else {
-    auto b = meta_->GetBucket(r.bucket());
-    if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
-  }
+  auto listed = ListPage(meta_, r.bucket(), opts);
+  if (!listed.ok()) return SendError(r, FromStatus(listed.status()));
+  const meta::ListObjectsResult& page = *listed;
+  auto enc = [&p](const std::string& v) { return p.Encode(v); };
+  const bool url = p.url;
 
   const bool fetch_owner = version == 1 || r.Query("fetch-owner") == "true";
   XmlWriter x;
@@ -694,34 +722,22 @@ void S3Service::ListObjects(Request& r, int version) {
     x.Element("StorageClass", o.storage_class.empty() ? "STANDARD" : o.storage_class);
     x.Close();
   }
-  for (const auto& p : page.common_prefixes) {
-    x.Open("CommonPrefixes");
-    x.Element("Prefix", enc(p));
-    x.Close();
-  }
+  WriteCommonPrefixes(x, p, page.common_prefixes);
   SendXml(r, 200, x.Take());
 }
 
 void S3Service::ListObjectVersions(Request& r) {
-  const auto encoding = r.Query("encoding-type");
-  if (encoding && *encoding != "url") return SendError(r, Make(S3Code::kInvalidArgument, "Invalid Encoding Method specified in Request"));
-  const bool url = encoding.has_value();
-  auto enc = [url](const std::string& v) { return url ? UrlEncodeListingValue(v) : v; };
-  const auto max_keys = MaxParam(r.Query("max-keys"));
-  if (!max_keys) return SendError(r, Make(S3Code::kInvalidArgument, "Provided max-keys not an integer or within integer range"));
-  meta::ListObjectsOptions opts;
-  opts.prefix = r.Query("prefix").value_or("");
-  opts.delimiter = r.Query("delimiter").value_or("");
-  opts.max_keys = *max_keys;
+  ListingParams p;
+  if (auto e = ParseListingParams(r.target.query, &p)) return SendError(r, *e);
+  meta::ListObjectsOptions& opts = p.opts;
   const std::string key_marker = r.Query("key-marker").value_or("");
   const std::string version_marker = r.Query("version-id-marker").value_or("");
   opts.start_after = key_marker;
-  meta::ListObjectsResult page;
-  if (opts.max_keys > 0) {
-    auto res = meta_->ListObjects(r.bucket(), opts);
-    if (!res.ok()) return SendError(r, FromStatus(res.status().IsNotFound() ? Status::NoSuchBucket("") : res.status()));
-    page = std::move(*res);
-  }
+  auto listed = ListPage(meta_, r.bucket(), opts);
+  if (!listed.ok()) return SendError(r, FromStatus(listed.status()));
+  const meta::ListObjectsResult& page = *listed;
+  auto enc = [&p](const std::string& v) { return p.Encode(v); };
+  const bool url = p.url;
   XmlWriter x;
   x.Declaration();
   x.Open("ListVersionsResult", kS3XmlNamespace);
@@ -751,11 +767,7 @@ void S3Service::ListObjectVersions(Request& r) {
     x.Element("StorageClass", o.storage_class.empty() ? "STANDARD" : o.storage_class);
     x.Close();
   }
-  for (const auto& p : page.common_prefixes) {
-    x.Open("CommonPrefixes");
-    x.Element("Prefix", enc(p));
-    x.Close();
-  }
+  WriteCommonPrefixes(x, p, page.common_prefixes);
   SendXml(r, 200, x.Take());
 }
 

@@ -19,6 +19,7 @@
 #include <array>
 #include <chrono>
 #include <cstring>
+#include <deque>
 #include <unordered_map>
 
 #include "common/crc32c.h"
@@ -953,6 +954,30 @@ Status Engine::Delete(const ChunkId& id) {
   w.type = RecordType::kTombstone;
   w.id = id;
   return Submit(w);
+}
+
+void Engine::DeleteMany(std::span<const ChunkId> ids, std::vector<Status>* results) {
+  results->assign(ids.size(), Status::OK());
+  if (closed_.load(std::memory_order_relaxed)) {
+    for (auto& r : *results) r = Status::Cancelled("engine closed");
+    return;
+  }
+  std::deque<Writer> writers;
+  for (const ChunkId& id : ids) {
+    Writer& w = writers.emplace_back();
+    w.type = RecordType::kTombstone;
+    w.id = id;
+  }
+  {
+    std::lock_guard<std::mutex> l(write_mu_);
+    for (Writer& w : writers) writers_.push_back(&w);
+  }
+  commit_cv_.notify_one();
+  std::unique_lock<std::mutex> l(write_mu_);
+  for (size_t i = 0; i < writers.size(); ++i) {
+    writers[i].cv.wait(l, [&] { return writers[i].done; });
+    (*results)[i] = writers[i].status;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

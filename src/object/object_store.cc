@@ -30,6 +30,10 @@ Result<engine::SendableRange> EngineChunkStore::ReadForSend(const engine::ChunkI
 
 Status EngineChunkStore::Delete(const engine::ChunkId& id) { return engine_->Delete(id); }
 
+void EngineChunkStore::DeleteMany(std::span<const engine::ChunkId> ids, std::vector<Status>* results) {
+  engine_->DeleteMany(ids, results);
+}
+
 void EngineChunkStore::ForEachChunk(const std::function<void(const engine::ChunkId&)>& fn) {
   engine_->ForEachChunk([&](const engine::ChunkInfo& c) { fn(c.id); });
 }
@@ -388,12 +392,15 @@ Result<meta::ObjectRecord> ObjectStore::Delete(std::string_view bucket, std::str
 }
 
 Status ObjectStore::Reclaim(const std::vector<meta::ChunkRef>& chunks) {
-  Status first;
-  for (const auto& c : chunks) {
-    Status s = chunks_->Delete(c.id);
-    if (!s.ok() && !s.IsNotFound() && first.ok()) first = s;
+  std::vector<engine::ChunkId> ids;
+  ids.reserve(chunks.size());
+  for (const auto& c : chunks) ids.push_back(c.id);
+  std::vector<Status> results;
+  chunks_->DeleteMany(ids, &results);
+  for (const Status& s : results) {
+    if (!s.ok() && !s.IsNotFound()) return s;
   }
-  return first;
+  return Status::OK();
 }
 
 Result<uint64_t> ObjectStore::CollectOrphans() {
@@ -407,8 +414,9 @@ Result<uint64_t> ObjectStore::CollectOrphans() {
     if (!referenced.contains(id)) orphans.push_back(id);
   });
   uint64_t deleted = 0;
-  for (const auto& id : orphans) {
-    Status s = chunks_->Delete(id);
+  std::vector<Status> results;
+  chunks_->DeleteMany(orphans, &results);
+  for (const Status& s : results) {
     if (s.ok()) {
       ++deleted;
     } else if (!s.IsNotFound()) {

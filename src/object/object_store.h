@@ -44,6 +44,12 @@ class ChunkStore {
   virtual Result<engine::SendableRange> ReadForSend(const engine::ChunkId& id, uint64_t offset, uint64_t length) = 0;
   // Deletes the chunk durably; NotFound when it is not there. Blocks.
   virtual Status Delete(const engine::ChunkId& id) = 0;
+  // Deletes many; results[i] is what Delete(ids[i]) would return. Stores that can share the
+  // durability cost (the engine's group commit) override it. Blocks.
+  virtual void DeleteMany(std::span<const engine::ChunkId> ids, std::vector<Status>* results) {
+    results->clear();
+    for (const auto& id : ids) results->push_back(Delete(id));
+  }
   // Calls fn for every stored chunk. Blocks.
   virtual void ForEachChunk(const std::function<void(const engine::ChunkId&)>& fn) = 0;
 };
@@ -57,6 +63,7 @@ class EngineChunkStore final : public ChunkStore {
   Status Read(const engine::ChunkId& id, uint64_t offset, std::span<std::byte> out) override;
   Result<engine::SendableRange> ReadForSend(const engine::ChunkId& id, uint64_t offset, uint64_t length) override;
   Status Delete(const engine::ChunkId& id) override;
+  void DeleteMany(std::span<const engine::ChunkId> ids, std::vector<Status>* results) override;
   void ForEachChunk(const std::function<void(const engine::ChunkId&)>& fn) override;
 
  private:

@@ -99,6 +99,25 @@ TEST_F(EngineTest, AppendThenReadBack) {
   EXPECT_TRUE(std::equal(part.begin(), part.end(), whole.begin() + 4900));
 }
 
+TEST_F(EngineTest, DeleteManySharesGroupCommitsAndSurvivesACrash) {
+  std::vector<ChunkLocation> locs;
+  AppendMany(200, 3000, &locs);
+  std::vector<ChunkId> ids;
+  for (uint64_t i = 0; i < 100; ++i) ids.push_back(Id(i));
+  ids.push_back(Id(100000));  // not there
+  const uint64_t commits_before = engine_->Stats().group_commits;
+  std::vector<Status> results;
+  engine_->DeleteMany(ids, &results);
+  ASSERT_EQ(results.size(), ids.size());
+  for (size_t i = 0; i < 100; ++i) EXPECT_TRUE(results[i].ok()) << i << ": " << results[i].ToString();
+  EXPECT_TRUE(results[100].IsNotFound());
+  // One or a few groups, not one per chunk.
+  EXPECT_LT(engine_->Stats().group_commits - commits_before, 10u);
+  CrashReopen();
+  for (uint64_t i = 0; i < 100; ++i) EXPECT_TRUE(engine_->ReadAll(Id(i)).status().IsNotFound()) << i;
+  for (uint64_t i = 100; i < 200; ++i) ExpectChunk(i, 3000);
+}
+
 TEST_F(EngineTest, EmptyChunk) {
   ASSERT_OK(Append(1, 0));
   ExpectChunk(1, 0);

@@ -155,7 +155,15 @@ Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
   CAIRN_ASSIGN_OR_RETURN(s->env_, io::Env::Create(backend));
   engine::EngineOptions eo;
   eo.config = s->options_.config.engine;
+  CAIRN_LOG_INFO("opening the engine in {}/engine ({} back end)", dir, io::BackendName(s->env_->backend()));
   CAIRN_ASSIGN_OR_RETURN(s->engine_, engine::Engine::Open(s->env_.get(), dir + "/engine", eo));
+  {
+    const engine::EngineStats es = s->engine_->Stats();
+    CAIRN_LOG_INFO("engine open: {} chunks, recovered in {} ms ({} bytes rescanned, {} from a checkpoint)", es.chunks,
+                   es.recovery_micros / 1000, es.recovery_scanned_bytes,
+                   es.recovered_from_checkpoint ? "starting" : "not starting");
+  }
+  CAIRN_LOG_INFO("opening the metadata store in {}/meta", dir);
   CAIRN_ASSIGN_OR_RETURN(s->meta_, meta::RocksDbMetaStore::Open(dir + "/meta"));
   s->chunks_ = std::make_unique<object::EngineChunkStore>(s->engine_.get());
   // Commits run on the connection threads (ObjectWriter::FinishSync); this pool only cleans up

@@ -6,6 +6,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <string>
+#include <string_view>
 
 #define FUZZ_CHECK(cond)                                                                 \
   do {                                                                                   \
@@ -14,3 +16,12 @@
       std::abort();                                                                      \
     }                                                                                    \
   } while (false)
+
+// ASCII lowercase, written independently of the code under test (the targets compare against it).
+inline std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+  }
+  return out;
+}

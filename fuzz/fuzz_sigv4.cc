@@ -81,14 +81,6 @@ std::string_view NextLine(std::string_view* in) {
   return line;
 }
 
-std::string AsciiLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 bool IsLowerHexChar(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); }
 bool IsLowerHex64(std::string_view s) { return s.size() == 64 && std::all_of(s.begin(), s.end(), IsLowerHexChar); }
 bool IsUnreservedOr(char c, std::string_view extra) {

@@ -31,17 +31,11 @@ ROUNDS=3
 command -v fio >/dev/null || { echo "error: fio not found (apt-get install fio)" >&2; exit 1; }
 command -v python3 >/dev/null || { echo "error: python3 not found" >&2; exit 1; }
 
-created_dir=0
-if [[ ! -e "$DIR" ]]; then
-  mkdir -p "$DIR"
-  created_dir=1
-fi
-WORK=$(mktemp -d "$DIR/run.XXXXXX")
-RESULTS="$WORK/results"
-mkdir -p "$RESULTS"
+# shellcheck source=scripts/bench-workdir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-workdir.sh"
+bench_workdir "$DIR"
 cleanup() {
-  rm -rf -- "$WORK"
-  if [[ $created_dir == 1 ]]; then rmdir -- "$DIR" 2>/dev/null || true; fi
+  bench_remove_workdir
 }
 trap cleanup EXIT
 

@@ -42,22 +42,16 @@ BIG_MEMORY_KIB=$((64 * 64 * 2 * 1024))
 command -v python3 >/dev/null || { echo "error: python3 not found" >&2; exit 1; }
 command -v curl >/dev/null || { echo "error: curl not found" >&2; exit 1; }
 
-created_dir=0
-if [[ ! -e "$DIR" ]]; then
-  mkdir -p "$DIR"
-  created_dir=1
-fi
-WORK=$(mktemp -d "$DIR/run.XXXXXX")
-RESULTS="$WORK/results"
-mkdir -p "$RESULTS"
+# shellcheck source=scripts/bench-workdir.sh
+source "$(dirname "${BASH_SOURCE[0]}")/bench-workdir.sh"
+bench_workdir "$DIR"
 SERVER_PID=""
 cleanup() {
   if [[ -n "$SERVER_PID" ]] && kill -0 "$SERVER_PID" 2>/dev/null; then
     kill "$SERVER_PID" 2>/dev/null || true
     wait "$SERVER_PID" 2>/dev/null || true
   fi
-  rm -rf -- "$WORK"
-  if [[ $created_dir == 1 ]]; then rmdir -- "$DIR" 2>/dev/null || true; fi
+  bench_remove_workdir
 }
 trap cleanup EXIT
 

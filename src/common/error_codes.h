@@ -36,6 +36,7 @@
   X(InvalidPartOrder, 605,  "the listed part numbers are not strictly ascending")              \
   /* s3: request conditions the S3 gateway reports with a code of their own */                 \
   X(MalformedXml,     500,  "request body is not well-formed XML or not the expected document") \
+  X(EntityTooLarge,   501,  "the request body is larger than the operation allows")          \
   /* auth: SigV4 request authentication (gateway/sigv4.h) */                                   \
   X(AccessDenied,     400,  "refused: x-amz-* headers left unsigned, or no valid request date") \
   X(InvalidAccessKeyId, 401,  "the access key id in the request is not known")                 \

@@ -134,24 +134,42 @@ struct ObjectWriter::State : std::enable_shared_from_this<State> {
     store->blocking_->Post([self] { self->Settle(); });
   }
 
-  // Runs on the blocking executor once no chunk is in flight.
-  void Settle() {
+  // Marks the writer finishing and takes what is buffered as the last chunk, to be submitted.
+  // REQUIRES: mu held.
+  std::optional<Submission> StartFinishLocked() {
+    finishing = true;
+    if (!current.empty() && error.ok()) return TakeChunkLocked();
+    return std::nullopt;
+  }
+
+  // Once no chunk is in flight: runs `commit_fn` (null: the write was abandoned) unless a chunk
+  // failed, and deletes the chunks when nothing committed.
+  Status CommitOrReclaim(const ObjectWriter::CommitFn* commit_fn) {
     std::vector<meta::ChunkRef> written;
-    Status failure;
-    bool commit_now;
+    Status s;
     uint64_t size;
     {
       std::lock_guard<std::mutex> l(mu);
       written = chunks;
-      failure = error;
-      commit_now = finishing && !aborted && error.ok();
+      s = error;
       size = taken;
     }
-    Status s = commit_now ? commit(written, size) : (failure.ok() ? Status::Cancelled("write aborted") : failure);
+    if (s.ok()) s = commit_fn == nullptr ? Status::Cancelled("write aborted") : (*commit_fn)(written, size);
     if (!s.ok()) {
       Status r = store->Reclaim(written);
       if (!r.ok()) CAIRN_LOG_WARN("object writer: reclaiming chunks of a write that did not commit: {}", r.ToString());
     }
+    return s;
+  }
+
+  // Runs on the blocking executor once no chunk is in flight.
+  void Settle() {
+    bool abandoned;
+    {
+      std::lock_guard<std::mutex> l(mu);
+      abandoned = aborted || !finishing;
+    }
+    Status s = CommitOrReclaim(abandoned ? nullptr : &commit);
     if (done) done(s);
   }
 };
@@ -205,6 +223,22 @@ uint64_t ObjectWriter::size() const {
   return state_->taken;
 }
 
+namespace {
+
+// Turns a commit's Status into the record it committed (kept alive by `rec`) for `done`.
+template <typename T>
+std::function<void(Status)> DeliverRecord(std::shared_ptr<T> rec, std::function<void(Result<T>)> done) {
+  return [rec = std::move(rec), done = std::move(done)](Status s) {
+    if (s.ok()) {
+      done(std::move(*rec));
+    } else {
+      done(std::move(s));
+    }
+  };
+}
+
+}  // namespace
+
 ObjectWriter::CommitFn ObjectWriter::ObjectCommit(ObjectStore* store, meta::ObjectRecord* rec,
                                                   meta::WritePrecondition precondition) {
   return [store, rec, precondition = std::move(precondition)](const std::vector<meta::ChunkRef>& chunks,
@@ -243,13 +277,7 @@ void ObjectWriter::Finish(meta::ObjectRecord record, meta::WritePrecondition pre
   auto commit = ObjectCommit(state_->store, committed.get(), std::move(precondition));
   FinishWith([committed, commit = std::move(commit)](const std::vector<meta::ChunkRef>& chunks,
                                                      uint64_t size) { return commit(chunks, size); },
-             [committed, done = std::move(done)](Status s) {
-               if (s.ok()) {
-                 done(std::move(*committed));
-               } else {
-                 done(std::move(s));
-               }
-             });
+             DeliverRecord(committed, std::move(done)));
 }
 
 void ObjectWriter::FinishPart(std::string bucket, std::string key, std::string upload_id, meta::PartRecord part,
@@ -258,13 +286,7 @@ void ObjectWriter::FinishPart(std::string bucket, std::string key, std::string u
   auto commit = PartCommit(state_->store, committed.get(), std::move(bucket), std::move(key), std::move(upload_id));
   FinishWith([committed, commit = std::move(commit)](const std::vector<meta::ChunkRef>& chunks,
                                                      uint64_t size) { return commit(chunks, size); },
-             [committed, done = std::move(done)](Status s) {
-               if (s.ok()) {
-                 done(std::move(*committed));
-               } else {
-                 done(std::move(s));
-               }
-             });
+             DeliverRecord(committed, std::move(done)));
 }
 
 void ObjectWriter::FinishWith(CommitFn commit, std::function<void(Status)> done) {
@@ -273,10 +295,9 @@ void ObjectWriter::FinishWith(CommitFn commit, std::function<void(Status)> done)
   bool settle;
   {
     std::lock_guard<std::mutex> l(st.mu);
-    st.finishing = true;
     st.commit = std::move(commit);
     st.done = std::move(done);
-    if (!st.current.empty() && st.error.ok()) last = st.TakeChunkLocked();
+    last = st.StartFinishLocked();
     settle = st.ReadyToSettleLocked();
   }
   if (last) st.Submit(std::move(*last));
@@ -288,28 +309,16 @@ Status ObjectWriter::FinishWithSync(const CommitFn& commit) {
   std::optional<State::Submission> last;
   {
     std::lock_guard<std::mutex> l(st.mu);
-    st.finishing = true;
     st.settle_inline = true;
-    if (!st.current.empty() && st.error.ok()) last = st.TakeChunkLocked();
+    last = st.StartFinishLocked();
   }
   if (last) st.Submit(std::move(*last));
-  std::vector<meta::ChunkRef> written;
-  Status failure;
-  uint64_t size;
   {
     std::unique_lock<std::mutex> l(st.mu);
     st.drained.wait(l, [&] { return st.in_flight == 0; });
     st.settled = true;
-    written = st.chunks;
-    failure = st.error;
-    size = st.taken;
   }
-  Status s = failure.ok() ? commit(written, size) : failure;
-  if (!s.ok()) {
-    Status r = st.store->Reclaim(written);
-    if (!r.ok()) CAIRN_LOG_WARN("object writer: reclaiming chunks of a write that did not commit: {}", r.ToString());
-  }
-  return s;
+  return st.CommitOrReclaim(&commit);
 }
 
 Result<meta::ObjectRecord> ObjectWriter::FinishSync(meta::ObjectRecord record, const meta::WritePrecondition& precondition) {

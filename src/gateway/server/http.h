@@ -69,6 +69,9 @@ class HttpExchange {
   // Reads and discards what is left of the body, up to `max_bytes`; true when the body is then
   // complete, so that the connection can carry another request.
   bool DrainBody(uint64_t max_bytes);
+  // An unread body up to this size is drained after a response so the connection stays usable;
+  // a larger one closes it.
+  static constexpr uint64_t kMaxDrainBytes = 1 << 20;
 
   // Writes the status line and headers. `content_length` is the body that follows (for HEAD,
   // the length the GET would send; no body follows then).

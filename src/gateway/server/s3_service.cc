@@ -23,17 +23,32 @@ constexpr size_t kBodyBufferSize = 256 * 1024;
 constexpr size_t kMaxXmlBody = 4 << 20;
 // S3 limits the user metadata of an object (names and values of x-amz-meta-*) to 2 KB.
 constexpr size_t kMaxUserMetadata = 2048;
-// An unread body up to this size is read and dropped after an error, so that the connection
-// can carry the next request; a larger one closes the connection instead.
-constexpr uint64_t kMaxDrainBytes = 1 << 20;
 
 constexpr std::string_view kXmlContentType = "application/xml";
+// GET bodies up to this size go out in the same send as the response head.
+constexpr size_t kInlineBodyBytes = 64 * 1024;
+
+uint64_t RandomU64() {
+  thread_local std::mt19937_64 gen(std::random_device{}());
+  return gen();
+}
 
 std::string NewRequestId() {
-  thread_local std::mt19937_64 gen(std::random_device{}());
   char buf[17];
-  snprintf(buf, sizeof buf, "%016llX", static_cast<unsigned long long>(gen()));
+  snprintf(buf, sizeof buf, "%016llX", static_cast<unsigned long long>(RandomU64()));
   return buf;
+}
+
+// S3 lists one key's uploads by initiation time and pages them by upload id: an id that starts
+// with the time in microseconds (then 64 random bits for uniqueness) makes the two orders agree.
+std::string NewUploadId() {
+  const auto micros =
+      std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
+  char id[33];
+  snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(micros),
+           static_cast<unsigned long long>(RandomU64()));
+  return id;
 }
 
 int64_t NowMillis() {
@@ -108,30 +123,27 @@ struct S3Service::Metrics {
   metrics::Counter* bytes_in = registry.GetCounter("cairn_s3_received_bytes_total", "Request body bytes received (as sent: aws-chunked framing included)");
   metrics::Counter* bytes_out = registry.GetCounter("cairn_s3_sent_bytes_total", "Response bytes sent, heads included");
   metrics::Gauge* in_flight = registry.GetGauge("cairn_s3_requests_in_flight", "S3 requests being served");
-  std::mutex mu;
-  std::unordered_map<std::string, metrics::Histogram*> latency;  // GUARDED_BY(mu), by op
-  std::unordered_map<std::string, metrics::Counter*> requests;   // GUARDED_BY(mu), by op and status
 
   void Record(S3Op op, int status, uint64_t micros, uint64_t in, uint64_t out) {
-    const std::string op_name(S3OpName(op));
-    const std::string key = op_name + "/" + std::to_string(status);
-    metrics::Counter* c;
-    metrics::Histogram* h;
-    {
-      std::lock_guard<std::mutex> l(mu);
-      auto& cp = requests[key];
-      if (cp == nullptr) {
-        cp = registry.GetCounter("cairn_s3_requests_total", "S3 requests by operation and HTTP status",
-                                 {{"op", op_name}, {"status", std::to_string(status)}});
-      }
-      c = cp;
-      auto& hp = latency[op_name];
-      if (hp == nullptr) {
-        hp = registry.GetHistogram("cairn_s3_request_duration_us", "S3 request latency in microseconds",
-                                   {{"op", op_name}});
-      }
-      h = hp;
+    // Series are looked up in the registry (a mutex) once per thread, op and status; the
+    // registry's metrics live as long as the process.
+    struct Series {
+      metrics::Counter* requests;
+      metrics::Histogram* latency;
+    };
+    thread_local std::unordered_map<uint32_t, Series> cache;
+    const uint32_t key = (static_cast<uint32_t>(op) << 16) | static_cast<uint32_t>(status & 0xffff);
+    auto it = cache.find(key);
+    if (it == cache.end()) {
+      const std::string op_name(S3OpName(op));
+      Series series{registry.GetCounter("cairn_s3_requests_total", "S3 requests by operation and HTTP status",
+                                        {{"op", op_name}, {"status", std::to_string(status)}}),
+                    registry.GetHistogram("cairn_s3_request_duration_us", "S3 request latency in microseconds",
+                                          {{"op", op_name}})};
+      it = cache.emplace(key, series).first;
     }
+    metrics::Counter* c = it->second.requests;
+    metrics::Histogram* h = it->second.latency;
     c->Increment();
     h->Record(micros);
     bytes_in->Increment(in);
@@ -188,7 +200,7 @@ void S3Service::SendError(Request& r, const S3Error& error) {
   if (!body.empty()) head.Add("Content-Type", std::string(kXmlContentType));
   // Whatever of the body was not read is dropped, so that the next request parses; a large one
   // closes the connection instead.
-  if (!r.ex.DrainBody(kMaxDrainBytes)) r.ex.set_close();
+  if (!r.ex.DrainBody(HttpExchange::kMaxDrainBytes)) r.ex.set_close();
   (void)r.ex.SendResponse(head, body);
 }
 
@@ -205,7 +217,6 @@ void S3Service::Handle(HttpExchange& ex) {
   Request r(ex);
   r.request_id = NewRequestId();
   Dispatch(r);
-  if (!ex.body_complete() && !ex.DrainBody(kMaxDrainBytes)) ex.set_close();
   const auto micros =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - start).count();
   metrics_->Record(r.op, r.status, static_cast<uint64_t>(micros), ex.bytes_received(), ex.bytes_sent());
@@ -434,7 +445,13 @@ struct BodyDigest {
   uint64_t size = 0;
 };
 
+//
+// Errors: IncompleteBody (the body ended early or its aws-chunked framing is broken),
+// EntityTooLarge (more than max_size bytes), ContentSha256Mismatch, ChecksumMismatch (the body
+// differs from Content-MD5), SignatureDoesNotMatch (a chunk), InvalidArgument (malformed HTTP
+// chunked framing), or what the writer reports.
 static Result<BodyDigest> PumpBody(HttpExchange& ex, const AuthResult& auth, uint64_t max_size,
+                                   const std::optional<crypto::Md5Digest>& content_md5,
                                    object::ObjectWriter* writer) {
   thread_local std::vector<std::byte> buf(kBodyBufferSize);
   crypto::Md5Hasher md5;
@@ -450,7 +467,7 @@ static Result<BodyDigest> PumpBody(HttpExchange& ex, const AuthResult& auth, uin
   uint64_t size = 0;
   auto deliver = [&](std::span<const std::byte> data) -> Status {
     size += data.size();
-    if (size > max_size) return Status::InvalidArgument("entity too large");
+    if (size > max_size) return Status::EntityTooLarge("more than " + std::to_string(max_size) + " bytes");
     md5.Update(data);
     return WriteAll(writer, data);
   };
@@ -467,20 +484,15 @@ static Result<BodyDigest> PumpBody(HttpExchange& ex, const AuthResult& auth, uin
   }
   if (decoder) CAIRN_RETURN_IF_ERROR(decoder->Finish());
   if (want_sha) CAIRN_RETURN_IF_ERROR(CheckPayloadSha256(auth, sha.Finish()));
-  return BodyDigest{md5.Finish(), size};
+  const crypto::Md5Digest digest = md5.Finish();
+  if (content_md5 && *content_md5 != digest) return Status::ChecksumMismatch("the body differs from Content-MD5");
+  return BodyDigest{digest, size};
 }
 
-// The S3 error for a body that could not be read or did not verify.
+// The S3 error for a body that could not be read or did not verify. When the body was not read
+// to its end the connection cannot carry another request.
 static S3Error BodyError(HttpExchange& ex, const Status& s) {
-  if (s.IsIncompleteBody()) {
-    ex.set_close();
-    return Make(S3Code::kIncompleteBody);
-  }
-  if (s.IsInvalidArgument()) {
-    ex.set_close();
-    if (s.message() == "entity too large") return Make(S3Code::kEntityTooLarge);
-    return Make(S3Code::kInvalidRequest, s.message());
-  }
+  if (s.IsIncompleteBody() || s.IsEntityTooLarge() || s.IsInvalidArgument()) ex.set_close();
   return FromStatus(s);
 }
 
@@ -537,14 +549,14 @@ void S3Service::CreateBucket(Request& r) {
 
 void S3Service::DeleteBucket(Request& r) {
   Status s = meta_->DeleteBucket(r.bucket());
-  if (!s.ok()) return SendError(r, FromStatus(s.IsNotFound() ? Status::NoSuchBucket(s.message()) : s));
+  if (!s.ok()) return SendError(r, FromStatus(s));
   r.status = 204;
   (void)r.ex.SendResponse(r.Head(204), "");
 }
 
 void S3Service::HeadBucket(Request& r) {
   auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  if (!b.ok()) return SendError(r, FromStatus(b.status()));
   ResponseHead head = r.Head(200);
   head.Add("x-amz-bucket-region", b->region.empty() ? options_.region : b->region);
   r.status = 200;
@@ -553,7 +565,7 @@ void S3Service::HeadBucket(Request& r) {
 
 void S3Service::GetBucketLocation(Request& r) {
   auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  if (!b.ok()) return SendError(r, FromStatus(b.status()));
   XmlWriter x;
   x.Declaration();
   const std::string region = b->region.empty() ? options_.region : b->region;
@@ -568,7 +580,7 @@ void S3Service::GetBucketLocation(Request& r) {
 
 void S3Service::GetBucketVersioning(Request& r) {
   auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  if (!b.ok()) return SendError(r, FromStatus(b.status()));
   XmlWriter x;
   x.Declaration();
   x.Open("VersioningConfiguration", kS3XmlNamespace);  // never enabled: no Status element
@@ -577,7 +589,7 @@ void S3Service::GetBucketVersioning(Request& r) {
 
 void S3Service::GetAcl(Request& r) {
   auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  if (!b.ok()) return SendError(r, FromStatus(b.status()));
   if (!r.key().empty()) {
     auto o = meta_->GetObject(r.bucket(), r.key());
     if (!o.ok()) return SendError(r, ObjectError(o.status()));
@@ -597,7 +609,6 @@ void S3Service::GetAcl(Request& r) {
 void S3Service::GetObjectTagging(Request& r) {
   auto o = meta_->GetObject(r.bucket(), r.key());
   if (!o.ok()) {
-    if (o.status().IsNoSuchBucket()) return SendError(r, FromStatus(o.status()));
     return SendError(r, ObjectError(o.status()));
   }
   XmlWriter x;
@@ -647,17 +658,16 @@ void WriteCommonPrefixes(XmlWriter& x, const ListingParams& p, const std::vector
 
 }  // namespace
 
-// One page of a bucket listing; NoSuchBucket when the bucket is missing, also for max-keys=0.
+// One page of a bucket listing; NoSuchBucket when the bucket is missing, also for max-keys=0
+// (which lists nothing, so only the bucket is looked up).
 static Result<meta::ListObjectsResult> ListPage(meta::MetaStore* meta, const std::string& bucket,
                                                 const meta::ListObjectsOptions& opts) {
   if (opts.max_keys == 0) {
     auto b = meta->GetBucket(bucket);
-    if (!b.ok()) return b.status().IsNotFound() ? Status::NoSuchBucket(bucket) : b.status();
+    if (!b.ok()) return b.status();
     return meta::ListObjectsResult{};
   }
-  auto res = meta->ListObjects(bucket, opts);
-  if (!res.ok() && res.status().IsNotFound()) return Status::NoSuchBucket(bucket);
-  return res;
+  return meta->ListObjects(bucket, opts);
 }
 
 void S3Service::ListObjects(Request& r, int version) {
@@ -796,7 +806,7 @@ void S3Service::ListMultipartUploads(Request& r) {
   while (!truncated && !exhausted) {
     cursor.max_uploads = std::max<uint32_t>(*max, 1);
     auto res = meta_->ListUploads(r.bucket(), cursor);
-    if (!res.ok()) return SendError(r, FromStatus(res.status().IsNotFound() ? Status::NoSuchBucket("") : res.status()));
+    if (!res.ok()) return SendError(r, FromStatus(res.status()));
     for (auto& u : res->uploads) {
       if (uploads.size() + prefixes.size() >= *max) {
         truncated = true;
@@ -871,7 +881,7 @@ void S3Service::DeleteObjects(Request& r) {
   auto req = ParseDeleteRequest(*body);
   if (!req.ok()) return SendError(r, FromStatus(req.status()));
   auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  if (!b.ok()) return SendError(r, FromStatus(b.status()));
 
   XmlWriter x;
   x.Declaration();
@@ -917,15 +927,14 @@ static uint64_t AnnouncedSize(const HttpExchange& ex, const AuthResult& auth) {
 }
 
 static bool CheckBodyLength(HttpExchange& ex, const AuthResult& auth, uint64_t max, S3Error* error) {
-  std::optional<uint64_t> size = auth.payload_mode == PayloadMode::kStreamingSigned ? auth.decoded_content_length
-                                                                                    : ex.content_length();
-  if (!size && !ex.chunked()) {
+  const uint64_t size = AnnouncedSize(ex, auth);
+  if (size == UINT64_MAX && !ex.chunked()) {
     *error = Make(S3Code::kMissingContentLength);
     return false;
   }
-  if (size && *size > max) {
+  if (size != UINT64_MAX && size > max) {
     *error = Make(S3Code::kEntityTooLarge, "Your proposed upload exceeds the maximum allowed size");
-    error->extra = {{"ProposedSize", std::to_string(*size)}, {"MaxSizeAllowed", std::to_string(max)}};
+    error->extra = {{"ProposedSize", std::to_string(size)}, {"MaxSizeAllowed", std::to_string(max)}};
     return false;
   }
   return true;
@@ -946,18 +955,14 @@ void S3Service::PutObject(Request& r) {
   if (auto v = r.ex.Header("if-match")) pre.if_match_etag = std::string(StripQuotes(*v));
   auto bucket = meta_->GetBucket(r.bucket());
   if (!bucket.ok()) {
-    return SendError(r, FromStatus(bucket.status().IsNotFound() ? Status::NoSuchBucket("") : bucket.status()));
+    return SendError(r, FromStatus(bucket.status()));
   }
 
   auto writer = objects_->NewWriter(AnnouncedSize(r.ex, r.auth));
-  auto body = PumpBody(r.ex, r.auth, options_.max_put_size, writer.get());
+  auto body = PumpBody(r.ex, r.auth, options_.max_put_size, *content_md5, writer.get());
   if (!body.ok()) {
     writer->Abort();
     return SendError(r, BodyError(r.ex, body.status()));
-  }
-  if (*content_md5 && **content_md5 != body->md5) {
-    writer->Abort();
-    return SendError(r, Make(S3Code::kBadDigest));
   }
   meta::ObjectRecord rec;
   rec.bucket = r.bucket();
@@ -967,9 +972,7 @@ void S3Service::PutObject(Request& r) {
   rec.SetHeaders(*headers);
   auto committed = writer->FinishSync(std::move(rec), pre);
   if (!committed.ok()) {
-    const Status& s = committed.status();
-    if (s.IsNotFound()) return SendError(r, Make(S3Code::kNoSuchKey));
-    return SendError(r, FromStatus(s));
+    return SendError(r, FromStatus(committed.status()));  // If-Match on a missing key: NoSuchKey
   }
   ResponseHead head = r.Head(200);
   head.Add("ETag", Quoted(committed->etag));
@@ -989,7 +992,7 @@ void S3Service::CopyObject(Request& r) {
   if (!headers.ok()) return SendError(r, err);
   auto dst_bucket = meta_->GetBucket(r.bucket());
   if (!dst_bucket.ok()) {
-    return SendError(r, FromStatus(dst_bucket.status().IsNotFound() ? Status::NoSuchBucket("") : dst_bucket.status()));
+    return SendError(r, FromStatus(dst_bucket.status()));
   }
   auto source = meta_->GetObject(src->bucket, src->key);
   if (!source.ok()) return SendError(r, ObjectError(source.status()));
@@ -1035,7 +1038,6 @@ void S3Service::CopyObject(Request& r) {
 void S3Service::GetObject(Request& r, bool head) {
   auto rec = meta_->GetObject(r.bucket(), r.key());
   if (!rec.ok()) {
-    if (rec.status().IsNoSuchBucket()) return SendError(r, FromStatus(rec.status()));
     return SendError(r, ObjectError(rec.status()));
   }
   const int64_t mtime = rec->last_modified_ms / 1000;
@@ -1136,7 +1138,11 @@ void S3Service::GetObject(Request& r, bool head) {
       if (!r.ex.head_sent()) CAIRN_RETURN_IF_ERROR(r.ex.SendHead(h, length, {}, /*more=*/true));
       return r.ex.SendFile(piece.fd, piece.offset, piece.length);
     }
-    if (!r.ex.head_sent()) return r.ex.SendHead(h, length, piece.bytes);
+    if (!r.ex.head_sent()) {
+      // A small body rides in the head's send; a large one is not copied into it.
+      if (piece.bytes.size() <= kInlineBodyBytes) return r.ex.SendHead(h, length, piece.bytes);
+      CAIRN_RETURN_IF_ERROR(r.ex.SendHead(h, length, {}, /*more=*/true));
+    }
     return r.ex.SendBytes(piece.bytes);
   });
   if (!s.ok()) {
@@ -1149,7 +1155,7 @@ void S3Service::GetObject(Request& r, bool head) {
 
 void S3Service::DeleteObject(Request& r) {
   auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  if (!b.ok()) return SendError(r, FromStatus(b.status()));
   auto d = objects_->Delete(r.bucket(), r.key());
   if (!d.ok() && !d.status().IsNotFound()) return SendError(r, FromStatus(d.status()));
   r.status = 204;
@@ -1163,24 +1169,13 @@ void S3Service::CreateMultipartUpload(Request& r) {
   auto headers = HeadersFromRequest(r.ex, &err);
   if (!headers.ok()) return SendError(r, err);
   auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status().IsNotFound() ? Status::NoSuchBucket("") : b.status()));
+  if (!b.ok()) return SendError(r, FromStatus(b.status()));
   meta::MultipartUpload upload;
   upload.bucket = r.bucket();
   upload.key = r.key();
   upload.initiated_ms = NowMillis();
   upload.headers = *headers;
-  // S3 lists one key's uploads by initiation time and pages them by upload id: an id that starts
-  // with the time in microseconds (then 64 random bits for uniqueness) makes the two orders agree.
-  {
-    thread_local std::mt19937_64 gen(std::random_device{}());
-    const auto micros = std::chrono::duration_cast<std::chrono::microseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-    char id[40];
-    snprintf(id, sizeof id, "%016llx%016llx", static_cast<unsigned long long>(micros),
-             static_cast<unsigned long long>(gen()));
-    upload.upload_id = id;
-  }
+  upload.upload_id = NewUploadId();
   auto id = meta_->CreateUpload(upload);
   if (!id.ok()) return SendError(r, FromStatus(id.status()));
   XmlWriter x;
@@ -1233,14 +1228,10 @@ void S3Service::UploadPart(Request& r, bool copy) {
     }
     md5 = *copied;
   } else {
-    auto body = PumpBody(r.ex, r.auth, options_.max_put_size, writer.get());
+    auto body = PumpBody(r.ex, r.auth, options_.max_put_size, *content_md5, writer.get());
     if (!body.ok()) {
       writer->Abort();
       return SendError(r, BodyError(r.ex, body.status()));
-    }
-    if (*content_md5 && **content_md5 != body->md5) {
-      writer->Abort();
-      return SendError(r, Make(S3Code::kBadDigest));
     }
     md5 = body->md5;
   }

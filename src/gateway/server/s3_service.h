@@ -52,7 +52,8 @@ class S3Service {
   S3Service(object::ObjectStore* objects, meta::MetaStore* meta, SecretLookup secrets, S3ServiceOptions options);
   ~S3Service();
 
-  // Serves one request. REQUIRES: the request head was parsed into the exchange.
+  // Serves one request. REQUIRES: the request head was parsed into the exchange. A body the
+  // operation did not read is left for the connection to drain or close on.
   void Handle(HttpExchange& exchange);
 
   const S3ServiceOptions& options() const { return options_; }

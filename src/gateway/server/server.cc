@@ -79,6 +79,22 @@ Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) 
   return std::make_pair(host.empty() ? std::string("0.0.0.0") : host, static_cast<uint16_t>(p));
 }
 
+// Answers a connection that has no parsed request (so no HttpExchange) with an S3 error, then
+// the caller closes it.
+void SendErrorAndClose(int fd, const S3Error& error) {
+  const std::string body = ErrorXml(error, "", "");
+  const auto reason = http::obsolete_reason(http::int_to_status(static_cast<unsigned>(error.http_status)));
+  const std::string resp = "HTTP/1.1 " + std::to_string(error.http_status) + " " +
+                           std::string(reason.data(), reason.size()) +
+                           "\r\nContent-Type: application/xml\r\nContent-Length: " + std::to_string(body.size()) +
+                           "\r\nConnection: close\r\n\r\n" + body;
+  (void)::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+}
+
+S3Error HeadTooLarge() {
+  return Make(S3Code::kRequestHeaderSectionTooLarge, "Your request header section exceeds the maximum allowed size.");
+}
+
 }  // namespace
 
 std::string RootCanonicalId() { return crypto::HexEncode(crypto::Sha256(std::string_view("cairn:user:root"))); }
@@ -215,6 +231,7 @@ Status Server::Start() {
     if (::inet_pton(AF_INET, h.c_str(), &a4->sin_addr) != 1) return Status::ConfigError("bad address " + host);
     len = sizeof(sockaddr_in);
   }
+  listen_family_ = family;
   listen_fd_ = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (listen_fd_ < 0) return Status::FromErrno(errno, "socket");
   const int one = 1;
@@ -324,10 +341,7 @@ void Server::AcceptLoop() {
       if (!refuse) conns_.insert(conn);
     }
     if (refuse) {
-      const std::string body = ErrorXml(Make(S3Code::kSlowDown, "Too many connections."), "", "");
-      const std::string resp = "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/xml\r\nContent-Length: " +
-                               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-      (void)::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+      SendErrorAndClose(fd, Make(S3Code::kSlowDown, "Too many connections."));
       ::close(fd);
       continue;
     }
@@ -339,7 +353,7 @@ void Server::Serve(std::shared_ptr<Connection> conn) {
   boost::asio::io_context io;  // sync operations only; never run
   boost::asio::ip::tcp::socket socket(io);
   boost::system::error_code ec;
-  socket.assign(boost::asio::ip::tcp::v4(), conn->fd, ec);
+  socket.assign(listen_family_ == AF_INET6 ? boost::asio::ip::tcp::v6() : boost::asio::ip::tcp::v4(), conn->fd, ec);
   boost::beast::flat_buffer buffer;
   // Beast sizes each read by the free capacity (512 bytes at first): without room reserved a
   // body arrives 512 bytes per recv.
@@ -357,21 +371,13 @@ void Server::Serve(std::shared_ptr<Connection> conn) {
     if (rec) {
       CAIRN_LOG_DEBUG("connection: request head not read: {}", rec.message());
       if (rec == http::error::header_limit || rec == http::error::buffer_overflow) {
-        const std::string body =
-            ErrorXml(Make(S3Code::kRequestHeaderSectionTooLarge,
-                          "Your request header section exceeds the maximum allowed size."), "", "");
-        const std::string resp = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: " +
-                                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-        (void)::send(conn->fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+        SendErrorAndClose(conn->fd, HeadTooLarge());
       } else if (rec != http::error::end_of_stream && rec != boost::asio::error::eof &&
                  rec != boost::asio::error::connection_reset && rec != boost::asio::error::would_block &&
                  rec != boost::asio::error::try_again && (buffer.size() > 0 || parser.got_some())) {
         // Bytes arrived that are not an HTTP/1.1 request head. (Beast takes what it has parsed out
         // of the buffer, so an empty buffer does not mean that nothing came: ask the parser.)
-        const std::string body = ErrorXml(Make(S3Code::kInvalidRequest, "The request is not valid HTTP/1.1."), "", "");
-        const std::string resp = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: " +
-                                 std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-        (void)::send(conn->fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+        SendErrorAndClose(conn->fd, Make(S3Code::kInvalidRequest, "The request is not valid HTTP/1.1."));
       }
       break;
     }
@@ -380,17 +386,12 @@ void Server::Serve(std::shared_ptr<Connection> conn) {
     size_t head_bytes = parser.get().method_string().size() + parser.get().target().size() + 12;
     for (const auto& f : parser.get().base()) head_bytes += f.name_string().size() + f.value().size() + 4;
     if (head_bytes > kMaxHeaderBytes) {
-      const std::string body = ErrorXml(Make(S3Code::kRequestHeaderSectionTooLarge,
-                                             "Your request header section exceeds the maximum allowed size."),
-                                        "", "");
-      const std::string resp = "HTTP/1.1 400 Bad Request\r\nContent-Type: application/xml\r\nContent-Length: " +
-                               std::to_string(body.size()) + "\r\nConnection: close\r\n\r\n" + body;
-      (void)::send(conn->fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+      SendErrorAndClose(conn->fd, HeadTooLarge());
       break;
     }
     HttpExchange ex(socket, buffer, parser);
     if (!ServeInternal(ex)) s3_->Handle(ex);
-    if (!ex.body_complete()) ex.set_close();
+    if (!ex.body_complete() && !ex.DrainBody(HttpExchange::kMaxDrainBytes)) ex.set_close();
     bool stop;
     {
       std::lock_guard<std::mutex> l(mu_);

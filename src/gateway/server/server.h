@@ -107,6 +107,7 @@ class Server {
   uint64_t orphans_collected_ = 0;
 
   int listen_fd_ = -1;
+  int listen_family_ = 0;  // AF_INET or AF_INET6
   std::string endpoint_;
   std::thread acceptor_;
   std::thread maintenance_;

@@ -37,6 +37,9 @@
   /* s3: request conditions the S3 gateway reports with a code of their own */                 \
   X(MalformedXml,     500,  "request body is not well-formed XML or not the expected document") \
   X(EntityTooLarge,   501,  "the request body is larger than the operation allows")          \
+  X(EntityTooSmall,   502,  "the request body is smaller than the operation requires")          \
+  X(InvalidPolicyDocument, 503, "a POST policy document is not valid")                         \
+  X(MalformedPolicy,  504,  "a bucket policy is not valid")                                   \
   /* auth: SigV4 request authentication (gateway/sigv4.h) */                                   \
   X(AccessDenied,     400,  "refused: x-amz-* headers left unsigned, or no valid request date") \
   X(InvalidAccessKeyId, 401,  "the access key id in the request is not known")                 \

@@ -4,6 +4,9 @@
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 #include <openssl/params.h>
+#include <openssl/rand.h>
+
+#include <memory>
 
 #include <cstdio>
 #include <cstdlib>
@@ -169,5 +172,76 @@ void Md5Hasher::Update(std::span<const std::byte> data) {
   Check(EVP_DigestUpdate(ctx_, data.data(), data.size()), "EVP_DigestUpdate");
 }
 Md5Digest Md5Hasher::Finish() { return FinishAndReset<kMd5Size>(ctx_); }
+
+// ---- Random bytes and sealing ---------------------------------------------------------------
+
+void RandomBytes(std::span<uint8_t> out) {
+  Check(RAND_bytes(out.data(), static_cast<int>(out.size())), "RAND_bytes");
+}
+
+namespace {
+
+constexpr size_t kNonceSize = 12;
+constexpr size_t kTagSize = 16;
+
+struct CipherCtxFree {
+  void operator()(EVP_CIPHER_CTX* c) const { EVP_CIPHER_CTX_free(c); }
+};
+using CipherCtx = std::unique_ptr<EVP_CIPHER_CTX, CipherCtxFree>;
+
+CipherCtx NewCipherCtx() {
+  CipherCtx ctx(EVP_CIPHER_CTX_new());
+  if (!ctx) CryptoFailure("EVP_CIPHER_CTX_new");
+  return ctx;
+}
+
+}  // namespace
+
+std::string Seal(const SealKey& key, std::string_view plaintext, std::string_view associated) {
+  std::string out(kNonceSize + plaintext.size() + kTagSize, '\0');
+  auto* bytes = reinterpret_cast<uint8_t*>(out.data());
+  RandomBytes(std::span(bytes, kNonceSize));
+  CipherCtx ctx = NewCipherCtx();
+  Check(EVP_EncryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), bytes), "EVP_EncryptInit_ex");
+  int n = 0;
+  if (!associated.empty()) {
+    Check(EVP_EncryptUpdate(ctx.get(), nullptr, &n, reinterpret_cast<const uint8_t*>(associated.data()),
+                            static_cast<int>(associated.size())),
+          "EVP_EncryptUpdate(aad)");
+  }
+  Check(EVP_EncryptUpdate(ctx.get(), bytes + kNonceSize, &n, reinterpret_cast<const uint8_t*>(plaintext.data()),
+                          static_cast<int>(plaintext.size())),
+        "EVP_EncryptUpdate");
+  int tail = 0;
+  Check(EVP_EncryptFinal_ex(ctx.get(), bytes + kNonceSize + n, &tail), "EVP_EncryptFinal_ex");
+  Check(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_GET_TAG, kTagSize, bytes + kNonceSize + plaintext.size()),
+        "EVP_CTRL_GCM_GET_TAG");
+  return out;
+}
+
+std::optional<std::string> Unseal(const SealKey& key, std::string_view sealed, std::string_view associated) {
+  if (sealed.size() < kNonceSize + kTagSize) return std::nullopt;
+  const auto* bytes = reinterpret_cast<const uint8_t*>(sealed.data());
+  const size_t length = sealed.size() - kNonceSize - kTagSize;
+  std::string out(length, '\0');
+  CipherCtx ctx = NewCipherCtx();
+  Check(EVP_DecryptInit_ex(ctx.get(), EVP_aes_256_gcm(), nullptr, key.data(), bytes), "EVP_DecryptInit_ex");
+  int n = 0;
+  if (!associated.empty()) {
+    Check(EVP_DecryptUpdate(ctx.get(), nullptr, &n, reinterpret_cast<const uint8_t*>(associated.data()),
+                            static_cast<int>(associated.size())),
+          "EVP_DecryptUpdate(aad)");
+  }
+  Check(EVP_DecryptUpdate(ctx.get(), reinterpret_cast<uint8_t*>(out.data()), &n, bytes + kNonceSize,
+                          static_cast<int>(length)),
+        "EVP_DecryptUpdate");
+  // The tag is an input here; OpenSSL's API takes a non-const pointer.
+  std::array<uint8_t, kTagSize> tag;
+  std::copy(bytes + kNonceSize + length, bytes + sealed.size(), tag.begin());
+  Check(EVP_CIPHER_CTX_ctrl(ctx.get(), EVP_CTRL_GCM_SET_TAG, kTagSize, tag.data()), "EVP_CTRL_GCM_SET_TAG");
+  int tail = 0;
+  if (EVP_DecryptFinal_ex(ctx.get(), reinterpret_cast<uint8_t*>(out.data()) + n, &tail) != 1) return std::nullopt;
+  return out;
+}
 
 }  // namespace cairn::gateway::crypto

@@ -54,6 +54,19 @@ std::optional<std::string> Base64Decode(std::string_view text);
 // always 64 hex characters).
 bool ConstantTimeEquals(std::string_view a, std::string_view b);
 
+// Cryptographically strong random bytes (OpenSSL's RAND_bytes).
+void RandomBytes(std::span<uint8_t> out);
+
+// Authenticated encryption of small secrets at rest (access keys' secrets): AES-256-GCM with a
+// random 96-bit nonce. The sealed form is nonce (12) || ciphertext || tag (16). `associated` is
+// bound into the tag (the access key id, so a sealed secret cannot be moved to another key).
+inline constexpr size_t kSealKeySize = 32;
+using SealKey = std::array<uint8_t, kSealKeySize>;
+std::string Seal(const SealKey& key, std::string_view plaintext, std::string_view associated);
+// nullopt when `sealed` was not made by Seal with this key and associated data (wrong key,
+// tampered bytes, truncated).
+std::optional<std::string> Unseal(const SealKey& key, std::string_view sealed, std::string_view associated);
+
 // Incremental digests for bodies that arrive in pieces.
 class Sha256Hasher {
  public:

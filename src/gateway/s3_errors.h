@@ -44,6 +44,7 @@ namespace cairn::gateway {
 // clang-format off
 #define CAIRN_S3_ERRORS(X)                                                                                     \
   X(AccessDenied,                  403, "Access Denied")                                                       \
+  X(AccessForbidden,               403, "CORSResponse: This CORS request is not allowed.")                     \
   X(AccountProblem,                403, "The account has a problem that prevents this operation.")             \
   X(AuthorizationHeaderMalformed,  400, "The Authorization header is not well formed.")                        \
   X(AuthorizationQueryParametersError, 400, "The presigned URL query parameters are missing, malformed or have the wrong scope.") \
@@ -65,21 +66,29 @@ namespace cairn::gateway {
   X(InvalidPart,                   400, "One or more listed parts were not found, or their ETag does not match.") \
   X(InvalidPartNumber,             416, "The requested part number is not satisfiable.")                       \
   X(InvalidPartOrder,              400, "The list of parts must be in ascending part number order.")           \
+  X(InvalidPolicyDocument,         400, "The content of the form does not meet the conditions specified in the policy document.") \
   X(InvalidRange,                  416, "The requested range cannot be satisfied.")                            \
   X(InvalidRequest,                400, "The request is not valid.")                                           \
   X(InvalidStorageClass,           400, "The storage class you specified is not valid.")                       \
   X(InvalidURI,                    400, "The request URI could not be parsed.")                                \
   X(KeyTooLongError,               400, "The object key is longer than 1024 bytes.")                           \
+  X(MalformedACLError,             400, "The XML you provided was not well-formed or did not validate against our published schema.") \
+  X(MalformedPolicy,               400, "The policy is not valid.")                                            \
   X(MetadataTooLarge,              400, "The user metadata headers exceed the maximum allowed size (2 KB).")   \
+  X(MalformedPOSTRequest,          400, "The body of your POST request is not well-formed multipart/form-data.") \
   X(MalformedXML,                  400, "The XML in the request body is not well formed or does not match the expected schema.") \
   X(MethodNotAllowed,              405, "The method is not allowed on this resource.")                         \
   X(MissingContentLength,          411, "The request needs a Content-Length header.")                          \
   X(MissingRequestBodyError,       400, "The request body is empty.")                                          \
+  X(MissingSecurityHeader,         400, "Your request was missing a required header.")                       \
   X(NoSuchBucket,                  404, "The bucket does not exist.")                                          \
+  X(NoSuchBucketPolicy,            404, "The bucket policy does not exist.")                                  \
+  X(NoSuchCORSConfiguration,       404, "The CORS configuration does not exist.")                             \
   X(NoSuchKey,                     404, "The key does not exist.")                                             \
   X(NoSuchUpload,                  404, "The multipart upload does not exist; it may have been completed or aborted.") \
   X(NotImplemented,                501, "This functionality is not implemented.")                              \
   X(NotModified,                   304, "Not Modified")                                                        \
+  X(OperationAborted,              409, "A conflicting conditional operation is currently in progress against this resource.") \
   X(PreconditionFailed,            412, "A precondition given in the request does not hold.")                  \
   X(RequestHeaderSectionTooLarge,  400, "The request headers are larger than the server accepts.")             \
   X(RequestTimeTooSkewed,          403, "The request time differs from the server time by too much.")          \
@@ -87,6 +96,8 @@ namespace cairn::gateway {
   X(ServiceUnavailable,            503, "The service is unavailable. Please retry the request.")               \
   X(SignatureDoesNotMatch,         403, "The signature computed from the request does not match the one sent. Check the secret key and the signing method.") \
   X(SlowDown,                      503, "Please reduce the request rate.")                                     \
+  X(UnexpectedContent,             400, "This request does not support content.")                              \
+  X(UnresolvableGrantByEmailAddress, 400, "The email address you provided does not match any account on record.") \
   X(XAmzContentSHA256Mismatch,     400, "The x-amz-content-sha256 header does not match the SHA-256 of the body.")
 // clang-format on
 

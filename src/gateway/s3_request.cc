@@ -151,19 +151,30 @@ std::string_view S3OpName(S3Op op) {
     case S3Op::kCompleteMultipartUpload: return "CompleteMultipartUpload";
     case S3Op::kAbortMultipartUpload: return "AbortMultipartUpload";
     case S3Op::kListParts: return "ListParts";
+    case S3Op::kPutBucketAcl: return "PutBucketAcl";
+    case S3Op::kPutObjectAcl: return "PutObjectAcl";
+    case S3Op::kGetBucketPolicy: return "GetBucketPolicy";
+    case S3Op::kPutBucketPolicy: return "PutBucketPolicy";
+    case S3Op::kDeleteBucketPolicy: return "DeleteBucketPolicy";
+    case S3Op::kGetBucketCors: return "GetBucketCors";
+    case S3Op::kPutBucketCors: return "PutBucketCors";
+    case S3Op::kDeleteBucketCors: return "DeleteBucketCors";
+    case S3Op::kPostObject: return "PostObject";
+    case S3Op::kPreflight: return "Preflight";
+    case S3Op::kAdmin: return "Admin";
   }
   return "Unknown";
 }
 
 namespace {
 
-// Bucket sub-resources Cairn does not implement yet (ACL writes, policies, CORS, ...). A request
+// Bucket sub-resources Cairn does not implement yet (lifecycle, tagging writes, ...). A request
 // naming one must not fall through to the plain bucket operation (PUT ?policy is not
 // CreateBucket), so it is kUnknown (501 NotImplemented).
 constexpr std::string_view kUnimplementedSubresources[] = {
-    "accelerate", "analytics", "cors",    "encryption",     "intelligent-tiering", "inventory",
+    "accelerate", "analytics", "encryption", "intelligent-tiering", "inventory",
     "lifecycle",  "logging",   "metrics", "notification",   "object-lock",         "ownershipControls",
-    "policy",     "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
+    "policyStatus", "publicAccessBlock", "replication", "requestPayment", "tagging",
     "website",    "legal-hold",   "retention", "torrent", "restore", "select", "attributes"};
 
 }  // namespace
@@ -178,17 +189,37 @@ S3Op ClassifyOperation(std::string_view method, const S3Target& target, bool has
   for (std::string_view sub : kUnimplementedSubresources) {
     if (q.Has(sub)) return S3Op::kUnknown;
   }
+  // A browser's CORS preflight names a bucket (and maybe a key); it carries no credentials.
+  if (method == "OPTIONS") return target.bucket.empty() ? S3Op::kUnknown : S3Op::kPreflight;
   if (target.bucket.empty()) {
+    if (q.Has("policy") || q.Has("cors") || q.Has("acl")) return S3Op::kUnknown;  // bucket sub-resources
     return method == "GET" && target.key.empty() ? S3Op::kListBuckets : S3Op::kUnknown;
   }
   if (target.key.empty()) {
+    if (q.Has("policy")) {
+      if (method == "GET") return S3Op::kGetBucketPolicy;
+      if (method == "PUT") return S3Op::kPutBucketPolicy;
+      if (method == "DELETE") return S3Op::kDeleteBucketPolicy;
+      return S3Op::kUnknown;
+    }
+    if (q.Has("cors")) {
+      if (method == "GET") return S3Op::kGetBucketCors;
+      if (method == "PUT") return S3Op::kPutBucketCors;
+      if (method == "DELETE") return S3Op::kDeleteBucketCors;
+      return S3Op::kUnknown;
+    }
     if (method == "PUT") {
-      if (q.Has("acl") || q.Has("versioning")) return S3Op::kUnknown;
+      if (q.Has("acl")) return S3Op::kPutBucketAcl;
+      if (q.Has("versioning")) return S3Op::kUnknown;
       return S3Op::kCreateBucket;
     }
     if (method == "DELETE") return S3Op::kDeleteBucket;
     if (method == "HEAD") return S3Op::kHeadBucket;
-    if (method == "POST") return q.Has("delete") ? S3Op::kDeleteObjects : S3Op::kUnknown;
+    if (method == "POST") {
+      if (q.Has("delete")) return S3Op::kDeleteObjects;
+      // Browser uploads (an HTML form) POST to the bucket itself.
+      return q.all().empty() ? S3Op::kPostObject : S3Op::kUnknown;
+    }
     if (method == "GET") {
       if (q.Has("location")) return S3Op::kGetBucketLocation;
       if (q.Has("versioning")) return S3Op::kGetBucketVersioning;
@@ -200,8 +231,9 @@ S3Op ClassifyOperation(std::string_view method, const S3Target& target, bool has
     }
     return S3Op::kUnknown;
   }
+  if (q.Has("policy") || q.Has("cors")) return S3Op::kUnknown;  // bucket sub-resources only
   if (method == "PUT") {
-    if (q.Has("acl")) return S3Op::kUnknown;
+    if (q.Has("acl")) return S3Op::kPutObjectAcl;
     if (q.Has("partNumber") || q.Has("uploadId")) {
       return has_copy_source ? S3Op::kUploadPartCopy : S3Op::kUploadPart;
     }

@@ -88,6 +88,17 @@ enum class S3Op {
   kCompleteMultipartUpload,
   kAbortMultipartUpload,
   kListParts,
+  kPutBucketAcl,
+  kPutObjectAcl,
+  kGetBucketPolicy,
+  kPutBucketPolicy,
+  kDeleteBucketPolicy,
+  kGetBucketCors,
+  kPutBucketCors,
+  kDeleteBucketCors,
+  kPostObject,  // a browser form upload (POST to the bucket, multipart/form-data)
+  kPreflight,   // a CORS preflight (OPTIONS)
+  kAdmin,       // Cairn's admin API (/_cairn/admin/...): never classified, set by the service
 };
 
 // The operation's name as used in metrics labels and logs ("PutObject", ...).

@@ -103,6 +103,20 @@ void XmlWriter::Open(std::string_view name, std::string_view xmlns) {
   open_.emplace_back(name);
 }
 
+void XmlWriter::OpenWithAttributes(std::string_view name, std::initializer_list<Attribute> attributes) {
+  out_.push_back('<');
+  out_.append(name);
+  for (const Attribute& a : attributes) {
+    out_.push_back(' ');
+    out_.append(a.name);
+    out_.append("=\"");
+    AppendXmlEscaped(a.value, &out_);
+    out_.push_back('"');
+  }
+  out_.push_back('>');
+  open_.emplace_back(name);
+}
+
 void XmlWriter::Element(std::string_view name, std::string_view value) {
   out_.push_back('<');
   out_.append(name);
@@ -141,6 +155,13 @@ std::string XmlWriter::Take() {
 const XmlNode* XmlNode::Child(std::string_view child_name) const {
   for (const XmlNode& c : children) {
     if (c.name == child_name) return &c;
+  }
+  return nullptr;
+}
+
+const std::string* XmlNode::Attribute(std::string_view local_name) const {
+  for (const auto& attribute : attributes) {
+    if (attribute.first == local_name) return &attribute.second;
   }
   return nullptr;
 }
@@ -311,10 +332,9 @@ class Parser {
     return Malformed("unknown or malformed entity reference", start);
   }
 
-  // Attributes up to and including '>' or "/>". Sets *empty for "/>". Values are checked and
-  // decoded into a scratch string, then dropped.
-  Status Attributes(bool* empty) {
-    std::string scratch;
+  // Attributes up to and including '>' or "/>", appended to `out` (see xml.h for what is kept).
+  // Sets *empty for "/>".
+  Status Attributes(bool* empty, std::vector<std::pair<std::string, std::string>>* out) {
     for (;;) {
       const size_t before = pos_;
       SkipSpace();
@@ -331,7 +351,6 @@ class Parser {
       }
       if (pos_ == before) return Malformed("expected whitespace before an attribute", pos_);
       CAIRN_ASSIGN_OR_RETURN(std::string_view attr_name, Name());
-      (void)attr_name;
       SkipSpace();
       if (pos_ >= in_.size() || in_[pos_] != '=') return Malformed("expected '=' after an attribute name", pos_);
       ++pos_;
@@ -340,6 +359,7 @@ class Parser {
         return Malformed("expected a quoted attribute value", pos_);
       }
       const char quote = in_[pos_++];
+      std::string value;
       for (;;) {
         if (pos_ >= in_.size()) return Malformed("unterminated attribute value", pos_);
         const char c = in_[pos_];
@@ -349,12 +369,21 @@ class Parser {
         }
         if (c == '<') return Malformed("'<' in an attribute value", pos_);
         if (c == '&') {
-          scratch.clear();
-          CAIRN_RETURN_IF_ERROR(Reference(&scratch));
+          CAIRN_RETURN_IF_ERROR(Reference(&value));
+        } else if (c == '\r' || c == '\n' || c == '\t') {
+          // XML's attribute-value normalisation; \r\n is one line end, so one space.
+          value.push_back(' ');
+          if (c == '\r' && pos_ + 1 < in_.size() && in_[pos_ + 1] == '\n') ++pos_;
+          ++pos_;
         } else {
+          value.push_back(c);
           ++pos_;
         }
       }
+      if (attr_name == "xmlns" || attr_name.starts_with("xmlns:")) continue;
+      const std::string_view local = LocalName(attr_name);
+      if (local.empty()) return Malformed("empty local name", pos_);
+      out->emplace_back(std::string(local), std::move(value));
     }
   }
 
@@ -437,8 +466,8 @@ class Parser {
       if (stack_.size() >= limits_.max_depth) return Malformed("elements nested too deeply", at);
       if (++elements_ > limits_.max_elements) return Malformed("too many elements", at);
       bool empty = false;
-      CAIRN_RETURN_IF_ERROR(Attributes(&empty));
       XmlNode node;
+      CAIRN_RETURN_IF_ERROR(Attributes(&empty, &node.attributes));
       node.name = std::string(LocalName(name));
       if (node.name.empty()) return Malformed("empty local name", at);
       stack_.push_back(std::move(node));

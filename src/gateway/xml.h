@@ -14,21 +14,25 @@
 // (gateway/s3_names.h). Bytes that are not valid UTF-8 (keys are validated at PUT, so only a bug
 // could pass one) are written as U+FFFD so that a body is always valid UTF-8.
 //
-// Parser. Non-validating and strict: one root element; elements, attributes (checked, then
-// dropped), character data, the five predefined entities and decimal/hex character references,
-// comments, CDATA sections, and an XML declaration at the very start. DOCTYPE and processing
-// instructions are refused (no entity definitions, so no entity expansion). The input must be
-// valid UTF-8 and contain only XML 1.0 characters; line ends are normalised to \n as XML requires
-// (so a key holding \r must be sent as &#13;, as S3 documents). Character references may name any
-// code point from U+0001 to U+10FFFF except surrogates, including the control characters, U+FFFE
-// and U+FFFF that the writer emits, so that a key read from a listing can be sent back in a Delete
-// request. U+0000 cannot be sent at all (&#0; is refused): a key holding it lists as &#0; but
-// cannot be named in a Delete body.
+// Parser. Non-validating and strict: one root element; elements, attributes, character data,
+// the five predefined entities and decimal/hex character references, comments, CDATA sections,
+// and an XML declaration at the very start. DOCTYPE and processing instructions are refused (no
+// entity definitions, so no entity expansion). The input must be valid UTF-8 and contain only
+// XML 1.0 characters; line ends are normalised to \n as XML requires (so a key holding \r must be
+// sent as &#13;, as S3 documents). Character references may name any code point from U+0001 to
+// U+10FFFF except surrogates, including the control characters, U+FFFE and U+FFFF that the writer
+// emits, so that a key read from a listing can be sent back in a Delete request. U+0000 cannot be
+// sent at all (&#0; is refused): a key holding it lists as &#0; but cannot be named in a Delete
+// body.
 // Namespaces are not interpreted: a name's prefix is dropped and nodes carry the local name;
-// start and end tags must still match exactly. Work is linear in the input: no recursion (the
-// tree is built with an explicit stack bounded by XmlLimits::max_depth) and no backtracking.
-// Every failure is Status MalformedXml, which the S3 error table maps to MalformedXML; the
-// caller bounds the body size before calling.
+// start and end tags must still match exactly. Attributes are kept by local name too (xsi:type
+// becomes "type"), except namespace declarations (xmlns, xmlns:*), which are dropped since their
+// local names would collide with real attributes and nothing reads them. Attribute values are
+// decoded and normalised as XML requires: a literal tab, line feed or carriage return becomes a
+// space (a reference such as &#10; keeps its character). Work is linear in the input: no
+// recursion (the tree is built with an explicit stack bounded by XmlLimits::max_depth) and no
+// backtracking. Every failure is Status MalformedXml, which the S3 error table maps to
+// MalformedXML; the caller bounds the body size before calling.
 //
 // Thread-safety: XmlWriter is a plain value with no shared state; use one per response. All
 // functions are pure and may be called concurrently.
@@ -36,9 +40,11 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "common/result.h"
@@ -59,6 +65,14 @@ class XmlWriter {
   // Opens <name> or <name xmlns="xmlns">. `name` is a constant of the S3 schema and is written
   // as is.
   void Open(std::string_view name, std::string_view xmlns = {});
+  // An attribute to write: `name` is a constant of the schema (for example "xmlns:xsi",
+  // "xsi:type") written as is; `value` is escaped.
+  struct Attribute {
+    std::string_view name;
+    std::string_view value;
+  };
+  // Opens <name a="v" ...> with the attributes in the given order.
+  void OpenWithAttributes(std::string_view name, std::initializer_list<Attribute> attributes);
   // Appends <name>escaped value</name>.
   void Element(std::string_view name, std::string_view value);
   void Element(std::string_view name, const char* value) { Element(name, std::string_view(value)); }
@@ -103,9 +117,13 @@ struct XmlNode {
   // whitespace between them.
   std::string text;
   std::vector<XmlNode> children;  // in document order
+  // (local name, decoded value) in document order; namespace declarations are not included.
+  std::vector<std::pair<std::string, std::string>> attributes;
 
   // The first child with local name `child_name`, or nullptr. Linear in the number of children.
   const XmlNode* Child(std::string_view child_name) const;
+  // The value of the first attribute with local name `local_name`, or nullptr.
+  const std::string* Attribute(std::string_view local_name) const;
 };
 
 // Parses a whole document into a tree. Fails with MalformedXml on anything that is not a

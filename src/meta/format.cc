@@ -68,6 +68,15 @@ class Writer {
       String(value);
     }
   }
+  void AclValue(const Acl& acl) {
+    String(acl.owner);
+    Varint(acl.grants.size());
+    for (const Grant& g : acl.grants) {
+      U8(static_cast<uint8_t>(g.type));
+      String(g.grantee);
+      U8(static_cast<uint8_t>(g.permission));
+    }
+  }
   std::string Finish(std::string_view db_key) {
     uint32_t crc = crc32c::Value(db_key.data(), db_key.size());
     crc = crc32c::Extend(crc, buf_.data(), buf_.size());
@@ -149,6 +158,24 @@ class Reader {
       c.crc32c = Fixed32();
     }
     return out;
+  }
+  Acl AclValue() {
+    Acl acl;
+    acl.owner = String();
+    acl.grants.resize(Count(/*min_size=*/3));
+    for (Grant& g : acl.grants) {
+      const uint8_t type = U8();
+      g.grantee = String();
+      const uint8_t permission = U8();
+      if (type < static_cast<uint8_t>(GranteeType::kCanonicalUser) || type > static_cast<uint8_t>(GranteeType::kGroup) ||
+          permission < static_cast<uint8_t>(AclPermission::kRead) ||
+          permission > static_cast<uint8_t>(AclPermission::kFullControl)) {
+        ok_ = false;
+      }
+      g.type = static_cast<GranteeType>(type);
+      g.permission = static_cast<AclPermission>(permission);
+    }
+    return acl;
   }
   UserMetadata Metadata() {
     UserMetadata md(Count(/*min_size=*/2));
@@ -327,6 +354,18 @@ std::string CounterKey(std::string_view name) {
   return k;
 }
 
+std::string UserKey(std::string_view name) {
+  std::string k(kUserPrefix);
+  k.append(name);
+  return k;
+}
+
+std::string AccessKeyKey(std::string_view access_key) {
+  std::string k(kAccessKeyPrefix);
+  k.append(access_key);
+  return k;
+}
+
 std::optional<std::string> PrefixSuccessor(std::string_view prefix) {
   std::string s(prefix);
   while (!s.empty()) {
@@ -347,12 +386,16 @@ std::string EncodeBucket(std::string_view db_key, const BucketInfo& b) {
   w.Fixed64(static_cast<uint64_t>(b.created_ms));
   w.String(b.region);
   w.U8(static_cast<uint8_t>(b.versioning));
+  w.AclValue(b.acl);
+  w.String(b.policy);
+  w.String(b.cors);
   return w.Finish(db_key);
 }
 
 Status DecodeBucket(std::string_view db_key, std::string_view value, BucketInfo* out) {
   std::string_view body;
-  CAIRN_RETURN_IF_ERROR(OpenValue(db_key, value, ValueType::kBucket, &body));
+  uint8_t version = 0;
+  CAIRN_RETURN_IF_ERROR(OpenValue(db_key, value, ValueType::kBucket, &body, &version));
   if (db_key.substr(0, kBucketPrefix.size()) != kBucketPrefix) return Status::Corruption("bucket key");
   Reader r(body);
   BucketInfo b;
@@ -363,6 +406,11 @@ Status DecodeBucket(std::string_view db_key, std::string_view value, BucketInfo*
   const uint8_t versioning = r.U8();
   if (versioning > static_cast<uint8_t>(Versioning::kSuspended)) return Status::Corruption("bucket versioning");
   b.versioning = static_cast<Versioning>(versioning);
+  if (version >= kAclFormatVersion) {
+    b.acl = r.AclValue();
+    b.policy = r.String();
+    b.cors = r.String();
+  }
   CAIRN_RETURN_IF_ERROR(CloseReader(r, "bucket"));
   *out = std::move(b);
   return Status::OK();
@@ -380,6 +428,7 @@ std::string EncodeObject(std::string_view db_key, const ObjectRecord& o) {
   w.Varint(o.part_count);
   w.Varint(o.part_sizes.size());
   for (uint64_t s : o.part_sizes) w.Varint(s);
+  w.AclValue(o.acl);
   return w.Finish(db_key);
 }
 
@@ -405,6 +454,7 @@ Status DecodeObject(std::string_view db_key, std::string_view value, ObjectRecor
   o.part_count = r.Varint32();
   o.part_sizes.resize(r.Count(/*min_size=*/1));
   for (uint64_t& s : o.part_sizes) s = r.Varint();
+  if (version >= kAclFormatVersion) o.acl = r.AclValue();
   CAIRN_RETURN_IF_ERROR(CloseReader(r, "object"));
   *out = std::move(o);
   return Status::OK();
@@ -414,6 +464,7 @@ std::string EncodeUpload(std::string_view db_key, const MultipartUpload& u) {
   Writer w(ValueType::kUpload);
   w.Fixed64(static_cast<uint64_t>(u.initiated_ms));
   WriteHeaders(&w, u.headers);
+  w.AclValue(u.acl);
   return w.Finish(db_key);
 }
 
@@ -426,6 +477,7 @@ Status DecodeUpload(std::string_view db_key, std::string_view value, MultipartUp
   Reader r(body);
   u.initiated_ms = static_cast<int64_t>(r.Fixed64());
   u.headers = ReadHeaders(&r, version);
+  if (version >= kAclFormatVersion) u.acl = r.AclValue();
   CAIRN_RETURN_IF_ERROR(CloseReader(r, "upload"));
   *out = std::move(u);
   return Status::OK();
@@ -456,6 +508,54 @@ Status DecodePart(std::string_view db_key, std::string_view value, PartRecord* o
   p.chunks = r.Chunks();
   CAIRN_RETURN_IF_ERROR(CloseReader(r, "part"));
   *out = std::move(p);
+  return Status::OK();
+}
+
+std::string EncodeUser(std::string_view db_key, const UserRecord& u) {
+  Writer w(ValueType::kUser);
+  w.String(u.canonical_id);
+  w.Fixed64(static_cast<uint64_t>(u.created_ms));
+  return w.Finish(db_key);
+}
+
+Status DecodeUser(std::string_view db_key, std::string_view value, UserRecord* out) {
+  std::string_view body;
+  CAIRN_RETURN_IF_ERROR(OpenValue(db_key, value, ValueType::kUser, &body));
+  if (!db_key.starts_with(kUserPrefix)) return Status::Corruption("user key");
+  Reader r(body);
+  UserRecord u;
+  u.name = std::string(db_key.substr(kUserPrefix.size()));
+  u.canonical_id = r.String();
+  u.created_ms = static_cast<int64_t>(r.Fixed64());
+  CAIRN_RETURN_IF_ERROR(CloseReader(r, "user"));
+  *out = std::move(u);
+  return Status::OK();
+}
+
+std::string EncodeAccessKey(std::string_view db_key, const AccessKeyRecord& k) {
+  Writer w(ValueType::kAccessKey);
+  w.String(k.user);
+  w.String(k.sealed_secret);
+  w.U8(k.enabled ? 1 : 0);
+  w.Fixed64(static_cast<uint64_t>(k.created_ms));
+  return w.Finish(db_key);
+}
+
+Status DecodeAccessKey(std::string_view db_key, std::string_view value, AccessKeyRecord* out) {
+  std::string_view body;
+  CAIRN_RETURN_IF_ERROR(OpenValue(db_key, value, ValueType::kAccessKey, &body));
+  if (!db_key.starts_with(kAccessKeyPrefix)) return Status::Corruption("access key key");
+  Reader r(body);
+  AccessKeyRecord k;
+  k.access_key = std::string(db_key.substr(kAccessKeyPrefix.size()));
+  k.user = r.String();
+  k.sealed_secret = r.String();
+  const uint8_t enabled = r.U8();
+  if (enabled > 1) return Status::Corruption("access key enabled flag");
+  k.enabled = enabled == 1;
+  k.created_ms = static_cast<int64_t>(r.Fixed64());
+  CAIRN_RETURN_IF_ERROR(CloseReader(r, "access key"));
+  *out = std::move(k);
   return Status::OK();
 }
 

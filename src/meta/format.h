@@ -25,6 +25,8 @@ namespace cairn::meta::format {
 //   "U/" bucket 0x00 escaped(key) 0x00 0x01 upload_id     -> MultipartUpload (without parts)
 //   "P/" upload_id 0x00 part_number (u32 big-endian)      -> PartRecord
 //   "C/" counter name                                     -> int64 little-endian (merge operand)
+//   "I/" user name                                        -> UserRecord
+//   "K/" access key                                       -> AccessKeyRecord
 // Bucket names and upload ids never contain NUL. Object keys may hold any byte; they end the
 // object key so need no escaping. In an upload key the object key is followed by the upload id,
 // so it is escaped (0x00 -> 0x00 0xFF) and terminated by 0x00 0x01, which keeps (key, id) order.
@@ -33,6 +35,8 @@ inline constexpr std::string_view kObjectPrefix = "O/";
 inline constexpr std::string_view kUploadPrefix = "U/";
 inline constexpr std::string_view kPartPrefix = "P/";
 inline constexpr std::string_view kCounterPrefix = "C/";
+inline constexpr std::string_view kUserPrefix = "I/";
+inline constexpr std::string_view kAccessKeyPrefix = "K/";
 
 std::string BucketKey(std::string_view bucket);
 // The common beginning of every object key of the bucket: "O/" bucket 0x00.
@@ -51,6 +55,8 @@ bool ParseUploadKey(std::string_view db_key, std::string* bucket, std::string* k
 std::string PartKeyPrefix(std::string_view upload_id);
 std::string PartKey(std::string_view upload_id, uint32_t part_number);
 std::string CounterKey(std::string_view name);
+std::string UserKey(std::string_view name);
+std::string AccessKeyKey(std::string_view access_key);
 
 // The smallest string greater than every string that starts with `prefix`, or nullopt when
 // there is none (prefix empty or all 0xFF).
@@ -59,9 +65,11 @@ std::optional<std::string> PrefixSuccessor(std::string_view prefix);
 // ---- Values (meta.md, "Values") ---------------------------------------------------------------
 // Every value is: type u8, format version u8, body, crc32c u32 (little-endian) over the
 // db key's bytes followed by the value's bytes before the crc.
-inline constexpr uint8_t kFormatVersion = 2;
+inline constexpr uint8_t kFormatVersion = 3;
 // The oldest version a reader still decodes (version 1 lacked headers.content_language).
 inline constexpr uint8_t kOldestFormatVersion = 1;
+// The version that added ACLs (buckets, objects, uploads) and bucket policy and CORS documents.
+inline constexpr uint8_t kAclFormatVersion = 3;
 inline constexpr size_t kValueHeaderSize = 2;
 inline constexpr size_t kValueCrcSize = 4;
 enum class ValueType : uint8_t {
@@ -69,6 +77,8 @@ enum class ValueType : uint8_t {
   kObject = 'O',
   kUpload = 'U',
   kPart = 'P',
+  kUser = 'I',
+  kAccessKey = 'K',
 };
 
 // Encoders take the db key because the checksum covers it. Decoders fill the fields that live
@@ -82,6 +92,11 @@ std::string EncodeUpload(std::string_view db_key, const MultipartUpload& u);
 [[nodiscard]] Status DecodeUpload(std::string_view db_key, std::string_view value, MultipartUpload* out);
 std::string EncodePart(std::string_view db_key, const PartRecord& p);
 [[nodiscard]] Status DecodePart(std::string_view db_key, std::string_view value, PartRecord* out);
+
+std::string EncodeUser(std::string_view db_key, const UserRecord& u);
+[[nodiscard]] Status DecodeUser(std::string_view db_key, std::string_view value, UserRecord* out);
+std::string EncodeAccessKey(std::string_view db_key, const AccessKeyRecord& k);
+[[nodiscard]] Status DecodeAccessKey(std::string_view db_key, std::string_view value, AccessKeyRecord* out);
 
 // Counters: a fixed 8-byte little-endian two's-complement int64 (also the merge operand).
 std::string EncodeCounter(int64_t v);

@@ -113,6 +113,12 @@ class MetaStore {
   [[nodiscard]] virtual Result<BucketInfo> GetBucket(std::string_view bucket) = 0;
   // All buckets, ordered by name (bytewise).
   [[nodiscard]] virtual Result<std::vector<BucketInfo>> ListBuckets() = 0;
+  // Reads the bucket, lets `mutate` change its ACL, policy or CORS document, and stores the
+  // result, atomically with respect to other bucket mutations. `mutate`'s error is returned and
+  // nothing changes; so it is when mutate changed the name, the owner or the creation time
+  // (InvalidArgument). NoSuchBucket when there is no such bucket.
+  [[nodiscard]] virtual Status UpdateBucket(std::string_view bucket,
+                                            const std::function<Status(BucketInfo*)>& mutate) = 0;
 
   // ---- Objects ----------------------------------------------------------------------------
   // Commits `record` as the current version of (record.bucket, record.key), atomically
@@ -122,6 +128,12 @@ class MetaStore {
   [[nodiscard]] virtual Status PutObject(const ObjectRecord& record, const WritePrecondition& precondition,
                                          std::optional<ObjectRecord>* replaced) = 0;
   [[nodiscard]] virtual Result<ObjectRecord> GetObject(std::string_view bucket, std::string_view key) = 0;
+  // Replaces the ACL of the current object, atomically with respect to other mutations of it.
+  // `expected_etag`, when not empty, must be the current object's etag (PreconditionFailed
+  // otherwise), so an ACL read with one version is not applied to a newer one. NotFound when there
+  // is no object.
+  [[nodiscard]] virtual Status SetObjectAcl(std::string_view bucket, std::string_view key, const Acl& acl,
+                                            std::string_view expected_etag) = 0;
   // Removes the object and returns its record. NotFound when there is none.
   [[nodiscard]] virtual Result<ObjectRecord> DeleteObject(std::string_view bucket, std::string_view key) = 0;
   // One page of the bucket's listing; see ListObjectsResult for the semantics. The page is a
@@ -159,6 +171,23 @@ class MetaStore {
   // Removes the upload and its parts, and returns all their chunks.
   [[nodiscard]] virtual Result<std::vector<ChunkRef>> AbortUpload(std::string_view bucket, std::string_view key,
                                                                   std::string_view upload_id) = 0;
+
+  // ---- Users and access keys ---------------------------------------------------------------
+  // AlreadyExists when a user of that name exists.
+  [[nodiscard]] virtual Status CreateUser(const UserRecord& user) = 0;
+  // Removes the user and all its access keys in one atomic write, and returns the keys removed.
+  // NotFound when there is no such user.
+  [[nodiscard]] virtual Result<std::vector<AccessKeyRecord>> DeleteUser(std::string_view name) = 0;
+  // Ordered by name.
+  [[nodiscard]] virtual Result<std::vector<UserRecord>> ListUsers() = 0;
+  // Stores a new key (AlreadyExists when the id is taken; NotFound when its user does not exist).
+  [[nodiscard]] virtual Status CreateAccessKey(const AccessKeyRecord& key) = 0;
+  // Sets a key's enabled flag. NotFound when there is no such key.
+  [[nodiscard]] virtual Status SetAccessKeyEnabled(std::string_view access_key, bool enabled) = 0;
+  // NotFound when there is no such key.
+  [[nodiscard]] virtual Status DeleteAccessKey(std::string_view access_key) = 0;
+  // Every key, ordered by access key id.
+  [[nodiscard]] virtual Result<std::vector<AccessKeyRecord>> ListAccessKeys() = 0;
 
   // ---- Maintenance ------------------------------------------------------------------------
   // Calls fn for every chunk referenced by a committed object or a stored part, over one

@@ -240,7 +240,53 @@ class RocksDbMetaStoreImpl final : public MetaStore {
     });
   }
 
+  Status UpdateBucket(std::string_view bucket, const std::function<Status(BucketInfo*)>& mutate) override {
+    return Guard("UpdateBucket", [&]() -> Status {
+      CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
+      std::unique_lock lock(bucket_mu_);
+      const std::string key = format::BucketKey(bucket);
+      std::string value;
+      bool found = false;
+      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
+      if (!found) return Status::NoSuchBucket(std::string(bucket));
+      BucketInfo info;
+      CAIRN_RETURN_IF_ERROR(format::DecodeBucket(key, value, &info));
+      BucketInfo updated = info;
+      CAIRN_RETURN_IF_ERROR(mutate(&updated));
+      if (updated.name != info.name || updated.owner != info.owner || updated.created_ms != info.created_ms) {
+        return Status::InvalidArgument("UpdateBucket may not change the name, owner or creation time");
+      }
+      rocksdb::WriteBatch batch;
+      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeBucket(key, updated)), "batch put"));
+      return Write(&batch);
+    });
+  }
+
   // ---- Objects ----------------------------------------------------------------------------
+
+  Status SetObjectAcl(std::string_view bucket, std::string_view key, const Acl& acl,
+                      std::string_view expected_etag) override {
+    return Guard("SetObjectAcl", [&]() -> Status {
+      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
+      std::shared_lock bucket_lock(bucket_mu_);
+      std::lock_guard key_lock(Stripe(bucket, key));
+      const rocksdb::ReadOptions ro;
+      const std::string db_key = format::ObjectKey(bucket, key);
+      std::optional<ObjectRecord> current;
+      CAIRN_RETURN_IF_ERROR(ReadObject(ro, db_key, &current));
+      if (!current) {
+        CAIRN_RETURN_IF_ERROR(CheckBucket(ro, bucket));
+        return Status::NotFound("object " + std::string(key));
+      }
+      if (!expected_etag.empty() && StripQuotes(expected_etag) != current->etag) {
+        return Status::PreconditionFailed("the object changed");
+      }
+      current->acl = acl;
+      rocksdb::WriteBatch batch;
+      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(db_key, format::EncodeObject(db_key, *current)), "batch put"));
+      return Write(&batch);
+    });
+  }
 
   Status PutObject(const ObjectRecord& record, const WritePrecondition& precondition,
                    std::optional<ObjectRecord>* replaced) override {
@@ -477,6 +523,7 @@ class RocksDbMetaStoreImpl final : public MetaStore {
       object.etag = std::string(StripQuotes(etag));
       object.last_modified_ms = last_modified_ms;
       object.SetHeaders(upload.headers);
+      object.acl = upload.acl;
       object.part_count = static_cast<uint32_t>(parts.size());
       for (const CompletedPart& wanted : parts) {
         auto found = upload.parts.find(wanted.part_number);
@@ -538,6 +585,114 @@ class RocksDbMetaStoreImpl final : public MetaStore {
       CAIRN_RETURN_IF_ERROR(Write(&batch));
       return chunks;
     });
+  }
+
+  // ---- Users and access keys ---------------------------------------------------------------
+  // All identity mutations take identity_mu_, so a key cannot be created for a user being
+  // deleted.
+
+  Status CreateUser(const UserRecord& user) override {
+    return Guard("CreateUser", [&]() -> Status {
+      if (user.name.empty()) return Status::InvalidArgument("user name is empty");
+      std::lock_guard lock(identity_mu_);
+      const std::string key = format::UserKey(user.name);
+      std::string value;
+      bool found = false;
+      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
+      if (found) return Status::AlreadyExists("user " + user.name);
+      rocksdb::WriteBatch batch;
+      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeUser(key, user)), "batch put"));
+      return Write(&batch);
+    });
+  }
+
+  Result<std::vector<AccessKeyRecord>> DeleteUser(std::string_view name) override {
+    return Guard("DeleteUser", [&]() -> Result<std::vector<AccessKeyRecord>> {
+      std::lock_guard lock(identity_mu_);
+      const std::string key = format::UserKey(name);
+      std::string value;
+      bool found = false;
+      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
+      if (!found) return Status::NotFound("user " + std::string(name));
+      CAIRN_ASSIGN_OR_RETURN(std::vector<AccessKeyRecord> all, ReadAccessKeys());
+      std::vector<AccessKeyRecord> removed;
+      rocksdb::WriteBatch batch;
+      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(key), "batch delete"));
+      for (AccessKeyRecord& k : all) {
+        if (k.user != name) continue;
+        CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(format::AccessKeyKey(k.access_key)), "batch delete"));
+        removed.push_back(std::move(k));
+      }
+      CAIRN_RETURN_IF_ERROR(Write(&batch));
+      return removed;
+    });
+  }
+
+  Result<std::vector<UserRecord>> ListUsers() override {
+    return Guard("ListUsers", [&]() -> Result<std::vector<UserRecord>> {
+      std::vector<UserRecord> out;
+      const Status s = Scan(rocksdb::ReadOptions(), std::string(format::kUserPrefix),
+                            [&](std::string_view key, std::string_view value) -> Status {
+                              UserRecord u;
+                              CAIRN_RETURN_IF_ERROR(format::DecodeUser(key, value, &u));
+                              out.push_back(std::move(u));
+                              return Status::OK();
+                            });
+      if (!s.ok()) return s;
+      return out;
+    });
+  }
+
+  Status CreateAccessKey(const AccessKeyRecord& record) override {
+    return Guard("CreateAccessKey", [&]() -> Status {
+      if (record.access_key.empty()) return Status::InvalidArgument("access key is empty");
+      std::lock_guard lock(identity_mu_);
+      std::string value;
+      bool found = false;
+      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), format::UserKey(record.user), &value, &found));
+      if (!found) return Status::NotFound("user " + record.user);
+      const std::string key = format::AccessKeyKey(record.access_key);
+      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
+      if (found) return Status::AlreadyExists("access key " + record.access_key);
+      rocksdb::WriteBatch batch;
+      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeAccessKey(key, record)), "batch put"));
+      return Write(&batch);
+    });
+  }
+
+  Status SetAccessKeyEnabled(std::string_view access_key, bool enabled) override {
+    return Guard("SetAccessKeyEnabled", [&]() -> Status {
+      std::lock_guard lock(identity_mu_);
+      const std::string key = format::AccessKeyKey(access_key);
+      std::string value;
+      bool found = false;
+      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
+      if (!found) return Status::NotFound("access key " + std::string(access_key));
+      AccessKeyRecord record;
+      CAIRN_RETURN_IF_ERROR(format::DecodeAccessKey(key, value, &record));
+      record.enabled = enabled;
+      rocksdb::WriteBatch batch;
+      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeAccessKey(key, record)), "batch put"));
+      return Write(&batch);
+    });
+  }
+
+  Status DeleteAccessKey(std::string_view access_key) override {
+    return Guard("DeleteAccessKey", [&]() -> Status {
+      std::lock_guard lock(identity_mu_);
+      const std::string key = format::AccessKeyKey(access_key);
+      std::string value;
+      bool found = false;
+      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
+      if (!found) return Status::NotFound("access key " + std::string(access_key));
+      rocksdb::WriteBatch batch;
+      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(key), "batch delete"));
+      return Write(&batch);
+    });
+  }
+
+  Result<std::vector<AccessKeyRecord>> ListAccessKeys() override {
+    return Guard("ListAccessKeys", [&]() -> Result<std::vector<AccessKeyRecord>> { return ReadAccessKeys(); });
   }
 
   // ---- Maintenance ------------------------------------------------------------------------
@@ -617,6 +772,19 @@ class RocksDbMetaStoreImpl final : public MetaStore {
     CAIRN_RETURN_IF_ERROR(Get(ro, format::BucketKey(bucket), &value, &found));
     if (!found) return Status::NoSuchBucket(std::string(bucket));
     return Status::OK();
+  }
+
+  Result<std::vector<AccessKeyRecord>> ReadAccessKeys() {
+    std::vector<AccessKeyRecord> out;
+    const Status s = Scan(rocksdb::ReadOptions(), std::string(format::kAccessKeyPrefix),
+                          [&](std::string_view key, std::string_view value) -> Status {
+                            AccessKeyRecord k;
+                            CAIRN_RETURN_IF_ERROR(format::DecodeAccessKey(key, value, &k));
+                            out.push_back(std::move(k));
+                            return Status::OK();
+                          });
+    if (!s.ok()) return s;
+    return out;
   }
 
   Status ReadObject(const rocksdb::ReadOptions& ro, const std::string& db_key, std::optional<ObjectRecord>* out) {
@@ -785,6 +953,8 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   // Serialize mutations of one (bucket, key): its object record and its uploads and parts.
   // Always taken after bucket_mu_.
   std::array<std::mutex, kStripeCount> stripes_;
+  // Serializes user and access key mutations.
+  std::mutex identity_mu_;
   std::mutex rng_mu_;
   std::mt19937_64 rng_;  // guarded by rng_mu_
   std::atomic<uint64_t> list_steps_{0};

@@ -28,12 +28,49 @@ enum class Versioning : uint8_t {
   kSuspended = 2,
 };
 
+// ---- Access control lists (S3 ACLs) -----------------------------------------------------------
+// Stored with buckets, objects and multipart uploads; interpreted by gateway/acl.h.
+
+enum class AclPermission : uint8_t {
+  kRead = 1,
+  kWrite = 2,
+  kReadAcp = 3,
+  kWriteAcp = 4,
+  kFullControl = 5,
+};
+
+enum class GranteeType : uint8_t {
+  kCanonicalUser = 1,  // grantee is a canonical user id
+  kGroup = 2,          // grantee is a group URI (AllUsers, AuthenticatedUsers, LogDelivery)
+};
+
+struct Grant {
+  GranteeType type = GranteeType::kCanonicalUser;
+  std::string grantee;
+  AclPermission permission = AclPermission::kRead;
+
+  friend bool operator==(const Grant&, const Grant&) = default;
+};
+
+struct Acl {
+  // Canonical id of the resource's owner. Empty in records written before ACLs existed (format
+  // version < 3): the owner is then the bucket's owner, and the grants are "private".
+  std::string owner;
+  std::vector<Grant> grants;  // in the order they were given
+
+  friend bool operator==(const Acl&, const Acl&) = default;
+};
+
 struct BucketInfo {
   std::string name;        // S3 bucket name; never empty, never contains NUL
   std::string owner;       // canonical user id of the owner
   int64_t created_ms = 0;  // ms since the Unix epoch
   std::string region;
   Versioning versioning = Versioning::kUnversioned;
+  // acl.owner == owner. Empty grants in records from before ACLs: owner FULL_CONTROL is implied.
+  Acl acl;
+  std::string policy;  // the bucket policy document (JSON) as the owner put it; empty: none
+  std::string cors;    // the CORS configuration (XML, as gateway/cors.h writes it); empty: none
 
   friend bool operator==(const BucketInfo&, const BucketInfo&) = default;
 };
@@ -94,6 +131,8 @@ struct ObjectRecord {
   std::vector<uint64_t> part_sizes;
   // Reserved for versioning: the record marks a deletion and has no data. Always false today.
   bool delete_marker = false;
+  // The object's owner (who wrote it) and its grants.
+  Acl acl;
 
   ObjectHeaders Headers() const {
     return {content_type, content_encoding, content_disposition, cache_control, expires, user_metadata, storage_class,
@@ -130,10 +169,34 @@ struct MultipartUpload {
   std::string upload_id;  // globally unique; never empty, never contains NUL
   int64_t initiated_ms = 0;
   ObjectHeaders headers;  // applied to the object at completion
+  Acl acl;                // the initiator as owner, and the grants the object gets at completion
   // Filled by MetaStore::GetUpload; empty in listings.
   std::map<uint32_t, PartRecord> parts;
 
   friend bool operator==(const MultipartUpload&, const MultipartUpload&) = default;
+};
+
+// ---- Users and access keys ---------------------------------------------------------------------
+// The root user is not stored: its key comes from the server's configuration.
+
+struct UserRecord {
+  std::string name;          // unique; [A-Za-z0-9+=,.@_-], 1 to 64 characters (IAM's rule)
+  std::string canonical_id;  // 64 hex digits, as S3 shows in Owner/ID
+  int64_t created_ms = 0;
+
+  friend bool operator==(const UserRecord&, const UserRecord&) = default;
+};
+
+struct AccessKeyRecord {
+  std::string access_key;  // unique; the key id clients send
+  std::string user;        // the owning user's name
+  // The secret key, sealed (encrypted and authenticated) with the server's key; never stored in
+  // the clear (SigV4 needs the secret itself, so it cannot be a one-way hash).
+  std::string sealed_secret;
+  bool enabled = true;
+  int64_t created_ms = 0;
+
+  friend bool operator==(const AccessKeyRecord&, const AccessKeyRecord&) = default;
 };
 
 }  // namespace cairn::meta

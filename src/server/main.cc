@@ -21,6 +21,7 @@ int main(int argc, char** argv) {
   app.add_option("--log-file", log.file, "Log to this file instead of standard error");
 
   cairn::cli::CommandAction action;
+  cairn::cli::AddAdminCommand(app, action);
   cairn::cli::AddBenchCommand(app, action);
   cairn::cli::AddServerCommand(app, action);
   cairn::cli::AddVersionCommand(app, action);

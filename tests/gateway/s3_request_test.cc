@@ -314,6 +314,16 @@ constexpr OpCase kOpCases[] = {
     {"POST", "/b/k?uploadId=u", false, S3Op::kCompleteMultipartUpload},
     {"DELETE", "/b/k?uploadId=u", false, S3Op::kAbortMultipartUpload},
     {"GET", "/b/k?uploadId=u", false, S3Op::kListParts},
+    {"PUT", "/b?acl", false, S3Op::kPutBucketAcl},
+    {"PUT", "/b/k?acl", false, S3Op::kPutObjectAcl},
+    {"GET", "/b?policy", false, S3Op::kGetBucketPolicy},
+    {"PUT", "/b?policy", false, S3Op::kPutBucketPolicy},
+    {"DELETE", "/b?policy", false, S3Op::kDeleteBucketPolicy},
+    {"GET", "/b?cors", false, S3Op::kGetBucketCors},
+    {"PUT", "/b?cors", false, S3Op::kPutBucketCors},
+    {"DELETE", "/b?cors", false, S3Op::kDeleteBucketCors},
+    {"POST", "/b", false, S3Op::kPostObject},
+    {"OPTIONS", "/b/k", false, S3Op::kPreflight},
 };
 
 TEST(ClassifyOperationTest, NamesEveryOperation) {
@@ -324,8 +334,8 @@ TEST(ClassifyOperationTest, NamesEveryOperation) {
         << ", want " << S3OpName(c.op);
     seen.insert(c.op);
   }
-  // The table covers every operation between kUnknown and the last one, kListParts.
-  EXPECT_EQ(seen.size(), static_cast<size_t>(S3Op::kListParts));
+  // The table covers every operation between kUnknown and the last one, kPreflight.
+  EXPECT_EQ(seen.size(), static_cast<size_t>(S3Op::kPreflight));
 }
 
 TEST(ClassifyOperationTest, VirtualHostRootIsTheBucketNotTheService) {
@@ -338,8 +348,8 @@ TEST(ClassifyOperationTest, VirtualHostRootIsTheBucketNotTheService) {
 
 TEST(ClassifyOperationTest, OperationNamesAreDistinct) {
   std::set<std::string_view> names;
-  for (int i = 0; i <= static_cast<int>(S3Op::kListParts); ++i) names.insert(S3OpName(static_cast<S3Op>(i)));
-  EXPECT_EQ(names.size(), static_cast<size_t>(S3Op::kListParts) + 1);
+  for (int i = 0; i <= static_cast<int>(S3Op::kPreflight); ++i) names.insert(S3OpName(static_cast<S3Op>(i)));
+  EXPECT_EQ(names.size(), static_cast<size_t>(S3Op::kPreflight) + 1);
   EXPECT_EQ(S3OpName(S3Op::kPutObject), "PutObject");
   EXPECT_EQ(S3OpName(S3Op::kUnknown), "Unknown");
 }
@@ -347,9 +357,9 @@ TEST(ClassifyOperationTest, OperationNamesAreDistinct) {
 TEST(ClassifyOperationTest, UnimplementedSubresourcesAreUnknown) {
   for (const std::string_view method : {"GET", "PUT", "DELETE", "POST", "HEAD"}) {
     for (const std::string_view target :
-         {"/b?policy", "/b?cors", "/b?lifecycle", "/b?tagging", "/b?website", "/b?encryption", "/b?replication",
+         {"/b?lifecycle", "/b?tagging", "/b?website", "/b?encryption", "/b?replication",
           "/b?notification", "/b?object-lock", "/b?publicAccessBlock", "/b?policyStatus", "/b?logging",
-          "/b?ownershipControls", "/b?requestPayment", "/b?accelerate", "/b?list-type=2&policy",
+          "/b?ownershipControls", "/b?requestPayment", "/b?accelerate", "/b/k?policy", "/b/k?cors",
           "/b/k?tagging", "/b/k?retention", "/b/k?legal-hold", "/b/k?torrent", "/b/k?restore",
           "/b/k?select&select-type=2", "/b/k?attributes", "/?policy"}) {
       if (method == "GET" && target == "/b/k?tagging") continue;  // GetObjectTagging is answered
@@ -358,11 +368,11 @@ TEST(ClassifyOperationTest, UnimplementedSubresourcesAreUnknown) {
   }
 }
 
-TEST(ClassifyOperationTest, AclAndVersioningWritesAreUnknown) {
-  EXPECT_EQ(Classify("PUT", "/b?acl"), S3Op::kUnknown);
+TEST(ClassifyOperationTest, VersioningWritesAndOddPolicyMethodsAreUnknown) {
   EXPECT_EQ(Classify("PUT", "/b?versioning"), S3Op::kUnknown);
-  EXPECT_EQ(Classify("PUT", "/b/k?acl"), S3Op::kUnknown);
-  EXPECT_EQ(Classify("PUT", "/b/k?acl", /*has_copy_source=*/true), S3Op::kUnknown);
+  EXPECT_EQ(Classify("POST", "/b?policy"), S3Op::kUnknown);
+  EXPECT_EQ(Classify("HEAD", "/b?cors"), S3Op::kUnknown);
+  EXPECT_EQ(Classify("PUT", "/b/k?acl", /*has_copy_source=*/true), S3Op::kPutObjectAcl);
 }
 
 TEST(ClassifyOperationTest, OtherMethodsAndShapesAreUnknown) {
@@ -370,12 +380,12 @@ TEST(ClassifyOperationTest, OtherMethodsAndShapesAreUnknown) {
   EXPECT_EQ(Classify("DELETE", "/"), S3Op::kUnknown);
   EXPECT_EQ(Classify("HEAD", "/"), S3Op::kUnknown);
   EXPECT_EQ(Classify("POST", "/"), S3Op::kUnknown);
-  EXPECT_EQ(Classify("POST", "/b"), S3Op::kUnknown);
+  EXPECT_EQ(Classify("POST", "/b?x=1"), S3Op::kUnknown);
   EXPECT_EQ(Classify("POST", "/b?uploads"), S3Op::kUnknown);
   EXPECT_EQ(Classify("POST", "/b/k"), S3Op::kUnknown);
   EXPECT_EQ(Classify("POST", "/b/k?delete"), S3Op::kUnknown);
   EXPECT_EQ(Classify("PATCH", "/b/k"), S3Op::kUnknown);
-  EXPECT_EQ(Classify("OPTIONS", "/b"), S3Op::kUnknown);
+  EXPECT_EQ(Classify("OPTIONS", "/"), S3Op::kUnknown);
   EXPECT_EQ(Classify("get", "/b/k"), S3Op::kUnknown);  // methods are case-sensitive
 }
 

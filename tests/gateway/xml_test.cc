@@ -8,6 +8,8 @@
 
 #include <random>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "test_util.h"
 
@@ -73,6 +75,18 @@ TEST(XmlWriterTest, KeepsValidUtf8AndReplacesInvalidBytes) {
   EXPECT_EQ(XmlEscape("\xED\xA0\x80"), "\xEF\xBF\xBD\xEF\xBF\xBD\xEF\xBF\xBD");  // a surrogate
 }
 
+TEST(XmlWriterTest, WritesAttributesInOrderEscaped) {
+  XmlWriter w;
+  w.Open("A");
+  w.OpenWithAttributes("Grantee", {{"xmlns:xsi", "http://www.w3.org/2001/XMLSchema-instance"}, {"xsi:type", "a\"<&"}});
+  w.Element("ID", "x");
+  w.Close();
+  w.OpenWithAttributes("B", {});
+  EXPECT_EQ(w.Take(),
+            "<A><Grantee xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"a&quot;&lt;&amp;\">"
+            "<ID>x</ID></Grantee><B></B></A>");
+}
+
 TEST(XmlWriterTest, EscapesTheNamespaceAttribute) {
   XmlWriter w;
   w.Open("A", "x\"y");
@@ -135,13 +149,29 @@ TEST(XmlParserTest, BuildsTheTree) {
   EXPECT_EQ(root->Child("Missing"), nullptr);
 }
 
-TEST(XmlParserTest, DropsNamespacePrefixesAndAttributes) {
+TEST(XmlParserTest, DropsNamespacePrefixes) {
   Result<XmlNode> root = ParseXml(
       "<s3:Delete xmlns:s3='http://s3.amazonaws.com/doc/2006-03-01/' a = \"1\"><s3:Object>"
       "<s3:Key b='&amp;&#65;'>k</s3:Key></s3:Object></s3:Delete>");
   ASSERT_OK(root);
   EXPECT_EQ(root->name, "Delete");
   EXPECT_EQ(root->children.at(0).Child("Key")->text, "k");
+}
+
+TEST(XmlParserTest, KeepsAttributesByLocalNameWithoutNamespaceDeclarations) {
+  Result<XmlNode> root = ParseXml(
+      "<R xmlns='urn:x' xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"Group\" "
+      "b='&amp;&#65;&#10;' c=\"a\tb\r\nc\nd\"><E a=''/></R>");
+  ASSERT_OK(root);
+  EXPECT_EQ(root->attributes,
+            (std::vector<std::pair<std::string, std::string>>{{"type", "Group"}, {"b", "&A\n"}, {"c", "a b c d"}}));
+  ASSERT_NE(root->Attribute("type"), nullptr);
+  EXPECT_EQ(*root->Attribute("type"), "Group");
+  EXPECT_EQ(root->Attribute("xsi"), nullptr);
+  EXPECT_EQ(root->Attribute("xmlns"), nullptr);
+  EXPECT_EQ(root->Attribute("missing"), nullptr);
+  ASSERT_NE(root->children.at(0).Attribute("a"), nullptr);
+  EXPECT_EQ(*root->children.at(0).Attribute("a"), "");
 }
 
 TEST(XmlParserTest, DecodesEntityAndCharacterReferences) {

@@ -78,6 +78,118 @@ class MetaStoreTest : public ::testing::Test {
   std::unique_ptr<MetaStore> store_;
 };
 
+// ---- Access control and identities ------------------------------------------------------------
+
+Acl PublicRead(std::string owner) {
+  return Acl{owner,
+             {{GranteeType::kCanonicalUser, owner, AclPermission::kFullControl},
+              {GranteeType::kGroup, "http://acs.amazonaws.com/groups/global/AllUsers", AclPermission::kRead}}};
+}
+
+TEST_F(MetaStoreTest, UpdateBucketChangesAclPolicyAndCorsDurably) {
+  CreateBucket("b");
+  ASSERT_OK(store_->UpdateBucket("b", [](BucketInfo* b) {
+    b->acl = PublicRead("owner1");
+    b->policy = "{}";
+    b->cors = "<CORSConfiguration/>";
+    return Status::OK();
+  }));
+  Reopen();
+  auto b = store_->GetBucket("b");
+  ASSERT_OK(b);
+  EXPECT_EQ(b->acl, PublicRead("owner1"));
+  EXPECT_EQ(b->policy, "{}");
+  EXPECT_EQ(b->cors, "<CORSConfiguration/>");
+  EXPECT_EQ(b->owner, "owner1");
+  EXPECT_EQ(b->created_ms, 5);
+}
+
+TEST_F(MetaStoreTest, UpdateBucketRefusesIdentityChangesAndKeepsMutateErrors) {
+  CreateBucket("b");
+  EXPECT_TRUE(store_->UpdateBucket("b", [](BucketInfo* b) {
+                      b->owner = "thief";
+                      return Status::OK();
+                    })
+                  .IsInvalidArgument());
+  EXPECT_TRUE(store_->UpdateBucket("b", [](BucketInfo* b) {
+                      b->policy = "x";
+                      return Status::Busy("no");
+                    })
+                  .IsBusy());
+  auto b = store_->GetBucket("b");
+  ASSERT_OK(b);
+  EXPECT_EQ(b->owner, "owner1");
+  EXPECT_TRUE(b->policy.empty());
+  EXPECT_TRUE(store_->UpdateBucket("nope", [](BucketInfo*) { return Status::OK(); }).IsNoSuchBucket());
+}
+
+TEST_F(MetaStoreTest, SetObjectAclReplacesOnlyTheAcl) {
+  CreateBucket("b");
+  ObjectRecord r = Object("b", "k");
+  Put(r);
+  ASSERT_OK(store_->SetObjectAcl("b", "k", PublicRead("u1"), "\"e1\""));
+  auto got = store_->GetObject("b", "k");
+  ASSERT_OK(got);
+  r.acl = PublicRead("u1");
+  EXPECT_EQ(*got, r);
+  // Not applied to a newer version than the one the caller read.
+  EXPECT_TRUE(store_->SetObjectAcl("b", "k", Acl{}, "other-etag").IsPreconditionFailed());
+  EXPECT_TRUE(store_->SetObjectAcl("b", "missing", Acl{}, "").IsNotFound());
+  EXPECT_TRUE(store_->SetObjectAcl("nope", "k", Acl{}, "").IsNoSuchBucket());
+}
+
+TEST_F(MetaStoreTest, UploadAclBecomesTheObjectAcl) {
+  CreateBucket("b");
+  MultipartUpload u{.bucket = "b", .key = "k"};
+  u.acl = PublicRead("u2");
+  auto id = store_->CreateUpload(u);
+  ASSERT_OK(id);
+  ASSERT_OK(store_->PutPart("b", "k", *id, Part(1, 5, "p1", 1), nullptr));
+  auto done = store_->CompleteUpload("b", "k", *id, {{1, "p1"}}, "etag", 1, {});
+  ASSERT_OK(done);
+  EXPECT_EQ(done->object.acl, PublicRead("u2"));
+  auto got = store_->GetObject("b", "k");
+  ASSERT_OK(got);
+  EXPECT_EQ(got->acl, PublicRead("u2"));
+}
+
+TEST_F(MetaStoreTest, UsersAndAccessKeysPersistAndDeleteTogether) {
+  ASSERT_OK(store_->CreateUser(UserRecord{"alice", "id-a", 1}));
+  ASSERT_OK(store_->CreateUser(UserRecord{"bob", "id-b", 2}));
+  EXPECT_TRUE(store_->CreateUser(UserRecord{"alice", "id-x", 3}).IsAlreadyExists());
+  ASSERT_OK(store_->CreateAccessKey(AccessKeyRecord{"K1", "alice", "sealed1", true, 10}));
+  ASSERT_OK(store_->CreateAccessKey(AccessKeyRecord{"K2", "alice", "sealed2", true, 11}));
+  ASSERT_OK(store_->CreateAccessKey(AccessKeyRecord{"K3", "bob", "sealed3", true, 12}));
+  EXPECT_TRUE(store_->CreateAccessKey(AccessKeyRecord{"K1", "bob", "s", true, 1}).IsAlreadyExists());
+  EXPECT_TRUE(store_->CreateAccessKey(AccessKeyRecord{"K9", "carol", "s", true, 1}).IsNotFound());
+  ASSERT_OK(store_->SetAccessKeyEnabled("K2", false));
+  EXPECT_TRUE(store_->SetAccessKeyEnabled("K9", false).IsNotFound());
+  Reopen();
+
+  auto users = store_->ListUsers();
+  ASSERT_OK(users);
+  EXPECT_EQ(*users, (std::vector<UserRecord>{{"alice", "id-a", 1}, {"bob", "id-b", 2}}));
+  auto keys = store_->ListAccessKeys();
+  ASSERT_OK(keys);
+  EXPECT_EQ(*keys, (std::vector<AccessKeyRecord>{{"K1", "alice", "sealed1", true, 10},
+                                                 {"K2", "alice", "sealed2", false, 11},
+                                                 {"K3", "bob", "sealed3", true, 12}}));
+
+  auto removed = store_->DeleteUser("alice");
+  ASSERT_OK(removed);
+  EXPECT_EQ(removed->size(), 2u);
+  EXPECT_TRUE(store_->DeleteUser("alice").status().IsNotFound());
+  ASSERT_OK(store_->DeleteAccessKey("K3"));
+  EXPECT_TRUE(store_->DeleteAccessKey("K3").IsNotFound());
+  Reopen();
+  users = store_->ListUsers();
+  ASSERT_OK(users);
+  EXPECT_EQ(*users, (std::vector<UserRecord>{{"bob", "id-b", 2}}));
+  keys = store_->ListAccessKeys();
+  ASSERT_OK(keys);
+  EXPECT_TRUE(keys->empty());
+}
+
 // ---- Buckets ---------------------------------------------------------------------------------
 
 TEST_F(MetaStoreTest, BucketsAreCreatedListedInOrderAndDeleted) {

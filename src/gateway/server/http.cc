@@ -45,6 +45,17 @@ std::optional<std::string> HttpExchange::Header(std::string_view name) const {
   return out;
 }
 
+std::string HttpExchange::peer_address() const {
+  boost::system::error_code ec;
+  const auto endpoint = socket_.remote_endpoint(ec);
+  if (ec) return {};
+  auto address = endpoint.address();
+  if (address.is_v6() && address.to_v6().is_v4_mapped()) {
+    return boost::asio::ip::make_address_v4(boost::asio::ip::v4_mapped, address.to_v6()).to_string();
+  }
+  return address.to_string();
+}
+
 std::optional<uint64_t> HttpExchange::content_length() const {
   const auto len = parser_.content_length();
   if (!len) return std::nullopt;

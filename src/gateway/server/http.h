@@ -54,6 +54,9 @@ class HttpExchange {
   // The Content-Length, or nullopt when the body is chunked or absent.
   std::optional<uint64_t> content_length() const;
   bool chunked() const;
+  // The peer's IP address as text ("127.0.0.1", "::1"); IPv4-mapped IPv6 addresses in their IPv4
+  // form. Empty when the socket has no peer any more.
+  std::string peer_address() const;
   // The client asked to close after this request (Connection: close, or HTTP/1.0).
   bool client_wants_close() const;
 

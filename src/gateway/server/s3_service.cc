@@ -10,11 +10,15 @@
 #include <unordered_map>
 
 #include "common/logging.h"
+#include "gateway/acl.h"
 #include "gateway/crypto.h"
 #include "gateway/s3_names.h"
 #include "gateway/xml.h"
+#include "gateway/server/s3_service_internal.h"
 
 namespace cairn::gateway::server {
+
+using namespace internal;  // NOLINT(google-build-using-namespace): this file's own helpers
 
 namespace {
 
@@ -51,25 +55,33 @@ std::string NewUploadId() {
   return id;
 }
 
-int64_t NowMillis() {
+}  // namespace
+
+int64_t internal::NowMillis() {
   return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
       .count();
 }
 
-std::string Quoted(std::string_view etag) { return "\"" + std::string(etag) + "\""; }
+std::string internal::Quoted(std::string_view etag) { return "\"" + std::string(etag) + "\""; }
+
+namespace {
 
 std::string_view StripQuotes(std::string_view s) {
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') return s.substr(1, s.size() - 2);
   return s;
 }
 
-std::string ToLower(std::string_view s) {
+}  // namespace
+
+std::string internal::ToLower(std::string_view s) {
   std::string out(s);
   for (char& c : out) {
     if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
   }
   return out;
 }
+
+namespace {
 
 // Parses a decimal integer in [min, max]; nullopt otherwise.
 std::optional<int64_t> ParseInt(std::string_view s, int64_t min, int64_t max) {
@@ -97,9 +109,9 @@ void WaitWritable(object::ObjectWriter* writer) {
   w->cv.wait(l, [&] { return w->ready; });
 }
 
-// Hands all of `data` to the writer, waiting while its window is full. Fails when the writer
-// stopped taking bytes (a chunk failed; Finish reports why).
-Status WriteAll(object::ObjectWriter* writer, std::span<const std::byte> data) {
+}  // namespace
+
+Status internal::WriteAll(object::ObjectWriter* writer, std::span<const std::byte> data) {
   while (!data.empty()) {
     size_t n = writer->Write(data);
     data = data.subspan(n);
@@ -112,6 +124,44 @@ Status WriteAll(object::ObjectWriter* writer, std::span<const std::byte> data) {
     }
   }
   return Status::OK();
+}
+
+namespace {
+
+// The S3 error for a failed metadata call about an object (NotFound means NoSuchKey here).
+S3Error ObjectError(const Status& s) {
+  if (s.IsNotFound()) return Make(S3Code::kNoSuchKey);
+  return FromStatus(s);
+}
+
+// A copy source: "bucket/key" or "/bucket/key", percent-encoded, optionally "?versionId=...".
+struct CopySource {
+  std::string bucket;
+  std::string key;
+};
+
+Result<CopySource> ParseCopySource(std::string_view header) {
+  std::string_view path = header;
+  std::string_view query;
+  if (size_t q = path.find('?'); q != std::string_view::npos) {
+    query = path.substr(q + 1);
+    path = path.substr(0, q);
+  }
+  CAIRN_ASSIGN_OR_RETURN(std::string decoded, PercentDecode(path, false));
+  std::string_view d = decoded;
+  if (!d.empty() && d.front() == '/') d.remove_prefix(1);
+  const size_t slash = d.find('/');
+  if (slash == std::string_view::npos || slash == 0 || slash + 1 == d.size()) {
+    return Status::InvalidArgument("x-amz-copy-source must be bucket/key");
+  }
+  if (!query.empty()) {
+    CAIRN_ASSIGN_OR_RETURN(QueryParams q, QueryParams::Parse(query));
+    auto version = q.Get("versionId");
+    if (version && *version != meta::kNullVersionId) {
+      return Status::InvalidArgument("no such version of the copy source");
+    }
+  }
+  return CopySource{std::string(d.substr(0, slash)), std::string(d.substr(slash + 1))};
 }
 
 }  // namespace
@@ -151,36 +201,12 @@ struct S3Service::Metrics {
   }
 };
 
-// ---- Request state ---------------------------------------------------------------------------
-
-struct S3Service::Request {
-  explicit Request(HttpExchange& e) : ex(e) {}
-  HttpExchange& ex;
-  std::string request_id;
-  S3Target target;
-  S3Op op = S3Op::kUnknown;
-  AuthResult auth;
-  std::string resource;
-  int status = 0;
-
-  const std::string& bucket() const { return target.bucket; }
-  const std::string& key() const { return target.key; }
-  std::optional<std::string> Query(std::string_view name) const { return target.query.Get(name); }
-
-  ResponseHead Head(int code) const {
-    ResponseHead h;
-    h.status = code;
-    h.Add("x-amz-request-id", request_id);
-    h.Add("x-amz-id-2", request_id);
-    return h;
-  }
-};
-
-S3Service::S3Service(object::ObjectStore* objects, meta::MetaStore* meta, SecretLookup secrets,
+S3Service::S3Service(object::ObjectStore* objects, meta::MetaStore* meta, Identities* identities,
                      S3ServiceOptions options)
     : objects_(objects),
       meta_(meta),
-      secrets_(std::move(secrets)),
+      identities_(identities),
+      secrets_([identities](std::string_view access_key) { return identities->Secret(access_key); }),
       options_(std::move(options)),
       metrics_(std::make_unique<Metrics>()) {
   if (!options_.now) options_.now = [] { return static_cast<int64_t>(::time(nullptr)); };
@@ -235,6 +261,9 @@ void S3Service::Dispatch(Request& r) {
   r.target = std::move(*target);
   r.op = ClassifyOperation(ex.method(), r.target, ex.Header("x-amz-copy-source").has_value());
 
+  // A browser's CORS preflight carries no credentials; the bucket's CORS rules answer it.
+  if (r.op == S3Op::kPreflight) return Preflight(r);
+
   // Authentication comes first: nothing about buckets or keys is revealed to an unknown caller.
   SigV4Request sreq;
   sreq.method = ex.method();
@@ -251,15 +280,89 @@ void S3Service::Dispatch(Request& r) {
     return SendError(r, e);
   }
   r.auth = std::move(*auth);
-  if (r.auth.anonymous) return SendError(r, Make(S3Code::kAccessDenied, "Anonymous access is not allowed."));
+  if (!r.auth.anonymous) {
+    auto principal = identities_->PrincipalOf(r.auth.access_key);
+    // The key was disabled or deleted between the signature check and now.
+    if (!principal) return SendError(r, Make(S3Code::kInvalidAccessKeyId));
+    r.principal = std::move(*principal);
+  }
+  constexpr std::string_view kAdminPrefix = "/_cairn/admin/v1/";
+  if (!r.target.virtual_host && raw_path.starts_with(kAdminPrefix)) {
+    r.op = S3Op::kAdmin;
+    return Admin(r, raw_path.substr(kAdminPrefix.size()));
+  }
 
   if (r.op == S3Op::kUnknown) {
+    if (r.auth.anonymous) return SendError(r, Make(S3Code::kAccessDenied));
     return SendError(r, Make(S3Code::kNotImplemented, "Cairn does not implement this operation yet."));
   }
   if (!r.key().empty()) {
     if (r.key().size() > kMaxObjectKeyBytes) return SendError(r, Make(S3Code::kKeyTooLongError));
     if (Status s = ValidateObjectKey(r.key()); !s.ok()) {
       return SendError(r, Make(S3Code::kInvalidArgument, s.message()));
+    }
+  }
+  if (!r.bucket().empty()) {
+    auto b = meta_->GetBucket(r.bucket());
+    if (b.ok()) {
+      r.bucket_info = std::move(*b);
+    } else if (!b.status().IsNoSuchBucket() && !b.status().IsInvalidArgument()) {
+      return SendError(r, FromStatus(b.status()));
+    }
+  }
+  if (r.bucket_info && !r.bucket_info->cors.empty()) {
+    if (auto origin = ex.Header("origin")) {
+      if (auto rules = CorsOf(*r.bucket_info)) {
+        CorsRequest cr;
+        cr.origin = *origin;
+        cr.method = std::string(ex.method());
+        if (const CorsRule* rule = MatchCors(*rules, cr)) r.cors_headers = CorsResponseHeaders(*rule, cr);
+      }
+    }
+  }
+
+  // Authorization, in one place: every operation below runs only if Check allowed it. Two
+  // operations decide per key after reading their bodies, with the same Check: a form upload
+  // (its key and signer are form fields) and DeleteObjects (each key is a DeleteObject).
+  if (r.op == S3Op::kPostObject) return PostObject(r);
+  if (r.op == S3Op::kDeleteObjects) {
+    if (!r.bucket_info && r.principal.anonymous) return SendError(r, Make(S3Code::kAccessDenied));
+    // Without a bucket policy the decision does not depend on the key (the bucket's ACL decides):
+    // a requester who may delete nothing is refused as a whole, as any other operation is.
+    if (r.bucket_info && r.bucket_info->policy.empty() &&
+        !Check(r, S3Op::kDeleteObjects, &*r.bucket_info, r.bucket(), "", nullptr).allowed) {
+      return SendError(r, Make(S3Code::kAccessDenied));
+    }
+    return DeleteObjects(r);
+  }
+  const meta::Acl* object_acl = nullptr;
+  if (AccessFor(r.op).target == AclTarget::kObject && r.bucket_info && !r.principal.root) {
+    auto o = meta_->GetObject(r.bucket(), r.key());
+    if (o.ok()) {
+      r.object = std::move(*o);
+      object_acl = &r.object->acl;
+    } else if (!o.status().IsNotFound()) {
+      return SendError(r, ObjectError(o.status()));
+    }
+  }
+  if (!Check(r, r.op, r.bucket_info ? &*r.bucket_info : nullptr, r.bucket(), r.key(), object_acl).allowed) {
+    return SendError(r, Make(S3Code::kAccessDenied));
+  }
+  if ((r.op == S3Op::kCopyObject || r.op == S3Op::kUploadPartCopy) && !r.principal.root) {
+    // A copy reads its source: the requester needs GetObject there too.
+    auto src = ParseCopySource(*ex.Header("x-amz-copy-source"));
+    if (src.ok()) {
+      auto src_bucket = meta_->GetBucket(src->bucket);
+      std::optional<meta::ObjectRecord> src_object;
+      if (src_bucket.ok()) {
+        auto o = meta_->GetObject(src->bucket, src->key);
+        if (o.ok()) src_object = std::move(*o);
+      }
+      if (!Check(r, S3Op::kGetObject, src_bucket.ok() ? &*src_bucket : nullptr, src->bucket, src->key,
+                 src_object ? &src_object->acl : nullptr)
+               .allowed) {
+        return SendError(r, Make(S3Code::kAccessDenied));
+      }
     }
   }
 
@@ -275,7 +378,6 @@ void S3Service::Dispatch(Request& r) {
     case S3Op::kListObjectsV2: return ListObjects(r, 2);
     case S3Op::kListObjectVersions: return ListObjectVersions(r);
     case S3Op::kListMultipartUploads: return ListMultipartUploads(r);
-    case S3Op::kDeleteObjects: return DeleteObjects(r);
     case S3Op::kPutObject: return PutObject(r);
     case S3Op::kCopyObject: return CopyObject(r);
     case S3Op::kGetObject: return GetObject(r, false);
@@ -289,27 +391,162 @@ void S3Service::Dispatch(Request& r) {
     case S3Op::kCompleteMultipartUpload: return CompleteMultipartUpload(r);
     case S3Op::kAbortMultipartUpload: return AbortMultipartUpload(r);
     case S3Op::kListParts: return ListParts(r);
+    case S3Op::kPutBucketAcl:
+    case S3Op::kPutObjectAcl: return PutAcl(r);
+    case S3Op::kGetBucketPolicy: return GetBucketPolicy(r);
+    case S3Op::kPutBucketPolicy: return PutBucketPolicy(r);
+    case S3Op::kDeleteBucketPolicy: return DeleteBucketPolicy(r);
+    case S3Op::kGetBucketCors: return GetBucketCors(r);
+    case S3Op::kPutBucketCors: return PutBucketCors(r);
+    case S3Op::kDeleteBucketCors: return DeleteBucketCors(r);
+    case S3Op::kDeleteObjects:
+    case S3Op::kPostObject:
+    case S3Op::kPreflight:
+    case S3Op::kAdmin:
     case S3Op::kUnknown: break;
   }
   SendError(r, Make(S3Code::kNotImplemented));
+}
+
+// ---- Authorization and per-bucket documents ---------------------------------------------------
+
+AccessDecision S3Service::Check(Request& r, S3Op op, const meta::BucketInfo* bucket, std::string_view bucket_name,
+                                std::string_view key, const meta::Acl* object_acl) {
+  AccessRequest ar;
+  ar.op = op;
+  ar.bucket = bucket_name;
+  ar.key = key;
+  ar.bucket_info = bucket;
+  ar.object_acl = object_acl;
+  std::shared_ptr<const BucketPolicy> policy;
+  if (bucket != nullptr && !r.principal.root) {
+    policy = PolicyOf(*bucket);
+    ar.policy = policy.get();
+  }
+  if (ar.policy != nullptr) {
+    // The condition keys S3 documents for these operations, as far as Cairn knows them.
+    auto& c = ar.context;
+    c["aws:sourceip"] = r.ex.peer_address();
+    c["aws:securetransport"] = "false";
+    const int64_t now = options_.now();
+    c["aws:currenttime"] = FormatIso8601(now * 1000);
+    c["aws:epochtime"] = std::to_string(now);
+    c["aws:principaltype"] = r.principal.anonymous ? "Anonymous" : "User";
+    if (auto v = r.ex.Header("user-agent")) c["aws:useragent"] = *v;
+    if (auto v = r.ex.Header("referer")) c["aws:referer"] = *v;
+    if (auto v = r.ex.Header("x-amz-acl")) c["s3:x-amz-acl"] = *v;
+    if (auto v = r.ex.Header("x-amz-content-sha256")) c["s3:x-amz-content-sha256"] = *v;
+    if (auto v = r.ex.Header("x-amz-copy-source")) c["s3:x-amz-copy-source"] = *v;
+    if (auto v = r.ex.Header("x-amz-metadata-directive")) c["s3:x-amz-metadata-directive"] = *v;
+    if (auto v = r.ex.Header("x-amz-storage-class")) c["s3:x-amz-storage-class"] = *v;
+    if (!r.principal.anonymous) {
+      c["s3:signatureversion"] = "AWS4-HMAC-SHA256";
+      c["s3:authtype"] = op == S3Op::kPostObject                       ? "POST"
+                         : r.auth.method == AuthMethod::kPresigned ? "REST-QUERY-STRING"
+                                                                   : "REST-HEADER";
+    }
+    if (op == S3Op::kListObjects || op == S3Op::kListObjectsV2 || op == S3Op::kListObjectVersions) {
+      // S3 defines s3:prefix for every listing; an absent prefix is the empty one.
+      c["s3:prefix"] = r.Query("prefix").value_or("");
+      if (auto v = r.Query("delimiter")) c["s3:delimiter"] = *v;
+      if (auto v = r.Query("max-keys")) c["s3:max-keys"] = *v;
+    }
+  }
+  const AccessDecision d = Authorize(r.principal, ar);
+  CAIRN_LOG_DEBUG("authz {} {} {} {} s3://{}/{} -> {} ({})", r.request_id,
+                  r.principal.anonymous ? std::string("anonymous") : r.principal.user_name,
+                  r.principal.anonymous ? std::string("-") : r.auth.access_key, S3OpName(op), bucket_name, key,
+                  d.allowed ? "allow" : "deny", d.reason);
+  return d;
+}
+
+std::shared_ptr<const BucketPolicy> S3Service::PolicyOf(const meta::BucketInfo& bucket) {
+  if (bucket.policy.empty()) return nullptr;
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    auto it = policies_.find(bucket.name);
+    if (it != policies_.end() && it->second.first == bucket.policy) return it->second.second;
+  }
+  auto parsed = BucketPolicy::Parse(bucket.policy, bucket.name);
+  if (!parsed.ok()) {
+    // Stored policies were checked when they were put; one that fails now (a parser change)
+    // must not open the bucket: the caller falls back to ACLs, and the log says why.
+    CAIRN_LOG_WARN("bucket {}: stored policy no longer parses: {}", bucket.name, parsed.status().ToString());
+    return nullptr;
+  }
+  auto policy = std::make_shared<const BucketPolicy>(std::move(*parsed));
+  std::lock_guard<std::mutex> l(cache_mu_);
+  policies_[bucket.name] = {bucket.policy, policy};
+  return policy;
+}
+
+std::shared_ptr<const CorsConfiguration> S3Service::CorsOf(const meta::BucketInfo& bucket) {
+  if (bucket.cors.empty()) return nullptr;
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    auto it = cors_.find(bucket.name);
+    if (it != cors_.end() && it->second.first == bucket.cors) return it->second.second;
+  }
+  auto parsed = ParseCorsConfiguration(bucket.cors);
+  if (!parsed.ok()) {
+    CAIRN_LOG_WARN("bucket {}: stored CORS configuration no longer parses: {}", bucket.name,
+                   parsed.status().ToString());
+    return nullptr;
+  }
+  auto config = std::make_shared<const CorsConfiguration>(std::move(*parsed));
+  std::lock_guard<std::mutex> l(cache_mu_);
+  cors_[bucket.name] = {bucket.cors, config};
+  return config;
+}
+
+bool S3Service::RequestedAcl(Request& r, const std::string& owner, meta::Acl* acl) {
+  const std::string bucket_owner = r.bucket_info ? r.bucket_info->owner : owner;
+  const auto canned = r.ex.Header("x-amz-acl");
+  std::vector<GrantHeader> grants;
+  for (std::string_view name : {"x-amz-grant-read", "x-amz-grant-write", "x-amz-grant-read-acp",
+                                "x-amz-grant-write-acp", "x-amz-grant-full-control"}) {
+    if (auto v = r.ex.Header(name)) grants.push_back({std::string(name), *v});
+  }
+  if (canned && !grants.empty()) {
+    SendError(r, Make(S3Code::kInvalidRequest, "Specifying both Canned ACLs and Header Grants is not allowed"));
+    return false;
+  }
+  auto result = [&]() -> Result<meta::Acl> {
+    if (grants.empty()) return CannedAcl(canned.value_or("private"), owner, bucket_owner);
+    return AclFromGrantHeaders(grants, owner,
+                               [this](std::string_view id) { return identities_->CanonicalIdExists(id); });
+  }();
+  if (!result.ok()) {
+    const Status& s = result.status();
+    SendError(r, s.IsNotSupported() ? Make(S3Code::kUnresolvableGrantByEmailAddress)
+                                    : Make(S3Code::kInvalidArgument, s.message()));
+    return false;
+  }
+  *acl = std::move(*result);
+  return true;
+}
+
+void S3Service::WriteOwner(XmlWriter& x, std::string_view canonical_id, std::string_view element) const {
+  x.Open(element);
+  x.Element("ID", canonical_id);
+  x.Element("DisplayName", identities_->DisplayName(canonical_id));
+  x.Close();
+}
+
+std::string S3Service::BucketOwner(const Request& r) const {
+  return r.bucket_info ? r.bucket_info->owner : identities_->root_canonical_id();
+}
+
+std::string S3Service::NewObjectOwner(const Request& r) const {
+  if (r.principal.anonymous) return r.bucket_info ? r.bucket_info->owner : std::string();
+  return r.principal.canonical_id;
 }
 
 // ---- Shared pieces ---------------------------------------------------------------------------
 
 namespace {
 
-void WriteOwner(XmlWriter& x, const S3ServiceOptions& o, std::string_view element = "Owner") {
-  x.Open(element);
-  x.Element("ID", o.owner_id);
-  x.Element("DisplayName", o.owner_name);
-  x.Close();
-}
 
-// The S3 error for a failed metadata call about an object (NotFound means NoSuchKey here).
-S3Error ObjectError(const Status& s) {
-  if (s.IsNotFound()) return Make(S3Code::kNoSuchKey);
-  return FromStatus(s);
-}
 
 constexpr std::string_view kStorageClasses[] = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
                                                 "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"};
@@ -376,36 +613,6 @@ Result<std::optional<crypto::Md5Digest>> ContentMd5(const HttpExchange& ex) {
   crypto::Md5Digest d;
   std::copy(raw->begin(), raw->end(), reinterpret_cast<char*>(d.data()));
   return std::optional<crypto::Md5Digest>(d);
-}
-
-// A copy source: "bucket/key" or "/bucket/key", percent-encoded, optionally "?versionId=...".
-struct CopySource {
-  std::string bucket;
-  std::string key;
-};
-
-Result<CopySource> ParseCopySource(std::string_view header) {
-  std::string_view path = header;
-  std::string_view query;
-  if (size_t q = path.find('?'); q != std::string_view::npos) {
-    query = path.substr(q + 1);
-    path = path.substr(0, q);
-  }
-  CAIRN_ASSIGN_OR_RETURN(std::string decoded, PercentDecode(path, false));
-  std::string_view d = decoded;
-  if (!d.empty() && d.front() == '/') d.remove_prefix(1);
-  const size_t slash = d.find('/');
-  if (slash == std::string_view::npos || slash == 0 || slash + 1 == d.size()) {
-    return Status::InvalidArgument("x-amz-copy-source must be bucket/key");
-  }
-  if (!query.empty()) {
-    CAIRN_ASSIGN_OR_RETURN(QueryParams q, QueryParams::Parse(query));
-    auto version = q.Get("versionId");
-    if (version && *version != meta::kNullVersionId) {
-      return Status::InvalidArgument("no such version of the copy source");
-    }
-  }
-  return CopySource{std::string(d.substr(0, slash)), std::string(d.substr(slash + 1))};
 }
 
 // Evaluates the x-amz-copy-source-if-* headers; every failure is 412 for a copy.
@@ -504,9 +711,11 @@ void S3Service::ListBuckets(Request& r) {
   XmlWriter x;
   x.Declaration();
   x.Open("ListAllMyBucketsResult", kS3XmlNamespace);
-  WriteOwner(x, options_);
+  WriteOwner(x, r.principal.canonical_id);
   x.Open("Buckets");
   for (const auto& b : *buckets) {
+    // A user sees its own buckets; root sees all.
+    if (!r.principal.root && b.owner != r.principal.canonical_id) continue;
     x.Open("Bucket");
     x.Element("Name", b.name);
     x.Element("CreationDate", FormatIso8601(b.created_ms));
@@ -533,13 +742,23 @@ void S3Service::CreateBucket(Request& r) {
                                    options_.region + "."));
     }
   }
+  if (r.bucket_info) {
+    return SendError(r, Make(r.bucket_info->owner == r.principal.canonical_id ? S3Code::kBucketAlreadyOwnedByYou
+                                                                              : S3Code::kBucketAlreadyExists));
+  }
   meta::BucketInfo info;
   info.name = r.bucket();
-  info.owner = options_.owner_id;
+  info.owner = r.principal.canonical_id;
   info.created_ms = NowMillis();
   info.region = region;
+  if (!RequestedAcl(r, info.owner, &info.acl)) return;
   Status s = meta_->CreateBucket(info);
-  if (s.IsAlreadyExists()) return SendError(r, Make(S3Code::kBucketAlreadyOwnedByYou));
+  if (s.IsAlreadyExists()) {
+    // Created by someone else between the look-up and now.
+    auto other = meta_->GetBucket(r.bucket());
+    const bool mine = other.ok() && other->owner == r.principal.canonical_id;
+    return SendError(r, Make(mine ? S3Code::kBucketAlreadyOwnedByYou : S3Code::kBucketAlreadyExists));
+  }
   if (!s.ok()) return SendError(r, FromStatus(s));
   ResponseHead head = r.Head(200);
   head.Add("Location", "/" + r.bucket());
@@ -550,13 +769,18 @@ void S3Service::CreateBucket(Request& r) {
 void S3Service::DeleteBucket(Request& r) {
   Status s = meta_->DeleteBucket(r.bucket());
   if (!s.ok()) return SendError(r, FromStatus(s));
+  {
+    std::lock_guard<std::mutex> l(cache_mu_);
+    policies_.erase(r.bucket());
+    cors_.erase(r.bucket());
+  }
   r.status = 204;
   (void)r.ex.SendResponse(r.Head(204), "");
 }
 
 void S3Service::HeadBucket(Request& r) {
-  auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status()));
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  const meta::BucketInfo* b = &*r.bucket_info;
   ResponseHead head = r.Head(200);
   head.Add("x-amz-bucket-region", b->region.empty() ? options_.region : b->region);
   r.status = 200;
@@ -564,8 +788,8 @@ void S3Service::HeadBucket(Request& r) {
 }
 
 void S3Service::GetBucketLocation(Request& r) {
-  auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status()));
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  const meta::BucketInfo* b = &*r.bucket_info;
   XmlWriter x;
   x.Declaration();
   const std::string region = b->region.empty() ? options_.region : b->region;
@@ -579,8 +803,7 @@ void S3Service::GetBucketLocation(Request& r) {
 }
 
 void S3Service::GetBucketVersioning(Request& r) {
-  auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status()));
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   XmlWriter x;
   x.Declaration();
   x.Open("VersioningConfiguration", kS3XmlNamespace);  // never enabled: no Status element
@@ -588,22 +811,195 @@ void S3Service::GetBucketVersioning(Request& r) {
 }
 
 void S3Service::GetAcl(Request& r) {
-  auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status()));
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  const std::string& bucket_owner = r.bucket_info->owner;
+  meta::Acl acl = EffectiveAcl(r.bucket_info->acl, bucket_owner);
   if (!r.key().empty()) {
+    if (!r.object) {
+      auto o = meta_->GetObject(r.bucket(), r.key());
+      if (!o.ok()) return SendError(r, ObjectError(o.status()));
+      r.object = std::move(*o);
+    }
+    acl = EffectiveAcl(r.object->acl, bucket_owner);
+  }
+  SendXml(r, 200, AclToXml(acl, [this](std::string_view id) { return identities_->DisplayName(id); }));
+}
+
+void S3Service::PutAcl(Request& r) {
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  const bool object = !r.key().empty();
+  if (object && !r.object) {
     auto o = meta_->GetObject(r.bucket(), r.key());
     if (!o.ok()) return SendError(r, ObjectError(o.status()));
+    r.object = std::move(*o);
   }
-  // Until users and ACLs exist (issue 4), the owner has FULL_CONTROL and nobody else anything.
-  std::string doc = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<AccessControlPolicy xmlns=\"";
-  doc += kS3XmlNamespace;
-  doc += "\"><Owner><ID>" + XmlEscape(options_.owner_id) + "</ID><DisplayName>" + XmlEscape(options_.owner_name) +
-         "</DisplayName></Owner><AccessControlList><Grant><Grantee "
-         "xmlns:xsi=\"http://www.w3.org/2001/XMLSchema-instance\" xsi:type=\"CanonicalUser\"><ID>" +
-         XmlEscape(options_.owner_id) + "</ID><DisplayName>" + XmlEscape(options_.owner_name) +
-         "</DisplayName></Grantee><Permission>FULL_CONTROL</Permission></Grant></AccessControlList>"
-         "</AccessControlPolicy>";
-  SendXml(r, 200, std::move(doc));
+  const std::string owner = object ? EffectiveAcl(r.object->acl, r.bucket_info->owner).owner : r.bucket_info->owner;
+  auto body = r.ex.ReadSmallBody(64 * 1024);
+  if (!body.ok()) return SendError(r, Make(S3Code::kMalformedACLError, body.status().message()));
+  if (r.auth.payload_mode == PayloadMode::kSignedSha256) {
+    if (Status s = CheckPayloadSha256(r.auth, crypto::Sha256(*body)); !s.ok()) return SendError(r, FromStatus(s));
+  }
+  const bool has_headers = r.ex.Header("x-amz-acl") || r.ex.Header("x-amz-grant-read") ||
+                           r.ex.Header("x-amz-grant-write") || r.ex.Header("x-amz-grant-read-acp") ||
+                           r.ex.Header("x-amz-grant-write-acp") || r.ex.Header("x-amz-grant-full-control");
+  meta::Acl acl;
+  if (has_headers) {
+    if (!body->empty()) {
+      return SendError(r, Make(S3Code::kUnexpectedContent, "This request does not support content"));
+    }
+    if (!RequestedAcl(r, owner, &acl)) return;
+  } else {
+    if (body->empty()) {
+      return SendError(r, Make(S3Code::kMissingSecurityHeader, "Your request was missing a required header"));
+    }
+    auto parsed = AclFromXml(*body, owner, [this](std::string_view id) { return identities_->CanonicalIdExists(id); });
+    if (!parsed.ok()) {
+      const Status& s = parsed.status();
+      if (s.IsMalformedXml()) return SendError(r, Make(S3Code::kMalformedACLError));
+      if (s.IsNotSupported()) return SendError(r, Make(S3Code::kUnresolvableGrantByEmailAddress));
+      if (s.IsAccessDenied()) return SendError(r, Make(S3Code::kAccessDenied, s.message()));
+      return SendError(r, Make(S3Code::kInvalidArgument, s.message()));
+    }
+    acl = std::move(*parsed);
+  }
+  Status s = object ? meta_->SetObjectAcl(r.bucket(), r.key(), acl, r.object->etag)
+                    : meta_->UpdateBucket(r.bucket(), [&](meta::BucketInfo* b) {
+                        b->acl = acl;
+                        return Status::OK();
+                      });
+  if (s.IsPreconditionFailed()) {
+    return SendError(r, Make(S3Code::kOperationAborted,
+                             "A conflicting conditional operation is currently in progress against this resource."));
+  }
+  if (!s.ok()) return SendError(r, object ? ObjectError(s) : FromStatus(s));
+  r.status = 200;
+  (void)r.ex.SendResponse(r.Head(200), "");
+}
+
+void S3Service::GetBucketPolicy(Request& r) {
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  if (r.bucket_info->policy.empty()) return SendError(r, Make(S3Code::kNoSuchBucketPolicy));
+  r.status = 200;
+  ResponseHead head = r.Head(200);
+  head.Add("Content-Type", "application/json");
+  (void)r.ex.SendResponse(head, r.bucket_info->policy);
+}
+
+void S3Service::PutBucketPolicy(Request& r) {
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  auto body = r.ex.ReadSmallBody(kMaxBucketPolicyBytes);
+  if (!body.ok()) {
+    if (body.status().IsIncompleteBody()) return SendError(r, Make(S3Code::kIncompleteBody));
+    return SendError(r, Make(S3Code::kMalformedPolicy, "Policies must be no larger than 20 KB"));
+  }
+  if (r.auth.payload_mode == PayloadMode::kSignedSha256) {
+    if (Status s = CheckPayloadSha256(r.auth, crypto::Sha256(*body)); !s.ok()) return SendError(r, FromStatus(s));
+  }
+  if (body->empty()) return SendError(r, Make(S3Code::kMalformedPolicy, "Policies must be valid JSON"));
+  auto parsed = BucketPolicy::Parse(*body, r.bucket());
+  if (!parsed.ok()) return SendError(r, Make(S3Code::kMalformedPolicy, parsed.status().message()));
+  Status s = meta_->UpdateBucket(r.bucket(), [&](meta::BucketInfo* b) {
+    b->policy = *body;
+    return Status::OK();
+  });
+  if (!s.ok()) return SendError(r, FromStatus(s));
+  r.status = 204;
+  (void)r.ex.SendResponse(r.Head(204), "");
+}
+
+void S3Service::DeleteBucketPolicy(Request& r) {
+  Status s = meta_->UpdateBucket(r.bucket(), [](meta::BucketInfo* b) {
+    b->policy.clear();
+    return Status::OK();
+  });
+  if (!s.ok()) return SendError(r, FromStatus(s));
+  r.status = 204;
+  (void)r.ex.SendResponse(r.Head(204), "");
+}
+
+void S3Service::GetBucketCors(Request& r) {
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  if (r.bucket_info->cors.empty()) return SendError(r, Make(S3Code::kNoSuchCORSConfiguration));
+  SendXml(r, 200, r.bucket_info->cors);
+}
+
+void S3Service::PutBucketCors(Request& r) {
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  auto content_md5 = ContentMd5(r.ex);
+  if (!content_md5.ok()) return SendError(r, Make(S3Code::kInvalidDigest));
+  auto body = r.ex.ReadSmallBody(64 * 1024);
+  if (!body.ok()) {
+    if (body.status().IsIncompleteBody()) return SendError(r, Make(S3Code::kIncompleteBody));
+    return SendError(r, Make(S3Code::kMalformedXML, body.status().message()));
+  }
+  if (*content_md5 && crypto::Md5(*body) != **content_md5) return SendError(r, Make(S3Code::kBadDigest));
+  if (r.auth.payload_mode == PayloadMode::kSignedSha256) {
+    if (Status s = CheckPayloadSha256(r.auth, crypto::Sha256(*body)); !s.ok()) return SendError(r, FromStatus(s));
+  }
+  auto config = ParseCorsConfiguration(*body);
+  if (!config.ok()) {
+    const Status& s = config.status();
+    if (s.IsInvalidArgument()) return SendError(r, Make(S3Code::kInvalidRequest, s.message()));
+    return SendError(r, FromStatus(s));
+  }
+  const std::string stored = CorsXml(*config);
+  Status s = meta_->UpdateBucket(r.bucket(), [&](meta::BucketInfo* b) {
+    b->cors = stored;
+    return Status::OK();
+  });
+  if (!s.ok()) return SendError(r, FromStatus(s));
+  r.status = 200;
+  (void)r.ex.SendResponse(r.Head(200), "");
+}
+
+void S3Service::DeleteBucketCors(Request& r) {
+  Status s = meta_->UpdateBucket(r.bucket(), [](meta::BucketInfo* b) {
+    b->cors.clear();
+    return Status::OK();
+  });
+  if (!s.ok()) return SendError(r, FromStatus(s));
+  r.status = 204;
+  (void)r.ex.SendResponse(r.Head(204), "");
+}
+
+void S3Service::Preflight(Request& r) {
+  const auto origin = r.ex.Header("origin");
+  const auto method = r.ex.Header("access-control-request-method");
+  if (!origin || !method) {
+    return SendError(r, Make(S3Code::kInvalidRequest,
+                             "Insufficient information. Origin request header needed."));
+  }
+  const S3Error refused = Make(S3Code::kAccessForbidden,
+                               "CORSResponse: This CORS request is not allowed. This is usually because the "
+                               "evaluation of Origin, request method / Access-Control-Request-Method or "
+                               "Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.");
+  auto bucket = meta_->GetBucket(r.bucket());
+  if (!bucket.ok()) {
+    if (bucket.status().IsNoSuchBucket() || bucket.status().IsInvalidArgument()) return SendError(r, refused);
+    return SendError(r, FromStatus(bucket.status()));
+  }
+  auto rules = CorsOf(*bucket);
+  if (!rules) return SendError(r, Make(S3Code::kAccessForbidden, "CORSResponse: CORS is not enabled for this bucket."));
+  CorsRequest cr;
+  cr.origin = *origin;
+  cr.method = *method;
+  cr.preflight = true;
+  if (auto requested = r.ex.Header("access-control-request-headers")) {
+    std::string_view rest = *requested;
+    while (!rest.empty()) {
+      const size_t comma = rest.find(',');
+      std::string_view item = rest.substr(0, comma);
+      rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+      while (!item.empty() && (item.front() == ' ' || item.front() == '\t')) item.remove_prefix(1);
+      while (!item.empty() && (item.back() == ' ' || item.back() == '\t')) item.remove_suffix(1);
+      if (!item.empty()) cr.request_headers.emplace_back(item);
+    }
+  }
+  const CorsRule* rule = MatchCors(*rules, cr);
+  if (rule == nullptr) return SendError(r, refused);
+  r.cors_headers = CorsResponseHeaders(*rule, cr);
+  r.status = 200;
+  (void)r.ex.SendResponse(r.Head(200), "");
 }
 
 void S3Service::GetObjectTagging(Request& r) {
@@ -728,7 +1124,7 @@ void S3Service::ListObjects(Request& r, int version) {
     x.Element("LastModified", FormatIso8601(o.last_modified_ms));
     x.Element("ETag", Quoted(o.etag));
     x.Element("Size", o.size);
-    if (fetch_owner) WriteOwner(x, options_);
+    if (fetch_owner) WriteOwner(x, o.acl.owner.empty() ? BucketOwner(r) : o.acl.owner);
     x.Element("StorageClass", o.storage_class.empty() ? "STANDARD" : o.storage_class);
     x.Close();
   }
@@ -773,7 +1169,7 @@ void S3Service::ListObjectVersions(Request& r) {
     x.Element("LastModified", FormatIso8601(o.last_modified_ms));
     x.Element("ETag", Quoted(o.etag));
     x.Element("Size", o.size);
-    WriteOwner(x, options_);
+    WriteOwner(x, o.acl.owner.empty() ? BucketOwner(r) : o.acl.owner);
     x.Element("StorageClass", o.storage_class.empty() ? "STANDARD" : o.storage_class);
     x.Close();
   }
@@ -852,8 +1248,9 @@ void S3Service::ListMultipartUploads(Request& r) {
     x.Open("Upload");
     x.Element("Key", enc(u.key));
     x.Element("UploadId", u.upload_id);
-    WriteOwner(x, options_, "Initiator");
-    WriteOwner(x, options_);
+    const std::string& initiator = u.acl.owner.empty() ? BucketOwner(r) : u.acl.owner;
+    WriteOwner(x, initiator, "Initiator");
+    WriteOwner(x, initiator);
     x.Element("StorageClass", u.headers.storage_class.empty() ? "STANDARD" : u.headers.storage_class);
     x.Element("Initiated", FormatIso8601(u.initiated_ms));
     x.Close();
@@ -880,8 +1277,7 @@ void S3Service::DeleteObjects(Request& r) {
   }
   auto req = ParseDeleteRequest(*body);
   if (!req.ok()) return SendError(r, FromStatus(req.status()));
-  auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status()));
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
 
   XmlWriter x;
   x.Declaration();
@@ -892,6 +1288,8 @@ void S3Service::DeleteObjects(Request& r) {
       s = Status::InvalidArgument("invalid key");
     } else if (entry.version_id && *entry.version_id != meta::kNullVersionId) {
       s = Status::InvalidArgument("Invalid version id specified");
+    } else if (!Check(r, S3Op::kDeleteObject, &*r.bucket_info, r.bucket(), entry.key, nullptr).allowed) {
+      s = Status::AccessDenied("Access Denied");
     } else {
       auto d = objects_->Delete(r.bucket(), entry.key);
       s = d.ok() || d.status().IsNotFound() ? Status::OK() : d.status();
@@ -953,10 +1351,9 @@ void S3Service::PutObject(Request& r) {
     pre.must_not_exist = true;
   }
   if (auto v = r.ex.Header("if-match")) pre.if_match_etag = std::string(StripQuotes(*v));
-  auto bucket = meta_->GetBucket(r.bucket());
-  if (!bucket.ok()) {
-    return SendError(r, FromStatus(bucket.status()));
-  }
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  meta::Acl acl;
+  if (!RequestedAcl(r, NewObjectOwner(r), &acl)) return;
 
   auto writer = objects_->NewWriter(AnnouncedSize(r.ex, r.auth));
   auto body = PumpBody(r.ex, r.auth, options_.max_put_size, *content_md5, writer.get());
@@ -970,6 +1367,7 @@ void S3Service::PutObject(Request& r) {
   rec.etag = crypto::HexEncode(body->md5);
   rec.last_modified_ms = NowMillis();
   rec.SetHeaders(*headers);
+  rec.acl = std::move(acl);
   auto committed = writer->FinishSync(std::move(rec), pre);
   if (!committed.ok()) {
     return SendError(r, FromStatus(committed.status()));  // If-Match on a missing key: NoSuchKey
@@ -990,10 +1388,10 @@ void S3Service::CopyObject(Request& r) {
   S3Error err;
   auto headers = HeadersFromRequest(r.ex, &err);
   if (!headers.ok()) return SendError(r, err);
-  auto dst_bucket = meta_->GetBucket(r.bucket());
-  if (!dst_bucket.ok()) {
-    return SendError(r, FromStatus(dst_bucket.status()));
-  }
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  // The copy is a new object: it gets the ACL the request asks for, not the source's.
+  meta::Acl acl;
+  if (!RequestedAcl(r, NewObjectOwner(r), &acl)) return;
   auto source = meta_->GetObject(src->bucket, src->key);
   if (!source.ok()) return SendError(r, ObjectError(source.status()));
   if (!CopyConditionsHold(r.ex, *source)) return SendError(r, Make(S3Code::kPreconditionFailed));
@@ -1025,6 +1423,7 @@ void S3Service::CopyObject(Request& r) {
   rec.etag = crypto::HexEncode(*md5);
   rec.last_modified_ms = NowMillis();
   rec.SetHeaders(h);
+  rec.acl = std::move(acl);
   auto committed = writer->FinishSync(std::move(rec), {});
   if (!committed.ok()) return SendError(r, FromStatus(committed.status()));
   XmlWriter x;
@@ -1036,7 +1435,9 @@ void S3Service::CopyObject(Request& r) {
 }
 
 void S3Service::GetObject(Request& r, bool head) {
-  auto rec = meta_->GetObject(r.bucket(), r.key());
+  // Authorization already read the record, except for root.
+  Result<meta::ObjectRecord> rec =
+      r.object ? Result<meta::ObjectRecord>(std::move(*r.object)) : meta_->GetObject(r.bucket(), r.key());
   if (!rec.ok()) {
     return SendError(r, ObjectError(rec.status()));
   }
@@ -1154,8 +1555,7 @@ void S3Service::GetObject(Request& r, bool head) {
 }
 
 void S3Service::DeleteObject(Request& r) {
-  auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status()));
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   auto d = objects_->Delete(r.bucket(), r.key());
   if (!d.ok() && !d.status().IsNotFound()) return SendError(r, FromStatus(d.status()));
   r.status = 204;
@@ -1168,9 +1568,9 @@ void S3Service::CreateMultipartUpload(Request& r) {
   S3Error err;
   auto headers = HeadersFromRequest(r.ex, &err);
   if (!headers.ok()) return SendError(r, err);
-  auto b = meta_->GetBucket(r.bucket());
-  if (!b.ok()) return SendError(r, FromStatus(b.status()));
+  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   meta::MultipartUpload upload;
+  if (!RequestedAcl(r, NewObjectOwner(r), &upload.acl)) return;
   upload.bucket = r.bucket();
   upload.key = r.key();
   upload.initiated_ms = NowMillis();
@@ -1347,8 +1747,9 @@ void S3Service::ListParts(Request& r) {
   x.Element("Bucket", r.bucket());
   x.Element("Key", r.key());
   x.Element("UploadId", upload_id);
-  WriteOwner(x, options_, "Initiator");
-  WriteOwner(x, options_);
+  const std::string& initiator = upload->acl.owner.empty() ? BucketOwner(r) : upload->acl.owner;
+  WriteOwner(x, initiator, "Initiator");
+  WriteOwner(x, initiator);
   x.Element("StorageClass", upload->headers.storage_class.empty() ? "STANDARD" : upload->headers.storage_class);
   x.Element("PartNumberMarker", marker);
   if (res->is_truncated) x.Element("NextPartNumberMarker", res->next_part_number_marker);

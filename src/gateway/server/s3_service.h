@@ -17,16 +17,23 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "common/metrics.h"
+#include "gateway/access.h"
+#include "gateway/cors.h"
+#include "gateway/policy.h"
 #include "gateway/s3_errors.h"
 #include "gateway/s3_request.h"
 #include "gateway/server/http.h"
+#include "gateway/server/identity.h"
 #include "gateway/sigv4.h"
+#include "gateway/xml.h"
 #include "meta/meta_store.h"
 #include "object/object_store.h"
 
@@ -36,9 +43,6 @@ struct S3ServiceOptions {
   std::string region = "us-east-1";
   // Base domains for virtual-host addressing ("<bucket>.<domain>").
   std::vector<std::string> domains = {"localhost"};
-  // Canonical id and display name of the owner (the root user until users exist).
-  std::string owner_id;
-  std::string owner_name = "root";
   // The largest single PUT S3 accepts: 5 GiB.
   uint64_t max_put_size = 5ull << 30;
   // Parts other than the last must hold at least this much (S3: 5 MiB).
@@ -49,7 +53,8 @@ struct S3ServiceOptions {
 
 class S3Service {
  public:
-  S3Service(object::ObjectStore* objects, meta::MetaStore* meta, SecretLookup secrets, S3ServiceOptions options);
+  // `identities` answers who holds an access key and the names of canonical ids.
+  S3Service(object::ObjectStore* objects, meta::MetaStore* meta, Identities* identities, S3ServiceOptions options);
   ~S3Service();
 
   // Serves one request. REQUIRES: the request head was parsed into the exchange. A body the
@@ -58,11 +63,31 @@ class S3Service {
 
   const S3ServiceOptions& options() const { return options_; }
 
- private:
+ public:
+  // One request's state; defined in s3_service_internal.h for the service's source files.
   struct Request;
+
+ private:
   struct Metrics;
 
   void Dispatch(Request& r);
+  // Gathers what the decision needs and asks gateway/access.h whether r.principal may run `op`
+  // on `bucket` (null when it does not exist) and `key`; logs the decision. `object_acl`: the
+  // object's ACL for operations on an existing object's data or ACL.
+  AccessDecision Check(Request& r, S3Op op, const meta::BucketInfo* bucket, std::string_view bucket_name,
+                       std::string_view key, const meta::Acl* object_acl);
+  // The parsed policy / CORS rules of a bucket (cached by document text); null when it has none
+  // or the stored document no longer parses.
+  std::shared_ptr<const BucketPolicy> PolicyOf(const meta::BucketInfo& bucket);
+  std::shared_ptr<const CorsConfiguration> CorsOf(const meta::BucketInfo& bucket);
+  // The ACL a create/put request asks for (x-amz-acl or x-amz-grant-*; "private" when neither),
+  // owned by `owner`. False after answering with the error.
+  bool RequestedAcl(Request& r, const std::string& owner, meta::Acl* acl);
+  void WriteOwner(XmlWriter& x, std::string_view canonical_id, std::string_view element = "Owner") const;
+  // The owner of a new object written by r's principal (the bucket owner for anonymous writers).
+  std::string NewObjectOwner(const Request& r) const;
+  // The owner of r's bucket (root's id when the bucket vanished meanwhile).
+  std::string BucketOwner(const Request& r) const;
   void SendError(Request& r, const S3Error& error);
   void SendXml(Request& r, int status, std::string body);
 
@@ -74,6 +99,17 @@ class S3Service {
   void GetBucketLocation(Request& r);
   void GetBucketVersioning(Request& r);
   void GetAcl(Request& r);
+  void PutAcl(Request& r);
+  void GetBucketPolicy(Request& r);
+  void PutBucketPolicy(Request& r);
+  void DeleteBucketPolicy(Request& r);
+  void GetBucketCors(Request& r);
+  void PutBucketCors(Request& r);
+  void DeleteBucketCors(Request& r);
+  void Preflight(Request& r);
+  void PostObject(Request& r);
+  // The admin API (users and keys) under /_cairn/admin/; admin_api.cc.
+  void Admin(Request& r, std::string_view path);
   void GetObjectTagging(Request& r);
   void ListObjects(Request& r, int version);
   void ListObjectVersions(Request& r);
@@ -93,9 +129,15 @@ class S3Service {
 
   object::ObjectStore* objects_;
   meta::MetaStore* meta_;
+  Identities* identities_;
   SecretLookup secrets_;
   S3ServiceOptions options_;
   std::unique_ptr<Metrics> metrics_;
+
+  std::mutex cache_mu_;
+  // By bucket name: the document text and what it parsed to.
+  std::map<std::string, std::pair<std::string, std::shared_ptr<const BucketPolicy>>> policies_;
+  std::map<std::string, std::pair<std::string, std::shared_ptr<const CorsConfiguration>>> cors_;
 };
 
 }  // namespace cairn::gateway::server

@@ -192,16 +192,17 @@ Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
     CAIRN_LOG_INFO("start-up: deleted {} chunks no committed object referenced", s->orphans_collected_);
   }
 
+  CAIRN_ASSIGN_OR_RETURN(crypto::SealKey seal_key, LoadOrCreateSealKey(dir));
+  s->identities_ = std::make_unique<Identities>(s->meta_.get(), s->options_.root.access_key,
+                                                s->options_.root.secret_key, RootCanonicalId(), seal_key);
+  CAIRN_RETURN_IF_ERROR(s->identities_->Load());
+  CAIRN_LOG_INFO("identities: {} users, {} access keys", s->identities_->ListUsers().size(),
+                 s->identities_->ListKeys("").size());
+
   S3ServiceOptions so;
   so.region = s->options_.region;
   so.domains = s->options_.domains;
-  so.owner_id = RootCanonicalId();
-  const Credentials root = s->options_.root;
-  SecretLookup lookup = [root](std::string_view access_key) -> std::optional<std::string> {
-    if (crypto::ConstantTimeEquals(access_key, root.access_key)) return root.secret_key;
-    return std::nullopt;
-  };
-  s->s3_ = std::make_unique<S3Service>(s->objects_.get(), s->meta_.get(), std::move(lookup), std::move(so));
+  s->s3_ = std::make_unique<S3Service>(s->objects_.get(), s->meta_.get(), s->identities_.get(), std::move(so));
   return s;
 }
 
@@ -291,6 +292,7 @@ void Server::Stop(std::chrono::milliseconds grace) {
   }
   // Nothing is in flight any more: drain the commit pool, then close the layers top-down.
   s3_.reset();
+  identities_.reset();
   objects_.reset();
   blocking_.reset();
   chunks_.reset();

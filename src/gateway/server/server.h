@@ -7,7 +7,8 @@
 //   (*server)->Stop(std::chrono::seconds(30));               // drained and closed
 //
 // Data directory layout: engine/ (chunk segments, docs/formats/engine.md), meta/ (RocksDB,
-// docs/formats/meta.md), credentials (root keys, mode 0600, when generated) and LOCK (flock:
+// docs/formats/meta.md), credentials (root keys, mode 0600, when generated), server.key (seals
+// the secrets of user access keys, mode 0600) and LOCK (flock:
 // one server per directory).
 //
 // Connections: one acceptor thread, and a thread per connection serving its requests one after
@@ -103,6 +104,7 @@ class Server {
   std::unique_ptr<object::ChunkStore> chunks_;
   std::unique_ptr<ThreadPool> blocking_;
   std::unique_ptr<object::ObjectStore> objects_;
+  std::unique_ptr<Identities> identities_;
   std::unique_ptr<S3Service> s3_;
   uint64_t orphans_collected_ = 0;
 

@@ -35,6 +35,9 @@
 namespace cairn::gateway {
 namespace {
 
+// check.h's AsciiLower is called as ::AsciiLower: wherever gateway/text.h is included, the
+// unqualified name finds cairn::gateway::AsciiLower, the code under test, instead of the oracle.
+
 constexpr std::string_view kBoundary = "XyZ";
 constexpr std::string_view kDelimiter = "\r\n--XyZ";
 constexpr FormLimits kTightLimits{/*max_field_bytes=*/16, /*max_total_field_bytes=*/64, /*max_fields=*/4,
@@ -238,7 +241,7 @@ void CheckPolicy(const Result<PostPolicy>& parsed) {
       last_range.emplace(c.min, c.max);
       continue;
     }
-    FUZZ_CHECK(!c.field.empty() && c.field == AsciiLower(c.field));
+    FUZZ_CHECK(!c.field.empty() && c.field == ::AsciiLower(c.field));
     // One condition per field, and Content-Type prefixes that survive the comma split, make a
     // form that meets every condition easy to write down.
     if (fields.count(c.field) != 0) satisfiable = false;

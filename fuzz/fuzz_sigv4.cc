@@ -52,6 +52,9 @@
 namespace cairn::gateway {
 namespace {
 
+// check.h's AsciiLower is called as ::AsciiLower: wherever gateway/text.h is included, the
+// unqualified name finds cairn::gateway::AsciiLower, the code under test, instead of the oracle.
+
 constexpr std::string_view kAccessKey = "AKIAIOSFODNN7EXAMPLE";
 constexpr std::string_view kRegion = "us-east-1";
 constexpr int64_t kNow = 1369353600;  // 2013-05-24T00:00:00Z
@@ -409,7 +412,7 @@ void CheckAuthResult(const AuthResult& auth, const SigV4Request& request, const 
   crypto::Sha256Digest other = auth.payload_sha256;
   other[0] ^= 1;
   if (auth.payload_mode == PayloadMode::kSignedSha256) {
-    FUZZ_CHECK(crypto::HexEncode(auth.payload_sha256) == AsciiLower(auth.content_sha256_header));
+    FUZZ_CHECK(crypto::HexEncode(auth.payload_sha256) == ::AsciiLower(auth.content_sha256_header));
     FUZZ_CHECK(CheckPayloadSha256(auth, auth.payload_sha256).ok());
     FUZZ_CHECK(CheckPayloadSha256(auth, other).IsContentSha256Mismatch());
   } else {
@@ -427,7 +430,7 @@ void FuzzRequest(std::string_view in) {
     const std::string_view line = NextLine(&in);
     if (line.empty()) break;
     const size_t colon = line.find(':');
-    std::string name = AsciiLower(line.substr(0, colon));
+    std::string name = ::AsciiLower(line.substr(0, colon));
     const std::string_view value = colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
     request.headers.emplace_back(std::move(name), std::string(value));
   }

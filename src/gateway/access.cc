@@ -80,29 +80,50 @@ AccessDecision Authorize(const Principal& principal, const AccessRequest& reques
     return {true, "no such bucket"};
   }
   const meta::BucketInfo& bucket = *request.bucket_info;
+  const bool is_owner = !principal.anonymous && principal.canonical_id == bucket.owner;
+  AclRequester requester{principal.anonymous, principal.canonical_id};
+  // S3: the bucket owner may always read, change and delete the bucket's policy, even one that
+  // denies it everything; otherwise a policy could lock its owner out for good.
+  if (is_owner && (request.op == S3Op::kGetBucketPolicy || request.op == S3Op::kPutBucketPolicy ||
+                   request.op == S3Op::kDeleteBucketPolicy)) {
+    return {true, "bucket owner (policy management)"};
+  }
 
   if (request.policy != nullptr) {
-    PolicyRequest pr;
-    pr.action = std::string(access.action);
-    pr.resource = "arn:aws:s3:::" + std::string(request.bucket);
-    if (access.object_resource) pr.resource += "/" + std::string(request.key);
-    pr.anonymous = principal.anonymous;
-    pr.user_name = principal.user_name;
-    pr.canonical_id = principal.canonical_id;
-    pr.context = request.context;
-    if (!principal.anonymous) {
-      pr.context["aws:username"] = principal.user_name;
-      pr.context["aws:userid"] = principal.canonical_id;
-    }
-    switch (request.policy->Evaluate(pr)) {
+    auto evaluate = [&](std::string_view action, bool object_resource) {
+      PolicyRequest pr;
+      pr.action = std::string(action);
+      pr.resource = "arn:aws:s3:::" + std::string(request.bucket);
+      if (object_resource) pr.resource += "/" + std::string(request.key);
+      pr.anonymous = principal.anonymous;
+      pr.user_name = principal.user_name;
+      pr.canonical_id = principal.canonical_id;
+      pr.context = request.context;
+      if (!principal.anonymous) {
+        pr.context["aws:username"] = principal.user_name;
+        pr.context["aws:userid"] = principal.canonical_id;
+      }
+      return request.policy->Evaluate(pr);
+    };
+    switch (evaluate(access.action, access.object_resource)) {
       case PolicyDecision::kDeny: return {false, "policy deny"};
-      case PolicyDecision::kAllow: return {true, "policy allow"};
+      case PolicyDecision::kAllow:
+        if (access.target == AclTarget::kObject && request.object_acl == nullptr) {
+          // Reading a key that does not exist: S3 tells "no such key" only to those who may also
+          // list the bucket (s3:ListBucket by policy, or READ by ACL); others get AccessDenied.
+          const PolicyDecision list = evaluate("s3:ListBucket", false);
+          if (list == PolicyDecision::kAllow ||
+              (list == PolicyDecision::kNone &&
+               AclAllows(EffectiveAcl(bucket.acl, bucket.owner), requester, AclPermission::kRead))) {
+            return {true, "policy allow (no object, may list)"};
+          }
+          return {false, "policy allow, but may not list (no object)"};
+        }
+        return {true, "policy allow"};
       case PolicyDecision::kNone: break;
     }
   }
 
-  const bool is_owner = !principal.anonymous && principal.canonical_id == bucket.owner;
-  AclRequester requester{principal.anonymous, principal.canonical_id};
   switch (access.target) {
     case AclTarget::kOwnerOnly:
       return is_owner ? AccessDecision{true, "bucket owner"} : AccessDecision{false, "not the bucket owner"};

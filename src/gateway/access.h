@@ -7,12 +7,15 @@
 // documented evaluation for a bucket owned by one account and users of separate accounts:
 //
 //   1. The root user may do everything.
-//   2. The bucket policy: an applicable Deny refuses; an applicable Allow grants.
-//   3. Operations reserved to the bucket owner (policies, CORS, deleting the bucket, location,
+//   2. The bucket owner may always manage the bucket's policy (Get/Put/DeleteBucketPolicy).
+//   3. The bucket policy: an applicable Deny refuses; an applicable Allow grants (for a key that
+//      does not exist, only when the requester may also list the bucket, so keys cannot be
+//      probed).
+//   4. Operations reserved to the bucket owner (policies, CORS, deleting the bucket, location,
 //      versioning): the bucket owner may.
-//   4. The ACL of the resource the operation acts on: the bucket's for listing and for writing
+//   5. The ACL of the resource the operation acts on: the bucket's for listing and for writing
 //      or deleting objects (WRITE on the bucket), the object's for reading an object or its ACL.
-//   5. Otherwise refused.
+//   6. Otherwise refused.
 //
 // Operations on the service (ListBuckets, CreateBucket) need an authenticated requester; what
 // ListBuckets shows is filtered by owner in the operation.

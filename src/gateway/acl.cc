@@ -5,6 +5,7 @@
 #include <array>
 #include <utility>
 
+#include "gateway/text.h"
 #include "gateway/xml.h"
 
 namespace cairn::gateway {
@@ -41,24 +42,6 @@ bool IsKnownGroup(std::string_view uri) {
   return uri == kAllUsersGroup || uri == kAuthenticatedUsersGroup || uri == kLogDeliveryGroup;
 }
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
-  }
-  return true;
-}
-
 Status InvalidId() { return Status::InvalidArgument("Invalid id"); }
 
 Status UnknownGroup(std::string_view uri) { return Status::InvalidArgument("Invalid group uri: " + std::string(uri)); }
@@ -89,12 +72,12 @@ Status ParseGrantValue(std::string_view header, std::string_view value, AclPermi
                        const std::function<bool(std::string_view)>& user_exists, Acl* acl) {
   size_t i = 0;
   const auto skip_space = [&] {
-    while (i < value.size() && IsSpace(value[i])) ++i;
+    while (i < value.size() && IsXmlSpace(value[i])) ++i;
   };
   for (;;) {
     skip_space();
     const size_t key_start = i;
-    while (i < value.size() && value[i] != '=' && value[i] != ',' && !IsSpace(value[i])) ++i;
+    while (i < value.size() && value[i] != '=' && value[i] != ',' && !IsXmlSpace(value[i])) ++i;
     const std::string_view key = value.substr(key_start, i - key_start);
     if (key.empty()) return MalformedGrant(header, "expected grantee=value");
     skip_space();
@@ -110,7 +93,7 @@ Status ParseGrantValue(std::string_view header, std::string_view value, AclPermi
     } else {
       const size_t start = i;
       while (i < value.size() && value[i] != ',') ++i;
-      grantee = Trim(value.substr(start, i - start));
+      grantee = TrimXmlSpace(value.substr(start, i - start));
       if (grantee.find('"') != std::string_view::npos) return MalformedGrant(header, "stray '\"' in a value");
     }
     if (grantee.empty()) return MalformedGrant(header, "empty grantee value");
@@ -139,7 +122,7 @@ Status BadAcl(std::string_view what) { return Status::MalformedXml("acl: " + std
 // The element's text, trimmed. Fails when it holds child elements (a value was expected).
 Result<std::string_view> ValueOf(const XmlNode& n) {
   if (!n.children.empty()) return BadAcl(n.name + " has child elements");
-  return Trim(n.text);
+  return TrimXmlSpace(n.text);
 }
 
 // The only child named `name`: nullptr when absent, MalformedXml when repeated.
@@ -169,7 +152,7 @@ Status ParseGrant(const XmlNode& grant, const std::function<bool(std::string_vie
   // The attribute is xsi:type; the parser keeps local names, and Grantee has no other "type".
   const std::string* type = grantee->Attribute("type");
   if (type == nullptr) return BadAcl("Grantee without xsi:type");
-  const std::string_view xsi_type = Trim(*type);
+  const std::string_view xsi_type = TrimXmlSpace(*type);
   if (xsi_type == kXsiCanonicalUser) {
     CAIRN_ASSIGN_OR_RETURN(const XmlNode* id, UniqueChild(*grantee, "ID"));
     CAIRN_ASSIGN_OR_RETURN(std::string_view id_value, ValueOf(*id));

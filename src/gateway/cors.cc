@@ -4,6 +4,7 @@
 
 #include <charconv>
 
+#include "gateway/text.h"
 #include "gateway/xml.h"
 
 namespace cairn::gateway {
@@ -13,27 +14,11 @@ namespace {
 constexpr size_t kMaxCorsRules = 100;
 constexpr std::string_view kCorsMethods[] = {"GET", "PUT", "HEAD", "POST", "DELETE"};
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
-char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string Lowercase(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = AsciiLower(c);
-  return out;
-}
-
 Status BadCors(std::string_view what) { return Status::MalformedXml("cors: " + std::string(what)); }
 
 Result<std::string> ValueOf(const XmlNode& n) {
   if (!n.children.empty()) return BadCors(n.name + " has child elements");
-  return std::string(Trim(n.text));
+  return std::string(TrimXmlSpace(n.text));
 }
 
 // Matches `text` against `pattern`, where each '*' matches any run of bytes (including none).
@@ -220,7 +205,7 @@ std::vector<std::pair<std::string, std::string>> CorsResponseHeaders(const CorsR
   if (request.preflight) {
     std::vector<std::string> headers;
     for (const std::string& h : request.request_headers) {
-      if (!h.empty()) headers.push_back(Lowercase(h));
+      if (!h.empty()) headers.push_back(AsciiLower(h));
     }
     if (!headers.empty()) out.emplace_back("Access-Control-Allow-Headers", Join(headers));
   }

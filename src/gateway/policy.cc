@@ -43,21 +43,7 @@ constexpr int kNanosDigits = 9;
 
 // ---- Text helpers ----------------------------------------------------------------------------
 
-char AsciiLower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string AsciiLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = AsciiLower(c);
-  return out;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return AsciiLower(x) == AsciiLower(y); });
-}
-
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsAsciiAlnum(char c) { return IsDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool IsAsciiAlnum(char c) { return IsAsciiDigit(c) || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool HasWildcard(std::string_view s) { return s.find_first_of("*?") != std::string_view::npos; }
 
 // Bytes taken by the character at s[i]: a whole UTF-8 sequence when it is well formed, else one
@@ -142,7 +128,7 @@ std::optional<int> ParseDigits(std::string_view s) {
   if (s.empty()) return std::nullopt;
   int v = 0;
   for (const char c : s) {
-    if (!IsDigit(c)) return std::nullopt;
+    if (!IsAsciiDigit(c)) return std::nullopt;
     v = v * 10 + (c - '0');
   }
   return v;
@@ -152,7 +138,7 @@ std::optional<int> ParseDigits(std::string_view s) {
 // ("2026-11-22T10:00:00.123Z"), and whole epoch seconds ("1795000000"). IAM accepts more ISO 8601
 // forms; these are the ones S3 clients and the gateway's aws:CurrentTime produce.
 std::optional<Timestamp> ParseDate(std::string_view s) {
-  if (!s.empty() && s.size() <= kMaxEpochDigits && std::all_of(s.begin(), s.end(), IsDigit)) {
+  if (!s.empty() && s.size() <= kMaxEpochDigits && std::all_of(s.begin(), s.end(), IsAsciiDigit)) {
     int64_t seconds = 0;
     for (const char c : s) seconds = seconds * 10 + (c - '0');
     return Timestamp{seconds, 0};
@@ -747,6 +733,22 @@ struct BucketPolicy::Rep {
 };
 
 BucketPolicy::BucketPolicy(std::unique_ptr<Rep> rep) : rep_(std::move(rep)) {}
+
+std::vector<std::string> BucketPolicy::PrincipalUserNames() const {
+  std::vector<std::string> out;
+  for (const Statement& st : rep_->statements) {
+    out.insert(out.end(), st.principals.user_names.begin(), st.principals.user_names.end());
+  }
+  return out;
+}
+
+std::vector<std::string> BucketPolicy::PrincipalCanonicalIds() const {
+  std::vector<std::string> out;
+  for (const Statement& st : rep_->statements) {
+    out.insert(out.end(), st.principals.canonical_ids.begin(), st.principals.canonical_ids.end());
+  }
+  return out;
+}
 BucketPolicy::BucketPolicy(BucketPolicy&&) noexcept = default;
 BucketPolicy& BucketPolicy::operator=(BucketPolicy&&) noexcept = default;
 BucketPolicy::~BucketPolicy() = default;

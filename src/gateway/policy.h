@@ -47,6 +47,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "common/result.h"
 
@@ -86,6 +87,13 @@ class BucketPolicy {
   static Result<BucketPolicy> Parse(std::string_view json, std::string_view bucket);
 
   PolicyDecision Evaluate(const PolicyRequest& request) const;
+
+  // The users the policy names in Principal or NotPrincipal: by name (from user ARNs or bare
+  // names) and by canonical id (lowercase). S3 refuses a policy naming a principal that does
+  // not exist (a name matched later would hand access to whoever gets that name); the caller
+  // checks these against its users.
+  std::vector<std::string> PrincipalUserNames() const;
+  std::vector<std::string> PrincipalCanonicalIds() const;
 
   BucketPolicy(BucketPolicy&&) noexcept;
   BucketPolicy& operator=(BucketPolicy&&) noexcept;

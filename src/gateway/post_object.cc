@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "gateway/crypto.h"
+#include "gateway/text.h"
 
 namespace cairn::gateway {
 namespace {
@@ -26,33 +27,10 @@ constexpr size_t kSignatureHexLength = 2 * crypto::kSha256Size;
 constexpr std::string_view kPolicyDenied = "Invalid according to Policy: ";
 constexpr std::string_view kIgnoredFieldPrefix = "x-ignore-";
 
-bool IsSpace(char c) { return c == ' ' || c == '\t'; }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsHexDigit(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
-
-char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = AsciiLower(c);
-  return out;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  return a.size() == b.size() &&
-         std::equal(a.begin(), a.end(), b.begin(), [](char x, char y) { return AsciiLower(x) == AsciiLower(y); });
-}
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 // RFC 7230 tchar.
 bool IsTokenChar(char c) {
   constexpr std::string_view kPunctuation = "!#$%&'*+-.^_`|~";
-  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) ||
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsAsciiDigit(c) ||
          kPunctuation.find(c) != std::string_view::npos;
 }
 
@@ -86,7 +64,7 @@ std::optional<std::string> ReadParamValue(std::string_view* s) {
   std::string value;
   if (s->empty() || s->front() != '"') {
     const size_t semi = s->find(';');
-    const std::string_view raw = Trim(s->substr(0, semi));
+    const std::string_view raw = TrimHttpSpace(s->substr(0, semi));
     if (raw.find('"') != std::string_view::npos) return std::nullopt;
     s->remove_prefix(semi == std::string_view::npos ? s->size() : semi);
     return std::string(raw);
@@ -105,7 +83,7 @@ std::optional<std::string> ReadParamValue(std::string_view* s) {
     ++i;
   }
   s->remove_prefix(i + 1);
-  *s = Trim(*s);
+  *s = TrimHttpSpace(*s);
   if (!s->empty() && s->front() != ';') return std::nullopt;  // text after the closing quote
   return value;
 }
@@ -115,23 +93,23 @@ std::optional<std::string> ReadParamValue(std::string_view* s) {
 std::optional<ParameterizedValue> ParseParameterized(std::string_view text) {
   ParameterizedValue out;
   const size_t semi = text.find(';');
-  out.type = Lower(Trim(text.substr(0, semi)));
+  out.type = AsciiLower(TrimHttpSpace(text.substr(0, semi)));
   if (!IsTokenOrMediaType(out.type)) return std::nullopt;
   if (semi == std::string_view::npos) return out;
   text.remove_prefix(semi);
   while (!text.empty()) {
     text.remove_prefix(1);  // the ';'
-    text = Trim(text);
+    text = TrimHttpSpace(text);
     if (text.empty() || text.front() == ';') continue;
     const size_t eq = text.find('=');
     if (eq == std::string_view::npos) return std::nullopt;
-    const std::string_view name = Trim(text.substr(0, eq));
+    const std::string_view name = TrimHttpSpace(text.substr(0, eq));
     if (!IsToken(name)) return std::nullopt;
     text.remove_prefix(eq + 1);
-    text = Trim(text);
+    text = TrimHttpSpace(text);
     std::optional<std::string> value = ReadParamValue(&text);
     if (!value) return std::nullopt;
-    out.params.push_back({Lower(name), std::move(*value)});
+    out.params.push_back({AsciiLower(name), std::move(*value)});
   }
   return out;
 }
@@ -340,7 +318,7 @@ Status MultipartFormParser::State::BoundaryLineByte(char c) {
       phase = Phase::kClosed;
       return Status::OK();
     case Phase::kPadding:
-      if (IsSpace(c)) return Status::OK();
+      if (IsHttpSpace(c)) return Status::OK();
       if (c != '\r') return Status::InvalidArgument("a multipart boundary is followed by text on its line");
       phase = Phase::kPaddingLf;
       return Status::OK();
@@ -380,21 +358,21 @@ Status MultipartFormParser::State::HeaderByte(char c) {
 Status MultipartFormParser::State::HeaderLine() {
   const std::string text = std::exchange(line, std::string());
   if (text.empty()) return EndHeaders();
-  if (IsSpace(text.front())) {
+  if (IsHttpSpace(text.front())) {
     // An obsolete folded continuation of the previous header (RFC 7230 section 3.2.4).
     if (last_header == LastHeader::kNone) return Status::InvalidArgument("a form part's headers begin with a fold");
     std::optional<std::string>* target = last_header == LastHeader::kDisposition   ? &disposition
                                          : last_header == LastHeader::kContentType ? &content_type
                                                                                    : nullptr;
-    if (target != nullptr) (**target).append(" ").append(Trim(text));
+    if (target != nullptr) (**target).append(" ").append(TrimHttpSpace(text));
     return Status::OK();
   }
   const size_t colon = text.find(':');
   if (colon == std::string::npos || !IsToken(std::string_view(text).substr(0, colon))) {
     return Status::InvalidArgument("a form part has a malformed header line");
   }
-  const std::string name = Lower(std::string_view(text).substr(0, colon));
-  const std::string_view value = Trim(std::string_view(text).substr(colon + 1));
+  const std::string name = AsciiLower(std::string_view(text).substr(0, colon));
+  const std::string_view value = TrimHttpSpace(std::string_view(text).substr(colon + 1));
   std::optional<std::string>* target = nullptr;
   if (name == "content-disposition") {
     last_header = LastHeader::kDisposition;
@@ -547,7 +525,7 @@ int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
 bool IsLeapYear(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 std::optional<int64_t> Digits(std::string_view s) {
-  if (s.empty() || !std::all_of(s.begin(), s.end(), IsDigit)) return std::nullopt;
+  if (s.empty() || !std::all_of(s.begin(), s.end(), IsAsciiDigit)) return std::nullopt;
   int64_t v = 0;
   for (char c : s) v = v * 10 + (c - '0');
   return v;
@@ -594,7 +572,7 @@ std::optional<uint64_t> LengthBound(const Json& v) {
   if (!v.is_string()) return std::nullopt;
   const std::string& s = v.get_ref<const std::string&>();
   // 19 digits always fit in uint64_t.
-  if (s.empty() || s.size() > 19 || !std::all_of(s.begin(), s.end(), IsDigit)) return std::nullopt;
+  if (s.empty() || s.size() > 19 || !std::all_of(s.begin(), s.end(), IsAsciiDigit)) return std::nullopt;
   uint64_t n = 0;
   for (char c : s) n = n * 10 + static_cast<uint64_t>(c - '0');
   return n;
@@ -604,7 +582,7 @@ Result<PostPolicyCondition> ParseArrayCondition(const Json& c) {
   if (c.size() != 3 || !c[0].is_string()) {
     return BadPolicy("a condition array must be [operator, field, value] or [content-length-range, min, max]");
   }
-  const std::string op = Lower(c[0].get_ref<const std::string&>());
+  const std::string op = AsciiLower(c[0].get_ref<const std::string&>());
   PostPolicyCondition out;
   if (op == "content-length-range") {
     const std::optional<uint64_t> min = LengthBound(c[1]);
@@ -626,7 +604,7 @@ Result<PostPolicyCondition> ParseArrayCondition(const Json& c) {
   if (!c[1].is_string() || !c[2].is_string()) return BadPolicy("a condition's field and value must be strings");
   const std::string& field = c[1].get_ref<const std::string&>();
   if (field.size() < 2 || field.front() != '$') return BadPolicy("a condition's field must be '$' and a name");
-  out.field = Lower(std::string_view(field).substr(1));
+  out.field = AsciiLower(std::string_view(field).substr(1));
   out.value = c[2].get_ref<const std::string&>();
   return out;
 }
@@ -643,7 +621,7 @@ Result<PostPolicyCondition> ParseCondition(const Json& c) {
   if (it.key().empty()) return BadPolicy("a simple condition names an empty field");
   PostPolicyCondition out;
   out.kind = PostPolicyCondition::Kind::kEquals;
-  out.field = Lower(it.key());
+  out.field = AsciiLower(it.key());
   out.value = it.value().get_ref<const std::string&>();
   return out;
 }
@@ -668,7 +646,7 @@ bool ConditionHolds(const PostPolicyCondition& c, std::string_view value) {
   // A Content-Type condition covers each of a comma-separated list of types.
   while (true) {
     const size_t comma = value.find(',');
-    if (Trim(value.substr(0, comma)).substr(0, c.value.size()) != c.value) return false;
+    if (TrimHttpSpace(value.substr(0, comma)).substr(0, c.value.size()) != c.value) return false;
     if (comma == std::string_view::npos) return true;
     value.remove_prefix(comma + 1);
   }
@@ -707,7 +685,7 @@ Result<PostPolicy> ParsePostPolicy(std::string_view policy_base64) {
   std::string compact;
   compact.reserve(policy_base64.size());
   for (char c : policy_base64) {
-    if (!IsSpace(c) && c != '\r' && c != '\n') compact.push_back(c);
+    if (!IsHttpSpace(c) && c != '\r' && c != '\n') compact.push_back(c);
   }
   const std::optional<std::string> text = crypto::Base64Decode(compact);
   if (!text) return BadPolicy("the policy is not valid base64");
@@ -793,7 +771,8 @@ Result<PostSignature> VerifyPostSignature(const std::map<std::string, std::strin
     return Status::InvalidArgument("x-amz-credential must be <key>/<yyyymmdd>/<region>/s3/aws4_request");
   }
   if (!ParseAmzDate(date)) return Status::InvalidArgument("x-amz-date must be yyyymmddThhmmssZ");
-  if (signature.size() != kSignatureHexLength || !std::all_of(signature.begin(), signature.end(), IsHexDigit)) {
+  const auto is_hex_digit = [](char c) { return HexDigitValue(c) >= 0; };
+  if (signature.size() != kSignatureHexLength || !std::all_of(signature.begin(), signature.end(), is_hex_digit)) {
     return Status::InvalidArgument("x-amz-signature must be 64 hex digits");
   }
   // A well-formed credential for another scope: the same code presigned URLs use for it.

@@ -4,11 +4,12 @@
 
 #include <cstdint>
 
+#include "gateway/text.h"
+
 namespace cairn::gateway {
 namespace {
 
 bool IsLowerAlnum(char c) { return (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'); }
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
 
 // Four non-empty groups of digits separated by dots, e.g. 192.168.5.4.
 bool LooksLikeIpv4(std::string_view name) {
@@ -16,7 +17,7 @@ bool LooksLikeIpv4(std::string_view name) {
   size_t i = 0;
   while (i <= name.size()) {
     size_t digits = 0;
-    while (i < name.size() && IsDigit(name[i])) ++i, ++digits;
+    while (i < name.size() && IsAsciiDigit(name[i])) ++i, ++digits;
     if (digits == 0) return false;
     ++groups;
     if (i == name.size()) break;
@@ -80,7 +81,7 @@ std::string UrlEncodeListingValue(std::string_view value) {
   out.reserve(value.size());
   for (const char c : value) {
     const auto b = static_cast<unsigned char>(c);
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) || c == '.' || c == '-' || c == '_' ||
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsAsciiDigit(c) || c == '.' || c == '-' || c == '_' ||
         c == '*' || c == '/') {
       out.push_back(c);
     } else if (c == ' ') {

@@ -12,23 +12,6 @@ namespace cairn::gateway {
 
 namespace {
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
-  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
-  return s;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
-
 // Parses a decimal uint64 that makes up all of `s`.
 std::optional<uint64_t> ParseU64(std::string_view s) {
   if (s.empty() || s.size() > 20) return std::nullopt;
@@ -39,7 +22,7 @@ std::optional<uint64_t> ParseU64(std::string_view s) {
 }
 
 std::string_view StripQuotes(std::string_view s) {
-  s = Trim(s);
+  s = TrimHttpSpace(s);
   if (s.size() >= 2 && s.front() == '"' && s.back() == '"') s = s.substr(1, s.size() - 2);
   return s;
 }
@@ -94,7 +77,7 @@ Result<S3Target> ResolveTarget(std::string_view target, std::string_view host, c
   CAIRN_ASSIGN_OR_RETURN(t.query, QueryParams::Parse(raw_query));
 
   // Host without the port. An IPv6 literal ("[::1]:9000") is never a virtual host.
-  std::string_view name = Trim(host);
+  std::string_view name = TrimHttpSpace(host);
   if (!name.empty() && name.front() != '[') {
     const size_t colon = name.rfind(':');
     if (colon != std::string_view::npos) name = name.substr(0, colon);
@@ -254,17 +237,17 @@ S3Op ClassifyOperation(std::string_view method, const S3Target& target, bool has
 }
 
 RangeResult ParseRange(std::string_view header, uint64_t size, ByteRange* range) {
-  header = Trim(header);
+  header = TrimHttpSpace(header);
   constexpr std::string_view kPrefix = "bytes=";
   if (header.size() < kPrefix.size() || !EqualsIgnoreCase(header.substr(0, kPrefix.size()), kPrefix)) {
     return RangeResult::kNone;
   }
-  std::string_view spec = Trim(header.substr(kPrefix.size()));
+  std::string_view spec = TrimHttpSpace(header.substr(kPrefix.size()));
   if (spec.find(',') != std::string_view::npos) return RangeResult::kNone;  // S3 serves one range only
   const size_t dash = spec.find('-');
   if (dash == std::string_view::npos) return RangeResult::kNone;
-  const std::string_view a = Trim(spec.substr(0, dash));
-  const std::string_view b = Trim(spec.substr(dash + 1));
+  const std::string_view a = TrimHttpSpace(spec.substr(0, dash));
+  const std::string_view b = TrimHttpSpace(spec.substr(dash + 1));
   if (a.empty()) {  // suffix: the last b bytes
     auto n = ParseU64(b);
     if (!n) return RangeResult::kNone;
@@ -287,7 +270,7 @@ RangeResult ParseRange(std::string_view header, uint64_t size, ByteRange* range)
 }
 
 std::optional<ByteRange> ParseCopySourceRange(std::string_view header) {
-  header = Trim(header);
+  header = TrimHttpSpace(header);
   constexpr std::string_view kPrefix = "bytes=";
   if (header.substr(0, kPrefix.size()) != kPrefix) return std::nullopt;
   std::string_view spec = header.substr(kPrefix.size());
@@ -312,7 +295,7 @@ std::optional<std::string> MultipartEtag(const std::vector<std::string>& part_et
 bool EtagListMatches(std::string_view list, std::string_view etag) {
   while (!list.empty()) {
     const size_t comma = list.find(',');
-    std::string_view item = Trim(list.substr(0, comma));
+    std::string_view item = TrimHttpSpace(list.substr(0, comma));
     list = comma == std::string_view::npos ? std::string_view() : list.substr(comma + 1);
     if (item == "*") return true;
     if (item.substr(0, 2) == "W/") item.remove_prefix(2);
@@ -325,13 +308,13 @@ ConditionResult EvaluateConditions(const ConditionalHeaders& c, std::string_view
   if (c.if_match) {
     if (!EtagListMatches(*c.if_match, etag)) return ConditionResult::kPreconditionFailed;
   } else if (c.if_unmodified_since) {
-    auto t = ParseHttpDate(Trim(*c.if_unmodified_since));
+    auto t = ParseHttpDate(TrimHttpSpace(*c.if_unmodified_since));
     if (t && last_modified > *t) return ConditionResult::kPreconditionFailed;
   }
   if (c.if_none_match) {
     if (EtagListMatches(*c.if_none_match, etag)) return ConditionResult::kNotModified;
   } else if (c.if_modified_since) {
-    auto t = ParseHttpDate(Trim(*c.if_modified_since));
+    auto t = ParseHttpDate(TrimHttpSpace(*c.if_modified_since));
     if (t && last_modified <= *t) return ConditionResult::kNotModified;
   }
   return ConditionResult::kProceed;

@@ -39,15 +39,7 @@ bool IsUnreserved(unsigned char c) {
          c == '.' || c == '~';
 }
 
-bool IsDigit(char c) { return c >= '0' && c <= '9'; }
-bool IsLowerHex(char c) { return IsDigit(c) || (c >= 'a' && c <= 'f'); }
-bool IsSpace(char c) { return c == ' ' || c == '\t'; }
-
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
+bool IsLowerHex(char c) { return IsAsciiDigit(c) || (c >= 'a' && c <= 'f'); }
 
 bool IsLowerHexString(std::string_view s, size_t length) {
   return s.size() == length && std::all_of(s.begin(), s.end(), IsLowerHex);
@@ -59,7 +51,7 @@ std::optional<uint64_t> ParseDecimal(std::string_view s) {
   if (s.empty() || s.size() > 18) return std::nullopt;
   uint64_t v = 0;
   for (char c : s) {
-    if (!IsDigit(c)) return std::nullopt;
+    if (!IsAsciiDigit(c)) return std::nullopt;
     v = v * 10 + static_cast<uint64_t>(c - '0');
   }
   return v;
@@ -68,7 +60,7 @@ std::optional<uint64_t> ParseDecimal(std::string_view s) {
 std::optional<int> ParseFixedDigits(std::string_view s) {
   int v = 0;
   for (char c : s) {
-    if (!IsDigit(c)) return std::nullopt;
+    if (!IsAsciiDigit(c)) return std::nullopt;
     v = v * 10 + (c - '0');
   }
   return v;
@@ -95,10 +87,10 @@ Result<Pairs> ParseQuery(std::string_view raw_query) {
 
 // Trims a header value and collapses runs of spaces and tabs inside it to one space.
 void AppendCanonicalHeaderValue(std::string_view value, std::string* out) {
-  value = Trim(value);
+  value = TrimHttpSpace(value);
   bool in_space = false;
   for (char c : value) {
-    if (IsSpace(c)) {
+    if (IsHttpSpace(c)) {
       in_space = true;
       continue;
     }
@@ -132,7 +124,7 @@ std::optional<std::string_view> SingleHeader(const SigV4Request& request, std::s
   for (const auto& [n, v] : request.headers) {
     if (n != name) continue;
     if (found) *duplicate = true;
-    found = Trim(v);
+    found = TrimHttpSpace(v);
   }
   return found;
 }
@@ -140,7 +132,7 @@ std::optional<std::string_view> SingleHeader(const SigV4Request& request, std::s
 bool IsHeaderNameChar(char c) {
   // RFC 7230 token characters, lowercase only.
   constexpr std::string_view kTokenPunctuation = "!#$%&'*+-.^_`|~";
-  return (c >= 'a' && c <= 'z') || IsDigit(c) || kTokenPunctuation.find(c) != std::string_view::npos;
+  return (c >= 'a' && c <= 'z') || IsAsciiDigit(c) || kTokenPunctuation.find(c) != std::string_view::npos;
 }
 
 // Parses "a;b;c": lowercase token names, strictly ascending. Returns an error message or "".
@@ -177,7 +169,7 @@ std::string ParseCredential(std::string_view text, SignatureInputs* out) {
     if (c <= ' ' || c > '~') return "Credential has an access key with a character outside printable ASCII";
   }
   if (fields[0] != kScopeTerminator) return "Credential scope must end in aws4_request";
-  if (fields[3].size() != 8 || !std::all_of(fields[3].begin(), fields[3].end(), IsDigit)) {
+  if (fields[3].size() != 8 || !std::all_of(fields[3].begin(), fields[3].end(), IsAsciiDigit)) {
     return "Credential date must be yyyymmdd";
   }
   if (fields[2].empty() || fields[1].empty()) return "Credential has an empty region or service";
@@ -515,7 +507,7 @@ std::string ComputeSignature(const SigningKey& key, std::string_view string_to_s
 }
 
 Result<SignatureInputs> ParseAuthorizationHeader(std::string_view value) {
-  value = Trim(value);
+  value = TrimHttpSpace(value);
   const size_t space = value.find_first_of(" \t");
   const std::string_view algorithm = value.substr(0, space);
   if (algorithm.empty()) return Status::AuthorizationHeaderMalformed("the Authorization header is empty");
@@ -530,7 +522,7 @@ Result<SignatureInputs> ParseAuthorizationHeader(std::string_view value) {
   bool have_signature = false;
   while (!rest.empty()) {
     const size_t comma = rest.find(',');
-    const std::string_view part = Trim(rest.substr(0, comma));
+    const std::string_view part = TrimHttpSpace(rest.substr(0, comma));
     rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
     if (part.empty()) continue;
     const size_t eq = part.find('=');

@@ -2,9 +2,9 @@
 #include "gateway/sigv4_sign.h"
 
 #include <algorithm>
-#include <cctype>
 
 #include "gateway/crypto.h"
+#include "gateway/text.h"
 
 namespace cairn::gateway {
 namespace {
@@ -25,12 +25,6 @@ bool IsUnsignedHeader(std::string_view name) {
 bool IsLowerHex64(std::string_view s) {
   return s.size() == 2 * crypto::kSha256Size &&
          std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'); });
-}
-
-std::string ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
 }
 
 // Replaces every header called `name` (lowercase) with one holding `value`.
@@ -77,7 +71,7 @@ Result<std::string> SignRequest(std::string_view method, std::string_view raw_pa
     return Status::InvalidArgument("x-amz-content-sha256 must be a lowercase hex SHA-256 or UNSIGNED-PAYLOAD");
   }
   const std::string timestamp = FormatAmzDate(params.now_unix_seconds);
-  for (auto& [name, value] : *headers) name = ToLower(name);
+  for (auto& [name, value] : *headers) name = AsciiLower(name);
   SetHeader(headers, "host", std::string(host));
   SetHeader(headers, "x-amz-date", timestamp);
   SetHeader(headers, "x-amz-content-sha256", std::string(payload_hash));

@@ -2,11 +2,45 @@
 
 namespace cairn::gateway {
 
+bool IsAsciiDigit(char c) { return c >= '0' && c <= '9'; }
+
 int HexDigitValue(char c) {
   if (c >= '0' && c <= '9') return c - '0';
   if (c >= 'a' && c <= 'f') return c - 'a' + 10;
   if (c >= 'A' && c <= 'F') return c - 'A' + 10;
   return -1;
+}
+
+char AsciiLower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+std::string AsciiLower(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) c = AsciiLower(c);
+  return out;
+}
+
+bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (AsciiLower(a[i]) != AsciiLower(b[i])) return false;
+  }
+  return true;
+}
+
+bool IsHttpSpace(char c) { return c == ' ' || c == '\t'; }
+
+bool IsXmlSpace(char c) { return c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
+
+std::string_view TrimHttpSpace(std::string_view s) {
+  while (!s.empty() && IsHttpSpace(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsHttpSpace(s.back())) s.remove_suffix(1);
+  return s;
+}
+
+std::string_view TrimXmlSpace(std::string_view s) {
+  while (!s.empty() && IsXmlSpace(s.front())) s.remove_prefix(1);
+  while (!s.empty() && IsXmlSpace(s.back())) s.remove_suffix(1);
+  return s;
 }
 
 std::optional<char32_t> DecodeUtf8(std::string_view s, size_t* i) {

@@ -1,6 +1,7 @@
-// Byte-level text helpers shared by the gateway's parsers: hex digits, UTF-8 decoding and
-// percent-decoding. One definition of each, so that SigV4, XML and name validation agree on
-// what a byte sequence means. Thread-safety: pure functions.
+// Byte-level text helpers shared by the gateway's parsers: ASCII digits, case folding and
+// whitespace, hex digits, UTF-8 decoding and percent-decoding. One definition of each, so that
+// SigV4, XML and name validation agree on what a byte sequence means. Thread-safety: pure
+// functions.
 #pragma once
 
 #include <optional>
@@ -11,8 +12,30 @@
 
 namespace cairn::gateway {
 
+// True for '0'..'9' only, whatever the locale.
+bool IsAsciiDigit(char c);
+
 // The value of a hex digit of either case, or -1.
 int HexDigitValue(char c);
+
+// 'A'..'Z' mapped to 'a'..'z'; every other byte, including every non-ASCII byte, unchanged.
+char AsciiLower(char c);
+std::string AsciiLower(std::string_view s);
+
+// True when `a` and `b` have the same length and are equal after AsciiLower, byte by byte.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
+// HTTP's optional whitespace (OWS, RFC 9110 section 5.6.3): space and tab.
+bool IsHttpSpace(char c);
+
+// XML's white space (the S production of XML 1.0): space, tab, CR and LF.
+bool IsXmlSpace(char c);
+
+// `s` without leading and trailing IsHttpSpace bytes; CR and LF are kept.
+std::string_view TrimHttpSpace(std::string_view s);
+
+// `s` without leading and trailing IsXmlSpace bytes.
+std::string_view TrimXmlSpace(std::string_view s);
 
 // Decodes one UTF-8 sequence at s[*i] and advances *i past it. Returns nullopt, advancing by one
 // byte, for an invalid sequence: a bad lead byte, a truncated sequence, an overlong form, a

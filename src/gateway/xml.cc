@@ -176,8 +176,6 @@ Status Malformed(std::string_view what, size_t offset) {
   return Status::MalformedXml(msg);
 }
 
-bool IsSpace(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
-
 // Names: ASCII letters, '_' and ':' may start a name, and digits, '-' and '.' may follow, as in
 // XML's NameStartChar/NameChar; every non-ASCII byte is accepted in a name (the body is already
 // known to be valid UTF-8), which is laxer than XML above U+007F and harmless here.
@@ -217,7 +215,7 @@ class Parser {
   Result<XmlNode> Run() {
     CAIRN_RETURN_IF_ERROR(CheckCharacters(in_));
     if (in_.substr(0, 3) == "\xEF\xBB\xBF") pos_ = 3;  // a UTF-8 byte order mark
-    if (in_.substr(pos_, 5) == "<?xml" && in_.size() > pos_ + 5 && IsSpace(in_[pos_ + 5])) {
+    if (in_.substr(pos_, 5) == "<?xml" && in_.size() > pos_ + 5 && IsXmlSpace(in_[pos_ + 5])) {
       CAIRN_RETURN_IF_ERROR(SkipDeclaration());
     }
     CAIRN_RETURN_IF_ERROR(SkipMisc());
@@ -244,7 +242,7 @@ class Parser {
   // Whitespace and comments, before or after the root element.
   Status SkipMisc() {
     while (pos_ < in_.size()) {
-      if (IsSpace(in_[pos_])) {
+      if (IsXmlSpace(in_[pos_])) {
         ++pos_;
       } else if (StartsWith("<!--")) {
         CAIRN_RETURN_IF_ERROR(SkipComment());
@@ -277,7 +275,7 @@ class Parser {
   }
 
   void SkipSpace() {
-    while (pos_ < in_.size() && IsSpace(in_[pos_])) ++pos_;
+    while (pos_ < in_.size() && IsXmlSpace(in_[pos_])) ++pos_;
   }
 
   // Decodes the reference starting at '&' at pos_ into `out` and moves past its ';'.
@@ -499,38 +497,20 @@ class Parser {
   XmlNode root_;
 };
 
-std::string_view Trim(std::string_view s) {
-  while (!s.empty() && IsSpace(s.front())) s.remove_prefix(1);
-  while (!s.empty() && IsSpace(s.back())) s.remove_suffix(1);
-  return s;
-}
-
 // True when the element holds only whitespace apart from its children.
-bool OnlyChildren(const XmlNode& n) { return Trim(n.text).empty(); }
+bool OnlyChildren(const XmlNode& n) { return TrimXmlSpace(n.text).empty(); }
 
 Status WrongShape(std::string_view what) { return Status::MalformedXml(std::string("xml: ") + std::string(what)); }
 
 // Parses a decimal integer with optional surrounding whitespace. Returns nullopt for anything else
 // (sign, empty, more digits than fit).
 std::optional<uint64_t> ParseDecimal(std::string_view s) {
-  s = Trim(s);
+  s = TrimXmlSpace(s);
   if (s.empty() || s.size() > 19) return std::nullopt;
   uint64_t v = 0;
   const auto [ptr, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
   if (ec != std::errc() || ptr != s.data() + s.size()) return std::nullopt;
   return v;
-}
-
-bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (size_t i = 0; i < a.size(); ++i) {
-    char x = a[i];
-    char y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
 }
 
 }  // namespace
@@ -563,7 +543,7 @@ Result<std::vector<CompletedPart>> ParseCompleteMultipartUpload(std::string_view
     if (*n < kMinPartNumber || *n > kMaxPartNumber) {
       return Status::InvalidArgument("part number must be an integer between 1 and 10000, inclusive");
     }
-    parts.push_back(CompletedPart{static_cast<uint32_t>(*n), std::string(Trim(etag->text))});
+    parts.push_back(CompletedPart{static_cast<uint32_t>(*n), std::string(TrimXmlSpace(etag->text))});
   }
   if (parts.empty()) return WrongShape("CompleteMultipartUpload lists no Part");
   return parts;
@@ -579,7 +559,7 @@ Result<DeleteRequest> ParseDeleteRequest(std::string_view body) {
     if (child.name == "Quiet") {
       if (seen_quiet) return WrongShape("Delete repeats Quiet");
       seen_quiet = true;
-      const std::string_view v = Trim(child.text);
+      const std::string_view v = TrimXmlSpace(child.text);
       if (!child.children.empty()) return WrongShape("Quiet has child elements");
       if (EqualsIgnoreCase(v, "true")) {
         req.quiet = true;
@@ -623,7 +603,7 @@ Result<CreateBucketConfiguration> ParseCreateBucketConfiguration(std::string_vie
     if (seen) return WrongShape("CreateBucketConfiguration repeats LocationConstraint");
     if (!child.children.empty()) return WrongShape("LocationConstraint has child elements");
     seen = true;
-    config.location_constraint = std::string(Trim(child.text));
+    config.location_constraint = std::string(TrimXmlSpace(child.text));
   }
   return config;
 }

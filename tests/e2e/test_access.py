@@ -15,7 +15,6 @@ Run:
 import base64
 import collections
 import contextlib
-import datetime
 import hashlib
 import http.client
 import json
@@ -327,7 +326,8 @@ def test_cli_users_and_keys(admin, cairn):
 
     assert admin.ok("user", "delete", name).stdout == ""
     assert name not in [u["name"] for u in admin.json("user", "list")["users"]]
-    assert admin.json("key", "list", name) == {"keys": []}
+    # Listing the keys of a user who does not exist is an error, not an empty list (a typo shows).
+    admin.fails("key", "list", name, code="NotFound")
 
 
 @pytest.mark.parametrize("bad", ["bad name", "", "a" * 65, "x/y", "caf\u00e9", "root"])
@@ -367,7 +367,7 @@ def test_cli_credentials(admin, cairn, alice):
 
 # ---- ownership and isolation ----
 
-def test_bucket_owner_and_list_isolation(s3, alice, bob, root_id):
+def test_bucket_owner_and_list_isolation(s3, alice, bob, anon, root_id):
     a = new_bucket(alice.s3)
     b = new_bucket(bob.s3)
     for actor, mine, theirs in ((alice, a, b), (bob, b, a)):
@@ -382,6 +382,8 @@ def test_bucket_owner_and_list_isolation(s3, alice, bob, root_id):
     everything = s3.list_buckets()
     assert everything["Owner"] == {"ID": root_id, "DisplayName": "root"}
     assert {a, b} <= {x["Name"] for x in everything["Buckets"]}
+    with denied():
+        anon.list_buckets()
     # The root user sees the real owner.
     assert s3.get_bucket_acl(Bucket=a)["Owner"]["ID"] == alice.user.id
     # Objects: owner of each object is its writer.
@@ -794,10 +796,57 @@ def test_policy_allows_user_on_prefix(s3, alice, bob, carol, anon):
     assert not can(lambda: carol.s3.get_object(Bucket=a, Key="pub/a"))
     assert not can(lambda: anon.get_object(Bucket=a, Key="pub/a"))
     assert not exists(s3, a, "pub/new")
-    # The policy grants GetObject of a key that does not exist: S3 answers NoSuchKey (a grant of
-    # s3:GetObject does not reveal more than the object's absence).
+
+
+def test_missing_key_needs_list_permission_to_be_reported(s3, alice, bob, anon):
+    # S3 (GetObject, HeadObject, "Permissions"): "If the object you request doesn't exist, the
+    # error that Amazon S3 returns depends on whether you also have the s3:ListBucket permission.
+    # If you have the s3:ListBucket permission on the bucket, Amazon S3 returns an HTTP status
+    # code 404 Not Found error. If you don't have the s3:ListBucket permission, Amazon S3 returns
+    # an HTTP status code 403 Access Denied error." A policy granting s3:GetObject alone must not
+    # let its grantees probe which keys exist.
+    a = new_bucket(alice.s3)
+    alice.s3.put_object(Bucket=a, Key="pub/present", Body=b"x")
+    alice.s3.put_bucket_policy(Bucket=a, Policy=policy_doc(
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": arn(a, "pub/*")}))
+    assert read(anon, a, "pub/present") == b"x"
+    for c in (bob.s3, anon):
+        with denied():
+            c.get_object(Bucket=a, Key="pub/missing")
+        with s3_error("403", 403):
+            c.head_object(Bucket=a, Key="pub/missing")
+    # With s3:ListBucket as well, the absence is reported.
+    alice.s3.put_bucket_policy(Bucket=a, Policy=policy_doc(
+        {"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": arn(a, "pub/*")},
+        {"Effect": "Allow", "Principal": iam_user("bob"), "Action": "s3:ListBucket", "Resource": arn(a)}))
     with s3_error("NoSuchKey", 404):
         bob.s3.get_object(Bucket=a, Key="pub/missing")
+    with denied():
+        anon.get_object(Bucket=a, Key="pub/missing")
+    # The same through ACLs: READ on the bucket (listing) reports the absence, to its grantees only.
+    alice.s3.delete_bucket_policy(Bucket=a)
+    alice.s3.put_bucket_acl(Bucket=a, GrantFullControl=f'id="{alice.user.id}"', GrantRead=f'id="{bob.user.id}"')
+    with s3_error("NoSuchKey", 404):
+        bob.s3.get_object(Bucket=a, Key="missing")
+    with denied():
+        anon.get_object(Bucket=a, Key="missing")
+
+
+def test_policy_with_unknown_principal_is_malformed(s3, alice):
+    # S3 checks that the principals of a bucket policy exist when the policy is put and answers
+    # MalformedPolicy "Invalid principal in policy" otherwise. Accepting the name of a user that
+    # does not exist would also give that name's future owner the access.
+    a = new_bucket(alice.s3)
+    with s3_error("MalformedPolicy", 400):
+        alice.s3.put_bucket_policy(Bucket=a, Policy=policy_doc(
+            {"Effect": "Allow", "Principal": iam_user("nosuchuser"), "Action": "s3:GetObject",
+             "Resource": arn(a, "*")}))
+    with s3_error("MalformedPolicy", 400):
+        alice.s3.put_bucket_policy(Bucket=a, Policy=policy_doc(
+            {"Effect": "Allow", "Principal": {"CanonicalUser": "0" * 64}, "Action": "s3:GetObject",
+             "Resource": arn(a, "*")}))
+    with s3_error("NoSuchBucketPolicy", 404):
+        s3.get_bucket_policy(Bucket=a)
 
 
 def test_policy_public_read(s3, alice, bob, anon):
@@ -837,6 +886,12 @@ def test_policy_deny_beats_acl_and_allow(s3, alice, bob, anon):
     assert can(lambda: anon.list_objects_v2(Bucket=a))
     # The root user is above policies.
     assert read(s3, a, "secret/x") == b"s"
+    # NotPrincipal: a Deny for everyone but alice.
+    alice.s3.put_bucket_policy(Bucket=a, Policy=policy_doc(
+        {"Effect": "Deny", "NotPrincipal": iam_user("alice"), "Action": "s3:GetObject", "Resource": arn(a, "open/*")}))
+    assert read(alice.s3, a, "open/y") == b"o"
+    assert not can(lambda: bob.s3.get_object(Bucket=a, Key="open/y"))
+    assert not can(lambda: anon.get_object(Bucket=a, Key="open/y"))
 
 
 def test_policy_denies_delete_for_one_user(s3, alice, bob, carol):
@@ -1041,7 +1096,8 @@ def test_user_delete(admin, cairn, s3, alice):
     admin.ok("user", "delete", name)
     with s3_error("InvalidAccessKeyId", 403):
         c.list_buckets()
-    assert admin.json("key", "list", name) == {"keys": []}
+    admin.fails("key", "list", name, code="NotFound")
+    assert name not in [k["user"] for k in admin.json("key", "list")["keys"]]
     assert name not in [u["name"] for u in admin.json("user", "list")["users"]]
     # The id is unknown from now on: no new grants to it.
     with s3_error("InvalidArgument", 400):
@@ -1474,6 +1530,13 @@ def test_post_refusals_store_nothing(cairn, s3, alice, bob, post_bucket):
     refused(fields, b"", 400, "EntityTooSmall", "r/size")
     assert post_form(cairn, post_bucket, fields, b"x" * 15)[0] == 204
     s3.delete_object(Bucket=post_bucket, Key="r/size")
+    # A form signed for another bucket.
+    other = new_bucket(alice.s3)
+    refused(presigned_post(alice.s3, other, "r/elsewhere"), b"x", 403, "AccessDenied", "r/elsewhere")
+    # A Content-Type outside the starts-with.
+    fields = presigned_post(alice.s3, post_bucket, "r/type", {"Content-Type": "image/png"},
+                            [["starts-with", "$Content-Type", "image/"]])
+    refused(dict(fields, **{"Content-Type": "text/html"}), b"x", 403, "AccessDenied", "r/type")
     # No file.
     refused(presigned_post(alice.s3, post_bucket, "r/nofile"), None, 400, "InvalidArgument", "r/nofile")
     # A valid form of a user without WRITE on the bucket.

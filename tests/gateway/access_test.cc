@@ -185,5 +185,33 @@ TEST(AccessTest, PolicySeesThePrincipalsNameAndId) {
   EXPECT_FALSE(Allowed(kAnonymous, S3Op::kListObjects, &priv, nullptr, &by_name));
 }
 
+TEST(AccessTest, OwnerMayAlwaysManageItsPolicy) {
+  const meta::BucketInfo priv = Bucket();
+  const BucketPolicy deny_all = Policy(
+      R"({"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:*","Resource":["arn:aws:s3:::b","arn:aws:s3:::b/*"]}]})");
+  for (S3Op op : {S3Op::kGetBucketPolicy, S3Op::kPutBucketPolicy, S3Op::kDeleteBucketPolicy}) {
+    EXPECT_TRUE(Allowed(kAlice, op, &priv, nullptr, &deny_all)) << S3OpName(op);
+    EXPECT_FALSE(Allowed(kBob, op, &priv, nullptr, &deny_all)) << S3OpName(op);
+  }
+  EXPECT_FALSE(Allowed(kAlice, S3Op::kListObjects, &priv, nullptr, &deny_all));
+  EXPECT_FALSE(Allowed(kAlice, S3Op::kPutBucketCors, &priv, nullptr, &deny_all));
+}
+
+TEST(AccessTest, PolicyReadOfAMissingKeyNeedsListPermission) {
+  const meta::BucketInfo priv = Bucket();
+  const BucketPolicy get_only = Policy(
+      R"({"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"}]})");
+  const Acl object = *CannedAcl("private", "alice-id", "alice-id");
+  EXPECT_TRUE(Allowed(kAnonymous, S3Op::kGetObject, &priv, &object, &get_only));
+  EXPECT_FALSE(Allowed(kAnonymous, S3Op::kGetObject, &priv, nullptr, &get_only));  // AccessDenied, not 404
+  EXPECT_FALSE(Allowed(kBob, S3Op::kHeadObject, &priv, nullptr, &get_only));
+  const BucketPolicy get_and_list = Policy(
+      R"({"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/*"},
+                       {"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b"}]})");
+  EXPECT_TRUE(Allowed(kAnonymous, S3Op::kGetObject, &priv, nullptr, &get_and_list));  // NoSuchKey
+  const meta::BucketInfo pr = Bucket("public-read");
+  EXPECT_TRUE(Allowed(kAnonymous, S3Op::kGetObject, &pr, nullptr, &get_only));  // READ by ACL lists
+}
+
 }  // namespace
 }  // namespace cairn::gateway

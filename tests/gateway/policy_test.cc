@@ -926,3 +926,21 @@ TEST_F(WildcardTest, PathologicalPatternsFinishFast) {
 
 }  // namespace
 }  // namespace cairn::gateway
+
+namespace cairn::gateway {
+namespace {
+
+TEST(PolicyPrincipalsTest, ListsNamedUsersAndIdsForTheCallerToCheck) {
+  auto p = BucketPolicy::Parse(
+      R"({"Statement":[{"Effect":"Allow","Principal":{"AWS":["arn:aws:iam::1:user/alice","bob"]},"Action":"s3:*","Resource":"*"},
+                       {"Effect":"Deny","NotPrincipal":{"CanonicalUser":"ABCDEF0123456789abcdef0123456789abcdef0123456789abcdef0123456789"},"Action":"s3:*","Resource":"*"},
+                       {"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"*"}]})",
+      "b");
+  ASSERT_TRUE(p.ok()) << p.status().ToString();
+  EXPECT_EQ(p->PrincipalUserNames(), (std::vector<std::string>{"alice", "bob"}));
+  EXPECT_EQ(p->PrincipalCanonicalIds(),
+            (std::vector<std::string>{"abcdef0123456789abcdef0123456789abcdef0123456789abcdef0123456789"}));
+}
+
+}  // namespace
+}  // namespace cairn::gateway

@@ -1,10 +1,12 @@
-// Tests for bucket name and object key validation and the listing URL encoding.
+// Tests for bucket name and object key validation, the listing URL encoding and the shared text
+// helpers of gateway/text.h.
 #include "gateway/s3_names.h"
 
 #include <gtest/gtest.h>
 
 #include <string>
 
+#include "gateway/text.h"
 #include "test_util.h"
 
 namespace cairn::gateway {
@@ -181,6 +183,32 @@ TEST(ListingUrlEncodingTest, EveryByteRoundTripsThroughPercentDecode) {
   Result<std::string> decoded = PercentDecode(encoded, /*plus_is_space=*/true);
   ASSERT_OK(decoded);
   EXPECT_EQ(*decoded, all);
+}
+
+TEST(AsciiTextTest, FoldsOnlyAsciiLetters) {
+  EXPECT_EQ(AsciiLower("Content-MD5 \xC3\x84"), "content-md5 \xC3\x84");
+  EXPECT_EQ(AsciiLower('@'), '@');
+  EXPECT_EQ(AsciiLower('['), '[');
+  EXPECT_TRUE(EqualsIgnoreCase("Bytes=", "bytes="));
+  EXPECT_FALSE(EqualsIgnoreCase("\xC3\x84", "\xC3\xA4"));  // Ä and ä: not ASCII
+  EXPECT_FALSE(EqualsIgnoreCase("true", "true "));
+}
+
+TEST(AsciiTextTest, DigitsAreAsciiOnly) {
+  EXPECT_TRUE(IsAsciiDigit('0'));
+  EXPECT_TRUE(IsAsciiDigit('9'));
+  EXPECT_FALSE(IsAsciiDigit('/'));
+  EXPECT_FALSE(IsAsciiDigit(':'));
+  EXPECT_FALSE(IsAsciiDigit('\xB2'));  // superscript two in Latin-1
+}
+
+TEST(AsciiTextTest, HttpTrimKeepsCrLfAndXmlTrimDropsThem) {
+  EXPECT_EQ(TrimHttpSpace(" \t v a \t "), "v a");
+  EXPECT_EQ(TrimHttpSpace("\r\n v \r\n"), "\r\n v \r\n");
+  EXPECT_EQ(TrimXmlSpace(" \t\r\n v a \n\r\t "), "v a");
+  EXPECT_EQ(TrimXmlSpace("\v\f v"), "\v\f v");  // not XML white space
+  EXPECT_EQ(TrimHttpSpace(" \t "), "");
+  EXPECT_EQ(TrimXmlSpace(""), "");
 }
 
 TEST(PercentDecodeTest, DecodesAndRejectsBadEscapes) {

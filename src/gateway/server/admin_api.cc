@@ -14,6 +14,7 @@
 //   error: {"code": "NoSuchUser", "message": "..."} with 400, 403, 404 or 409
 //
 // A secret key appears in exactly one answer, the one that created it.
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "common/logging.h"
@@ -126,8 +127,15 @@ void S3Service::Admin(Request& r, std::string_view path) {
                                  {"user", key->user},
                                  {"enabled", true}});
   } else if (seg.size() == 1 && seg[0] == "keys" && method == "GET") {
+    const std::string user = r.Query("user").value_or("");
+    if (!user.empty()) {
+      const auto users = identities_->ListUsers();
+      if (std::none_of(users.begin(), users.end(), [&](const meta::UserRecord& u) { return u.name == user; })) {
+        return SendJsonError(r, 404, "NotFound", "user " + user);
+      }
+    }
     Json keys = Json::array();
-    for (const auto& k : identities_->ListKeys(r.Query("user").value_or(""))) keys.push_back(KeyJson(k));
+    for (const auto& k : identities_->ListKeys(user)) keys.push_back(KeyJson(k));
     return SendJson(r, 200, Json{{"keys", keys}});
   } else if (seg.size() == 2 && seg[0] == "keys") {
     const std::string& access_key = seg[1];

@@ -101,6 +101,11 @@ std::optional<Principal> Identities::PrincipalOf(std::string_view access_key) co
   return Principal{false, false, user->second.name, user->second.canonical_id};
 }
 
+bool Identities::UserExists(std::string_view name) const {
+  std::shared_lock lock(mu_);
+  return users_.find(name) != users_.end();
+}
+
 bool Identities::CanonicalIdExists(std::string_view canonical_id) const {
   if (canonical_id == root_id_) return true;
   std::shared_lock lock(mu_);

@@ -47,6 +47,8 @@ class Identities {
   std::optional<std::string> Secret(std::string_view access_key) const;
   // Who holds an (enabled) access key. nullopt for unknown or disabled keys.
   std::optional<Principal> PrincipalOf(std::string_view access_key) const;
+  // True when a user of that name exists (root is not a stored user).
+  bool UserExists(std::string_view name) const;
   // True for the root's id and every user's.
   bool CanonicalIdExists(std::string_view canonical_id) const;
   // The user name of a canonical id ("root" for root), "" when unknown.

@@ -898,6 +898,16 @@ void S3Service::PutBucketPolicy(Request& r) {
   if (body->empty()) return SendError(r, Make(S3Code::kMalformedPolicy, "Policies must be valid JSON"));
   auto parsed = BucketPolicy::Parse(*body, r.bucket());
   if (!parsed.ok()) return SendError(r, Make(S3Code::kMalformedPolicy, parsed.status().message()));
+  for (const std::string& name : parsed->PrincipalUserNames()) {
+    if (name != "root" && !identities_->UserExists(name)) {
+      return SendError(r, Make(S3Code::kMalformedPolicy, "Invalid principal in policy: no user " + name));
+    }
+  }
+  for (const std::string& id : parsed->PrincipalCanonicalIds()) {
+    if (!identities_->CanonicalIdExists(id)) {
+      return SendError(r, Make(S3Code::kMalformedPolicy, "Invalid principal in policy: no user with id " + id));
+    }
+  }
   Status s = meta_->UpdateBucket(r.bucket(), [&](meta::BucketInfo* b) {
     b->policy = *body;
     return Status::OK();

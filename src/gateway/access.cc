@@ -35,7 +35,7 @@ OperationAccess AccessFor(S3Op op) {
     case S3Op::kAbortMultipartUpload:
       return {"s3:AbortMultipartUpload", AclTarget::kBucket, AclPermission::kWrite, true};
     case S3Op::kListParts:
-      return {"s3:ListMultipartUploadParts", AclTarget::kBucket, AclPermission::kWrite, true};
+      return {"s3:ListMultipartUploadParts", AclTarget::kBucket, AclPermission::kRead, true};
     case S3Op::kGetObject:
     case S3Op::kHeadObject: return {"s3:GetObject", AclTarget::kObject, AclPermission::kRead, true};
     case S3Op::kGetObjectTagging: return {"s3:GetObjectTagging", AclTarget::kObject, AclPermission::kRead, true};
@@ -63,7 +63,34 @@ meta::Acl EffectiveAcl(const meta::Acl& stored, std::string_view owner) {
   return acl;
 }
 
+namespace {
+
+AccessDecision AuthorizeAccess(const Principal& principal, const AccessRequest& request);
+
+}  // namespace
+
 AccessDecision Authorize(const Principal& principal, const AccessRequest& request) {
+  const AccessDecision d = AuthorizeAccess(principal, request);
+  if (!d.allowed || principal.root || request.upload_initiator == nullptr || request.bucket_info == nullptr) return d;
+  const std::string& initiator =
+      request.upload_initiator->empty() ? request.bucket_info->owner : *request.upload_initiator;
+  const bool is_initiator = !principal.anonymous && principal.canonical_id == initiator;
+  const bool is_owner = !principal.anonymous && principal.canonical_id == request.bucket_info->owner;
+  switch (request.op) {
+    case S3Op::kUploadPart:
+    case S3Op::kUploadPartCopy:
+    case S3Op::kCompleteMultipartUpload:
+      return is_initiator ? d : AccessDecision{false, "not the upload's initiator"};
+    case S3Op::kAbortMultipartUpload:
+    case S3Op::kListParts:
+      return is_initiator || is_owner ? d : AccessDecision{false, "neither initiator nor bucket owner"};
+    default: return d;
+  }
+}
+
+namespace {
+
+AccessDecision AuthorizeAccess(const Principal& principal, const AccessRequest& request) {
   if (principal.root) return {true, "root"};
   const OperationAccess access = AccessFor(request.op);
   if (access.action.empty()) return {false, "unknown operation"};
@@ -96,7 +123,12 @@ AccessDecision Authorize(const Principal& principal, const AccessRequest& reques
       pr.resource = "arn:aws:s3:::" + std::string(request.bucket);
       if (object_resource) pr.resource += "/" + std::string(request.key);
       pr.anonymous = principal.anonymous;
-      pr.user_name = principal.user_name;
+      // A policy names users by name; the name counts only for the user that had it when the
+      // policy was put (bucket.policy_users), not for a later user given the same name.
+      if (auto it = bucket.policy_users.find(principal.user_name);
+          it != bucket.policy_users.end() && it->second == principal.canonical_id) {
+        pr.user_name = principal.user_name;
+      }
       pr.canonical_id = principal.canonical_id;
       pr.context = request.context;
       if (!principal.anonymous) {
@@ -105,9 +137,18 @@ AccessDecision Authorize(const Principal& principal, const AccessRequest& reques
       }
       return request.policy->Evaluate(pr);
     };
+    // S3: setting an ACL while writing an object also needs s3:PutObjectAcl, so a policy that
+    // denies it cannot be side-stepped with x-amz-acl on the PUT.
+    if (request.sets_acl && evaluate("s3:PutObjectAcl", true) == PolicyDecision::kDeny) {
+      return {false, "policy deny (PutObjectAcl)"};
+    }
     switch (evaluate(access.action, access.object_resource)) {
       case PolicyDecision::kDeny: return {false, "policy deny"};
       case PolicyDecision::kAllow:
+        if (access.target == AclTarget::kObject && request.object_acl != nullptr &&
+            EffectiveAcl(*request.object_acl, bucket.owner).owner != bucket.owner) {
+          break;  // another user's object: its ACL decides (below)
+        }
         if (access.target == AclTarget::kObject && request.object_acl == nullptr) {
           // Reading a key that does not exist: S3 tells "no such key" only to those who may also
           // list the bucket (s3:ListBucket by policy, or READ by ACL); others get AccessDenied.
@@ -129,9 +170,9 @@ AccessDecision Authorize(const Principal& principal, const AccessRequest& reques
       return is_owner ? AccessDecision{true, "bucket owner"} : AccessDecision{false, "not the bucket owner"};
     case AclTarget::kBucket:
       if (AclAllows(EffectiveAcl(bucket.acl, bucket.owner), requester, access.permission)) return {true, "bucket acl"};
-      // Listing the parts of an upload: writers may, and so may readers of the bucket.
+      // The parts of one's own upload may be listed by whoever may write it.
       if (request.op == S3Op::kListParts &&
-          AclAllows(EffectiveAcl(bucket.acl, bucket.owner), requester, AclPermission::kRead)) {
+          AclAllows(EffectiveAcl(bucket.acl, bucket.owner), requester, AclPermission::kWrite)) {
         return {true, "bucket acl"};
       }
       return {false, "no bucket grant"};
@@ -152,5 +193,7 @@ AccessDecision Authorize(const Principal& principal, const AccessRequest& reques
   }
   return {false, "no grant"};
 }
+
+}  // namespace
 
 }  // namespace cairn::gateway

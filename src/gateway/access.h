@@ -8,14 +8,17 @@
 //
 //   1. The root user may do everything.
 //   2. The bucket owner may always manage the bucket's policy (Get/Put/DeleteBucketPolicy).
-//   3. The bucket policy: an applicable Deny refuses; an applicable Allow grants (for a key that
-//      does not exist, only when the requester may also list the bucket, so keys cannot be
+//   3. The bucket policy: an applicable Deny refuses; an applicable Allow grants, except for
+//      the data and ACL of an object another user owns (the bucket owner's policy cannot give
+//      away what the bucket owner itself may not read: the object's ACL decides) and for a key
+//      that does not exist (only when the requester may also list the bucket, so keys cannot be
 //      probed).
 //   4. Operations reserved to the bucket owner (policies, CORS, deleting the bucket, location,
 //      versioning): the bucket owner may.
 //   5. The ACL of the resource the operation acts on: the bucket's for listing and for writing
 //      or deleting objects (WRITE on the bucket), the object's for reading an object or its ACL.
 //   6. Otherwise refused.
+//   Operations on a multipart upload also need the upload's initiator (see upload_initiator).
 //
 // Operations on the service (ListBuckets, CreateBucket) need an authenticated requester; what
 // ListBuckets shows is filtered by owner in the operation.
@@ -55,8 +58,8 @@ struct OperationAccess {
   bool object_resource = false;  // the policy resource names the object, not the bucket
 };
 
-// How `op` is authorized. kUnknown and kPreflight (answered without authorization) give an
-// action of "" and kOwnerOnly.
+// How `op` is authorized. kUnknown, kPreflight (answered without authorization) and kAdmin (root
+// only, in the admin API) give an action of "" and kOwnerOnly.
 OperationAccess AccessFor(S3Op op);
 
 struct AccessRequest {
@@ -67,6 +70,12 @@ struct AccessRequest {
   const meta::BucketInfo* bucket_info = nullptr;
   // The object's ACL for kObject operations when the object exists; null otherwise.
   const meta::Acl* object_acl = nullptr;
+  // For operations on a multipart upload: the canonical id of its initiator (null when the
+  // upload does not exist). Only the initiator may add parts to it or complete it; the
+  // initiator or the bucket owner may abort it or list its parts.
+  const std::string* upload_initiator = nullptr;
+  // The request also sets the new object's ACL (x-amz-acl, x-amz-grant-*, a form's acl field).
+  bool sets_acl = false;
   // The bucket's parsed policy, null when it has none.
   const BucketPolicy* policy = nullptr;
   // Condition keys for the policy (PolicyRequest::context); aws:username and aws:userid are

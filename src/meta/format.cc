@@ -388,6 +388,11 @@ std::string EncodeBucket(std::string_view db_key, const BucketInfo& b) {
   w.U8(static_cast<uint8_t>(b.versioning));
   w.AclValue(b.acl);
   w.String(b.policy);
+  w.Varint(b.policy_users.size());
+  for (const auto& [name, id] : b.policy_users) {
+    w.String(name);
+    w.String(id);
+  }
   w.String(b.cors);
   return w.Finish(db_key);
 }
@@ -409,6 +414,11 @@ Status DecodeBucket(std::string_view db_key, std::string_view value, BucketInfo*
   if (version >= kAclFormatVersion) {
     b.acl = r.AclValue();
     b.policy = r.String();
+    const uint64_t users = r.Count(/*min_size=*/2);
+    for (uint64_t i = 0; i < users; ++i) {
+      std::string name = r.String();
+      b.policy_users[std::move(name)] = r.String();
+    }
     b.cors = r.String();
   }
   CAIRN_RETURN_IF_ERROR(CloseReader(r, "bucket"));

@@ -109,7 +109,10 @@ class MetaStore {
   // that contains NUL.
   [[nodiscard]] virtual Status CreateBucket(const BucketInfo& bucket) = 0;
   // BucketNotEmpty while the bucket holds an object or an unfinished multipart upload.
-  [[nodiscard]] virtual Status DeleteBucket(std::string_view bucket) = 0;
+  // `expected_owner`, when not empty, must be the bucket's owner (PreconditionFailed otherwise):
+  // a caller authorized against one bucket never deletes another one created under the same
+  // name meanwhile.
+  [[nodiscard]] virtual Status DeleteBucket(std::string_view bucket, std::string_view expected_owner) = 0;
   [[nodiscard]] virtual Result<BucketInfo> GetBucket(std::string_view bucket) = 0;
   // All buckets, ordered by name (bytewise).
   [[nodiscard]] virtual Result<std::vector<BucketInfo>> ListBuckets() = 0;
@@ -128,12 +131,13 @@ class MetaStore {
   [[nodiscard]] virtual Status PutObject(const ObjectRecord& record, const WritePrecondition& precondition,
                                          std::optional<ObjectRecord>* replaced) = 0;
   [[nodiscard]] virtual Result<ObjectRecord> GetObject(std::string_view bucket, std::string_view key) = 0;
-  // Replaces the ACL of the current object, atomically with respect to other mutations of it.
-  // `expected_etag`, when not empty, must be the current object's etag (PreconditionFailed
-  // otherwise), so an ACL read with one version is not applied to a newer one. NotFound when there
-  // is no object.
+  // Replaces the grants of the current object's ACL, atomically with respect to other
+  // mutations of it; the owner stays (it is who wrote the object; a record from before ACLs gets
+  // acl.owner). `expected`, when given, is the version the caller authorized against: its etag
+  // and last_modified_ms must still be the current object's (PreconditionFailed otherwise), so
+  // grants meant for one version never land on a newer one. NotFound when there is no object.
   [[nodiscard]] virtual Status SetObjectAcl(std::string_view bucket, std::string_view key, const Acl& acl,
-                                            std::string_view expected_etag) = 0;
+                                            const ObjectRecord* expected) = 0;
   // Removes the object and returns its record. NotFound when there is none.
   [[nodiscard]] virtual Result<ObjectRecord> DeleteObject(std::string_view bucket, std::string_view key) = 0;
   // One page of the bucket's listing; see ListObjectsResult for the semantics. The page is a
@@ -152,6 +156,9 @@ class MetaStore {
   // The upload with all its parts.
   [[nodiscard]] virtual Result<MultipartUpload> GetUpload(std::string_view bucket, std::string_view key,
                                                           std::string_view upload_id) = 0;
+  // The upload without its parts (GetUpload's record, cheap for uploads with many parts).
+  [[nodiscard]] virtual Result<MultipartUpload> GetUploadInfo(std::string_view bucket, std::string_view key,
+                                                              std::string_view upload_id) = 0;
   // Parts with numbers > part_number_marker, at most max_parts of them.
   [[nodiscard]] virtual Result<ListPartsResult> ListParts(std::string_view bucket, std::string_view key,
                                                           std::string_view upload_id, uint32_t part_number_marker,

@@ -194,11 +194,20 @@ class RocksDbMetaStoreImpl final : public MetaStore {
     });
   }
 
-  Status DeleteBucket(std::string_view bucket) override {
+  Status DeleteBucket(std::string_view bucket, std::string_view expected_owner) override {
     return Guard("DeleteBucket", [&]() -> Status {
       CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
       std::unique_lock lock(bucket_mu_);
-      CAIRN_RETURN_IF_ERROR(CheckBucket(rocksdb::ReadOptions(), bucket));
+      const std::string bucket_key = format::BucketKey(bucket);
+      std::string value;
+      bool found = false;
+      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), bucket_key, &value, &found));
+      if (!found) return Status::NoSuchBucket(std::string(bucket));
+      if (!expected_owner.empty()) {
+        BucketInfo info;
+        CAIRN_RETURN_IF_ERROR(format::DecodeBucket(bucket_key, value, &info));
+        if (info.owner != expected_owner) return Status::PreconditionFailed("the bucket's owner changed");
+      }
       for (const std::string& prefix : {format::ObjectKeyPrefix(bucket), format::UploadKeyPrefix(bucket)}) {
         bool any = false;
         CAIRN_RETURN_IF_ERROR(AnyKeyWithPrefix(prefix, &any));
@@ -265,7 +274,7 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   // ---- Objects ----------------------------------------------------------------------------
 
   Status SetObjectAcl(std::string_view bucket, std::string_view key, const Acl& acl,
-                      std::string_view expected_etag) override {
+                      const ObjectRecord* expected) override {
     return Guard("SetObjectAcl", [&]() -> Status {
       CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
       std::shared_lock bucket_lock(bucket_mu_);
@@ -278,10 +287,13 @@ class RocksDbMetaStoreImpl final : public MetaStore {
         CAIRN_RETURN_IF_ERROR(CheckBucket(ro, bucket));
         return Status::NotFound("object " + std::string(key));
       }
-      if (!expected_etag.empty() && StripQuotes(expected_etag) != current->etag) {
+      if (expected != nullptr &&
+          (expected->etag != current->etag || expected->last_modified_ms != current->last_modified_ms)) {
         return Status::PreconditionFailed("the object changed");
       }
+      const std::string owner = current->acl.owner.empty() ? acl.owner : current->acl.owner;
       current->acl = acl;
+      current->acl.owner = owner;
       rocksdb::WriteBatch batch;
       CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(db_key, format::EncodeObject(db_key, *current)), "batch put"));
       return Write(&batch);
@@ -422,6 +434,17 @@ class RocksDbMetaStoreImpl final : public MetaStore {
       MultipartUpload upload;
       CAIRN_RETURN_IF_ERROR(ReadUpload(ro, bucket, key, upload_id, &upload));
       CAIRN_RETURN_IF_ERROR(ReadParts(ro, upload_id, &upload.parts));
+      return upload;
+    });
+  }
+
+  Result<MultipartUpload> GetUploadInfo(std::string_view bucket, std::string_view key,
+                                        std::string_view upload_id) override {
+    return Guard("GetUploadInfo", [&]() -> Result<MultipartUpload> {
+      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
+      CAIRN_RETURN_IF_ERROR(ValidateUploadId(upload_id));
+      MultipartUpload upload;
+      CAIRN_RETURN_IF_ERROR(ReadUpload(rocksdb::ReadOptions(), bucket, key, upload_id, &upload));
       return upload;
     });
   }

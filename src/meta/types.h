@@ -70,6 +70,9 @@ struct BucketInfo {
   // acl.owner == owner. Empty grants in records from before ACLs: owner FULL_CONTROL is implied.
   Acl acl;
   std::string policy;  // the bucket policy document (JSON) as the owner put it; empty: none
+  // The users the policy names by name, with the canonical id each name had when the policy was
+  // put: a user deleted and created again under that name is a different principal.
+  std::map<std::string, std::string> policy_users;
   std::string cors;    // the CORS configuration (XML, as gateway/cors.h writes it); empty: none
 
   friend bool operator==(const BucketInfo&, const BucketInfo&) = default;

@@ -17,7 +17,7 @@
 #include <string>
 
 #include "bench/s3_client.h"
-#include "gateway/text.h"
+#include "gateway/sigv4.h"
 #include "server/cli.h"
 
 namespace cairn::cli {
@@ -38,21 +38,7 @@ std::string FromEnv(const std::string& flag, const char* env, const char* fallba
   return v != nullptr && *v != '\0' ? v : fallback;
 }
 
-std::string Escape(std::string_view s) {
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-        c == '.' || c == '~') {
-      out.push_back(static_cast<char>(c));
-    } else {
-      static constexpr char kHex[] = "0123456789ABCDEF";
-      out += '%';
-      out += kHex[c >> 4];
-      out += kHex[c & 0xf];
-    }
-  }
-  return out;
-}
+std::string Escape(std::string_view s) { return gateway::UriEncode(s, /*keep_slash=*/false); }
 
 // Sends one admin request; prints the answer (or the error) and returns the exit code.
 int Call(const AdminFlags& f, const std::string& method, const std::string& path, const std::string& query,
@@ -61,11 +47,16 @@ int Call(const AdminFlags& f, const std::string& method, const std::string& path
   bench::ClientOptions options;
   options.credentials.access_key = FromEnv(f.access_key, "CAIRN_ROOT_ACCESS_KEY");
   options.credentials.secret_key = FromEnv(f.secret_key, "CAIRN_ROOT_SECRET_KEY");
+  if (options.credentials.access_key.empty() && options.credentials.secret_key.empty()) {
+    // DATA/credentials, sourced into a shell, sets the AWS_* names (for aws-cli too).
+    options.credentials.access_key = FromEnv("", "AWS_ACCESS_KEY_ID");
+    options.credentials.secret_key = FromEnv("", "AWS_SECRET_ACCESS_KEY");
+  }
   options.region = f.region;
   options.user_agent = "cairn-admin";
   if (options.credentials.access_key.empty() || options.credentials.secret_key.empty()) {
-    std::cerr << "cairn admin: root credentials needed: --access-key/--secret-key or CAIRN_ROOT_ACCESS_KEY/"
-                 "CAIRN_ROOT_SECRET_KEY (the server printed them at first start; see DATA/credentials)\n";
+    std::cerr << "cairn admin: root credentials needed: --access-key/--secret-key, CAIRN_ROOT_ACCESS_KEY/"
+                 "CAIRN_ROOT_SECRET_KEY, or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY (set -a; . DATA/credentials)\n";
     return 1;
   }
   auto ep = bench::ParseEndpoint(endpoint);
@@ -137,6 +128,7 @@ void AddAdminCommand(CLI::App& root, CommandAction& action) {
     cmd->add_option("--endpoint", f->endpoint, "Server URL");
     cmd->add_option("--access-key", f->access_key, "Root access key");
     cmd->add_option("--secret-key", f->secret_key, "Root secret key");
+    cmd->add_option("--region", f->region, "Region the server signs for");
   };
 
   CLI::App* user = admin->add_subcommand("user", "Users")->require_subcommand(1);

@@ -28,6 +28,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 import s3raw
+import server as harness
 from conftest import make_client, start_server, unique_bucket_name
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
@@ -1560,3 +1561,97 @@ def test_post_for_other_users_per_acl_and_policy(cairn, s3, alice, bob):
     p = new_bucket(alice.s3, ACL="public-read-write")
     assert post_form(cairn, p, {"key": "anon/1"}, b"a")[0] == 204
     assert read(s3, p, "anon/1") == b"a"
+
+
+# ---- what a review of the access paths found (each was a way around the rules) ----
+
+def test_bucket_policy_cannot_open_another_users_object(s3, alice, bob, anon):
+    """S3: a bucket policy speaks for the bucket owner, who may not read (or re-ACL) an object
+    another user wrote privately; only a Deny in it applies to such objects."""
+    a = new_bucket(alice.s3)
+    alice.s3.put_bucket_acl(Bucket=a, GrantFullControl=f'id="{alice.user.id}"', GrantWrite=f'id="{bob.user.id}"')
+    bob.s3.put_object(Bucket=a, Key="secret", Body=b"bob's", ACL="private")
+    alice.s3.put_object(Bucket=a, Key="hers", Body=b"alice's")
+    alice.s3.put_bucket_policy(Bucket=a, Policy=policy_doc(
+        {"Effect": "Allow", "Principal": "*", "Action": ["s3:GetObject", "s3:PutObjectAcl"], "Resource": arn(a, "*")}))
+    assert not can(lambda: anon.get_object(Bucket=a, Key="secret"))
+    assert not can(lambda: alice.s3.get_object(Bucket=a, Key="secret"))
+    assert not can(lambda: alice.s3.put_object_acl(Bucket=a, Key="secret", ACL="public-read"))
+    assert read(bob.s3, a, "secret") == b"bob's"
+    assert read(anon, a, "hers") == b"alice's"  # the bucket owner's own objects: the policy applies
+    assert grants_of(s3.get_object_acl(Bucket=a, Key="secret")) == [user_grant(bob.user, "FULL_CONTROL")]
+
+
+def test_multipart_uploads_belong_to_their_initiator(s3, alice, bob, carol):
+    a = new_bucket(alice.s3, ACL="public-read-write")
+    up = bob.s3.create_multipart_upload(Bucket=a, Key="report")["UploadId"]
+    part = bob.s3.upload_part(Bucket=a, Key="report", UploadId=up, PartNumber=1, Body=b"bob")
+    # carol may write the bucket, but not into bob's upload.
+    assert not can(lambda: carol.s3.upload_part(Bucket=a, Key="report", UploadId=up, PartNumber=1, Body=b"evil"))
+    done = {"Parts": [{"PartNumber": 1, "ETag": part["ETag"]}]}
+    assert not can(lambda: carol.s3.complete_multipart_upload(Bucket=a, Key="report", UploadId=up,
+                                                              MultipartUpload=done))
+    assert not can(lambda: carol.s3.abort_multipart_upload(Bucket=a, Key="report", UploadId=up))
+    assert not can(lambda: carol.s3.list_parts(Bucket=a, Key="report", UploadId=up))
+    # The bucket owner may list and would be allowed to abort; the initiator completes.
+    assert [p["PartNumber"] for p in alice.s3.list_parts(Bucket=a, Key="report", UploadId=up)["Parts"]] == [1]
+    bob.s3.complete_multipart_upload(Bucket=a, Key="report", UploadId=up, MultipartUpload=done)
+    assert read(bob.s3, a, "report") == b"bob"
+
+
+def test_expected_bucket_owner(alice, bob):
+    a = new_bucket(alice.s3)
+    alice.s3.put_object(Bucket=a, Key="k", Body=b"x", ExpectedBucketOwner=alice.user.id)
+    with denied():
+        alice.s3.put_object(Bucket=a, Key="k2", Body=b"x", ExpectedBucketOwner=bob.user.id)
+    assert keys_of(alice.s3, a) == ["k"]
+
+
+def test_anonymous_get_may_not_override_response_headers(alice, anon):
+    a = new_bucket(alice.s3, ACL="public-read")
+    alice.s3.put_object(Bucket=a, Key="page", Body=b"<script>", ACL="public-read")
+    assert read(anon, a, "page") == b"<script>"
+    with s3_error("InvalidRequest", 400):
+        anon.get_object(Bucket=a, Key="page", ResponseContentType="text/html")
+    got = alice.s3.get_object(Bucket=a, Key="page", ResponseContentType="text/plain")
+    assert got["ContentType"] == "text/plain"
+
+
+def test_admin_api_refuses_presigned_requests(cairn, s3):
+    url = s3.generate_presigned_url("list_objects_v2", Params={"Bucket": "x"}, ExpiresIn=60)
+    parts = urllib.parse.urlsplit(url)
+    status, _, body = http_request(cairn, "GET", "/_cairn/admin/v1/users?" + parts.query)
+    assert status == 403, body
+
+
+def test_policy_names_the_user_that_had_the_name(admin, alice):
+    """A user deleted and created again under the same name is a new principal: a policy put for
+    the old one does not speak for the new one (S3 resolves names to ids when a policy is put)."""
+    name = "again-" + uuid.uuid4().hex[:8]
+    first = admin.user(name)
+    a = new_bucket(alice.s3)
+    alice.s3.put_object(Bucket=a, Key="k", Body=b"x")
+    alice.s3.put_bucket_policy(Bucket=a, Policy=policy_doc(
+        {"Effect": "Allow", "Principal": iam_user(name), "Action": "s3:GetObject", "Resource": arn(a, "*")}))
+    assert read(first.client(admin.srv), a, "k") == b"x"
+    admin.ok("user", "delete", name)
+    second = admin.user(name)
+    assert not can(lambda: second.client(admin.srv).get_object(Bucket=a, Key="k"))
+
+
+def test_an_unreadable_server_key_is_never_replaced(pytestconfig):
+    srv = start_server(pytestconfig)
+    cli = Admin(pytestconfig.getoption("--cairn-bin"), srv)
+    user = cli.user("keeper")
+    srv.stop()
+    key_path = os.path.join(srv.data_dir, "server.key")
+    original = open(key_path).read()
+    os.rename(key_path, key_path + ".away")
+    # Missing while sealed secrets exist: the server refuses to start rather than make a new key.
+    with pytest.raises(harness.ServerError, match="server.key is missing"):
+        srv.start()
+    assert not os.path.exists(key_path)
+    os.rename(key_path + ".away", key_path)
+    srv.start()
+    assert open(key_path).read() == original
+    assert status_of(user.client(srv).list_buckets()) == 200

@@ -152,7 +152,8 @@ TEST(AccessTest, RecordsFromBeforeAclsBelongToTheBucketOwner) {
 }
 
 TEST(AccessTest, PolicyAllowOpensDenyClosesAndDenyWins) {
-  const meta::BucketInfo priv = Bucket();
+  meta::BucketInfo priv = Bucket();
+  priv.policy_users = {{"bob", "bob-id"}};
   const BucketPolicy allow_bob = Policy(
       R"({"Statement":[{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"s3:GetObject","Resource":"arn:aws:s3:::b/dir/*"}]})");
   const Acl object = *CannedAcl("private", "alice-id", "alice-id");
@@ -160,7 +161,7 @@ TEST(AccessTest, PolicyAllowOpensDenyClosesAndDenyWins) {
   EXPECT_FALSE(Allowed(kBob, S3Op::kPutObject, &priv, nullptr, &allow_bob));
   EXPECT_FALSE(Allowed(kAnonymous, S3Op::kGetObject, &priv, &object, &allow_bob));
 
-  const meta::BucketInfo pr = Bucket("public-read");
+  meta::BucketInfo pr = Bucket("public-read");
   const BucketPolicy deny_anon = Policy(
       R"({"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b",
           "Condition":{"IpAddress":{"aws:SourceIp":"10.0.0.0/8"}}}]})");
@@ -177,7 +178,8 @@ TEST(AccessTest, PolicyAllowOpensDenyClosesAndDenyWins) {
 }
 
 TEST(AccessTest, PolicySeesThePrincipalsNameAndId) {
-  const meta::BucketInfo priv = Bucket();
+  meta::BucketInfo priv = Bucket();
+  priv.policy_users = {{"bob", "bob-id"}};
   const BucketPolicy by_name = Policy(
       R"({"Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:ListBucket","Resource":"arn:aws:s3:::b",
           "Condition":{"StringEquals":{"aws:username":"bob"}}}]})");
@@ -211,6 +213,69 @@ TEST(AccessTest, PolicyReadOfAMissingKeyNeedsListPermission) {
   EXPECT_TRUE(Allowed(kAnonymous, S3Op::kGetObject, &priv, nullptr, &get_and_list));  // NoSuchKey
   const meta::BucketInfo pr = Bucket("public-read");
   EXPECT_TRUE(Allowed(kAnonymous, S3Op::kGetObject, &pr, nullptr, &get_only));  // READ by ACL lists
+}
+
+TEST(AccessTest, APolicyNamesTheUserThatHadTheNameWhenItWasPut) {
+  meta::BucketInfo priv = Bucket();
+  priv.policy_users = {{"bob", "old-bob-id"}};
+  const BucketPolicy allow_bob = Policy(
+      R"({"Statement":[{"Effect":"Allow","Principal":{"AWS":"bob"},"Action":"s3:ListBucket","Resource":"arn:aws:s3:::b"}]})");
+  EXPECT_FALSE(Allowed(kBob, S3Op::kListObjects, &priv, nullptr, &allow_bob));  // a new "bob"
+  priv.policy_users = {{"bob", "bob-id"}};
+  EXPECT_TRUE(Allowed(kBob, S3Op::kListObjects, &priv, nullptr, &allow_bob));
+}
+
+TEST(AccessTest, ABucketPolicyCannotOpenAnotherUsersObject) {
+  const meta::BucketInfo b = Bucket("public-read-write");
+  const BucketPolicy open_all = Policy(
+      R"({"Statement":[{"Effect":"Allow","Principal":"*","Action":["s3:GetObject","s3:PutObjectAcl"],"Resource":"arn:aws:s3:::b/*"}]})");
+  const Acl bobs = *CannedAcl("private", "bob-id", "alice-id");
+  EXPECT_FALSE(Allowed(kAnonymous, S3Op::kGetObject, &b, &bobs, &open_all));
+  EXPECT_FALSE(Allowed(kAlice, S3Op::kGetObject, &b, &bobs, &open_all));
+  EXPECT_FALSE(Allowed(kAlice, S3Op::kPutObjectAcl, &b, &bobs, &open_all));
+  EXPECT_TRUE(Allowed(kBob, S3Op::kGetObject, &b, &bobs, &open_all));
+  const Acl alices = *CannedAcl("private", "alice-id", "alice-id");
+  EXPECT_TRUE(Allowed(kAnonymous, S3Op::kGetObject, &b, &alices, &open_all));
+}
+
+TEST(AccessTest, MultipartUploadsBelongToTheirInitiator) {
+  const meta::BucketInfo b = Bucket("public-read-write");
+  const std::string bobs = "bob-id";
+  auto allowed = [&](const Principal& p, S3Op op) {
+    AccessRequest r;
+    r.op = op;
+    r.bucket = "b";
+    r.key = "k";
+    r.bucket_info = &b;
+    r.upload_initiator = &bobs;
+    return Authorize(p, r).allowed;
+  };
+  for (S3Op op : {S3Op::kUploadPart, S3Op::kUploadPartCopy, S3Op::kCompleteMultipartUpload}) {
+    EXPECT_TRUE(allowed(kBob, op)) << S3OpName(op);
+    EXPECT_FALSE(allowed(kAlice, op)) << S3OpName(op);
+    EXPECT_FALSE(allowed(kAnonymous, op)) << S3OpName(op);
+  }
+  for (S3Op op : {S3Op::kAbortMultipartUpload, S3Op::kListParts}) {
+    EXPECT_TRUE(allowed(kBob, op)) << S3OpName(op);
+    EXPECT_TRUE(allowed(kAlice, op)) << S3OpName(op);  // the bucket owner
+    EXPECT_FALSE(allowed(kAnonymous, op)) << S3OpName(op);
+  }
+  EXPECT_TRUE(allowed(kRoot, S3Op::kCompleteMultipartUpload));
+}
+
+TEST(AccessTest, SettingAnAclOnWriteAlsoNeedsPutObjectAcl) {
+  const meta::BucketInfo b = Bucket("public-read-write");
+  const BucketPolicy no_public = Policy(
+      R"({"Statement":[{"Effect":"Deny","Principal":"*","Action":"s3:PutObjectAcl","Resource":"arn:aws:s3:::b/*"}]})");
+  AccessRequest r;
+  r.op = S3Op::kPutObject;
+  r.bucket = "b";
+  r.key = "k";
+  r.bucket_info = &b;
+  r.policy = &no_public;
+  EXPECT_TRUE(Authorize(kBob, r).allowed);
+  r.sets_acl = true;
+  EXPECT_FALSE(Authorize(kBob, r).allowed);
 }
 
 }  // namespace

@@ -59,10 +59,11 @@ TEST(MetaFormatTest, OlderVersionValuesStillDecode) {
   EXPECT_TRUE(DecodeUpload(key, AsOldVersion(key, v3, 0, 9), &back).IsNotSupported());
 
   // Buckets and objects of version 2 decode with an empty ACL (and no policy or CORS).
-  BucketInfo b{"b", "owner-id", 1700000000000, "us-east-1", Versioning::kUnversioned, {}, "", ""};
+  BucketInfo b{"b", "owner-id", 1700000000000, "us-east-1", Versioning::kUnversioned, {}, "", {}, ""};
   const std::string bkey = BucketKey("b");
   BucketInfo bback;
-  ASSERT_OK(DecodeBucket(bkey, AsOldVersion(bkey, EncodeBucket(bkey, b), 4, 2), &bback));
+  // Version 3 adds: owner "" and zero grants (2 bytes), policy "", zero policy users, cors "".
+  ASSERT_OK(DecodeBucket(bkey, AsOldVersion(bkey, EncodeBucket(bkey, b), 5, 2), &bback));
   EXPECT_EQ(bback, b);
   ObjectRecord o;
   o.bucket = "b";
@@ -78,7 +79,8 @@ TEST(MetaFormatTest, AclsPolicyAndCorsRoundTrip) {
   Acl acl{"owner-id",
           {{GranteeType::kCanonicalUser, "owner-id", AclPermission::kFullControl},
            {GranteeType::kGroup, "http://acs.amazonaws.com/groups/global/AllUsers", AclPermission::kRead}}};
-  BucketInfo b{"b", "owner-id", 1, "r", Versioning::kUnversioned, acl, R"({"Statement":[]})", "<CORSConfiguration/>"};
+  BucketInfo b{"b",   "owner-id", 1, "r", Versioning::kUnversioned, acl, R"({"Statement":[]})",
+               {{"alice", "id-a"}, {"bob", "id-b"}}, "<CORSConfiguration/>"};
   const std::string bkey = BucketKey("b");
   BucketInfo bback;
   ASSERT_OK(DecodeBucket(bkey, EncodeBucket(bkey, b), &bback));

@@ -86,6 +86,28 @@ Acl PublicRead(std::string owner) {
               {GranteeType::kGroup, "http://acs.amazonaws.com/groups/global/AllUsers", AclPermission::kRead}}};
 }
 
+TEST_F(MetaStoreTest, DeleteBucketChecksTheExpectedOwner) {
+  CreateBucket("b");
+  EXPECT_TRUE(store_->DeleteBucket("b", "someone-else").IsPreconditionFailed());
+  ASSERT_OK(store_->GetBucket("b"));
+  ASSERT_OK(store_->DeleteBucket("b", "owner1"));
+  EXPECT_TRUE(store_->GetBucket("b").status().IsNoSuchBucket());
+}
+
+TEST_F(MetaStoreTest, GetUploadInfoHasNoParts) {
+  CreateBucket("b");
+  MultipartUpload u{.bucket = "b", .key = "k"};
+  u.acl.owner = "initiator";
+  auto id = store_->CreateUpload(u);
+  ASSERT_OK(id);
+  ASSERT_OK(store_->PutPart("b", "k", *id, Part(1, 5, "p1", 1), nullptr));
+  auto info = store_->GetUploadInfo("b", "k", *id);
+  ASSERT_OK(info);
+  EXPECT_EQ(info->acl.owner, "initiator");
+  EXPECT_TRUE(info->parts.empty());
+  EXPECT_TRUE(store_->GetUploadInfo("b", "k", "nope").status().IsNoSuchUpload());
+}
+
 TEST_F(MetaStoreTest, UpdateBucketChangesAclPolicyAndCorsDurably) {
   CreateBucket("b");
   ASSERT_OK(store_->UpdateBucket("b", [](BucketInfo* b) {
@@ -127,15 +149,26 @@ TEST_F(MetaStoreTest, SetObjectAclReplacesOnlyTheAcl) {
   CreateBucket("b");
   ObjectRecord r = Object("b", "k");
   Put(r);
-  ASSERT_OK(store_->SetObjectAcl("b", "k", PublicRead("u1"), "\"e1\""));
+  // A record from before ACLs takes the given owner.
+  ASSERT_OK(store_->SetObjectAcl("b", "k", PublicRead("u1"), &r));
   auto got = store_->GetObject("b", "k");
   ASSERT_OK(got);
   r.acl = PublicRead("u1");
   EXPECT_EQ(*got, r);
-  // Not applied to a newer version than the one the caller read.
-  EXPECT_TRUE(store_->SetObjectAcl("b", "k", Acl{}, "other-etag").IsPreconditionFailed());
-  EXPECT_TRUE(store_->SetObjectAcl("b", "missing", Acl{}, "").IsNotFound());
-  EXPECT_TRUE(store_->SetObjectAcl("nope", "k", Acl{}, "").IsNoSuchBucket());
+  // The owner never changes: it is who wrote the object.
+  ASSERT_OK(store_->SetObjectAcl("b", "k", PublicRead("someone-else"), nullptr));
+  got = store_->GetObject("b", "k");
+  ASSERT_OK(got);
+  EXPECT_EQ(got->acl.owner, "u1");
+  // Not applied to a newer version than the one the caller read, even one with the same etag.
+  ObjectRecord older = r;
+  older.last_modified_ms -= 1;
+  EXPECT_TRUE(store_->SetObjectAcl("b", "k", Acl{}, &older).IsPreconditionFailed());
+  older = r;
+  older.etag = "other-etag";
+  EXPECT_TRUE(store_->SetObjectAcl("b", "k", Acl{}, &older).IsPreconditionFailed());
+  EXPECT_TRUE(store_->SetObjectAcl("b", "missing", Acl{}, nullptr).IsNotFound());
+  EXPECT_TRUE(store_->SetObjectAcl("nope", "k", Acl{}, nullptr).IsNoSuchBucket());
 }
 
 TEST_F(MetaStoreTest, UploadAclBecomesTheObjectAcl) {
@@ -209,9 +242,9 @@ TEST_F(MetaStoreTest, BucketsAreCreatedListedInOrderAndDeleted) {
   ASSERT_OK(got);
   EXPECT_EQ(*got, (BucketInfo{.name = "bravo", .owner = "owner1", .created_ms = 5}));
 
-  ASSERT_OK(store_->DeleteBucket("bravo"));
+  ASSERT_OK(store_->DeleteBucket("bravo", ""));
   EXPECT_TRUE(store_->GetBucket("bravo").status().IsNoSuchBucket());
-  EXPECT_TRUE(store_->DeleteBucket("bravo").IsNoSuchBucket());
+  EXPECT_TRUE(store_->DeleteBucket("bravo", "").IsNoSuchBucket());
   EXPECT_EQ(StatValue("buckets"), 2u);
 }
 
@@ -223,14 +256,14 @@ TEST_F(MetaStoreTest, BucketNamesMustBeNonEmptyWithoutNul) {
 TEST_F(MetaStoreTest, BucketWithObjectOrUploadIsNotEmpty) {
   CreateBucket("b");
   Put(Object("b", "k"));
-  EXPECT_TRUE(store_->DeleteBucket("b").IsBucketNotEmpty());
+  EXPECT_TRUE(store_->DeleteBucket("b", "").IsBucketNotEmpty());
   ASSERT_OK(store_->DeleteObject("b", "k"));
 
   auto id = store_->CreateUpload(MultipartUpload{.bucket = "b", .key = "k"});
   ASSERT_OK(id);
-  EXPECT_TRUE(store_->DeleteBucket("b").IsBucketNotEmpty());
+  EXPECT_TRUE(store_->DeleteBucket("b", "").IsBucketNotEmpty());
   ASSERT_OK(store_->AbortUpload("b", "k", *id));
-  ASSERT_OK(store_->DeleteBucket("b"));
+  ASSERT_OK(store_->DeleteBucket("b", ""));
 }
 
 TEST_F(MetaStoreTest, BucketsWhoseNamesShareAPrefixDoNotMix) {
@@ -243,7 +276,7 @@ TEST_F(MetaStoreTest, BucketsWhoseNamesShareAPrefixDoNotMix) {
   ASSERT_EQ(page->objects.size(), 1u);
   EXPECT_EQ(page->objects[0].key, "z");
   ASSERT_OK(store_->DeleteObject("ab", "z"));
-  ASSERT_OK(store_->DeleteBucket("ab"));
+  ASSERT_OK(store_->DeleteBucket("ab", ""));
 }
 
 // ---- Objects ---------------------------------------------------------------------------------

@@ -14,7 +14,6 @@
 //   error: {"code": "NoSuchUser", "message": "..."} with 400, 403, 404 or 409
 //
 // A secret key appears in exactly one answer, the one that created it.
-#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "common/logging.h"
@@ -72,6 +71,11 @@ void S3Service::Admin(Request& r, std::string_view path) {
   if (r.auth.anonymous || !r.principal.root) {
     return SendJsonError(r, 403, "AccessDenied", "the admin API serves the root user only");
   }
+  // A presigned URL could be replayed by whoever holds it (each replay of a key creation would
+  // mint and reveal a new secret): admin requests must be signed in their headers.
+  if (r.auth.method == AuthMethod::kPresigned) {
+    return SendJsonError(r, 403, "AccessDenied", "the admin API does not accept presigned requests");
+  }
   if (!r.ex.DrainBody(0)) return SendJsonError(r, 400, "InvalidRequest", "admin requests have no body");
   auto decoded = PercentDecode(path, false);
   if (!decoded.ok()) return SendJsonError(r, 400, "InvalidURI", decoded.status().message());
@@ -100,15 +104,11 @@ void S3Service::Admin(Request& r, std::string_view path) {
     const std::string& name = seg[1];
     // A user's buckets would be left without an owner that can sign in; the operator decides
     // what happens to them first.
-    std::string id;
-    for (const auto& u : identities_->ListUsers()) {
-      if (u.name == name) id = u.canonical_id;
-    }
-    if (!id.empty()) {
+    if (auto id = identities_->CanonicalIdOf(name)) {
       auto buckets = meta_->ListBuckets();
       if (!buckets.ok()) return fail(buckets.status());
       for (const auto& b : *buckets) {
-        if (b.owner == id) {
+        if (b.owner == *id) {
           return SendJsonError(r, 409, "UserOwnsBuckets",
                                "user " + name + " still owns bucket " + b.name + "; delete its buckets first");
         }
@@ -128,12 +128,7 @@ void S3Service::Admin(Request& r, std::string_view path) {
                                  {"enabled", true}});
   } else if (seg.size() == 1 && seg[0] == "keys" && method == "GET") {
     const std::string user = r.Query("user").value_or("");
-    if (!user.empty()) {
-      const auto users = identities_->ListUsers();
-      if (std::none_of(users.begin(), users.end(), [&](const meta::UserRecord& u) { return u.name == user; })) {
-        return SendJsonError(r, 404, "NotFound", "user " + user);
-      }
-    }
+    if (!user.empty() && !identities_->CanonicalIdOf(user)) return SendJsonError(r, 404, "NotFound", "user " + user);
     Json keys = Json::array();
     for (const auto& k : identities_->ListKeys(user)) keys.push_back(KeyJson(k));
     return SendJson(r, 200, Json{{"keys", keys}});

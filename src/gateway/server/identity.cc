@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/logging.h"
+#include "gateway/server/files.h"
 
 namespace cairn::gateway::server {
 namespace {
@@ -49,6 +50,10 @@ Status ValidateUserName(std::string_view name) {
   return Status::OK();
 }
 
+// What a sealed secret is bound to: its key id and its user, so that a record edited to point at
+// another key or user no longer opens.
+std::string SealContext(const meta::AccessKeyRecord& k) { return k.access_key + '\0' + k.user; }
+
 }  // namespace
 
 Identities::Identities(meta::MetaStore* meta, std::string root_access_key, std::string root_secret_key,
@@ -71,7 +76,7 @@ Status Identities::Load() {
     users_[u.name] = std::move(u);
   }
   for (meta::AccessKeyRecord& k : keys) {
-    auto secret = crypto::Unseal(seal_key_, k.sealed_secret, k.access_key);
+    auto secret = crypto::Unseal(seal_key_, k.sealed_secret, SealContext(k));
     if (!secret) {
       return Status::Corruption("the secret of access key " + k.access_key +
                                 " does not open with the server key (was server.key replaced?)");
@@ -84,7 +89,7 @@ Status Identities::Load() {
 }
 
 std::optional<std::string> Identities::Secret(std::string_view access_key) const {
-  if (access_key == root_access_key_) return root_secret_key_;
+  if (crypto::ConstantTimeEquals(access_key, root_access_key_)) return root_secret_key_;
   std::shared_lock lock(mu_);
   auto it = keys_.find(access_key);
   if (it == keys_.end() || !it->second.record.enabled) return std::nullopt;
@@ -92,7 +97,7 @@ std::optional<std::string> Identities::Secret(std::string_view access_key) const
 }
 
 std::optional<Principal> Identities::PrincipalOf(std::string_view access_key) const {
-  if (access_key == root_access_key_) return Principal{false, true, "root", root_id_};
+  if (crypto::ConstantTimeEquals(access_key, root_access_key_)) return Principal{false, true, "root", root_id_};
   std::shared_lock lock(mu_);
   auto it = keys_.find(access_key);
   if (it == keys_.end() || !it->second.record.enabled) return std::nullopt;
@@ -101,9 +106,11 @@ std::optional<Principal> Identities::PrincipalOf(std::string_view access_key) co
   return Principal{false, false, user->second.name, user->second.canonical_id};
 }
 
-bool Identities::UserExists(std::string_view name) const {
+std::optional<std::string> Identities::CanonicalIdOf(std::string_view name) const {
   std::shared_lock lock(mu_);
-  return users_.find(name) != users_.end();
+  auto it = users_.find(name);
+  if (it == users_.end()) return std::nullopt;
+  return it->second.canonical_id;
 }
 
 bool Identities::CanonicalIdExists(std::string_view canonical_id) const {
@@ -121,6 +128,7 @@ std::string Identities::DisplayName(std::string_view canonical_id) const {
 
 Result<meta::UserRecord> Identities::CreateUser(std::string_view name) {
   CAIRN_RETURN_IF_ERROR(ValidateUserName(name));
+  std::lock_guard change(change_mu_);
   meta::UserRecord user;
   user.name = std::string(name);
   // A fresh random id: a user deleted and created again under the same name does not inherit
@@ -138,6 +146,7 @@ Result<meta::UserRecord> Identities::CreateUser(std::string_view name) {
 }
 
 Status Identities::DeleteUser(std::string_view name) {
+  std::lock_guard change(change_mu_);
   CAIRN_ASSIGN_OR_RETURN(std::vector<meta::AccessKeyRecord> removed, meta_->DeleteUser(name));
   std::unique_lock lock(mu_);
   for (const meta::AccessKeyRecord& k : removed) keys_.erase(k.access_key);
@@ -158,6 +167,7 @@ std::vector<meta::UserRecord> Identities::ListUsers() const {
 }
 
 Result<NewAccessKey> Identities::CreateKey(std::string_view user) {
+  std::lock_guard change(change_mu_);
   meta::AccessKeyRecord record;
   record.user = std::string(user);
   record.enabled = true;
@@ -166,7 +176,7 @@ Result<NewAccessKey> Identities::CreateKey(std::string_view user) {
   // 20 characters like AWS's ids; the "CK" prefix tells Cairn user keys from root keys ("CAIRN").
   for (int attempt = 0;; ++attempt) {
     record.access_key = "CK" + RandomText(kUpperAlnum, 18);
-    record.sealed_secret = crypto::Seal(seal_key_, secret, record.access_key);
+    record.sealed_secret = crypto::Seal(seal_key_, secret, SealContext(record));
     Status s = meta_->CreateAccessKey(record);
     if (s.ok()) break;
     if (!s.IsAlreadyExists() || attempt == 3) return s;
@@ -180,6 +190,7 @@ Result<NewAccessKey> Identities::CreateKey(std::string_view user) {
 }
 
 Status Identities::SetKeyEnabled(std::string_view access_key, bool enabled) {
+  std::lock_guard change(change_mu_);
   CAIRN_RETURN_IF_ERROR(meta_->SetAccessKeyEnabled(access_key, enabled));
   std::unique_lock lock(mu_);
   auto it = keys_.find(access_key);
@@ -189,6 +200,7 @@ Status Identities::SetKeyEnabled(std::string_view access_key, bool enabled) {
 }
 
 Status Identities::DeleteKey(std::string_view access_key) {
+  std::lock_guard change(change_mu_);
   CAIRN_RETURN_IF_ERROR(meta_->DeleteAccessKey(access_key));
   std::unique_lock lock(mu_);
   auto it = keys_.find(access_key);
@@ -206,32 +218,24 @@ std::vector<meta::AccessKeyRecord> Identities::ListKeys(std::string_view user) c
   return out;
 }
 
-Result<crypto::SealKey> LoadOrCreateSealKey(const std::string& data_dir) {
+Result<crypto::SealKey> LoadOrCreateSealKey(const std::string& data_dir, bool sealed_secrets_exist) {
   const std::string path = data_dir + "/server.key";
   crypto::SealKey key;
-  std::ifstream in(path);
-  if (in) {
-    std::string hex;
-    std::getline(in, hex);
+  auto contents = ReadSmallFile(path);
+  if (contents.ok()) {
+    std::string_view hex = *contents;
+    while (!hex.empty() && (hex.back() == '\n' || hex.back() == '\r')) hex.remove_suffix(1);
     if (!crypto::HexDecode(hex, key)) return Status::ConfigError(path + " does not hold 64 hex digits");
     return key;
   }
-  crypto::RandomBytes(key);
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
-  const std::string contents = crypto::HexEncode(key) + "\n";
-  const bool ok = ::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size()) &&
-                  ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok) return Status::FromErrno(err, "write " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "rename " + tmp);
-  const int dfd = ::open(data_dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
+  // Only a file that is not there is created; one that cannot be read (permissions, I/O) is an
+  // error, never replaced: replacing it would lose every user's secret for good.
+  if (!contents.status().IsNotFound()) return contents.status();
+  if (sealed_secrets_exist) {
+    return Status::ConfigError(path + " is missing but the metadata store holds sealed access keys: restore it");
   }
+  crypto::RandomBytes(key);
+  CAIRN_RETURN_IF_ERROR(CreateFileDurably(path, crypto::HexEncode(key) + "\n", 0600));
   return key;
 }
 

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <map>
+#include <mutex>
 #include <optional>
 #include <shared_mutex>
 #include <string>
@@ -47,8 +48,9 @@ class Identities {
   std::optional<std::string> Secret(std::string_view access_key) const;
   // Who holds an (enabled) access key. nullopt for unknown or disabled keys.
   std::optional<Principal> PrincipalOf(std::string_view access_key) const;
-  // True when a user of that name exists (root is not a stored user).
-  bool UserExists(std::string_view name) const;
+  // The canonical id of the user of that name; nullopt when there is none (root is not a stored
+  // user).
+  std::optional<std::string> CanonicalIdOf(std::string_view name) const;
   // True for the root's id and every user's.
   bool CanonicalIdExists(std::string_view canonical_id) const;
   // The user name of a canonical id ("root" for root), "" when unknown.
@@ -82,13 +84,18 @@ class Identities {
   const std::string root_id_;
   const crypto::SealKey seal_key_;
 
+  // Held across each change's durable write and its map update, so that concurrent changes
+  // reach the maps in the order they reached the store.
+  std::mutex change_mu_;
   mutable std::shared_mutex mu_;
   std::map<std::string, meta::UserRecord, std::less<>> users_;  // by name
   std::map<std::string, std::string, std::less<>> names_by_id_;  // canonical id -> name
   std::map<std::string, Key, std::less<>> keys_;                 // by access key id
 };
 
-// Loads DATA/server.key (32 random bytes, hex, mode 0600), creating it at first start.
-Result<crypto::SealKey> LoadOrCreateSealKey(const std::string& data_dir);
+// Loads DATA/server.key (32 random bytes, hex, mode 0600), creating it at first start. A key
+// file that exists but cannot be read is an error (never replaced), and so is a missing one when
+// `sealed_secrets_exist` (the metadata store holds access keys sealed with it).
+Result<crypto::SealKey> LoadOrCreateSealKey(const std::string& data_dir, bool sealed_secrets_exist);
 
 }  // namespace cairn::gateway::server

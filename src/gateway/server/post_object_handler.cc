@@ -12,6 +12,8 @@
 #include "gateway/post_object.h"
 #include "gateway/s3_names.h"
 #include "gateway/server/s3_service_internal.h"
+#include "gateway/sigv4.h"
+#include "gateway/text.h"
 #include "gateway/xml.h"
 
 namespace cairn::gateway::server {
@@ -21,39 +23,10 @@ using namespace internal;  // NOLINT(google-build-using-namespace)
 namespace {
 
 constexpr size_t kPostBufferSize = 256 * 1024;
-constexpr size_t kMaxUserMetadata = 2048;
-constexpr std::string_view kStorageClasses[] = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
-                                                "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"};
-
 // The object headers a form asks for (the same names as the PUT headers, as form fields).
 std::optional<S3Error> HeadersFromFields(const std::map<std::string, std::string>& fields,
                                          std::string_view file_content_type, meta::ObjectHeaders* h) {
-  size_t metadata_bytes = 0;
-  for (const auto& [name, value] : fields) {
-    if (name == "content-type") {
-      h->content_type = value;
-    } else if (name == "content-encoding") {
-      h->content_encoding = value;
-    } else if (name == "content-language") {
-      h->content_language = value;
-    } else if (name == "content-disposition") {
-      h->content_disposition = value;
-    } else if (name == "cache-control") {
-      h->cache_control = value;
-    } else if (name == "expires") {
-      h->expires = value;
-    } else if (name == "x-amz-storage-class") {
-      if (std::find(std::begin(kStorageClasses), std::end(kStorageClasses), value) == std::end(kStorageClasses)) {
-        return Make(S3Code::kInvalidStorageClass);
-      }
-      if (value != "STANDARD") h->storage_class = value;
-    } else if (name.starts_with("x-amz-meta-")) {
-      std::string meta_name = name.substr(11);
-      metadata_bytes += meta_name.size() + value.size();
-      h->user_metadata.emplace_back(std::move(meta_name), value);
-    }
-  }
-  if (metadata_bytes > kMaxUserMetadata) return Make(S3Code::kMetadataTooLarge);
+  if (auto e = ObjectHeadersFrom({fields.begin(), fields.end()}, h)) return e;
   // Without a Content-Type field, S3 keeps the file part's own type.
   if (h->content_type.empty()) h->content_type = std::string(file_content_type);
   return std::nullopt;
@@ -66,23 +39,6 @@ S3Error PostError(const Status& s) {
   return FromStatus(s);
 }
 
-// Percent-encodes all but the unreserved characters (and '/' when keep_slash: a key in a path).
-std::string PercentEncode(std::string_view s, bool keep_slash = false) {
-  static constexpr char kHex[] = "0123456789ABCDEF";
-  std::string out;
-  for (unsigned char c : s) {
-    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
-        c == '.' || c == '~' || (keep_slash && c == '/')) {
-      out.push_back(static_cast<char>(c));
-    } else {
-      out.push_back('%');
-      out.push_back(kHex[c >> 4]);
-      out.push_back(kHex[c & 0xf]);
-    }
-  }
-  return out;
-}
-
 }  // namespace
 
 void S3Service::PostObject(Request& r) {
@@ -91,7 +47,10 @@ void S3Service::PostObject(Request& r) {
   if (!boundary.ok()) {
     return SendError(r, Make(S3Code::kPreconditionFailed, "Bucket POST must be of the enclosure-type multipart/form-data"));
   }
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
+  // S3 authenticates a form upload by its form alone: whatever signed the HTTP request (whose
+  // body hash nobody checks here) does not speak for the form.
+  r.principal = Principal{};
+  r.auth = AuthResult{};
 
   // Everything the callbacks decide, kept here so that the handler can answer after parsing.
   std::map<std::string, std::string> fields;  // lowercase names; the first value of a repeated name
@@ -110,7 +69,7 @@ void S3Service::PostObject(Request& r) {
 
   MultipartFormParser::Callbacks cb;
   cb.on_field = [&](std::string name, std::string value) -> Status {
-    fields.emplace(ToLower(name), std::move(value));
+    fields.emplace(AsciiLower(name), std::move(value));
     return Status::OK();
   };
   cb.on_file_begin = [&](std::string_view filename, std::string_view file_type) -> Status {
@@ -148,7 +107,10 @@ void S3Service::PostObject(Request& r) {
     } else if (signed_form) {
       return refuse(Make(S3Code::kInvalidArgument, "Bucket POST must contain a field named 'policy'."));
     }
-    if (!Check(r, S3Op::kPostObject, &*r.bucket_info, r.bucket(), key, nullptr).allowed) {
+    r.form_fields = &fields;
+    AccessRequest ar = Access(r, S3Op::kPostObject, key);
+    ar.sets_acl = fields.count("acl") > 0;
+    if (!Check(r, ar).allowed) {
       return refuse(Make(S3Code::kAccessDenied));
     }
 
@@ -227,14 +189,14 @@ void S3Service::PostObject(Request& r) {
   const std::string etag = Quoted(committed->etag);
   // An absolute URL of the new object, as S3 gives it (path style, from the Host the form posted to).
   const std::string location =
-      "http://" + r.ex.Header("host").value_or("localhost") + "/" + r.bucket() + "/" + PercentEncode(committed->key, true);
+      "http://" + r.ex.Header("host").value_or("localhost") + "/" + r.bucket() + "/" + UriEncode(committed->key, true);
   auto redirect = fields.find("success_action_redirect");
   if (redirect == fields.end()) redirect = fields.find("redirect");
   if (redirect != fields.end() && !redirect->second.empty()) {
     std::string url = redirect->second;
     url += url.find('?') == std::string::npos ? '?' : '&';
-    url += "bucket=" + PercentEncode(r.bucket()) + "&key=" + PercentEncode(committed->key) +
-           "&etag=" + PercentEncode(etag);
+    url += "bucket=" + UriEncode(r.bucket(), false) + "&key=" + UriEncode(committed->key, false) +
+           "&etag=" + UriEncode(etag, false);
     ResponseHead head = r.Head(303);
     head.Add("Location", url);
     head.Add("ETag", etag);

@@ -13,6 +13,7 @@
 #include "gateway/acl.h"
 #include "gateway/crypto.h"
 #include "gateway/s3_names.h"
+#include "gateway/text.h"
 #include "gateway/xml.h"
 #include "gateway/server/s3_service_internal.h"
 
@@ -29,6 +30,8 @@ constexpr size_t kMaxXmlBody = 4 << 20;
 constexpr size_t kMaxUserMetadata = 2048;
 
 constexpr std::string_view kXmlContentType = "application/xml";
+constexpr std::string_view kGrantHeaders[] = {"x-amz-grant-read", "x-amz-grant-write", "x-amz-grant-read-acp",
+                                              "x-amz-grant-write-acp", "x-amz-grant-full-control"};
 // GET bodies up to this size go out in the same send as the response head.
 constexpr size_t kInlineBodyBytes = 64 * 1024;
 
@@ -73,14 +76,6 @@ std::string_view StripQuotes(std::string_view s) {
 
 }  // namespace
 
-std::string internal::ToLower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) {
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-  }
-  return out;
-}
-
 namespace {
 
 // Parses a decimal integer in [min, max]; nullopt otherwise.
@@ -110,6 +105,52 @@ void WaitWritable(object::ObjectWriter* writer) {
 }
 
 }  // namespace
+
+std::optional<S3Error> internal::ObjectHeadersFrom(const std::vector<std::pair<std::string, std::string>>& fields,
+                                                   meta::ObjectHeaders* h) {
+  static constexpr std::string_view kStorageClasses[] = {"STANDARD",   "REDUCED_REDUNDANCY",  "STANDARD_IA",
+                                                         "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER",
+                                                         "DEEP_ARCHIVE", "GLACIER_IR"};
+  size_t metadata_bytes = 0;
+  for (const auto& [name, value] : fields) {
+    if (name == "content-type") {
+      h->content_type = value;
+    } else if (name == "content-encoding") {
+      // aws-chunked names the framing of this request's body, not the object's encoding: S3
+      // drops it and keeps the rest ("aws-chunked,gzip" is stored as "gzip").
+      std::string kept;
+      std::string_view rest = value;
+      while (!rest.empty()) {
+        const size_t comma = rest.find(',');
+        std::string_view item = TrimHttpSpace(rest.substr(0, comma));
+        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
+        if (item.empty() || AsciiLower(item) == "aws-chunked") continue;
+        if (!kept.empty()) kept += ",";
+        kept += item;
+      }
+      h->content_encoding = kept;
+    } else if (name == "content-language") {
+      h->content_language = value;
+    } else if (name == "content-disposition") {
+      h->content_disposition = value;
+    } else if (name == "cache-control") {
+      h->cache_control = value;
+    } else if (name == "expires") {
+      h->expires = value;
+    } else if (name == "x-amz-storage-class") {
+      if (std::find(std::begin(kStorageClasses), std::end(kStorageClasses), value) == std::end(kStorageClasses)) {
+        return Make(S3Code::kInvalidStorageClass);
+      }
+      if (value != "STANDARD") h->storage_class = value;
+    } else if (name.starts_with("x-amz-meta-")) {
+      std::string meta_name = name.substr(11);
+      metadata_bytes += meta_name.size() + value.size();
+      h->user_metadata.emplace_back(std::move(meta_name), value);
+    }
+  }
+  if (metadata_bytes > kMaxUserMetadata) return Make(S3Code::kMetadataTooLarge);
+  return std::nullopt;
+}
 
 Status internal::WriteAll(object::ObjectWriter* writer, std::span<const std::byte> data) {
   while (!data.empty()) {
@@ -264,7 +305,31 @@ void S3Service::Dispatch(Request& r) {
   // A browser's CORS preflight carries no credentials; the bucket's CORS rules answer it.
   if (r.op == S3Op::kPreflight) return Preflight(r);
 
-  // Authentication comes first: nothing about buckets or keys is revealed to an unknown caller.
+  // The bucket is read before anything else so that every answer to a browser, the refusals of
+  // authentication included, carries the CORS headers its rules give: a page can then read why
+  // its request failed. (A CORS rule is public by nature: any preflight reveals it too.)
+  if (!r.bucket().empty() && ValidateBucketName(r.bucket()).ok()) {
+    auto b = meta_->GetBucket(r.bucket());
+    if (b.ok()) {
+      r.bucket_info = std::move(*b);
+    } else if (!b.status().IsNoSuchBucket()) {
+      return SendError(r, FromStatus(b.status()));
+    }
+  }
+  if (r.bucket_info && !r.bucket_info->cors.empty()) {
+    // Whether or not a rule matches, the answer depends on these headers: caches must know.
+    r.cors_headers = {{"Vary", "Origin, Access-Control-Request-Headers, Access-Control-Request-Method"}};
+    if (auto origin = ex.Header("origin")) {
+      if (auto rules = CorsOf(*r.bucket_info)) {
+        CorsRequest cr;
+        cr.origin = *origin;
+        cr.method = std::string(ex.method());
+        if (const CorsRule* rule = MatchCors(*rules, cr)) r.cors_headers = CorsResponseHeaders(*rule, cr);
+      }
+    }
+  }
+
+  // Authentication: who signed the request (SigV4 header, presigned, or anonymous).
   SigV4Request sreq;
   sreq.method = ex.method();
   sreq.path = raw_path;
@@ -272,7 +337,7 @@ void S3Service::Dispatch(Request& r) {
   for (const auto& f : ex.fields()) {
     const auto n = f.name_string();
     const auto v = f.value();
-    sreq.headers.emplace_back(ToLower(std::string_view(n.data(), n.size())), std::string(v.data(), v.size()));
+    sreq.headers.emplace_back(AsciiLower(std::string_view(n.data(), n.size())), std::string(v.data(), v.size()));
   }
   auto auth = VerifyRequest(sreq, secrets_, options_.now(), options_.region);
   if (!auth.ok()) {
@@ -289,6 +354,7 @@ void S3Service::Dispatch(Request& r) {
   constexpr std::string_view kAdminPrefix = "/_cairn/admin/v1/";
   if (!r.target.virtual_host && raw_path.starts_with(kAdminPrefix)) {
     r.op = S3Op::kAdmin;
+    r.cors_headers.clear();
     return Admin(r, raw_path.substr(kAdminPrefix.size()));
   }
 
@@ -302,22 +368,19 @@ void S3Service::Dispatch(Request& r) {
       return SendError(r, Make(S3Code::kInvalidArgument, s.message()));
     }
   }
-  if (!r.bucket().empty()) {
-    auto b = meta_->GetBucket(r.bucket());
-    if (b.ok()) {
-      r.bucket_info = std::move(*b);
-    } else if (!b.status().IsNoSuchBucket() && !b.status().IsInvalidArgument()) {
-      return SendError(r, FromStatus(b.status()));
-    }
-  }
-  if (r.bucket_info && !r.bucket_info->cors.empty()) {
-    if (auto origin = ex.Header("origin")) {
-      if (auto rules = CorsOf(*r.bucket_info)) {
-        CorsRequest cr;
-        cr.origin = *origin;
-        cr.method = std::string(ex.method());
-        if (const CorsRule* rule = MatchCors(*rules, cr)) r.cors_headers = CorsResponseHeaders(*rule, cr);
+  if (!r.bucket().empty() && r.op != S3Op::kCreateBucket) {
+    // Every operation but CreateBucket needs its bucket; anonymous requesters learn nothing
+    // about which names exist. Answering here also means no operation can act on a bucket
+    // created by someone else after this look-up (the mutations check the owner they expect).
+    if (!r.bucket_info) {
+      if (r.principal.anonymous) return SendError(r, Make(S3Code::kAccessDenied));
+      if (Status s = ValidateBucketName(r.bucket()); !s.ok()) {
+        return SendError(r, Make(S3Code::kInvalidBucketName, s.message()));
       }
+      return SendError(r, Make(S3Code::kNoSuchBucket));
+    }
+    if (auto expected = ex.Header("x-amz-expected-bucket-owner"); expected && *expected != r.bucket_info->owner) {
+      return SendError(r, Make(S3Code::kAccessDenied, "The bucket is not owned by the expected owner"));
     }
   }
 
@@ -326,44 +389,69 @@ void S3Service::Dispatch(Request& r) {
   // (its key and signer are form fields) and DeleteObjects (each key is a DeleteObject).
   if (r.op == S3Op::kPostObject) return PostObject(r);
   if (r.op == S3Op::kDeleteObjects) {
-    if (!r.bucket_info && r.principal.anonymous) return SendError(r, Make(S3Code::kAccessDenied));
     // Without a bucket policy the decision does not depend on the key (the bucket's ACL decides):
     // a requester who may delete nothing is refused as a whole, as any other operation is.
-    if (r.bucket_info && r.bucket_info->policy.empty() &&
-        !Check(r, S3Op::kDeleteObjects, &*r.bucket_info, r.bucket(), "", nullptr).allowed) {
+    if (r.bucket_info->policy.empty() && !Check(r, Access(r, S3Op::kDeleteObjects, "")).allowed) {
       return SendError(r, Make(S3Code::kAccessDenied));
     }
     return DeleteObjects(r);
   }
-  const meta::Acl* object_acl = nullptr;
-  if (AccessFor(r.op).target == AclTarget::kObject && r.bucket_info && !r.principal.root) {
-    auto o = meta_->GetObject(r.bucket(), r.key());
-    if (o.ok()) {
-      r.object = std::move(*o);
-      object_acl = &r.object->acl;
-    } else if (!o.status().IsNotFound()) {
-      return SendError(r, ObjectError(o.status()));
+  if ((r.op == S3Op::kGetObject || r.op == S3Op::kHeadObject) && r.principal.anonymous) {
+    for (const auto& [name, value] : r.target.query.all()) {
+      if (name.starts_with("response-")) {
+        // S3: an unsigned request may not make a public object answer as HTML (or any other type).
+        return SendError(r, Make(S3Code::kInvalidRequest,
+                                 "Request specific response headers cannot be used for anonymous GET requests."));
+      }
     }
   }
-  if (!Check(r, r.op, r.bucket_info ? &*r.bucket_info : nullptr, r.bucket(), r.key(), object_acl).allowed) {
-    return SendError(r, Make(S3Code::kAccessDenied));
+  AccessRequest ar = Access(r, r.op, r.key());
+  std::string upload_initiator;
+  if (!r.principal.root) {
+    if (AccessFor(r.op).target == AclTarget::kObject) {
+      auto o = meta_->GetObject(r.bucket(), r.key());
+      if (o.ok()) {
+        r.object = std::move(*o);
+        ar.object_acl = &r.object->acl;
+      } else if (!o.status().IsNotFound()) {
+        return SendError(r, ObjectError(o.status()));
+      }
+    }
+    if (r.op == S3Op::kUploadPart || r.op == S3Op::kUploadPartCopy || r.op == S3Op::kCompleteMultipartUpload ||
+        r.op == S3Op::kAbortMultipartUpload || r.op == S3Op::kListParts) {
+      auto upload = meta_->GetUploadInfo(r.bucket(), r.key(), r.Query("uploadId").value_or(""));
+      if (upload.ok()) {
+        upload_initiator = upload->acl.owner;
+        ar.upload_initiator = &upload_initiator;
+      } else if (!upload.status().IsNoSuchUpload() && !upload.status().IsInvalidArgument()) {
+        return SendError(r, FromStatus(upload.status()));
+      }
+    }
   }
+  if (!Check(r, ar).allowed) return SendError(r, Make(S3Code::kAccessDenied));
   if ((r.op == S3Op::kCopyObject || r.op == S3Op::kUploadPartCopy) && !r.principal.root) {
-    // A copy reads its source: the requester needs GetObject there too.
+    // A copy reads its source: the requester needs GetObject there too. The record checked here
+    // is the one copied (r.copy_source), so a source replaced meanwhile is not read instead.
     auto src = ParseCopySource(*ex.Header("x-amz-copy-source"));
-    if (src.ok()) {
-      auto src_bucket = meta_->GetBucket(src->bucket);
-      std::optional<meta::ObjectRecord> src_object;
-      if (src_bucket.ok()) {
-        auto o = meta_->GetObject(src->bucket, src->key);
-        if (o.ok()) src_object = std::move(*o);
+    if (!src.ok()) return SendError(r, Make(S3Code::kInvalidArgument, src.status().message()));
+    auto src_bucket = meta_->GetBucket(src->bucket);
+    if (src_bucket.ok()) {
+      auto o = meta_->GetObject(src->bucket, src->key);
+      if (o.ok()) {
+        r.copy_source = std::move(*o);
+      } else if (!o.status().IsNotFound()) {
+        return SendError(r, ObjectError(o.status()));
       }
-      if (!Check(r, S3Op::kGetObject, src_bucket.ok() ? &*src_bucket : nullptr, src->bucket, src->key,
-                 src_object ? &src_object->acl : nullptr)
-               .allowed) {
-        return SendError(r, Make(S3Code::kAccessDenied));
-      }
+    } else if (!src_bucket.status().IsNoSuchBucket() && !src_bucket.status().IsInvalidArgument()) {
+      return SendError(r, FromStatus(src_bucket.status()));
     }
+    AccessRequest source;
+    source.op = S3Op::kGetObject;
+    source.bucket = src->bucket;
+    source.key = src->key;
+    source.bucket_info = src_bucket.ok() ? &*src_bucket : nullptr;
+    source.object_acl = r.copy_source ? &r.copy_source->acl : nullptr;
+    if (!Check(r, source).allowed) return SendError(r, Make(S3Code::kAccessDenied));
   }
 
   switch (r.op) {
@@ -410,20 +498,35 @@ void S3Service::Dispatch(Request& r) {
 
 // ---- Authorization and per-bucket documents ---------------------------------------------------
 
-AccessDecision S3Service::Check(Request& r, S3Op op, const meta::BucketInfo* bucket, std::string_view bucket_name,
-                                std::string_view key, const meta::Acl* object_acl) {
+AccessRequest S3Service::Access(const Request& r, S3Op op, std::string_view key) const {
   AccessRequest ar;
   ar.op = op;
-  ar.bucket = bucket_name;
+  ar.bucket = r.bucket();
   ar.key = key;
-  ar.bucket_info = bucket;
-  ar.object_acl = object_acl;
-  std::shared_ptr<const BucketPolicy> policy;
-  if (bucket != nullptr && !r.principal.root) {
-    policy = PolicyOf(*bucket);
-    ar.policy = policy.get();
+  ar.bucket_info = r.bucket_info ? &*r.bucket_info : nullptr;
+  if (op == S3Op::kPutObject || op == S3Op::kCopyObject || op == S3Op::kCreateMultipartUpload) {
+    ar.sets_acl = r.ex.Header("x-amz-acl").has_value();
+    for (std::string_view name : kGrantHeaders) ar.sets_acl = ar.sets_acl || r.ex.Header(name).has_value();
   }
-  if (ar.policy != nullptr) {
+  return ar;
+}
+
+AccessDecision S3Service::Check(Request& r, AccessRequest ar) {
+  const meta::BucketInfo* bucket = ar.bucket_info;
+  std::shared_ptr<const BucketPolicy> policy;
+  if (bucket != nullptr && !r.principal.root && !bucket->policy.empty()) {
+    policy = PolicyOf(*bucket);
+    if (!policy) {
+      // A stored policy that no longer parses (a parser change): its Deny statements cannot be
+      // honoured, so nobody but root (and the owner, to replace the policy) gets in.
+      const bool owner_fixing_policy =
+          !r.principal.anonymous && r.principal.canonical_id == bucket->owner &&
+          (ar.op == S3Op::kGetBucketPolicy || ar.op == S3Op::kPutBucketPolicy || ar.op == S3Op::kDeleteBucketPolicy);
+      const AccessDecision d{owner_fixing_policy, "stored policy unreadable"};
+      LogDecision(r, ar, d);
+      return d;
+    }
+    ar.policy = policy.get();
     // The condition keys S3 documents for these operations, as far as Cairn knows them.
     auto& c = ar.context;
     c["aws:sourceip"] = r.ex.peer_address();
@@ -434,18 +537,29 @@ AccessDecision S3Service::Check(Request& r, S3Op op, const meta::BucketInfo* buc
     c["aws:principaltype"] = r.principal.anonymous ? "Anonymous" : "User";
     if (auto v = r.ex.Header("user-agent")) c["aws:useragent"] = *v;
     if (auto v = r.ex.Header("referer")) c["aws:referer"] = *v;
-    if (auto v = r.ex.Header("x-amz-acl")) c["s3:x-amz-acl"] = *v;
-    if (auto v = r.ex.Header("x-amz-content-sha256")) c["s3:x-amz-content-sha256"] = *v;
-    if (auto v = r.ex.Header("x-amz-copy-source")) c["s3:x-amz-copy-source"] = *v;
-    if (auto v = r.ex.Header("x-amz-metadata-directive")) c["s3:x-amz-metadata-directive"] = *v;
-    if (auto v = r.ex.Header("x-amz-storage-class")) c["s3:x-amz-storage-class"] = *v;
+    if (r.form_fields != nullptr) {
+      // A form upload: its ACL and object headers are form fields, not request headers.
+      if (auto it = r.form_fields->find("acl"); it != r.form_fields->end()) c["s3:x-amz-acl"] = it->second;
+      if (auto it = r.form_fields->find("x-amz-storage-class"); it != r.form_fields->end()) {
+        c["s3:x-amz-storage-class"] = it->second;
+      }
+    } else {
+      if (auto v = r.ex.Header("x-amz-acl")) c["s3:x-amz-acl"] = *v;
+      for (std::string_view name : kGrantHeaders) {
+        if (auto v = r.ex.Header(name)) c["s3:" + std::string(name)] = *v;
+      }
+      if (auto v = r.ex.Header("x-amz-content-sha256")) c["s3:x-amz-content-sha256"] = *v;
+      if (auto v = r.ex.Header("x-amz-copy-source")) c["s3:x-amz-copy-source"] = *v;
+      if (auto v = r.ex.Header("x-amz-metadata-directive")) c["s3:x-amz-metadata-directive"] = *v;
+      if (auto v = r.ex.Header("x-amz-storage-class")) c["s3:x-amz-storage-class"] = *v;
+    }
     if (!r.principal.anonymous) {
       c["s3:signatureversion"] = "AWS4-HMAC-SHA256";
-      c["s3:authtype"] = op == S3Op::kPostObject                       ? "POST"
+      c["s3:authtype"] = ar.op == S3Op::kPostObject                 ? "POST"
                          : r.auth.method == AuthMethod::kPresigned ? "REST-QUERY-STRING"
                                                                    : "REST-HEADER";
     }
-    if (op == S3Op::kListObjects || op == S3Op::kListObjectsV2 || op == S3Op::kListObjectVersions) {
+    if (ar.op == S3Op::kListObjects || ar.op == S3Op::kListObjectsV2 || ar.op == S3Op::kListObjectVersions) {
       // S3 defines s3:prefix for every listing; an absent prefix is the empty one.
       c["s3:prefix"] = r.Query("prefix").value_or("");
       if (auto v = r.Query("delimiter")) c["s3:delimiter"] = *v;
@@ -453,11 +567,15 @@ AccessDecision S3Service::Check(Request& r, S3Op op, const meta::BucketInfo* buc
     }
   }
   const AccessDecision d = Authorize(r.principal, ar);
+  LogDecision(r, ar, d);
+  return d;
+}
+
+void S3Service::LogDecision(const Request& r, const AccessRequest& ar, const AccessDecision& d) const {
   CAIRN_LOG_DEBUG("authz {} {} {} {} s3://{}/{} -> {} ({})", r.request_id,
                   r.principal.anonymous ? std::string("anonymous") : r.principal.user_name,
-                  r.principal.anonymous ? std::string("-") : r.auth.access_key, S3OpName(op), bucket_name, key,
+                  r.principal.anonymous ? std::string("-") : r.auth.access_key, S3OpName(ar.op), ar.bucket, ar.key,
                   d.allowed ? "allow" : "deny", d.reason);
-  return d;
 }
 
 std::shared_ptr<const BucketPolicy> S3Service::PolicyOf(const meta::BucketInfo& bucket) {
@@ -503,8 +621,7 @@ bool S3Service::RequestedAcl(Request& r, const std::string& owner, meta::Acl* ac
   const std::string bucket_owner = r.bucket_info ? r.bucket_info->owner : owner;
   const auto canned = r.ex.Header("x-amz-acl");
   std::vector<GrantHeader> grants;
-  for (std::string_view name : {"x-amz-grant-read", "x-amz-grant-write", "x-amz-grant-read-acp",
-                                "x-amz-grant-write-acp", "x-amz-grant-full-control"}) {
+  for (std::string_view name : kGrantHeaders) {
     if (auto v = r.ex.Header(name)) grants.push_back({std::string(name), *v});
   }
   if (canned && !grants.empty()) {
@@ -546,60 +663,17 @@ std::string S3Service::NewObjectOwner(const Request& r) const {
 
 namespace {
 
-
-
-constexpr std::string_view kStorageClasses[] = {"STANDARD", "REDUCED_REDUNDANCY", "STANDARD_IA", "ONEZONE_IA",
-                                                "INTELLIGENT_TIERING", "GLACIER", "DEEP_ARCHIVE", "GLACIER_IR"};
-
 // The headers a PUT (or an upload's initiation, or a REPLACE copy) stores with the object.
 Result<meta::ObjectHeaders> HeadersFromRequest(const HttpExchange& ex, S3Error* error) {
-  meta::ObjectHeaders h;
-  size_t metadata_bytes = 0;
+  std::vector<std::pair<std::string, std::string>> fields;
   for (const auto& f : ex.fields()) {
     const auto n = f.name_string();
-    const std::string name = ToLower(std::string_view(n.data(), n.size()));
-    const std::string value(f.value().data(), f.value().size());
-    if (name == "content-type") {
-      h.content_type = value;
-    } else if (name == "content-encoding") {
-      // aws-chunked names the framing of this request's body, not the object's encoding: S3
-      // drops it and keeps the rest ("aws-chunked,gzip" is stored as "gzip").
-      std::string kept;
-      std::string_view rest = value;
-      while (!rest.empty()) {
-        const size_t comma = rest.find(',');
-        std::string_view item = rest.substr(0, comma);
-        rest = comma == std::string_view::npos ? std::string_view() : rest.substr(comma + 1);
-        while (!item.empty() && item.front() == ' ') item.remove_prefix(1);
-        while (!item.empty() && item.back() == ' ') item.remove_suffix(1);
-        if (item.empty() || ToLower(item) == "aws-chunked") continue;
-        if (!kept.empty()) kept += ",";
-        kept += item;
-      }
-      h.content_encoding = kept;
-    } else if (name == "content-language") {
-      h.content_language = value;
-    } else if (name == "content-disposition") {
-      h.content_disposition = value;
-    } else if (name == "cache-control") {
-      h.cache_control = value;
-    } else if (name == "expires") {
-      h.expires = value;
-    } else if (name == "x-amz-storage-class") {
-      if (std::find(std::begin(kStorageClasses), std::end(kStorageClasses), value) == std::end(kStorageClasses)) {
-        *error = Make(S3Code::kInvalidStorageClass);
-        return Status::InvalidArgument("storage class");
-      }
-      if (value != "STANDARD") h.storage_class = value;
-    } else if (name.starts_with("x-amz-meta-")) {
-      std::string meta_name = name.substr(11);
-      metadata_bytes += meta_name.size() + value.size();
-      h.user_metadata.emplace_back(std::move(meta_name), value);
-    }
+    fields.emplace_back(AsciiLower(std::string_view(n.data(), n.size())), std::string(f.value().data(), f.value().size()));
   }
-  if (metadata_bytes > kMaxUserMetadata) {
-    *error = Make(S3Code::kMetadataTooLarge);
-    return Status::InvalidArgument("metadata too large");
+  meta::ObjectHeaders h;
+  if (auto e = ObjectHeadersFrom(fields, &h)) {
+    *error = std::move(*e);
+    return Status::InvalidArgument("object headers");
   }
   return h;
 }
@@ -766,8 +840,31 @@ void S3Service::CreateBucket(Request& r) {
   (void)r.ex.SendResponse(head, "");
 }
 
+namespace {
+
+// The answer when the bucket changed hands between authorization and the mutation.
+S3Error BucketChanged() {
+  return Make(S3Code::kOperationAborted,
+              "A conflicting conditional operation is currently in progress against this resource.");
+}
+
+}  // namespace
+
+Status S3Service::UpdateOwnBucket(const Request& r, const std::function<void(meta::BucketInfo*)>& change) {
+  const std::string owner = r.bucket_info->owner;
+  return meta_->UpdateBucket(r.bucket(), [&](meta::BucketInfo* b) {
+    // Only the bucket the request was authorized against: not one created under its name since.
+    if (b->owner != owner || b->created_ms != r.bucket_info->created_ms) {
+      return Status::PreconditionFailed("the bucket changed");
+    }
+    change(b);
+    return Status::OK();
+  });
+}
+
 void S3Service::DeleteBucket(Request& r) {
-  Status s = meta_->DeleteBucket(r.bucket());
+  Status s = meta_->DeleteBucket(r.bucket(), r.bucket_info->owner);
+  if (s.IsPreconditionFailed()) return SendError(r, BucketChanged());
   if (!s.ok()) return SendError(r, FromStatus(s));
   {
     std::lock_guard<std::mutex> l(cache_mu_);
@@ -839,9 +936,8 @@ void S3Service::PutAcl(Request& r) {
   if (r.auth.payload_mode == PayloadMode::kSignedSha256) {
     if (Status s = CheckPayloadSha256(r.auth, crypto::Sha256(*body)); !s.ok()) return SendError(r, FromStatus(s));
   }
-  const bool has_headers = r.ex.Header("x-amz-acl") || r.ex.Header("x-amz-grant-read") ||
-                           r.ex.Header("x-amz-grant-write") || r.ex.Header("x-amz-grant-read-acp") ||
-                           r.ex.Header("x-amz-grant-write-acp") || r.ex.Header("x-amz-grant-full-control");
+  bool has_headers = r.ex.Header("x-amz-acl").has_value();
+  for (std::string_view name : kGrantHeaders) has_headers = has_headers || r.ex.Header(name).has_value();
   meta::Acl acl;
   if (has_headers) {
     if (!body->empty()) {
@@ -862,15 +958,9 @@ void S3Service::PutAcl(Request& r) {
     }
     acl = std::move(*parsed);
   }
-  Status s = object ? meta_->SetObjectAcl(r.bucket(), r.key(), acl, r.object->etag)
-                    : meta_->UpdateBucket(r.bucket(), [&](meta::BucketInfo* b) {
-                        b->acl = acl;
-                        return Status::OK();
-                      });
-  if (s.IsPreconditionFailed()) {
-    return SendError(r, Make(S3Code::kOperationAborted,
-                             "A conflicting conditional operation is currently in progress against this resource."));
-  }
+  Status s = object ? meta_->SetObjectAcl(r.bucket(), r.key(), acl, &*r.object)
+                    : UpdateOwnBucket(r, [&](meta::BucketInfo* b) { b->acl = acl; });
+  if (s.IsPreconditionFailed()) return SendError(r, BucketChanged());
   if (!s.ok()) return SendError(r, object ? ObjectError(s) : FromStatus(s));
   r.status = 200;
   (void)r.ex.SendResponse(r.Head(200), "");
@@ -898,30 +988,34 @@ void S3Service::PutBucketPolicy(Request& r) {
   if (body->empty()) return SendError(r, Make(S3Code::kMalformedPolicy, "Policies must be valid JSON"));
   auto parsed = BucketPolicy::Parse(*body, r.bucket());
   if (!parsed.ok()) return SendError(r, Make(S3Code::kMalformedPolicy, parsed.status().message()));
+  // Users named by name are resolved now: the policy means them, not whoever gets the name later.
+  std::map<std::string, std::string> users;
   for (const std::string& name : parsed->PrincipalUserNames()) {
-    if (name != "root" && !identities_->UserExists(name)) {
-      return SendError(r, Make(S3Code::kMalformedPolicy, "Invalid principal in policy: no user " + name));
-    }
+    auto id = identities_->CanonicalIdOf(name);
+    if (!id) return SendError(r, Make(S3Code::kMalformedPolicy, "Invalid principal in policy: no user " + name));
+    users[name] = *id;
   }
   for (const std::string& id : parsed->PrincipalCanonicalIds()) {
     if (!identities_->CanonicalIdExists(id)) {
       return SendError(r, Make(S3Code::kMalformedPolicy, "Invalid principal in policy: no user with id " + id));
     }
   }
-  Status s = meta_->UpdateBucket(r.bucket(), [&](meta::BucketInfo* b) {
+  Status s = UpdateOwnBucket(r, [&](meta::BucketInfo* b) {
     b->policy = *body;
-    return Status::OK();
+    b->policy_users = users;
   });
+  if (s.IsPreconditionFailed()) return SendError(r, BucketChanged());
   if (!s.ok()) return SendError(r, FromStatus(s));
   r.status = 204;
   (void)r.ex.SendResponse(r.Head(204), "");
 }
 
 void S3Service::DeleteBucketPolicy(Request& r) {
-  Status s = meta_->UpdateBucket(r.bucket(), [](meta::BucketInfo* b) {
+  Status s = UpdateOwnBucket(r, [](meta::BucketInfo* b) {
     b->policy.clear();
-    return Status::OK();
+    b->policy_users.clear();
   });
+  if (s.IsPreconditionFailed()) return SendError(r, BucketChanged());
   if (!s.ok()) return SendError(r, FromStatus(s));
   r.status = 204;
   (void)r.ex.SendResponse(r.Head(204), "");
@@ -953,20 +1047,16 @@ void S3Service::PutBucketCors(Request& r) {
     return SendError(r, FromStatus(s));
   }
   const std::string stored = CorsXml(*config);
-  Status s = meta_->UpdateBucket(r.bucket(), [&](meta::BucketInfo* b) {
-    b->cors = stored;
-    return Status::OK();
-  });
+  Status s = UpdateOwnBucket(r, [&](meta::BucketInfo* b) { b->cors = stored; });
+  if (s.IsPreconditionFailed()) return SendError(r, BucketChanged());
   if (!s.ok()) return SendError(r, FromStatus(s));
   r.status = 200;
   (void)r.ex.SendResponse(r.Head(200), "");
 }
 
 void S3Service::DeleteBucketCors(Request& r) {
-  Status s = meta_->UpdateBucket(r.bucket(), [](meta::BucketInfo* b) {
-    b->cors.clear();
-    return Status::OK();
-  });
+  Status s = UpdateOwnBucket(r, [](meta::BucketInfo* b) { b->cors.clear(); });
+  if (s.IsPreconditionFailed()) return SendError(r, BucketChanged());
   if (!s.ok()) return SendError(r, FromStatus(s));
   r.status = 204;
   (void)r.ex.SendResponse(r.Head(204), "");
@@ -983,13 +1073,15 @@ void S3Service::Preflight(Request& r) {
                                "CORSResponse: This CORS request is not allowed. This is usually because the "
                                "evaluation of Origin, request method / Access-Control-Request-Method or "
                                "Access-Control-Request-Headers are not whitelisted by the resource's CORS spec.");
+  // A missing bucket and one without CORS rules get the same answer: a preflight tells nothing
+  // about which buckets exist.
   auto bucket = meta_->GetBucket(r.bucket());
   if (!bucket.ok()) {
     if (bucket.status().IsNoSuchBucket() || bucket.status().IsInvalidArgument()) return SendError(r, refused);
     return SendError(r, FromStatus(bucket.status()));
   }
   auto rules = CorsOf(*bucket);
-  if (!rules) return SendError(r, Make(S3Code::kAccessForbidden, "CORSResponse: CORS is not enabled for this bucket."));
+  if (!rules) return SendError(r, refused);
   CorsRequest cr;
   cr.origin = *origin;
   cr.method = *method;
@@ -1298,7 +1390,7 @@ void S3Service::DeleteObjects(Request& r) {
       s = Status::InvalidArgument("invalid key");
     } else if (entry.version_id && *entry.version_id != meta::kNullVersionId) {
       s = Status::InvalidArgument("Invalid version id specified");
-    } else if (!Check(r, S3Op::kDeleteObject, &*r.bucket_info, r.bucket(), entry.key, nullptr).allowed) {
+    } else if (!Check(r, Access(r, S3Op::kDeleteObject, entry.key)).allowed) {
       s = Status::AccessDenied("Access Denied");
     } else {
       auto d = objects_->Delete(r.bucket(), entry.key);
@@ -1402,7 +1494,9 @@ void S3Service::CopyObject(Request& r) {
   // The copy is a new object: it gets the ACL the request asks for, not the source's.
   meta::Acl acl;
   if (!RequestedAcl(r, NewObjectOwner(r), &acl)) return;
-  auto source = meta_->GetObject(src->bucket, src->key);
+  // The version authorization checked, when it did (not for root).
+  auto source = r.copy_source ? Result<meta::ObjectRecord>(std::move(*r.copy_source))
+                              : meta_->GetObject(src->bucket, src->key);
   if (!source.ok()) return SendError(r, ObjectError(source.status()));
   if (!CopyConditionsHold(r.ex, *source)) return SendError(r, Make(S3Code::kPreconditionFailed));
   const bool same = src->bucket == r.bucket() && src->key == r.key();
@@ -1616,7 +1710,8 @@ void S3Service::UploadPart(Request& r, bool copy) {
   if (copy) {
     auto src = ParseCopySource(*r.ex.Header("x-amz-copy-source"));
     if (!src.ok()) return SendError(r, Make(S3Code::kInvalidArgument, src.status().message()));
-    auto source = meta_->GetObject(src->bucket, src->key);
+    auto source = r.copy_source ? Result<meta::ObjectRecord>(std::move(*r.copy_source))
+                                : meta_->GetObject(src->bucket, src->key);
     if (!source.ok()) return SendError(r, ObjectError(source.status()));
     if (!CopyConditionsHold(r.ex, *source)) return SendError(r, Make(S3Code::kPreconditionFailed));
     ByteRange range{0, source->size == 0 ? 0 : source->size - 1};

@@ -71,11 +71,13 @@ class S3Service {
   struct Metrics;
 
   void Dispatch(Request& r);
-  // Gathers what the decision needs and asks gateway/access.h whether r.principal may run `op`
-  // on `bucket` (null when it does not exist) and `key`; logs the decision. `object_acl`: the
-  // object's ACL for operations on an existing object's data or ACL.
-  AccessDecision Check(Request& r, S3Op op, const meta::BucketInfo* bucket, std::string_view bucket_name,
-                       std::string_view key, const meta::Acl* object_acl);
+  // The request for the decision about `op` on r's bucket and `key` (whether it sets an ACL
+  // included); callers add the object's ACL or the upload's initiator where they apply.
+  AccessRequest Access(const Request& r, S3Op op, std::string_view key) const;
+  // Adds the bucket's policy and the request's condition keys to `ar`, asks gateway/access.h
+  // whether r.principal may do it, and logs the decision.
+  AccessDecision Check(Request& r, AccessRequest ar);
+  void LogDecision(const Request& r, const AccessRequest& ar, const AccessDecision& d) const;
   // The parsed policy / CORS rules of a bucket (cached by document text); null when it has none
   // or the stored document no longer parses.
   std::shared_ptr<const BucketPolicy> PolicyOf(const meta::BucketInfo& bucket);
@@ -83,6 +85,9 @@ class S3Service {
   // The ACL a create/put request asks for (x-amz-acl or x-amz-grant-*; "private" when neither),
   // owned by `owner`. False after answering with the error.
   bool RequestedAcl(Request& r, const std::string& owner, meta::Acl* acl);
+  // UpdateBucket of r's bucket, provided it is still the one the request was authorized against
+  // (PreconditionFailed otherwise).
+  Status UpdateOwnBucket(const Request& r, const std::function<void(meta::BucketInfo*)>& change);
   void WriteOwner(XmlWriter& x, std::string_view canonical_id, std::string_view element = "Owner") const;
   // The owner of a new object written by r's principal (the bucket owner for anonymous writers).
   std::string NewObjectOwner(const Request& r) const;

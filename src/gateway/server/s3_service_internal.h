@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <span>
 #include <string>
@@ -13,6 +14,7 @@
 #include <vector>
 
 #include "gateway/access.h"
+#include "gateway/s3_errors.h"
 #include "gateway/s3_request.h"
 #include "gateway/server/http.h"
 #include "gateway/server/s3_service.h"
@@ -35,6 +37,12 @@ struct S3Service::Request {
   // The object, for operations on an existing object's data or ACL (loaded for authorization
   // unless the requester is root).
   std::optional<meta::ObjectRecord> object;
+  // The source of a copy, as authorized (loaded unless the requester is root); the copy reads
+  // exactly this version.
+  std::optional<meta::ObjectRecord> copy_source;
+  // A form upload's fields (lowercase names), once read: the policy's condition keys come from
+  // them instead of the request's headers.
+  const std::map<std::string, std::string>* form_fields = nullptr;
   // Access-Control-* headers for a browser request that a CORS rule matched; every response
   // to it carries them, errors included, so the page can read what went wrong.
   std::vector<std::pair<std::string, std::string>> cors_headers;
@@ -60,7 +68,12 @@ namespace internal {
 int64_t NowMillis();
 // "\"<etag>\"".
 std::string Quoted(std::string_view etag);
-std::string ToLower(std::string_view s);
+// Sets the object headers named by `fields` (lowercase names: content-type, content-encoding
+// without aws-chunked, content-language, content-disposition, cache-control, expires,
+// x-amz-storage-class, x-amz-meta-*), for PUT headers and form fields alike. The S3 error when a
+// storage class is unknown or the user metadata is over 2 KB.
+std::optional<S3Error> ObjectHeadersFrom(const std::vector<std::pair<std::string, std::string>>& fields,
+                                         meta::ObjectHeaders* h);
 // Hands all of `data` to the writer, waiting while its window is full. Fails when the writer
 // stopped taking bytes (a chunk failed; Finish reports why).
 Status WriteAll(object::ObjectWriter* writer, std::span<const std::byte> data);

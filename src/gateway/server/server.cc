@@ -27,6 +27,7 @@
 #include "engine/engine.h"
 #include "gateway/crypto.h"
 #include "gateway/s3_errors.h"
+#include "gateway/server/files.h"
 #include "io/file.h"
 #include "meta/rocksdb_meta_store.h"
 
@@ -44,25 +45,6 @@ std::string RandomString(std::string_view alphabet, size_t n) {
   out.reserve(n);
   for (size_t i = 0; i < n; ++i) out += alphabet[rd() % alphabet.size()];
   return out;
-}
-
-Status WriteFileDurably(const std::string& path, const std::string& contents, mode_t mode) {
-  const std::string tmp = path + ".tmp";
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-  if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
-  const ssize_t n = ::write(fd, contents.data(), contents.size());
-  const bool ok = n == static_cast<ssize_t>(contents.size()) && ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!ok) return Status::FromErrno(err, "write " + tmp);
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::FromErrno(errno, "rename " + tmp);
-  const std::string dir = path.substr(0, path.find_last_of('/') == std::string::npos ? 0 : path.find_last_of('/'));
-  const int dfd = ::open(dir.empty() ? "." : dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
-  return Status::OK();
 }
 
 Result<std::pair<std::string, uint16_t>> ParseListen(const std::string& listen) {
@@ -118,9 +100,10 @@ Result<Credentials> LoadOrCreateRootCredentials(const std::string& data_dir, boo
   std::filesystem::create_directories(data_dir, ec);
   if (ec) return Status::IOError("create " + data_dir + ": " + ec.message());
   const std::string path = data_dir + "/credentials";
-  std::ifstream in(path);
-  if (in) {
+  auto existing = ReadSmallFile(path);
+  if (existing.ok()) {
     Credentials c;
+    std::istringstream in(*existing);
     std::string line;
     while (std::getline(in, line)) {
       const size_t eq = line.find('=');
@@ -135,6 +118,8 @@ Result<Credentials> LoadOrCreateRootCredentials(const std::string& data_dir, boo
     }
     return c;
   }
+  // Unreadable is not absent: new credentials would lock out whoever holds the old ones.
+  if (!existing.status().IsNotFound()) return existing.status();
   Credentials c;
   c.access_key = "CAIRN" + RandomString("ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", 15);
   c.secret_key = RandomString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 40);
@@ -142,7 +127,7 @@ Result<Credentials> LoadOrCreateRootCredentials(const std::string& data_dir, boo
       "# Cairn root credentials, generated at first start. Keep this file private.\n"
       "# Load them into a shell with:  set -a; . " + path + "; set +a\n"
       "AWS_ACCESS_KEY_ID=" + c.access_key + "\nAWS_SECRET_ACCESS_KEY=" + c.secret_key + "\n";
-  CAIRN_RETURN_IF_ERROR(WriteFileDurably(path, contents, 0600));
+  CAIRN_RETURN_IF_ERROR(CreateFileDurably(path, contents, 0600));
   *generated = true;
   return c;
 }
@@ -192,7 +177,8 @@ Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
     CAIRN_LOG_INFO("start-up: deleted {} chunks no committed object referenced", s->orphans_collected_);
   }
 
-  CAIRN_ASSIGN_OR_RETURN(crypto::SealKey seal_key, LoadOrCreateSealKey(dir));
+  CAIRN_ASSIGN_OR_RETURN(std::vector<meta::AccessKeyRecord> stored_keys, s->meta_->ListAccessKeys());
+  CAIRN_ASSIGN_OR_RETURN(crypto::SealKey seal_key, LoadOrCreateSealKey(dir, !stored_keys.empty()));
   s->identities_ = std::make_unique<Identities>(s->meta_.get(), s->options_.root.access_key,
                                                 s->options_.root.secret_key, RootCanonicalId(), seal_key);
   CAIRN_RETURN_IF_ERROR(s->identities_->Load());

@@ -17,6 +17,7 @@
 #include <array>
 #include <atomic>
 #include <exception>
+#include <map>
 #include <mutex>
 #include <random>
 #include <shared_mutex>
@@ -190,7 +191,9 @@ class RocksDbMetaStoreImpl final : public MetaStore {
       rocksdb::WriteBatch batch;
       CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeBucket(key, bucket)), "batch put"));
       CAIRN_RETURN_IF_ERROR(CounterDeltas{.buckets = 1}.AddTo(&batch));
-      return Write(&batch);
+      CAIRN_RETURN_IF_ERROR(Write(&batch));
+      CacheBucket(bucket);
+      return Status::OK();
     });
   }
 
@@ -216,22 +219,43 @@ class RocksDbMetaStoreImpl final : public MetaStore {
       rocksdb::WriteBatch batch;
       CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(format::BucketKey(bucket)), "batch delete"));
       CAIRN_RETURN_IF_ERROR(CounterDeltas{.buckets = -1}.AddTo(&batch));
-      return Write(&batch);
+      CAIRN_RETURN_IF_ERROR(Write(&batch));
+      std::unique_lock cache_lock(bucket_cache_mu_);
+      bucket_cache_.erase(std::string(bucket));
+      return Status::OK();
     });
   }
 
+  // Served from the bucket cache: every request of the S3 server reads its bucket (owner, ACL,
+  // policy, CORS), and this store is the only writer of its database.
   Result<BucketInfo> GetBucket(std::string_view bucket) override {
     return Guard("GetBucket", [&]() -> Result<BucketInfo> {
       CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
-      const std::string key = format::BucketKey(bucket);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
-      if (!found) return Status::NoSuchBucket(std::string(bucket));
-      BucketInfo info;
-      CAIRN_RETURN_IF_ERROR(format::DecodeBucket(key, value, &info));
-      return info;
+      std::shared_lock cache_lock(bucket_cache_mu_);
+      auto it = bucket_cache_.find(bucket);
+      if (it == bucket_cache_.end()) return Status::NoSuchBucket(std::string(bucket));
+      if (!it->second.ok()) return it->second.status();
+      return *it->second;
     });
+  }
+
+  // Fills the bucket cache at open (called once, before any other method).
+  Status LoadBuckets() {
+    return Scan(rocksdb::ReadOptions(), std::string(format::kBucketPrefix),
+                [&](std::string_view key, std::string_view value) -> Status {
+                  BucketInfo info;
+                  const Status decoded = format::DecodeBucket(key, value, &info);
+                  if (decoded.ok()) {
+                    CacheBucket(info);
+                  } else {
+                    // A damaged bucket record is reported by every GetBucket of it, as a read of
+                    // the database would; the store still opens for the other buckets.
+                    std::unique_lock cache_lock(bucket_cache_mu_);
+                    bucket_cache_.insert_or_assign(std::string(key.substr(format::kBucketPrefix.size())),
+                                                   Result<BucketInfo>(decoded));
+                  }
+                  return Status::OK();
+                });
   }
 
   Result<std::vector<BucketInfo>> ListBuckets() override {
@@ -267,7 +291,9 @@ class RocksDbMetaStoreImpl final : public MetaStore {
       }
       rocksdb::WriteBatch batch;
       CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeBucket(key, updated)), "batch put"));
-      return Write(&batch);
+      CAIRN_RETURN_IF_ERROR(Write(&batch));
+      CacheBucket(updated);
+      return Status::OK();
     });
   }
 
@@ -797,6 +823,11 @@ class RocksDbMetaStoreImpl final : public MetaStore {
     return Status::OK();
   }
 
+  void CacheBucket(const BucketInfo& info) {
+    std::unique_lock cache_lock(bucket_cache_mu_);
+    bucket_cache_.insert_or_assign(info.name, Result<BucketInfo>(info));
+  }
+
   Result<std::vector<AccessKeyRecord>> ReadAccessKeys() {
     std::vector<AccessKeyRecord> out;
     const Status s = Scan(rocksdb::ReadOptions(), std::string(format::kAccessKeyPrefix),
@@ -976,6 +1007,10 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   // Serialize mutations of one (bucket, key): its object record and its uploads and parts.
   // Always taken after bucket_mu_.
   std::array<std::mutex, kStripeCount> stripes_;
+  // Every bucket record, by name: written after each durable bucket mutation (under bucket_mu_,
+  // held exclusively by those), read by GetBucket. Always taken after bucket_mu_.
+  std::shared_mutex bucket_cache_mu_;
+  std::map<std::string, Result<BucketInfo>, std::less<>> bucket_cache_;
   // Serializes user and access key mutations.
   std::mutex identity_mu_;
   std::mutex rng_mu_;
@@ -1000,7 +1035,9 @@ Result<std::unique_ptr<MetaStore>> RocksDbMetaStore::Open(const std::string& dir
     o.table_factory.reset(rocksdb::NewBlockBasedTableFactory(table));
     rocksdb::DB* raw = nullptr;
     CAIRN_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(o, dir, &raw), "open meta db " + dir));
-    return std::unique_ptr<MetaStore>(new RocksDbMetaStoreImpl(std::unique_ptr<rocksdb::DB>(raw), options));
+    auto store = std::make_unique<RocksDbMetaStoreImpl>(std::unique_ptr<rocksdb::DB>(raw), options);
+    CAIRN_RETURN_IF_ERROR(store->LoadBuckets());
+    return std::unique_ptr<MetaStore>(std::move(store));
   });
 }
 

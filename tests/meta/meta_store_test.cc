@@ -734,6 +734,20 @@ TEST_F(CorruptionTest, AFlippedByteIsReportedAsCorruption) {
   EXPECT_TRUE(store_->PutObject(Object("b", "k"), {}, nullptr).IsCorruption());
 }
 
+TEST_F(CorruptionTest, ADamagedBucketRecordIsReportedAfterReopen) {
+  CreateBucket("b");
+  CreateBucket("c");
+  WithRawDb([](rocksdb::DB* db) {
+    const std::string key = format::BucketKey("b");
+    std::string value;
+    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+    value[value.size() / 2] ^= 0x10;
+    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, value).ok());
+  });
+  EXPECT_TRUE(store_->GetBucket("b").status().IsCorruption());
+  ASSERT_OK(store_->GetBucket("c"));
+}
+
 TEST_F(CorruptionTest, AValueUnderAnotherKeyIsReportedAsCorruption) {
   CreateBucket("b");
   Put(Object("b", "k1"));
@@ -771,6 +785,36 @@ TEST(MetaFormatTest, UploadKeysRoundTripAndSortByKeyThenId) {
   EXPECT_LT(format::UploadKey("b", "a", "zzz"), format::UploadKey("b", std::string("a\0", 2), "aaa"));
   EXPECT_LT(format::UploadKey("b", std::string("a\0", 2), "zzz"), format::UploadKey("b", "a\x01", "aaa"));
   EXPECT_LT(format::PartKey("u", 2), format::PartKey("u", 256));
+}
+
+}  // namespace
+}  // namespace cairn::meta
+
+namespace cairn::meta {
+namespace {
+
+// GetBucket answers from memory; what it answers must be what the database holds, across every
+// mutation and a reopen, and a damaged bucket record is still reported as Corruption.
+TEST_F(MetaStoreTest, BucketReadsFollowEveryMutationAndReopen) {
+  CreateBucket("b");
+  ASSERT_OK(store_->UpdateBucket("b", [](BucketInfo* b) {
+    b->policy = "p1";
+    return Status::OK();
+  }));
+  ASSERT_EQ(store_->GetBucket("b")->policy, "p1");
+  ASSERT_OK(store_->DeleteBucket("b", ""));
+  EXPECT_TRUE(store_->GetBucket("b").status().IsNoSuchBucket());
+  CreateBucket("b");
+  EXPECT_TRUE(store_->GetBucket("b")->policy.empty());
+  ASSERT_OK(store_->UpdateBucket("b", [](BucketInfo* b) {
+    b->cors = "c";
+    return Status::OK();
+  }));
+  Reopen();
+  auto b = store_->GetBucket("b");
+  ASSERT_OK(b);
+  EXPECT_EQ(b->cors, "c");
+  EXPECT_EQ(b->owner, "owner1");
 }
 
 }  // namespace

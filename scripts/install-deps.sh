@@ -16,7 +16,7 @@ PACKAGES=(
   # the real S3 clients the end-to-end tests drive (issue 3)
   awscli python3-boto3 python3-pytest s3cmd rclone
   # a real browser for the POST policy and CORS end-to-end test (issue 4)
-  chromium chromium-driver python3-selenium
+  chromium chromium-driver python3-selenium fonts-liberation
 )
 
 missing=()

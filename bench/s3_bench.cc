@@ -25,7 +25,7 @@
 #include "common/config.h"
 #include "common/logging.h"
 #include "common/metrics.h"
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 
 namespace cairn::bench {
 namespace {
@@ -499,8 +499,8 @@ Payload MakePayload(const S3BenchOptions& o) {
   Payload p;
   p.bytes.resize(o.size);
   FillPseudoRandom(kPayloadSeed, std::as_writable_bytes(std::span(p.bytes.data(), p.bytes.size())));
-  if (o.sign_payload) p.sha256_hex = gateway::crypto::HexEncode(gateway::crypto::Sha256(p.bytes));
-  if (o.content_md5) p.md5_base64 = gateway::crypto::Base64Encode(gateway::crypto::Md5(p.bytes));
+  if (o.sign_payload) p.sha256_hex = crypto::HexEncode(crypto::Sha256(p.bytes));
+  if (o.content_md5) p.md5_base64 = crypto::Base64Encode(crypto::Md5(p.bytes));
   return p;
 }
 

@@ -20,7 +20,7 @@
 #include <cstring>
 #include <ctime>
 
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/sigv4_sign.h"
 #include "gateway/text.h"
 
@@ -317,7 +317,7 @@ Result<std::string> S3Client::BuildHead(const Request& request) const {
     } else if (request.body_source) {
       return Status::InvalidArgument("sign_payload with a body_source needs Request::content_sha256");
     } else {
-      payload_hash = gateway::crypto::HexEncode(gateway::crypto::Sha256(request.body));
+      payload_hash = crypto::HexEncode(crypto::Sha256(request.body));
     }
   }
 

@@ -66,7 +66,7 @@
 #include <vector>
 
 #include "check.h"
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/s3_request.h"
 #include "gateway/sigv4.h"
 

@@ -29,7 +29,7 @@
 #include <vector>
 
 #include "check.h"
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/post_object.h"
 
 namespace cairn::gateway {
@@ -294,7 +294,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   gw::CheckRoundTrip(in);
   gw::CheckBoundary(in);
   gw::CheckPolicy(gw::ParsePostPolicy(in));
-  const std::string encoded = gw::crypto::Base64Encode(std::span(data, size));
+  const std::string encoded = cairn::crypto::Base64Encode(std::span(data, size));
   gw::CheckPolicy(gw::ParsePostPolicy(encoded));
   gw::CheckSignature(encoded);
   return 0;

@@ -45,7 +45,7 @@
 #include <vector>
 
 #include "check.h"
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/sigv4.h"
 #include "gateway/text.h"
 

@@ -6,7 +6,7 @@
 #include <algorithm>
 #include <nlohmann/json.hpp>
 
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/text.h"
 
 namespace cairn::gateway {

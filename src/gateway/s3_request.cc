@@ -4,7 +4,7 @@
 #include <cstdio>
 #include <ctime>
 
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/sigv4.h"
 #include "gateway/text.h"
 

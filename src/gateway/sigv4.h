@@ -43,7 +43,7 @@
 
 #include "common/result.h"
 #include "common/status.h"
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 
 namespace cairn::gateway {
 

@@ -3,7 +3,7 @@
 
 #include <algorithm>
 
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/text.h"
 
 namespace cairn::gateway {

@@ -9,7 +9,7 @@
 #include <utility>
 #include <vector>
 
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "test_util.h"
 
 namespace cairn::gateway {

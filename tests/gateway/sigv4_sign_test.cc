@@ -7,7 +7,7 @@
 #include <utility>
 #include <vector>
 
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/sigv4.h"
 #include "test_util.h"
 

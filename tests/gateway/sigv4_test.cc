@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "test_util.h"
 
 namespace cairn::gateway {

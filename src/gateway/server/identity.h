@@ -23,7 +23,7 @@
 
 #include "common/result.h"
 #include "gateway/access.h"
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "meta/meta_store.h"
 
 namespace cairn::gateway::server {

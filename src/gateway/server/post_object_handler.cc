@@ -8,7 +8,7 @@
 
 #include "common/logging.h"
 #include "gateway/acl.h"
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/post_object.h"
 #include "gateway/s3_names.h"
 #include "gateway/server/s3_service_internal.h"

@@ -11,7 +11,7 @@
 
 #include "common/logging.h"
 #include "gateway/acl.h"
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/s3_names.h"
 #include "gateway/text.h"
 #include "gateway/xml.h"

@@ -25,7 +25,7 @@
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "engine/engine.h"
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/s3_errors.h"
 #include "gateway/server/files.h"
 #include "io/file.h"

@@ -1,12 +1,12 @@
 // Sealing of secrets at rest (AES-256-GCM): round trips, and every way a sealed value can be
 // wrong is refused rather than misread.
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 
 #include <gtest/gtest.h>
 
 #include <set>
 
-namespace cairn::gateway::crypto {
+namespace cairn::crypto {
 namespace {
 
 SealKey TestKey(uint8_t seed) {
@@ -54,4 +54,4 @@ TEST(RandomBytesTest, FillsDistinctValues) {
 }
 
 }  // namespace
-}  // namespace cairn::gateway::crypto
+}  // namespace cairn::crypto

@@ -1,4 +1,5 @@
-// Hashes, MACs and text encodings the S3 gateway needs, on top of OpenSSL 3 libcrypto (EVP).
+// Hashes, MACs, sealing and text encodings, on top of OpenSSL 3 libcrypto (EVP): what the S3
+// gateway needs (SigV4, ETags, sealed secrets) and the cluster's RPC authentication.
 //
 // SHA-256 and HMAC-SHA256 drive SigV4 request signing; MD5 computes ETags and checks Content-MD5;
 // hex and base64 are their textual forms on the wire. The functions are pure and return values;
@@ -20,7 +21,7 @@
 
 struct evp_md_ctx_st;
 
-namespace cairn::gateway::crypto {
+namespace cairn::crypto {
 
 inline constexpr size_t kSha256Size = 32;
 inline constexpr size_t kMd5Size = 16;
@@ -102,4 +103,4 @@ class Md5Hasher {
   evp_md_ctx_st* ctx_;  // owned; null only in a moved-from object, which may only be destroyed or assigned
 };
 
-}  // namespace cairn::gateway::crypto
+}  // namespace cairn::crypto

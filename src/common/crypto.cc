@@ -1,4 +1,4 @@
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 
 #include <openssl/core_names.h>
 #include <openssl/crypto.h>
@@ -12,10 +12,16 @@
 #include <cstdlib>
 #include <utility>
 
-#include "gateway/text.h"
 
-namespace cairn::gateway::crypto {
+namespace cairn::crypto {
 namespace {
+
+int HexDigitValue(char c) {
+  if (c >= '0' && c <= '9') return c - '0';
+  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+  return -1;
+}
 
 // libcrypto fails on these fixed, always-available algorithms only when it cannot allocate.
 [[noreturn]] void CryptoFailure(const char* what) {
@@ -244,4 +250,4 @@ std::optional<std::string> Unseal(const SealKey& key, std::string_view sealed, s
   return out;
 }
 
-}  // namespace cairn::gateway::crypto
+}  // namespace cairn::crypto

@@ -21,7 +21,7 @@
 #include <thread>
 #include <vector>
 
-#include "gateway/crypto.h"
+#include "common/crypto.h"
 #include "gateway/sigv4.h"
 #include "test_util.h"
 
@@ -418,7 +418,7 @@ TEST(S3ClientTest, SignedPayloadCarriesItsSha256) {
   auto auth = VerifyReceived(log.at(0));
   ASSERT_OK(auth);
   EXPECT_EQ(auth->payload_mode, gateway::PayloadMode::kSignedSha256);
-  EXPECT_OK(gateway::CheckPayloadSha256(*auth, gateway::crypto::Sha256(log[0].body)));
+  EXPECT_OK(gateway::CheckPayloadSha256(*auth, crypto::Sha256(log[0].body)));
 }
 
 TEST(S3ClientTest, BodySourceStreamsWithoutACopy) {

@@ -15,6 +15,8 @@ PACKAGES=(
   fio python3 procps curl
   # the real S3 clients the end-to-end tests drive (issue 3)
   awscli python3-boto3 python3-pytest s3cmd rclone
+  # etcd, the consensus of cluster mode, for the cluster tests; etcdctl for debugging (issue 5)
+  etcd-server etcd-client
   # a real browser for the POST policy and CORS end-to-end test (issue 4)
   chromium chromium-driver python3-selenium fonts-liberation
 )

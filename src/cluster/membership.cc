@@ -1,0 +1,104 @@
+#include "cluster/membership.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/logging.h"
+
+namespace cairn::cluster {
+
+std::string Membership::NodeKey(const MembershipOptions& options, std::string_view node_id) {
+  return options.prefix + "nodes/" + std::string(node_id);
+}
+
+Membership::Membership(EtcdClient* etcd, NodeInfo node, MembershipOptions options)
+    : etcd_(etcd), node_(std::move(node)), options_(std::move(options)), guard_(options_.margin) {}
+
+Result<std::unique_ptr<Membership>> Membership::Join(EtcdClient* etcd, NodeInfo node, MembershipOptions options) {
+  if (node.id.empty()) return Status::InvalidArgument("a node needs an id");
+  if (options.margin >= options.ttl) return Status::InvalidArgument("the fencing margin must be below the lease TTL");
+  std::unique_ptr<Membership> m(new Membership(etcd, std::move(node), std::move(options)));
+  CAIRN_RETURN_IF_ERROR(m->Register());
+  m->thread_ = std::thread([p = m.get()] { p->RenewLoop(); });
+  return m;
+}
+
+Membership::~Membership() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  if (Status s = etcd_->LeaseRevoke(lease_id()); !s.ok() && !s.IsNotFound()) {
+    CAIRN_LOG_WARN("node {}: revoking lease on leave: {}", node_.id, s.ToString());
+  }
+}
+
+Status Membership::Register() {
+  uint64_t token;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    token = guard_.Sending(LeaseGuard::Clock::now());
+  }
+  CAIRN_ASSIGN_OR_RETURN(EtcdLease lease, etcd_->LeaseGrant(options_.ttl.count()));
+  const nlohmann::json info = {{"id", node_.id},       {"rpc", node_.rpc_address}, {"s3", node_.s3_address},
+                               {"zone", node_.zone},   {"targets", node_.targets}, {"lease", lease.id}};
+  const std::string key = NodeKey(options_, node_.id);
+  // Only one live node may hold an id: the key must be absent or left by an expired lease.
+  auto txn = etcd_->Txn({EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0)},
+                        {EtcdOp::Put(key, info.dump(), lease.id)}, {});
+  if (!txn.ok() || !txn->succeeded) {
+    (void)etcd_->LeaseRevoke(lease.id);
+    if (!txn.ok()) return txn.status();
+    return Status::AlreadyExists("node " + node_.id + " is registered by a live process");
+  }
+  std::lock_guard<std::mutex> l(mu_);
+  lease_id_ = lease.id;
+  guard_.Succeeded(token, std::chrono::seconds(lease.ttl_seconds));
+  return Status::OK();
+}
+
+void Membership::RenewLoop() {
+  const auto period = std::chrono::duration_cast<std::chrono::milliseconds>(options_.ttl) / 3;
+  std::unique_lock<std::mutex> l(mu_);
+  while (!cv_.wait_for(l, period, [&] { return stopping_; })) {
+    const int64_t id = lease_id_;
+    const uint64_t token = guard_.Sending(LeaseGuard::Clock::now());
+    l.unlock();
+    auto ttl = etcd_->LeaseKeepAlive(id);
+    Status rejoin = Status::OK();
+    if (!ttl.ok() && ttl.status().IsNotFound()) {
+      // The lease expired (etcd was out of reach longer than the TTL): the registration went with
+      // it; the node joins again with a new lease (and owes a re-read of the chain table).
+      CAIRN_LOG_WARN("node {}: lease {} expired; registering again", node_.id, id);
+      rejoin = Register();
+      if (rejoin.ok()) rejoins_.fetch_add(1);
+    }
+    l.lock();
+    if (ttl.ok()) {
+      guard_.Succeeded(token, std::chrono::seconds(*ttl));
+      renewals_.fetch_add(1);
+    } else if (!ttl.status().IsNotFound()) {
+      CAIRN_LOG_WARN("node {}: lease renewal failed: {}", node_.id, ttl.status().ToString());
+    } else if (!rejoin.ok()) {
+      CAIRN_LOG_WARN("node {}: registering again failed: {}", node_.id, rejoin.ToString());
+    }
+  }
+}
+
+bool Membership::MayAcknowledge() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return guard_.MayAcknowledge(LeaseGuard::Clock::now());
+}
+
+void Membership::TableRefreshed() {
+  std::lock_guard<std::mutex> l(mu_);
+  guard_.TableRefreshed();
+}
+
+int64_t Membership::lease_id() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return lease_id_;
+}
+
+}  // namespace cairn::cluster

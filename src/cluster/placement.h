@@ -1,0 +1,64 @@
+// The chain table and how the manager rebuilds it (docs/design/cluster.md, "The chain table").
+//
+// Rebuild keeps what it can and changes as few chains as it can:
+//   - a member whose target is no longer live leaves its chain;
+//   - a chain short of `replicas` members gets new members, each appended as a **syncing** tail
+//     (it copies from its predecessor before it serves), chosen among live targets on nodes the
+//     chain does not use yet, preferring zones the chain does not use yet, then the target in the
+//     fewest chains (ties: fewest chains headed, then target id, so the result is deterministic);
+//   - a chain being created (never had members) gets serving members at once: there is nothing
+//     to copy;
+//   - a chain whose members are all gone stays empty and is reported lost: its data has no copy
+//     left to sync from;
+//   - every chain that changed gets version + 1; the others keep theirs.
+// Two replicas never share a node; with fewer live nodes than `replicas`, chains run short.
+//
+// Pure functions over values: the manager reads the table and the live targets from etcd, calls
+// Rebuild, and writes the chains that changed in one fenced transaction.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cairn::cluster {
+
+struct TargetInfo {
+  std::string id;    // "<node>/<disk>"
+  std::string node;  // the node it is on
+  std::string zone;  // "" when zones are not used
+
+  friend bool operator==(const TargetInfo&, const TargetInfo&) = default;
+};
+
+enum class ReplicaState : uint8_t { kServing, kSyncing };
+
+struct ChainMember {
+  std::string target;
+  ReplicaState state = ReplicaState::kServing;
+
+  friend bool operator==(const ChainMember&, const ChainMember&) = default;
+};
+
+struct Chain {
+  uint32_t id = 0;
+  uint64_t version = 0;               // 0: never had members
+  std::vector<ChainMember> members;   // head first
+
+  friend bool operator==(const Chain&, const Chain&) = default;
+};
+
+struct RebuildResult {
+  std::vector<Chain> chains;           // ids 0 .. chain_count-1
+  std::vector<uint32_t> changed;       // ids of chains whose version went up
+  std::vector<uint32_t> lost;          // chains with no member left (data lost)
+  std::vector<uint32_t> short_chains;  // chains with fewer than `replicas` members afterwards
+};
+
+// `current` may be empty (a new cluster) or hold fewer chains than chain_count (new ones are
+// created). REQUIRES: replicas >= 1.
+RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<TargetInfo>& live, uint32_t chain_count,
+                      uint32_t replicas);
+
+}  // namespace cairn::cluster

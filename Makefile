@@ -37,9 +37,11 @@ bench: build
 	@bash scripts/bench-engine.sh $(CAIRN)
 	@CAIRN=$(CAIRN) bash scripts/bench-s3.sh
 
-# Long crash loops: 500 kill -9 cycles of the engine crash test.
+# Long crash loops: 500 kill -9 cycles of the engine crash test; the chain replication simulator
+# over 5000 seeds (tests/replication/sim.h; a failing seed prints how to replay it).
 soak: build
 	@cd $(BUILD_DIR) && CAIRN_CRASH_CYCLES=500 ctest --output-on-failure -R 'Crash' --timeout 7200
+	@CAIRN_SIM_SEEDS=5000 $(BUILD_DIR)/tests/chain_sim_test --gtest_filter='ChainSim.Seeds'
 
 # libFuzzer targets (fuzz/), built by clang in build/fuzz with ASan and UBSan, each run for
 # FUZZ_SECONDS on a working copy of its seed corpus; fails when any target finds a crash or a

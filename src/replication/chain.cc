@@ -1,0 +1,728 @@
+#include "replication/chain.h"
+
+#include <algorithm>
+#include <limits>
+#include <utility>
+
+namespace cairn::replication {
+namespace {
+
+constexpr uint64_t kNoSuccessor = std::numeric_limits<uint64_t>::max();
+
+template <class... Fs>
+struct Overloaded : Fs... {
+  using Fs::operator()...;
+};
+template <class... Fs>
+Overloaded(Fs...) -> Overloaded<Fs...>;
+
+std::string ValueText(const std::optional<std::string>& value) { return value ? "=" + *value : " deleted"; }
+
+std::string OpText(OpId op) { return "op" + std::to_string(op >> 32) + "." + std::to_string(op & 0xffffffffu); }
+
+Record Lookup(const StoreState& store, const std::string& key) {
+  auto it = store.records.find(key);
+  return it == store.records.end() ? Record{} : it->second;
+}
+
+}  // namespace
+
+WriteResult ApplyToStore(StoreState& store, const Update& update) {
+  WriteResult result;
+  result.seq = update.seq;
+  auto it = store.records.find(update.key);
+  result.existed = it != store.records.end() && it->second.value.has_value();
+  store.records[update.key] = Record{update.value, update.seq};
+  store.ops[update.op_id] = result;
+  store.last_seq = std::max(store.last_seq, update.seq);
+  return result;
+}
+
+std::string_view MessageName(const Message& message) {
+  return std::visit(Overloaded{
+                        [](const Update&) { return "Update"; },
+                        [](const Ack&) { return "Ack"; },
+                        [](const Commit&) { return "Commit"; },
+                        [](const StaleChain&) { return "StaleChain"; },
+                        [](const ClientWrite&) { return "ClientWrite"; },
+                        [](const ClientWriteReply&) { return "ClientWriteReply"; },
+                        [](const ClientRead&) { return "ClientRead"; },
+                        [](const ClientReadReply&) { return "ClientReadReply"; },
+                        [](const SyncRequest&) { return "SyncRequest"; },
+                        [](const SyncData&) { return "SyncData"; },
+                        [](const VersionQuery&) { return "VersionQuery"; },
+                        [](const VersionReply&) { return "VersionReply"; },
+                    },
+                    message);
+}
+
+std::string Describe(const Message& message) {
+  std::string out(MessageName(message));
+  auto v = [](uint64_t version) { return " v" + std::to_string(version); };
+  out += std::visit(
+      Overloaded{
+          [&](const Update& m) {
+            return v(m.chain_version) + " s" + std::to_string(m.seq) + " f" + std::to_string(m.first_seq) + " " +
+                   OpText(m.op_id) + " " + m.key + ValueText(m.value);
+          },
+          [&](const Ack& m) { return v(m.chain_version) + " s" + std::to_string(m.seq); },
+          [&](const Commit& m) { return v(m.chain_version) + " s" + std::to_string(m.seq); },
+          [&](const StaleChain& m) { return v(m.version); },
+          [&](const ClientWrite& m) {
+            return v(m.chain_version) + " r" + std::to_string(m.request_id) + " " + OpText(m.op_id) + " " + m.key +
+                   ValueText(m.value);
+          },
+          [&](const ClientWriteReply& m) {
+            return " r" + std::to_string(m.request_id) + " " + (m.status.ok() ? "ok" : m.status.ToString()) + " s" +
+                   std::to_string(m.result.seq) + (m.result.existed ? " existed" : "");
+          },
+          [&](const ClientRead& m) { return v(m.chain_version) + " r" + std::to_string(m.request_id) + " " + m.key; },
+          [&](const ClientReadReply& m) {
+            return " r" + std::to_string(m.request_id) + " " + (m.status.ok() ? "ok" : m.status.ToString()) + " s" +
+                   std::to_string(m.record.seq) + ValueText(m.record.value);
+          },
+          [&](const SyncRequest& m) { return v(m.chain_version); },
+          [&](const SyncData& m) {
+            return v(m.chain_version) + " at s" + std::to_string(m.snapshot.last_seq) + " keys " +
+                   std::to_string(m.snapshot.records.size());
+          },
+          [&](const VersionQuery& m) { return v(m.chain_version) + " q" + std::to_string(m.query_id) + " " + m.key; },
+          [&](const VersionReply& m) {
+            return v(m.chain_version) + " q" + std::to_string(m.query_id) + " " +
+                   (m.status.ok() ? "ok" : m.status.ToString()) + " s" + std::to_string(m.seq);
+          },
+      },
+      message);
+  return out;
+}
+
+ChainReplica::ChainReplica(ChainId chain_id, NodeId node, ReplicaOptions options)
+    : chain_id_(chain_id), node_(node), options_(options) {}
+
+// ---- Lifecycle ----
+
+void ChainReplica::ResetVolatile() {
+  view_.reset();
+  self_ = -1;
+  complete_ = false;
+  applied_ = durable_.store;
+  pending_.clear();
+  durable_level_ = durable_.store.last_seq;
+  downstream_acked_ = 0;
+  acked_level_ = durable_.store.last_seq;
+  exposed_level_ = durable_.store.last_seq;
+  ack_sent_ = 0;
+  first_seq_ = acked_level_ + 1;
+  acked_at_last_tick_ = 0;
+  commit_sent_ = 0;
+  waiters_.clear();
+  sync_buffer_.clear();
+  sync_first_ = 0;
+  sync_next_ = 0;
+  installed_ = false;
+  install_level_ = 0;
+  parked_reads_.clear();
+  ++session_;
+}
+
+void ChainReplica::Bootstrap(uint64_t incarnation) {
+  Start(incarnation);
+  complete_ = true;
+}
+
+void ChainReplica::Start(uint64_t incarnation) {
+  disk_.clear();
+  ResetVolatile();
+  phase_ = Phase::kIdle;
+  incarnation_ = incarnation;
+}
+
+void ChainReplica::Crash() {
+  disk_.clear();  // not yet durable: lost
+  ResetVolatile();
+  phase_ = Phase::kDown;
+}
+
+void ChainReplica::Rejoin(uint64_t incarnation) {
+  if (phase_ == Phase::kDown) return;
+  incarnation_ = incarnation;
+  self_ = -1;  // the view stays: a newer version is installed when it comes
+  LeaveChain();
+  parked_reads_.clear();
+  ++session_;
+}
+
+void ChainReplica::LeaveChain() {
+  phase_ = Phase::kIdle;
+  complete_ = false;
+  installed_ = false;
+  pending_.clear();
+  waiters_.clear();
+  sync_buffer_.clear();
+  sync_first_ = 0;
+}
+
+// ---- Roles ----
+
+std::optional<NodeId> ChainReplica::Predecessor() const {
+  if (!view_ || self_ <= 0) return std::nullopt;
+  return view_->members[self_ - 1].id.node;
+}
+
+std::optional<NodeId> ChainReplica::Successor() const {
+  if (!view_ || self_ < 0 || IsTail()) return std::nullopt;
+  return view_->members[self_ + 1].id.node;
+}
+
+std::optional<NodeId> ChainReplica::Head() const {
+  if (!view_ || view_->members.empty()) return std::nullopt;
+  return view_->members.front().id.node;
+}
+
+bool ChainReplica::VersionOk(uint64_t version) const {
+  if (!view_) return false;
+  return version == view_->version || options_.faults.skip_version_check;
+}
+
+bool ChainReplica::Quiescent() const {
+  if (phase_ != Phase::kReady) return false;
+  if (!pending_.empty() || !disk_.empty() || !waiters_.empty() || !parked_reads_.empty()) return false;
+  if (acked_level_ != applied_.last_seq || exposed_level_ != applied_.last_seq) return false;
+  return !Successor() || downstream_acked_ == applied_.last_seq;
+}
+
+// ---- Views ----
+
+Effects ChainReplica::OnView(const ChainView& view) {
+  Effects out;
+  if (phase_ == Phase::kDown || view.chain_id != chain_id_) return out;
+  if (view_ && view.version <= view_->version) return out;
+  view_ = view;
+  self_ = -1;
+  for (size_t i = 0; i < view.members.size(); ++i) {
+    if (view.members[i].id == MemberId{node_, incarnation_}) self_ = static_cast<int>(i);
+  }
+  InstallView(out);
+  return out;
+}
+
+void ChainReplica::InstallView(Effects& out) {
+  for (const ParkedRead& read : parked_reads_) FailRead(read.client, read.request_id, "chain version changed", out);
+  parked_reads_.clear();
+  if (self_ < 0) {
+    if (phase_ != Phase::kIdle) LeaveChain();
+    return;
+  }
+  if (view_->members[self_].serving) {
+    if (phase_ == Phase::kIdle && complete_) {
+      phase_ = Phase::kReady;  // a founding member
+    } else if (phase_ != Phase::kReady) {
+      // Listed as serving without a complete copy: the table is wrong about this incarnation.
+      // Serve nothing; the manager replaces the member when this incarnation's lease goes.
+      LeaveChain();
+      return;
+    }
+  } else if (!(phase_ == Phase::kReady && installed_)) {
+    // Appended as the syncing tail, or the chain changed while syncing: copy from the (new)
+    // predecessor from the start.
+    StartSyncSession(out);
+    return;
+  }
+  // A complete copy carries on in the new version: everything not acknowledged upstream is
+  // forwarded again (the successor may be new) and the successor's acknowledgements restart.
+  downstream_acked_ = acked_level_;
+  first_seq_ = acked_level_ + 1;
+  acked_at_last_tick_ = acked_level_;
+  ack_sent_ = 0;
+  commit_sent_ = 0;
+  if (!IsHead()) waiters_.clear();  // their clients retry at the head of this version
+  if (Successor()) Forward(acked_level_ + 1, applied_.last_seq, out);
+  Progress(out);
+}
+
+void ChainReplica::StartSyncSession(Effects& out) {
+  phase_ = Phase::kSyncing;
+  complete_ = false;
+  installed_ = false;
+  ++session_;
+  pending_.clear();
+  waiters_.clear();
+  sync_buffer_.clear();
+  sync_first_ = 0;
+  sync_next_ = 0;
+  durable_level_ = 0;
+  acked_level_ = 0;
+  exposed_level_ = 0;
+  ack_sent_ = 0;
+  if (Serves() && Predecessor()) {
+    out.sends.push_back({Endpoint::Replica(*Predecessor()), SyncRequest{chain_id_, view_->version}});
+  }
+}
+
+// ---- Messages ----
+
+Effects ChainReplica::OnMessage(Endpoint from, const Message& message) {
+  Effects out;
+  if (phase_ == Phase::kDown) return out;
+  const bool from_replica = from.kind == Endpoint::Kind::kReplica;
+  std::visit(Overloaded{
+                 [&](const Update& m) {
+                   if (from_replica) HandleUpdate(from.id, m, out);
+                 },
+                 [&](const Ack& m) {
+                   if (from_replica) HandleAck(from.id, m, out);
+                 },
+                 [&](const Commit& m) {
+                   if (from_replica) HandleCommit(from.id, m);
+                 },
+                 [&](const StaleChain& m) {
+                   if (m.version > view_version()) out.refresh_view = true;
+                 },
+                 [&](const ClientWrite& m) { HandleClientWrite(from, m, out); },
+                 [&](const ClientWriteReply&) {},
+                 [&](const ClientRead& m) { HandleClientRead(from, m, out); },
+                 [&](const ClientReadReply&) {},
+                 [&](const SyncRequest& m) {
+                   if (from_replica) HandleSyncRequest(from.id, m, out);
+                 },
+                 [&](const SyncData& m) {
+                   if (from_replica) HandleSyncData(from.id, m, out);
+                 },
+                 [&](const VersionQuery& m) {
+                   if (from_replica) HandleVersionQuery(from.id, m, out);
+                 },
+                 [&](const VersionReply& m) { HandleVersionReply(m, out); },
+             },
+             message);
+  return out;
+}
+
+void ChainReplica::Refuse(Endpoint from, uint64_t their_version, Effects& out) {
+  if (their_version > view_version()) out.refresh_view = true;
+  out.sends.push_back({from, StaleChain{chain_id_, view_version()}});
+}
+
+void ChainReplica::HandleUpdate(NodeId from, const Update& update, Effects& out) {
+  if (!Serves()) return;  // fenced: acknowledges nothing; the sender retransmits
+  if (update.chain_id != chain_id_) return;
+  if (!VersionOk(update.chain_version) || phase_ == Phase::kIdle) {
+    Refuse(Endpoint::Replica(from), update.chain_version, out);
+    return;
+  }
+  if (Predecessor() != from && !options_.faults.skip_version_check) return;
+
+  if (phase_ == Phase::kSyncing) {
+    // Design "Resync", step 1: record every new update, contiguous from the predecessor's
+    // first_seq; the snapshot fills in everything before.
+    if (sync_first_ == 0) {
+      sync_first_ = update.first_seq;
+      sync_next_ = update.first_seq;
+    }
+    if (update.seq == sync_next_) {
+      sync_buffer_.push_back(update);
+      ++sync_next_;
+      PendingWrite write;
+      write.kind = PendingWrite::Kind::kSyncLog;
+      write.level_after = update.seq;
+      write.update = update;
+      StartWrite(std::move(write), out);
+    } else if (update.seq < sync_next_ && update.seq <= acked_level_ && acked_level_ > 0) {
+      out.sends.push_back({Endpoint::Replica(from), Ack{chain_id_, view_->version, acked_level_}});
+      ack_sent_ = std::max(ack_sent_, acked_level_);
+    }
+    return;
+  }
+
+  const uint64_t last = applied_.last_seq;
+  if (update.seq <= last) {
+    // A retransmission: our acknowledgement may have been lost.
+    if (update.seq <= acked_level_) {
+      out.sends.push_back({Endpoint::Replica(from), Ack{chain_id_, view_->version, acked_level_}});
+      ack_sent_ = std::max(ack_sent_, acked_level_);
+    }
+    return;
+  }
+  if (update.seq == last + 1) {
+    Apply(update, out);
+    Progress(out);
+    return;
+  }
+  if (update.first_seq > last + 1) {
+    // The predecessor will never send (last, first_seq): this copy cannot continue.
+    out.reports.push_back(
+        {ManagerReport::Kind::kNeedsResync, chain_id_, view_->version, MemberId{node_, incarnation_}});
+    LeaveChain();
+    return;
+  }
+  // Reordered ahead of a missing update: dropped, the retransmission brings both in order.
+}
+
+void ChainReplica::Apply(const Update& update, Effects& out) {
+  Update forwarded = update;
+  forwarded.chain_id = chain_id_;
+  forwarded.chain_version = view_->version;
+  forwarded.first_seq = first_seq_;
+  PendingUpdate pending{forwarded, Lookup(applied_, forwarded.key)};
+  ApplyToStore(applied_, forwarded);
+  pending_[forwarded.seq] = std::move(pending);
+  PendingWrite write;
+  write.kind = PendingWrite::Kind::kApply;
+  write.level_after = forwarded.seq;
+  write.update = forwarded;
+  StartWrite(std::move(write), out);
+  // Persist and forward concurrently (design "Writes", step 3).
+  if (auto successor = Successor()) out.sends.push_back({Endpoint::Replica(*successor), std::move(forwarded)});
+}
+
+void ChainReplica::StartWrite(PendingWrite write, Effects& out) {
+  write.id = next_write_id_++;
+  write.session = session_;
+  std::string what;
+  switch (write.kind) {
+    case PendingWrite::Kind::kApply:
+      what = "apply s" + std::to_string(write.update.seq);
+      break;
+    case PendingWrite::Kind::kSyncLog:
+      what = "synclog s" + std::to_string(write.update.seq);
+      break;
+    case PendingWrite::Kind::kInstall:
+      what = "install at s" + std::to_string(write.level_after);
+      break;
+  }
+  out.disk_writes.push_back({write.id, std::move(what)});
+  disk_.push_back(std::move(write));
+}
+
+void ChainReplica::Forward(uint64_t from_seq, uint64_t to_seq, Effects& out) {
+  auto successor = Successor();
+  if (!successor || !Serves()) return;
+  for (auto it = pending_.lower_bound(from_seq); it != pending_.end() && it->first <= to_seq; ++it) {
+    Update update = it->second.update;
+    update.chain_version = view_->version;
+    update.first_seq = first_seq_;
+    out.sends.push_back({Endpoint::Replica(*successor), std::move(update)});
+  }
+}
+
+void ChainReplica::HandleAck(NodeId from, const Ack& ack, Effects& out) {
+  if (!Serves() || ack.chain_id != chain_id_ || !VersionOk(ack.chain_version)) return;
+  if (phase_ != Phase::kReady) return;
+  if (Successor() != from && !options_.faults.skip_version_check) return;
+  downstream_acked_ = std::max(downstream_acked_, std::min(ack.seq, applied_.last_seq));
+  Progress(out);
+}
+
+void ChainReplica::Progress(Effects& out) {
+  if (phase_ == Phase::kSyncing) {
+    acked_level_ = std::max(acked_level_, durable_level_);
+  } else if (phase_ == Phase::kReady) {
+    const uint64_t last = applied_.last_seq;
+    uint64_t own = durable_level_;
+    if (options_.faults.tail_acks_before_durable && IsTail()) own = last;
+    const uint64_t downstream = Successor() ? downstream_acked_ : kNoSuccessor;
+    acked_level_ = std::max(acked_level_, std::min({own, downstream, last}));
+    if (IsHead()) Expose(acked_level_);  // the head's U is the commit
+    Expose(exposed_level_);              // drops what is acknowledged and known committed
+  } else {
+    return;
+  }
+  if (!Serves()) return;
+  if (auto predecessor = Predecessor(); predecessor && acked_level_ > ack_sent_) {
+    out.sends.push_back({Endpoint::Replica(*predecessor), Ack{chain_id_, view_->version, acked_level_}});
+    ack_sent_ = acked_level_;
+  }
+  if (phase_ == Phase::kReady && IsHead()) {
+    while (!waiters_.empty() && waiters_.begin()->first <= acked_level_) {
+      ReplyWrite(waiters_.begin()->second, out);
+      waiters_.erase(waiters_.begin());
+    }
+    if (exposed_level_ > commit_sent_) BroadcastCommit(out);
+  }
+}
+
+void ChainReplica::Expose(uint64_t level) {
+  exposed_level_ = std::max(exposed_level_, std::min(level, applied_.last_seq));
+  pending_.erase(pending_.begin(), pending_.upper_bound(std::min(acked_level_, exposed_level_)));
+}
+
+void ChainReplica::BroadcastCommit(Effects& out) {
+  for (const Member& member : view_->members) {
+    if (member.id.node == node_) continue;
+    out.sends.push_back({Endpoint::Replica(member.id.node), Commit{chain_id_, view_->version, exposed_level_}});
+  }
+  commit_sent_ = exposed_level_;
+}
+
+void ChainReplica::HandleCommit(NodeId from, const Commit& commit) {
+  if (!Serves() || commit.chain_id != chain_id_ || !VersionOk(commit.chain_version)) return;
+  if (phase_ != Phase::kReady || (Head() != from && !options_.faults.skip_version_check)) return;
+  Expose(commit.seq);
+}
+
+std::optional<Record> ChainReplica::CommittedVersion(const std::string& key) const {
+  const Record latest = Lookup(applied_, key);
+  if (latest.seq <= exposed_level_) return latest;
+  // The first update of the key above E replaced the committed version.
+  for (auto it = pending_.upper_bound(exposed_level_); it != pending_.end(); ++it) {
+    if (it->second.update.key != key) continue;
+    if (it->second.prior.seq <= exposed_level_) return it->second.prior;
+    break;
+  }
+  return std::nullopt;  // replaced by an installed copy: not known here
+}
+
+std::optional<Record> ChainReplica::VersionAt(const std::string& key, uint64_t seq) const {
+  const Record latest = Lookup(applied_, key);
+  if (latest.seq == seq) return latest;
+  for (const auto& [pending_seq, pending] : pending_) {
+    if (pending.update.key != key) continue;
+    if (pending_seq == seq) return Record{pending.update.value, seq};
+    if (pending.prior.seq == seq) return pending.prior;
+  }
+  return std::nullopt;
+}
+
+void ChainReplica::ReplyWrite(const Waiter& waiter, Effects& out) const {
+  ClientWriteReply reply;
+  reply.request_id = waiter.request_id;
+  reply.op_id = waiter.op_id;
+  reply.result = applied_.ops.at(waiter.op_id);
+  reply.chain_version = view_version();
+  out.sends.push_back({waiter.client, std::move(reply)});
+}
+
+ClientWriteReply ChainReplica::WriteRefusal(const ClientWrite& write, std::string_view why) const {
+  ClientWriteReply reply;
+  reply.request_id = write.request_id;
+  reply.op_id = write.op_id;
+  reply.status = Status::Busy(why);
+  reply.chain_version = view_version();
+  return reply;
+}
+
+void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Effects& out) {
+  if (!Serves()) {
+    out.sends.push_back({from, WriteRefusal(write, "fenced")});
+    return;
+  }
+  if (write.chain_id != chain_id_ || !VersionOk(write.chain_version)) {
+    if (write.chain_version > view_version()) out.refresh_view = true;
+    out.sends.push_back({from, WriteRefusal(write, "stale chain version")});
+    return;
+  }
+  if (phase_ != Phase::kReady || !IsHead() || !IsServing()) {
+    out.sends.push_back({from, WriteRefusal(write, "not the head")});
+    return;
+  }
+  const Waiter waiter{from, write.request_id, write.op_id};
+  if (auto it = applied_.ops.find(write.op_id); it != applied_.ops.end()) {
+    // A retry: answer with the recorded result once that update is committed.
+    if (it->second.seq <= acked_level_ || options_.faults.head_replies_before_commit) {
+      ReplyWrite(waiter, out);
+    } else {
+      waiters_.emplace(it->second.seq, waiter);
+    }
+    return;
+  }
+  Update update;
+  update.chain_id = chain_id_;
+  update.chain_version = view_->version;
+  update.seq = applied_.last_seq + 1;
+  update.op_id = write.op_id;
+  update.key = write.key;
+  update.value = write.value;
+  Apply(update, out);
+  if (options_.faults.head_replies_before_commit) {
+    ReplyWrite(waiter, out);
+  } else {
+    waiters_.emplace(update.seq, waiter);
+  }
+  Progress(out);
+}
+
+void ChainReplica::ReplyRead(Endpoint client, uint64_t request_id, const Record& record, Effects& out) const {
+  ClientReadReply reply;
+  reply.request_id = request_id;
+  reply.record = record;
+  reply.chain_version = view_version();
+  out.sends.push_back({client, std::move(reply)});
+}
+
+void ChainReplica::FailRead(Endpoint client, uint64_t request_id, std::string_view why, Effects& out) const {
+  ClientReadReply reply;
+  reply.request_id = request_id;
+  reply.status = Status::Busy(why);
+  reply.chain_version = view_version();
+  out.sends.push_back({client, std::move(reply)});
+}
+
+void ChainReplica::HandleClientRead(Endpoint from, const ClientRead& read, Effects& out) {
+  if (!Serves()) return FailRead(from, read.request_id, "fenced", out);
+  if (read.chain_id != chain_id_ || !VersionOk(read.chain_version)) {
+    if (read.chain_version > view_version()) out.refresh_view = true;
+    return FailRead(from, read.request_id, "stale chain version", out);
+  }
+  if (phase_ != Phase::kReady || !IsServing()) return FailRead(from, read.request_id, "not serving", out);
+  if (options_.faults.read_dirty_locally) return ReplyRead(from, read.request_id, Lookup(applied_, read.key), out);
+  // CRAQ: a key whose last update here is known committed is answered locally; so is every key
+  // at the head, which knows the commit. Otherwise the head names the committed version.
+  if (Lookup(applied_, read.key).seq <= exposed_level_ || IsHead()) {
+    auto committed = CommittedVersion(read.key);
+    if (!committed) return FailRead(from, read.request_id, "committed version not held", out);
+    return ReplyRead(from, read.request_id, *committed, out);
+  }
+  ParkedRead parked{from, read.request_id, read.key, next_query_id_++, 0};
+  out.sends.push_back({Endpoint::Replica(*Head()), VersionQuery{chain_id_, view_->version, parked.query_id, read.key}});
+  parked_reads_.push_back(std::move(parked));
+}
+
+void ChainReplica::HandleVersionQuery(NodeId from, const VersionQuery& query, Effects& out) {
+  VersionReply reply;
+  reply.chain_id = chain_id_;
+  reply.chain_version = view_version();
+  reply.query_id = query.query_id;
+  if (!Serves()) {
+    reply.status = Status::Busy("fenced");
+  } else if (query.chain_id != chain_id_ || !VersionOk(query.chain_version)) {
+    if (query.chain_version > view_version()) out.refresh_view = true;
+    reply.status = Status::Busy("stale chain version");
+  } else if (phase_ != Phase::kReady || !IsHead()) {
+    reply.status = Status::Busy("not the head");
+  } else if (auto committed = CommittedVersion(query.key)) {
+    reply.seq = committed->seq;
+  } else {
+    reply.status = Status::Busy("committed version not held");
+  }
+  out.sends.push_back({Endpoint::Replica(from), std::move(reply)});
+}
+
+void ChainReplica::HandleVersionReply(const VersionReply& reply, Effects& out) {
+  auto it = std::find_if(parked_reads_.begin(), parked_reads_.end(),
+                         [&](const ParkedRead& read) { return read.query_id == reply.query_id; });
+  if (it == parked_reads_.end()) return;
+  ParkedRead read = std::move(*it);
+  parked_reads_.erase(it);
+  if (!Serves()) return FailRead(read.client, read.request_id, "fenced", out);
+  if (!reply.status.ok() || !VersionOk(reply.chain_version) || phase_ != Phase::kReady) {
+    return FailRead(read.client, read.request_id, "head refused", out);
+  }
+  // The committed version the head named, or our own committed one if it is newer by now (the
+  // commit only moves forward).
+  if (auto committed = CommittedVersion(read.key); committed && committed->seq >= reply.seq) {
+    return ReplyRead(read.client, read.request_id, *committed, out);
+  }
+  if (auto version = VersionAt(read.key, reply.seq)) return ReplyRead(read.client, read.request_id, *version, out);
+  FailRead(read.client, read.request_id, "committed version not held", out);
+}
+
+void ChainReplica::HandleSyncRequest(NodeId from, const SyncRequest& request, Effects& out) {
+  if (!Serves() || request.chain_id != chain_id_) return;
+  if (!VersionOk(request.chain_version)) return Refuse(Endpoint::Replica(from), request.chain_version, out);
+  if (phase_ != Phase::kReady || Successor() != from) return;
+  // Design "Resync", step 2: everything applied here, taken after the successor joined (it has
+  // been receiving every newer update since).
+  out.sends.push_back({Endpoint::Replica(from), SyncData{chain_id_, view_->version, applied_}});
+}
+
+void ChainReplica::HandleSyncData(NodeId from, const SyncData& data, Effects& out) {
+  if (!Serves() || data.chain_id != chain_id_ || !VersionOk(data.chain_version)) return;
+  if (phase_ != Phase::kSyncing || Predecessor() != from) return;
+  // The copy replaces what this replica held (writes that never committed, keys deleted while
+  // it was away); the updates recorded since joining are kept where they are newer.
+  StoreState image = data.snapshot;
+  if (options_.faults.sync_keeps_stale_state) {
+    for (const auto& [key, record] : durable_.store.records) {
+      auto it = image.records.find(key);
+      if (it == image.records.end() || it->second.seq < record.seq) image.records[key] = record;
+    }
+    for (const auto& [op, result] : durable_.store.ops) image.ops.emplace(op, result);
+  }
+  for (const Update& update : sync_buffer_) {
+    if (update.seq > data.snapshot.last_seq) ApplyToStore(image, update);
+  }
+  sync_buffer_.clear();
+  applied_ = image;
+  pending_.clear();  // the copy's updates are not known committed here: reads of them ask the head
+  phase_ = Phase::kReady;
+  complete_ = true;
+  installed_ = true;
+  install_level_ = image.last_seq;
+  PendingWrite write;
+  write.kind = PendingWrite::Kind::kInstall;
+  write.level_after = image.last_seq;
+  write.image = std::move(image);
+  StartWrite(std::move(write), out);
+  // Acknowledgements continue from the durable level of the recorded updates.
+  downstream_acked_ = acked_level_;
+  first_seq_ = acked_level_ + 1;
+  Progress(out);
+}
+
+// ---- Disk and time ----
+
+Effects ChainReplica::OnDiskWriteDone(uint64_t write_id) {
+  Effects out;
+  if (phase_ == Phase::kDown) return out;
+  for (PendingWrite& write : disk_) {
+    if (write.id == write_id) write.done = true;
+  }
+  while (!disk_.empty() && disk_.front().done) {
+    PendingWrite& write = disk_.front();
+    switch (write.kind) {
+      case PendingWrite::Kind::kApply:
+        ApplyToStore(durable_.store, write.update);
+        break;
+      case PendingWrite::Kind::kSyncLog:
+        durable_.sync_log.push_back(write.update);
+        break;
+      case PendingWrite::Kind::kInstall:
+        durable_.store = std::move(write.image);
+        durable_.sync_log.clear();
+        break;
+    }
+    if (write.session == session_) durable_level_ = std::max(durable_level_, write.level_after);
+    disk_.pop_front();
+  }
+  Progress(out);
+  if (phase_ == Phase::kReady && installed_ && !IsServing() && durable_level_ >= install_level_ && Serves()) {
+    out.reports.push_back({ManagerReport::Kind::kSyncDone, chain_id_, view_->version, MemberId{node_, incarnation_}});
+  }
+  return out;
+}
+
+Effects ChainReplica::OnTick() {
+  Effects out;
+  if (phase_ == Phase::kDown) return out;
+  for (auto it = parked_reads_.begin(); it != parked_reads_.end();) {
+    if (++it->ticks > options_.version_query_ticks) {
+      FailRead(it->client, it->request_id, "head did not answer", out);
+      it = parked_reads_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  if (!Serves()) return out;
+  if (phase_ == Phase::kSyncing) {
+    if (Predecessor()) {
+      out.sends.push_back({Endpoint::Replica(*Predecessor()), SyncRequest{chain_id_, view_->version}});
+    }
+    Progress(out);
+    return out;
+  }
+  if (phase_ != Phase::kReady) return out;
+  // Retransmit what the successor has not acknowledged when nothing moved for a whole tick.
+  if (Successor() && downstream_acked_ < applied_.last_seq) {
+    if (downstream_acked_ == acked_at_last_tick_) {
+      Forward(downstream_acked_ + 1, std::min(applied_.last_seq, downstream_acked_ + options_.resend_window), out);
+    }
+    acked_at_last_tick_ = downstream_acked_;
+  }
+  Progress(out);
+  if (IsHead() && ++ticks_ % options_.commit_resend_ticks == 0 && exposed_level_ > 0) BroadcastCommit(out);
+  if (installed_ && !IsServing() && durable_level_ >= install_level_) {
+    out.reports.push_back({ManagerReport::Kind::kSyncDone, chain_id_, view_->version, MemberId{node_, incarnation_}});
+  }
+  return out;
+}
+
+}  // namespace cairn::replication

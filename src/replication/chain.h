@@ -1,0 +1,464 @@
+// Chain replication: one replica of one chain, as a deterministic state machine.
+//
+// A ChainReplica is what one target holds for one chain (docs/design/cluster.md, "Chains",
+// "Writes", "Reads", "Resync"; ARCHITECTURE decision 2: van Renesse and Schneider's chain
+// replication with CRAQ reads). It does no I/O and reads no clock: every method takes one input
+// (a message from a named peer, "durable write N completed", "the chain table now says ...", a
+// tick) and returns the outputs that input caused (messages to send, durable writes to start,
+// reports for the manager). The caller owns the sockets, the disk and the time; the simulator in
+// tests/replication/ drives many replicas through a fake network from one seed.
+//
+// What the replica keeps:
+//   durable  DurableState: key -> {value or tombstone, seq}, the results of applied operation ids,
+//            the last applied sequence number, and the updates recorded during a resync. It is
+//            what survives a crash: durable writes change it when they complete, in order.
+//   volatile the chain view (version, members, own role), everything applied in memory, the
+//            updates not yet known committed (with the version of their key they replaced, for
+//            CRAQ reads), the clients waiting at the head.
+//
+// Sequence levels, for a replica of a chain version (L >= D >= U, L >= A >= U, L >= E):
+//   L  last applied (in memory)              D  durable through (own disk)
+//   A  acknowledged by the successor         U  acknowledged upstream = min(D, A); the tail's A is
+//                                               infinite, so the tail acknowledges when durable.
+//   E  committed, as far as this replica knows.
+// At the head, U is the committed sequence: every replica of the chain has those updates durably,
+// the head answers the writers, and announces U to the other members (Commit), which is their E.
+// Reads (CRAQ) see committed versions only: a replica whose last update of a key is at most E
+// answers it; otherwise it asks the head which version of the key is committed and answers that
+// one. Commit happens at the head in this chain (the tail acknowledges when durable, and a
+// replica upstream may not be durable yet), so the head, not the tail, is the authority; E never
+// goes back, also when the head changes (a new head acknowledged everything the old one committed).
+//
+// Thread-safety: none. One replica is driven by one thread (the simulator, or later the chain
+// service's event loop).
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "common/status.h"
+
+namespace cairn::replication {
+
+using ChainId = uint32_t;
+using NodeId = uint32_t;
+// Chosen by the caller of a write, unique per operation, reused by the caller's retries.
+using OpId = uint64_t;
+
+// A target as the chain table names it: a node and the incarnation of the node's registration
+// (its lease). A node that restarts, or loses its lease, registers again with a new incarnation
+// and is not the member its old table entry names: it must be appended again and resync.
+struct MemberId {
+  NodeId node = 0;
+  uint64_t incarnation = 0;
+  bool operator==(const MemberId&) const = default;
+};
+
+struct Member {
+  MemberId id;
+  // false: syncing (appended by the manager, copying its predecessor). At most one member is
+  // syncing, and it is the last one.
+  bool serving = true;
+};
+
+// One version of one chain, as the manager wrote it in the chain table.
+struct ChainView {
+  ChainId chain_id = 0;
+  uint64_t version = 0;
+  std::vector<Member> members;  // head first
+};
+
+// Where a message comes from or goes to.
+struct Endpoint {
+  enum class Kind : uint8_t { kReplica, kClient };
+  Kind kind = Kind::kReplica;
+  uint32_t id = 0;
+
+  static Endpoint Replica(NodeId node) { return {Kind::kReplica, node}; }
+  static Endpoint Client(uint32_t client) { return {Kind::kClient, client}; }
+  auto operator<=>(const Endpoint&) const = default;
+};
+
+// The stored version of a key. A delete is stored as a tombstone (no value) with its sequence
+// number, so that "the newer sequence wins" also holds for deletes during a resync.
+struct Record {
+  std::optional<std::string> value;
+  uint64_t seq = 0;
+  bool operator==(const Record&) const = default;
+};
+
+// The recorded result of an applied write; a retried operation id is answered with it.
+struct WriteResult {
+  uint64_t seq = 0;
+  bool existed = false;  // the key had a value before this write
+  bool operator==(const WriteResult&) const = default;
+};
+
+// A replica's store: the state machine the chain replicates.
+struct StoreState {
+  std::map<std::string, Record> records;
+  std::map<OpId, WriteResult> ops;
+  uint64_t last_seq = 0;
+  bool operator==(const StoreState&) const = default;
+};
+
+// ---- Messages (the future RPC bodies; src/net encodes them) ----
+
+// An update travelling down the chain. `first_seq` is the lowest sequence the sender forwards in
+// this chain version (its acknowledged level when it installed the version, plus one): a
+// receiver whose last applied sequence is below first_seq - 1 has missed updates nobody will
+// send again, which is a gap; anything else out of order is only reordering, and the sender
+// retransmits what stays unacknowledged.
+struct Update {
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  uint64_t seq = 0;
+  uint64_t first_seq = 0;
+  OpId op_id = 0;
+  std::string key;
+  std::optional<std::string> value;  // no value: delete
+};
+
+// Cumulative: every update through `seq` is durable at the sender and everything after it.
+struct Ack {
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  uint64_t seq = 0;
+};
+
+// Refusal of a chain request made under another version; carries the refuser's version (0: it
+// has none, e.g. just restarted).
+struct StaleChain {
+  ChainId chain_id = 0;
+  uint64_t version = 0;
+};
+
+struct ClientWrite {
+  uint64_t request_id = 0;
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  OpId op_id = 0;
+  std::string key;
+  std::optional<std::string> value;  // no value: delete
+};
+
+// status: OK, or Busy (fenced, not the head, not serving, stale or unseen chain version: the
+// caller refreshes its chain view and retries with the same op id).
+struct ClientWriteReply {
+  uint64_t request_id = 0;
+  OpId op_id = 0;
+  Status status;
+  WriteResult result;
+  uint64_t chain_version = 0;
+};
+
+struct ClientRead {
+  uint64_t request_id = 0;
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  std::string key;
+};
+
+// On OK, `record` is the committed version of the key (no value: absent or deleted).
+struct ClientReadReply {
+  uint64_t request_id = 0;
+  Status status;
+  Record record;
+  uint64_t chain_version = 0;
+};
+
+// A syncing tail asks its predecessor for a snapshot.
+struct SyncRequest {
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+};
+
+// The predecessor's applied state; snapshot.last_seq is the sequence it was taken at.
+struct SyncData {
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  StoreState snapshot;
+};
+
+// The head announces its committed sequence to the other members.
+struct Commit {
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  uint64_t seq = 0;
+};
+
+// CRAQ: a replica holding an update of `key` that it does not know committed asks the head which
+// sequence of the key is committed.
+struct VersionQuery {
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  uint64_t query_id = 0;
+  std::string key;
+};
+
+struct VersionReply {
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  uint64_t query_id = 0;
+  Status status;
+  uint64_t seq = 0;  // 0: the key has no committed version
+};
+
+using Message = std::variant<Update, Ack, Commit, StaleChain, ClientWrite, ClientWriteReply, ClientRead,
+                             ClientReadReply, SyncRequest, SyncData, VersionQuery, VersionReply>;
+
+// "Update", "Ack", ...
+std::string_view MessageName(const Message& message);
+// One line for traces: the name and the fields that matter.
+std::string Describe(const Message& message);
+
+// What survives a crash.
+struct DurableState {
+  StoreState store;
+  // Updates recorded while syncing (design "Resync", step 1), merged into `store` when the
+  // predecessor's snapshot is installed.
+  std::vector<Update> sync_log;
+};
+
+// For the manager; in the cluster these go through etcd (`sync/<chain>/<target>`, reports).
+struct ManagerReport {
+  enum class Kind : uint8_t {
+    kSyncDone,     // the syncing member holds a complete copy: mark it serving
+    kNeedsResync,  // the member found a gap in its sequence: remove it and append it again
+  };
+  Kind kind = Kind::kSyncDone;
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  MemberId member;
+};
+
+struct Outbound {
+  Endpoint to;
+  Message message;
+};
+
+// A durable write the caller starts; it answers OnDiskWriteDone(id) when the write is on stable
+// storage. Writes complete in the order they were started (one log per target).
+struct DiskWrite {
+  uint64_t id = 0;
+  std::string what;  // for traces
+};
+
+// The outputs of one input.
+struct Effects {
+  std::vector<Outbound> sends;
+  std::vector<DiskWrite> disk_writes;
+  std::vector<ManagerReport> reports;
+  // The replica saw a chain version newer than its own: the caller re-reads the chain table.
+  bool refresh_view = false;
+};
+
+// Deliberate bugs, for the tests that prove the simulator and its checkers catch them. Never set
+// outside tests; every flag defaults to the correct behaviour.
+struct TestFaults {
+  bool tail_acks_before_durable = false;    // the tail acknowledges on apply, not on durability
+  bool head_replies_before_commit = false;  // the head answers the client on apply
+  bool skip_version_check = false;          // chain messages of any version are accepted
+  bool read_dirty_locally = false;          // CRAQ: an uncommitted key is answered with the newest local version
+  bool ignore_fence = false;                // a fenced replica keeps serving
+  bool sync_keeps_stale_state = false;      // resync merges the snapshot into the old state by seq
+};
+
+struct ReplicaOptions {
+  // Updates (re)sent to the successor per tick when it has not acknowledged progress. Default 32.
+  uint32_t resend_window = 32;
+  // Ticks a CRAQ read waits for the head's answer before failing with Busy. Default 3.
+  uint32_t version_query_ticks = 3;
+  // The head announces its committed sequence again every this many ticks (Commit messages can
+  // be lost). Default 3.
+  uint32_t commit_resend_ticks = 3;
+  TestFaults faults;
+};
+
+class ChainReplica {
+ public:
+  enum class Phase : uint8_t {
+    kDown,     // crashed
+    kIdle,     // up, but not a member of the chain view it knows (or has no view)
+    kSyncing,  // syncing member waiting for its predecessor's snapshot
+    kReady,    // holds a complete copy: a serving member, or a syncing one whose copy is installed
+  };
+
+  ChainReplica(ChainId chain_id, NodeId node, ReplicaOptions options = {});
+
+  // Lifecycle. The replica starts down.
+  // Up as a founding member of a new chain: empty state, complete by definition.
+  void Bootstrap(uint64_t incarnation);
+  // Up after a restart, with the durable state only. It serves nothing until the manager appends
+  // it (under this incarnation) and its resync completes.
+  void Start(uint64_t incarnation);
+  // Power loss: volatile state and writes not yet durable are gone.
+  void Crash();
+  // The node lost its lease and registered again: membership ends, durable writes in flight
+  // still complete. Like Start, it must be appended and resync before serving.
+  void Rejoin(uint64_t incarnation);
+  // Fenced (its lease could be about to expire): the replica answers clients Busy, drops chain
+  // messages, and sends nothing, until unfenced (after a keepalive succeeded and the caller
+  // delivered the current chain view).
+  void SetFenced(bool fenced) { fenced_ = fenced; }
+
+  // Inputs.
+  [[nodiscard]] Effects OnView(const ChainView& view);
+  [[nodiscard]] Effects OnMessage(Endpoint from, const Message& message);
+  [[nodiscard]] Effects OnDiskWriteDone(uint64_t write_id);
+  // Retransmission and timeouts; the caller ticks at a fixed period.
+  [[nodiscard]] Effects OnTick();
+
+  // Inspection (tests, metrics, status).
+  NodeId node() const { return node_; }
+  uint64_t incarnation() const { return incarnation_; }
+  Phase phase() const { return phase_; }
+  bool up() const { return phase_ != Phase::kDown; }
+  bool fenced() const { return fenced_; }
+  uint64_t view_version() const { return view_ ? view_->version : 0; }
+  // The chain view this replica works under; null before the first one.
+  const ChainView* view() const { return view_ ? &*view_ : nullptr; }
+  const DurableState& durable() const { return durable_; }
+  const StoreState& applied() const { return applied_; }
+  uint64_t last_applied() const { return applied_.last_seq; }
+  uint64_t durable_level() const { return durable_level_; }
+  uint64_t acked_level() const { return acked_level_; }
+  uint64_t exposed_level() const { return exposed_level_; }
+  // True when a member with nothing in flight: no pending updates, durable writes, parked reads or
+  // waiting clients, and everything applied is acknowledged.
+  bool Quiescent() const;
+
+ private:
+  struct PendingWrite {
+    enum class Kind : uint8_t { kApply, kSyncLog, kInstall };
+    uint64_t id = 0;
+    uint64_t session = 0;
+    uint64_t level_after = 0;  // the durable level once this write is on disk (same session)
+    Kind kind = Kind::kApply;
+    Update update;     // kApply, kSyncLog
+    StoreState image;  // kInstall
+    bool done = false;
+  };
+  // An update not yet known committed, and the version of its key it replaced.
+  struct PendingUpdate {
+    Update update;
+    Record prior;
+  };
+  struct Waiter {
+    Endpoint client;
+    uint64_t request_id = 0;
+    OpId op_id = 0;
+  };
+  struct ParkedRead {
+    Endpoint client;
+    uint64_t request_id = 0;
+    std::string key;
+    uint64_t query_id = 0;
+    uint32_t ticks = 0;
+  };
+
+  // Role in the current view; meaningful when phase_ is kSyncing or kReady.
+  bool IsHead() const { return self_ == 0; }
+  bool IsTail() const { return view_ && self_ + 1 == static_cast<int>(view_->members.size()); }
+  bool IsServing() const { return view_ && self_ >= 0 && view_->members[self_].serving; }
+  std::optional<NodeId> Predecessor() const;
+  std::optional<NodeId> Successor() const;
+  std::optional<NodeId> Head() const;
+  bool VersionOk(uint64_t version) const;
+  bool Serves() const { return !fenced_ || options_.faults.ignore_fence; }
+
+  void ResetVolatile();
+  void LeaveChain();
+  void StartSyncSession(Effects& out);
+  void InstallView(Effects& out);
+
+  void HandleUpdate(NodeId from, const Update& update, Effects& out);
+  void HandleAck(NodeId from, const Ack& ack, Effects& out);
+  void HandleCommit(NodeId from, const Commit& commit);
+  void HandleClientWrite(Endpoint from, const ClientWrite& write, Effects& out);
+  void HandleClientRead(Endpoint from, const ClientRead& read, Effects& out);
+  void HandleSyncRequest(NodeId from, const SyncRequest& request, Effects& out);
+  void HandleSyncData(NodeId from, const SyncData& data, Effects& out);
+  void HandleVersionQuery(NodeId from, const VersionQuery& query, Effects& out);
+  void HandleVersionReply(const VersionReply& reply, Effects& out);
+
+  // Applies `update` (REQUIRES: seq == L + 1) in memory, starts its durable write, forwards it.
+  void Apply(const Update& update, Effects& out);
+  void StartWrite(PendingWrite write, Effects& out);
+  // Recomputes U; moves newly acknowledged updates to the clean state; sends the upstream ack,
+  // answers clients at the head, reports a completed sync.
+  void Progress(Effects& out);
+  void Forward(uint64_t from_seq, uint64_t to_seq, Effects& out);
+  // Raises E to `level` (at most L) and drops the updates no longer needed.
+  void Expose(uint64_t level);
+  void BroadcastCommit(Effects& out);
+  // The committed version of `key` (the last one at most E), if this replica still holds it.
+  std::optional<Record> CommittedVersion(const std::string& key) const;
+  // The version of `key` written at `seq`, if this replica holds it.
+  std::optional<Record> VersionAt(const std::string& key, uint64_t seq) const;
+  void ReplyWrite(const Waiter& waiter, Effects& out) const;
+  void ReplyRead(Endpoint client, uint64_t request_id, const Record& record, Effects& out) const;
+  void FailRead(Endpoint client, uint64_t request_id, std::string_view why, Effects& out) const;
+  void Refuse(Endpoint from, uint64_t their_version, Effects& out);
+  ClientWriteReply WriteRefusal(const ClientWrite& write, std::string_view why) const;
+
+  const ChainId chain_id_;
+  const NodeId node_;
+  const ReplicaOptions options_;
+
+  // Durable: survives Crash.
+  DurableState durable_;
+
+  // Volatile.
+  Phase phase_ = Phase::kDown;
+  uint64_t incarnation_ = 0;
+  bool fenced_ = false;
+  bool complete_ = false;  // holds a complete copy of the chain's state (founding member, or synced)
+  std::optional<ChainView> view_;
+  int self_ = -1;  // index in view_->members, -1 when not a member
+
+  StoreState applied_;  // L = applied_.last_seq
+  // Updates in (min(U, E), L], by seq: awaiting durability, the successor's acknowledgement, or
+  // news of their commit. After a resync installs a copy, the copy's updates are not here.
+  std::map<uint64_t, PendingUpdate> pending_;
+  uint64_t durable_level_ = 0;     // D
+  uint64_t downstream_acked_ = 0;  // A
+  uint64_t acked_level_ = 0;       // U
+  uint64_t exposed_level_ = 0;     // E
+  uint64_t ack_sent_ = 0;          // highest U sent upstream in this view
+  uint64_t first_seq_ = 1;         // first_seq of what this replica forwards in this view
+  uint64_t acked_at_last_tick_ = 0;
+  uint64_t commit_sent_ = 0;  // head: the E last announced in this view
+  uint64_t ticks_ = 0;
+
+  std::deque<PendingWrite> disk_;
+  uint64_t next_write_id_ = 1;
+  // Durable levels only count writes of the current session: a session starts at Start, Rejoin
+  // and every resync, so that writes left over from before never acknowledge anything.
+  uint64_t session_ = 0;
+
+  std::multimap<uint64_t, Waiter> waiters_;  // head: clients waiting for seq to commit
+
+  // Syncing (phase kSyncing): updates received in this view, contiguous from sync_first_.
+  std::vector<Update> sync_buffer_;
+  uint64_t sync_first_ = 0;  // 0 until the first update arrives
+  uint64_t sync_next_ = 0;
+  // Ready after a resync, until the manager marks this member serving.
+  bool installed_ = false;
+  uint64_t install_level_ = 0;  // durable level at which the installed copy is on disk
+
+  std::vector<ParkedRead> parked_reads_;
+  uint64_t next_query_id_ = 1;
+};
+
+// Applies a write to a store and returns its result (deterministic: every replica computes the
+// same one).
+WriteResult ApplyToStore(StoreState& store, const Update& update);
+
+}  // namespace cairn::replication

@@ -1,0 +1,349 @@
+// ChainReplica alone: each test feeds inputs by hand and reads the outputs (docs/design/cluster.md,
+// "Writes", "Reads", "Resync"). The simulator (chain_sim_test) covers the protocol as a whole.
+#include "replication/chain.h"
+
+#include <gtest/gtest.h>
+
+#include <vector>
+
+namespace cairn::replication {
+namespace {
+
+constexpr ChainId kChain = 1;
+const Endpoint kClient = Endpoint::Client(9);
+
+Member M(NodeId node, uint64_t incarnation = 1, bool serving = true) { return Member{{node, incarnation}, serving}; }
+
+ChainView View(uint64_t version, std::vector<Member> members) { return ChainView{kChain, version, std::move(members)}; }
+
+Update Up(uint64_t version, uint64_t seq, std::string key, std::string value, uint64_t first_seq = 1) {
+  return Update{kChain, version, seq, first_seq, /*op_id=*/1000 + seq, std::move(key), std::move(value)};
+}
+
+// The messages of type T in `effects` sent to `to`.
+template <class T>
+std::vector<T> Sent(const Effects& effects, Endpoint to) {
+  std::vector<T> out;
+  for (const Outbound& send : effects.sends) {
+    if (send.to == to) {
+      if (const T* message = std::get_if<T>(&send.message)) out.push_back(*message);
+    }
+  }
+  return out;
+}
+
+// A replica of node `node` under `view`, up as a founding member (empty state).
+ChainReplica Founding(NodeId node, const ChainView& view, ReplicaOptions options = {}) {
+  ChainReplica replica(kChain, node, options);
+  replica.Bootstrap(1);
+  (void)replica.OnView(view);
+  return replica;
+}
+
+// Completes every durable write in `effects`, returning the outputs.
+Effects Persist(ChainReplica& replica, const Effects& effects) {
+  Effects all;
+  for (const DiskWrite& write : effects.disk_writes) {
+    Effects out = replica.OnDiskWriteDone(write.id);
+    all.sends.insert(all.sends.end(), out.sends.begin(), out.sends.end());
+    all.reports.insert(all.reports.end(), out.reports.begin(), out.reports.end());
+  }
+  return all;
+}
+
+TEST(ChainReplica, RefusesOtherChainVersions) {
+  ChainReplica middle = Founding(2, View(2, {M(1), M(2), M(3)}));
+
+  Effects older = middle.OnMessage(Endpoint::Replica(1), Up(/*version=*/1, 1, "k", "a"));
+  ASSERT_EQ(Sent<StaleChain>(older, Endpoint::Replica(1)).size(), 1u);
+  EXPECT_EQ(Sent<StaleChain>(older, Endpoint::Replica(1))[0].version, 2u);
+  EXPECT_FALSE(older.refresh_view);
+
+  // A version it has not seen yet: refused too, and the replica wants to re-read the table.
+  Effects newer = middle.OnMessage(Endpoint::Replica(1), Up(/*version=*/3, 1, "k", "a"));
+  EXPECT_EQ(Sent<StaleChain>(newer, Endpoint::Replica(1)).size(), 1u);
+  EXPECT_TRUE(newer.refresh_view);
+  EXPECT_TRUE(newer.disk_writes.empty());
+  EXPECT_EQ(middle.last_applied(), 0u);
+
+  Effects read = middle.OnMessage(kClient, ClientRead{1, kChain, /*chain_version=*/3, "k"});
+  ASSERT_EQ(Sent<ClientReadReply>(read, kClient).size(), 1u);
+  EXPECT_TRUE(Sent<ClientReadReply>(read, kClient)[0].status.IsBusy());
+
+  Effects current = middle.OnMessage(Endpoint::Replica(1), Up(/*version=*/2, 1, "k", "a"));
+  EXPECT_EQ(middle.last_applied(), 1u);
+  EXPECT_EQ(current.disk_writes.size(), 1u);
+  ASSERT_EQ(Sent<Update>(current, Endpoint::Replica(3)).size(), 1u);  // persisted and forwarded at once
+  EXPECT_EQ(Sent<Update>(current, Endpoint::Replica(3))[0].chain_version, 2u);
+}
+
+TEST(ChainReplica, ReorderedUpdateWaitsAndGapAsksForResync) {
+  ChainReplica middle = Founding(2, View(1, {M(1), M(2), M(3)}));
+
+  // seq 2 before seq 1, with first_seq 1: only reordering, dropped until the retransmission.
+  Effects early = middle.OnMessage(Endpoint::Replica(1), Up(1, 2, "k", "b"));
+  EXPECT_TRUE(early.disk_writes.empty());
+  EXPECT_TRUE(early.reports.empty());
+  EXPECT_EQ(middle.last_applied(), 0u);
+
+  (void)middle.OnMessage(Endpoint::Replica(1), Up(1, 1, "k", "a"));
+  (void)middle.OnMessage(Endpoint::Replica(1), Up(1, 2, "k", "b"));
+  EXPECT_EQ(middle.last_applied(), 2u);
+
+  // The predecessor forwards from seq 5 on: 3 and 4 will never come.
+  Effects gap = middle.OnMessage(Endpoint::Replica(1), Up(1, 5, "k", "e", /*first_seq=*/5));
+  ASSERT_EQ(gap.reports.size(), 1u);
+  EXPECT_EQ(gap.reports[0].kind, ManagerReport::Kind::kNeedsResync);
+  EXPECT_EQ(middle.phase(), ChainReplica::Phase::kIdle);
+  EXPECT_EQ(middle.last_applied(), 2u);
+}
+
+TEST(ChainReplica, MiddleAcknowledgesWhenDurableAndSuccessorAcknowledged) {
+  for (bool disk_first : {true, false}) {
+    SCOPED_TRACE(disk_first ? "disk first" : "successor first");
+    ChainReplica middle = Founding(2, View(1, {M(1), M(2), M(3)}));
+    Effects update = middle.OnMessage(Endpoint::Replica(1), Up(1, 1, "k", "a"));
+    EXPECT_TRUE(Sent<Ack>(update, Endpoint::Replica(1)).empty());
+    Effects first = disk_first ? Persist(middle, update) : middle.OnMessage(Endpoint::Replica(3), Ack{kChain, 1, 1});
+    EXPECT_TRUE(Sent<Ack>(first, Endpoint::Replica(1)).empty());
+    Effects second = disk_first ? middle.OnMessage(Endpoint::Replica(3), Ack{kChain, 1, 1}) : Persist(middle, update);
+    ASSERT_EQ(Sent<Ack>(second, Endpoint::Replica(1)).size(), 1u);
+    EXPECT_EQ(Sent<Ack>(second, Endpoint::Replica(1))[0].seq, 1u);
+  }
+}
+
+TEST(ChainReplica, TailAcknowledgesWhenDurable) {
+  ChainReplica tail = Founding(3, View(1, {M(1), M(2), M(3)}));
+  Effects update = tail.OnMessage(Endpoint::Replica(2), Up(1, 1, "k", "a"));
+  EXPECT_TRUE(Sent<Ack>(update, Endpoint::Replica(2)).empty());
+  EXPECT_TRUE(Sent<Update>(update, Endpoint::Replica(1)).empty());
+  Effects durable = Persist(tail, update);
+  ASSERT_EQ(Sent<Ack>(durable, Endpoint::Replica(2)).size(), 1u);
+
+  // The deliberate bug the simulator must catch (ChainSimCatchesBugs.TailAcknowledgesBeforeDurable).
+  ChainReplica buggy =
+      Founding(3, View(1, {M(1), M(2), M(3)}), ReplicaOptions{.faults = {.tail_acks_before_durable = true}});
+  EXPECT_EQ(Sent<Ack>(buggy.OnMessage(Endpoint::Replica(2), Up(1, 1, "k", "a")), Endpoint::Replica(2)).size(), 1u);
+}
+
+TEST(ChainReplica, RetransmittedUpdateIsAcknowledgedAgain) {
+  ChainReplica tail = Founding(3, View(1, {M(1), M(2), M(3)}));
+  (void)Persist(tail, tail.OnMessage(Endpoint::Replica(2), Up(1, 1, "k", "a")));
+  Effects again = tail.OnMessage(Endpoint::Replica(2), Up(1, 1, "k", "a"));
+  EXPECT_TRUE(again.disk_writes.empty());
+  ASSERT_EQ(Sent<Ack>(again, Endpoint::Replica(2)).size(), 1u);
+  EXPECT_EQ(tail.applied().ops.size(), 1u);
+}
+
+TEST(ChainReplica, HeadAnswersAtCommitAndRetriesGetTheRecordedResult) {
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}));
+  const ClientWrite write{/*request_id=*/1, kChain, 1, /*op_id=*/77, "k", "a"};
+  Effects first = head.OnMessage(kClient, write);
+  ASSERT_EQ(Sent<Update>(first, Endpoint::Replica(2)).size(), 1u);
+  EXPECT_EQ(Sent<Update>(first, Endpoint::Replica(2))[0].seq, 1u);
+  EXPECT_TRUE(Sent<ClientWriteReply>(first, kClient).empty());
+
+  // A retry while the update is in flight: no second update, no answer yet.
+  ClientWrite retry = write;
+  retry.request_id = 2;
+  Effects pending = head.OnMessage(kClient, retry);
+  EXPECT_TRUE(pending.sends.empty());
+  EXPECT_TRUE(pending.disk_writes.empty());
+
+  EXPECT_TRUE(Sent<ClientWriteReply>(Persist(head, first), kClient).empty());  // not committed yet
+  Effects commit = head.OnMessage(Endpoint::Replica(2), Ack{kChain, 1, 1});
+  const auto replies = Sent<ClientWriteReply>(commit, kClient);
+  ASSERT_EQ(replies.size(), 2u);
+  for (const auto& reply : replies) {
+    EXPECT_TRUE(reply.status.ok());
+    EXPECT_EQ(reply.result, (WriteResult{1, false}));
+  }
+
+  // After the commit a retry is answered at once, from the record.
+  retry.request_id = 3;
+  Effects late = head.OnMessage(kClient, retry);
+  EXPECT_TRUE(late.disk_writes.empty());
+  ASSERT_EQ(Sent<ClientWriteReply>(late, kClient).size(), 1u);
+  EXPECT_EQ(Sent<ClientWriteReply>(late, kClient)[0].result, (WriteResult{1, false}));
+  EXPECT_TRUE(Sent<Update>(late, Endpoint::Replica(2)).empty());
+
+  // A new op id is a new update.
+  Effects next = head.OnMessage(kClient, ClientWrite{4, kChain, 1, /*op_id=*/78, "k", "b"});
+  ASSERT_EQ(Sent<Update>(next, Endpoint::Replica(2)).size(), 1u);
+  EXPECT_EQ(Sent<Update>(next, Endpoint::Replica(2))[0].seq, 2u);
+}
+
+TEST(ChainReplica, OnlyTheHeadTakesWrites) {
+  ChainReplica middle = Founding(2, View(1, {M(1), M(2), M(3)}));
+  Effects out = middle.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, "k", "a"});
+  ASSERT_EQ(Sent<ClientWriteReply>(out, kClient).size(), 1u);
+  EXPECT_TRUE(Sent<ClientWriteReply>(out, kClient)[0].status.IsBusy());
+  EXPECT_EQ(middle.last_applied(), 0u);
+}
+
+TEST(ChainReplica, HeadAnnouncesTheCommit) {
+  ChainReplica head = Founding(1, View(1, {M(1), M(2), M(3)}));
+  Effects write = head.OnMessage(kClient, ClientWrite{1, kChain, 1, 7, "k", "a"});
+  (void)Persist(head, write);
+  Effects commit = head.OnMessage(Endpoint::Replica(2), Ack{kChain, 1, 1});
+  for (NodeId member : {2u, 3u}) {
+    ASSERT_EQ(Sent<Commit>(commit, Endpoint::Replica(member)).size(), 1u);
+    EXPECT_EQ(Sent<Commit>(commit, Endpoint::Replica(member))[0].seq, 1u);
+  }
+}
+
+TEST(ChainReplica, CraqReadOfUncommittedKeyAsksTheHead) {
+  ChainReplica middle = Founding(2, View(1, {M(1), M(2), M(3)}));
+  // seq 1 (k=a): durable here, acknowledged by the tail, and announced committed by the head.
+  (void)Persist(middle, middle.OnMessage(Endpoint::Replica(1), Up(1, 1, "k", "a")));
+  (void)middle.OnMessage(Endpoint::Replica(3), Ack{kChain, 1, 1});
+  (void)middle.OnMessage(Endpoint::Replica(1), Commit{kChain, 1, 1});
+  // seq 2 (k=b): durable and acknowledged here, but not known committed: k is dirty.
+  (void)Persist(middle, middle.OnMessage(Endpoint::Replica(1), Up(1, 2, "k", "b")));
+  (void)middle.OnMessage(Endpoint::Replica(3), Ack{kChain, 1, 2});
+
+  Effects read = middle.OnMessage(kClient, ClientRead{1, kChain, 1, "k"});
+  EXPECT_TRUE(Sent<ClientReadReply>(read, kClient).empty());
+  const auto queries = Sent<VersionQuery>(read, Endpoint::Replica(1));
+  ASSERT_EQ(queries.size(), 1u);
+
+  // The head says seq 1 is the committed version of k: the answer is a, not b.
+  Effects answer = middle.OnMessage(Endpoint::Replica(1), VersionReply{kChain, 1, queries[0].query_id, {}, 1});
+  ASSERT_EQ(Sent<ClientReadReply>(answer, kClient).size(), 1u);
+  EXPECT_EQ(Sent<ClientReadReply>(answer, kClient)[0].record, (Record{"a", 1}));
+
+  // Once the head has committed seq 2, the same question gets b.
+  Effects read2 = middle.OnMessage(kClient, ClientRead{2, kChain, 1, "k"});
+  const auto query2 = Sent<VersionQuery>(read2, Endpoint::Replica(1));
+  ASSERT_EQ(query2.size(), 1u);
+  Effects answer2 = middle.OnMessage(Endpoint::Replica(1), VersionReply{kChain, 1, query2[0].query_id, {}, 2});
+  ASSERT_EQ(Sent<ClientReadReply>(answer2, kClient).size(), 1u);
+  EXPECT_EQ(Sent<ClientReadReply>(answer2, kClient)[0].record, (Record{"b", 2}));
+
+  // A key whose last update is known committed is answered locally.
+  Effects clean = middle.OnMessage(kClient, ClientRead{3, kChain, 1, "other"});
+  EXPECT_TRUE(Sent<VersionQuery>(clean, Endpoint::Replica(1)).empty());
+  ASSERT_EQ(Sent<ClientReadReply>(clean, kClient).size(), 1u);
+  EXPECT_EQ(Sent<ClientReadReply>(clean, kClient)[0].record, Record{});
+
+  // And after the head's announcement, k too.
+  (void)middle.OnMessage(Endpoint::Replica(1), Commit{kChain, 1, 2});
+  Effects local = middle.OnMessage(kClient, ClientRead{4, kChain, 1, "k"});
+  EXPECT_TRUE(Sent<VersionQuery>(local, Endpoint::Replica(1)).empty());
+  ASSERT_EQ(Sent<ClientReadReply>(local, kClient).size(), 1u);
+  EXPECT_EQ(Sent<ClientReadReply>(local, kClient)[0].record, (Record{"b", 2}));
+}
+
+TEST(ChainReplica, HeadAnswersItsCommittedVersion) {
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}));
+  (void)Persist(head, head.OnMessage(kClient, ClientWrite{1, kChain, 1, 7, "k", "a"}));
+  (void)head.OnMessage(Endpoint::Replica(2), Ack{kChain, 1, 1});
+  (void)Persist(head, head.OnMessage(kClient, ClientWrite{2, kChain, 1, 8, "k", "b"}));  // not acknowledged
+  Effects read = head.OnMessage(kClient, ClientRead{3, kChain, 1, "k"});
+  ASSERT_EQ(Sent<ClientReadReply>(read, kClient).size(), 1u);
+  EXPECT_EQ(Sent<ClientReadReply>(read, kClient)[0].record, (Record{"a", 1}));
+
+  Effects query = head.OnMessage(Endpoint::Replica(2), VersionQuery{kChain, 1, 5, "k"});
+  ASSERT_EQ(Sent<VersionReply>(query, Endpoint::Replica(2)).size(), 1u);
+  EXPECT_EQ(Sent<VersionReply>(query, Endpoint::Replica(2))[0].seq, 1u);
+}
+
+TEST(ChainReplica, TailDoesNotShowWhatIsNotCommitted) {
+  // The tail has seq 1 durably and acknowledged it, but the head (whose copy may not be durable
+  // yet) has not committed it: a read at the tail asks the head.
+  ChainReplica tail = Founding(3, View(1, {M(1), M(2), M(3)}));
+  (void)Persist(tail, tail.OnMessage(Endpoint::Replica(2), Up(1, 1, "k", "a")));
+  EXPECT_EQ(tail.acked_level(), 1u);
+  Effects read = tail.OnMessage(kClient, ClientRead{1, kChain, 1, "k"});
+  EXPECT_TRUE(Sent<ClientReadReply>(read, kClient).empty());
+  EXPECT_EQ(Sent<VersionQuery>(read, Endpoint::Replica(1)).size(), 1u);
+}
+
+TEST(ChainReplica, FencedReplicaRefusesAndStaysSilent) {
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}));
+  head.SetFenced(true);
+  Effects write = head.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, "k", "a"});
+  ASSERT_EQ(Sent<ClientWriteReply>(write, kClient).size(), 1u);
+  EXPECT_TRUE(Sent<ClientWriteReply>(write, kClient)[0].status.IsBusy());
+  EXPECT_EQ(head.last_applied(), 0u);
+
+  ChainReplica tail = Founding(2, View(1, {M(1), M(2)}));
+  Effects update = tail.OnMessage(Endpoint::Replica(1), Up(1, 1, "k", "a"));
+  tail.SetFenced(true);
+  EXPECT_TRUE(Persist(tail, update).sends.empty());  // durable, but no acknowledgement while fenced
+  EXPECT_TRUE(tail.OnTick().sends.empty());
+  tail.SetFenced(false);
+  EXPECT_EQ(Sent<Ack>(tail.OnTick(), Endpoint::Replica(1)).size(), 1u);
+}
+
+TEST(ChainReplica, SyncingTailRecordsNewUpdatesThenInstallsTheSnapshot) {
+  // Node 3 held k=old and stale=x from an earlier life; it comes back under incarnation 2.
+  ChainReplica replica(kChain, 3);
+  replica.Bootstrap(1);
+  (void)replica.OnView(View(1, {M(3)}));
+  (void)Persist(replica, replica.OnMessage(kClient, ClientWrite{1, kChain, 1, 500, "k", "old"}));
+  (void)Persist(replica, replica.OnMessage(kClient, ClientWrite{2, kChain, 1, 501, "stale", "x"}));
+  replica.Crash();
+  replica.Start(2);
+  EXPECT_EQ(replica.durable().store.records.size(), 2u);
+
+  // Appended after node 1 as the syncing tail: it asks for a snapshot.
+  Effects joined = replica.OnView(View(5, {M(1), M(3, 2, /*serving=*/false)}));
+  EXPECT_EQ(replica.phase(), ChainReplica::Phase::kSyncing);
+  EXPECT_EQ(Sent<SyncRequest>(joined, Endpoint::Replica(1)).size(), 1u);
+
+  // New updates arrive first (node 1 forwards from seq 4 on) and are acknowledged when durable.
+  Effects update = replica.OnMessage(Endpoint::Replica(1), Up(5, 4, "j", "new", /*first_seq=*/4));
+  Effects durable = Persist(replica, update);
+  ASSERT_EQ(Sent<Ack>(durable, Endpoint::Replica(1)).size(), 1u);
+  EXPECT_EQ(Sent<Ack>(durable, Endpoint::Replica(1))[0].seq, 4u);
+
+  // Node 1's snapshot, taken at seq 3, knows nothing of `stale` and has k=mine.
+  StoreState snapshot;
+  snapshot.records["k"] = Record{"mine", 3};
+  snapshot.ops[900] = WriteResult{3, false};
+  snapshot.last_seq = 3;
+  Effects install = replica.OnMessage(Endpoint::Replica(1), SyncData{kChain, 5, snapshot});
+  EXPECT_EQ(replica.phase(), ChainReplica::Phase::kReady);
+  EXPECT_EQ(replica.applied().records.size(), 2u);
+  EXPECT_EQ(replica.applied().records.at("k"), (Record{"mine", 3}));
+  EXPECT_EQ(replica.applied().records.at("j"), (Record{"new", 4}));
+  EXPECT_EQ(replica.last_applied(), 4u);
+  EXPECT_TRUE(install.reports.empty());  // not before the copy is durable
+
+  Effects done = Persist(replica, install);
+  ASSERT_EQ(done.reports.size(), 1u);
+  EXPECT_EQ(done.reports[0].kind, ManagerReport::Kind::kSyncDone);
+  EXPECT_EQ(done.reports[0].member, (MemberId{3, 2}));
+  EXPECT_EQ(replica.durable().store, replica.applied());
+
+  // Marked serving: it answers reads, once it knows what is committed (until then it asks the head).
+  (void)replica.OnView(View(6, {M(1), M(3, 2)}));
+  Effects ask = replica.OnMessage(kClient, ClientRead{6, kChain, 6, "k"});
+  EXPECT_EQ(Sent<VersionQuery>(ask, Endpoint::Replica(1)).size(), 1u);
+  (void)replica.OnMessage(Endpoint::Replica(1), Commit{kChain, 6, 4});
+  Effects read = replica.OnMessage(kClient, ClientRead{7, kChain, 6, "k"});
+  ASSERT_EQ(Sent<ClientReadReply>(read, kClient).size(), 1u);
+  EXPECT_EQ(Sent<ClientReadReply>(read, kClient)[0].record, (Record{"mine", 3}));
+}
+
+TEST(ChainReplica, CrashKeepsOnlyDurableWritesAndTheOldMemberIsNotThisOne) {
+  ChainReplica alone = Founding(1, View(1, {M(1)}));
+  (void)Persist(alone, alone.OnMessage(kClient, ClientWrite{1, kChain, 1, 10, "k", "a"}));
+  (void)alone.OnMessage(kClient, ClientWrite{2, kChain, 1, 11, "k", "b"});  // never durable
+  EXPECT_EQ(alone.last_applied(), 2u);
+  alone.Crash();
+  alone.Start(2);
+  EXPECT_EQ(alone.last_applied(), 1u);
+  EXPECT_EQ(alone.durable().store.records.at("k"), (Record{"a", 1}));
+
+  // The table still names incarnation 1: that member is not this process.
+  (void)alone.OnView(View(2, {M(1, /*incarnation=*/1)}));
+  EXPECT_EQ(alone.phase(), ChainReplica::Phase::kIdle);
+  Effects read = alone.OnMessage(kClient, ClientRead{3, kChain, 2, "k"});
+  ASSERT_EQ(Sent<ClientReadReply>(read, kClient).size(), 1u);
+  EXPECT_TRUE(Sent<ClientReadReply>(read, kClient)[0].status.IsBusy());
+}
+
+}  // namespace
+}  // namespace cairn::replication

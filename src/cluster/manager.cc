@@ -1,0 +1,136 @@
+#include "cluster/manager.h"
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "common/logging.h"
+
+namespace cairn::cluster {
+
+std::string ChainKey(const ManagerOptions& options, uint32_t id) { return options.prefix + "chains/" + std::to_string(id); }
+
+std::string EncodeChain(const Chain& chain) {
+  nlohmann::json members = nlohmann::json::array();
+  for (const ChainMember& m : chain.members) {
+    members.push_back({{"target", m.target}, {"state", m.state == ReplicaState::kServing ? "serving" : "syncing"}});
+  }
+  return nlohmann::json{{"version", chain.version}, {"members", members}}.dump();
+}
+
+Result<Chain> DecodeChain(uint32_t id, std::string_view json) {
+  const auto j = nlohmann::json::parse(json, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("version") || !j["version"].is_number_unsigned() ||
+      !j.contains("members") || !j["members"].is_array()) {
+    return Status::Corruption("chain " + std::to_string(id) + ": malformed record");
+  }
+  Chain c;
+  c.id = id;
+  c.version = j["version"].get<uint64_t>();
+  for (const auto& m : j["members"]) {
+    if (!m.is_object() || !m.contains("target") || !m["target"].is_string() || !m.contains("state") ||
+        !m["state"].is_string()) {
+      return Status::Corruption("chain " + std::to_string(id) + ": malformed member");
+    }
+    const std::string state = m["state"].get<std::string>();
+    if (state != "serving" && state != "syncing") return Status::Corruption("chain member state " + state);
+    c.members.push_back({m["target"].get<std::string>(), state == "serving" ? ReplicaState::kServing : ReplicaState::kSyncing});
+  }
+  return c;
+}
+
+Manager::Manager(EtcdClient* etcd, std::string node_id, std::function<int64_t()> lease, ManagerOptions options)
+    : etcd_(etcd),
+      node_id_(std::move(node_id)),
+      lease_(std::move(lease)),
+      options_(std::move(options)),
+      election_(etcd, options_.prefix, node_id_) {}
+
+Result<std::unique_ptr<Manager>> Manager::Start(EtcdClient* etcd, std::string node_id, std::function<int64_t()> lease,
+                                                ManagerOptions options) {
+  if (options.chain_count == 0 || options.chain_count > 120) {
+    return Status::InvalidArgument("chain count must be in [1, 120]");
+  }
+  if (options.replicas == 0) return Status::InvalidArgument("replication factor must be at least 1");
+  std::unique_ptr<Manager> m(new Manager(etcd, std::move(node_id), std::move(lease), std::move(options)));
+  m->thread_ = std::thread([p = m.get()] { p->Loop(); });
+  return m;
+}
+
+Manager::~Manager() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Manager::Loop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stopping_) {
+    l.unlock();
+    if (!election_.is_manager()) {
+      auto won = election_.Campaign(lease_());
+      if (won.ok() && *won) CAIRN_LOG_INFO("manager: {} holds the office (term {})", node_id_, election_.term());
+    }
+    if (election_.is_manager()) {
+      if (Status s = Round(); !s.ok()) CAIRN_LOG_WARN("manager: {}", s.ToString());
+    }
+    is_manager_.store(election_.is_manager());
+    l.lock();
+    cv_.wait_for(l, options_.interval, [&] { return stopping_; });
+  }
+}
+
+Status Manager::Round() {
+  // The live targets, from the node registrations.
+  CAIRN_ASSIGN_OR_RETURN(EtcdRange nodes, etcd_->GetPrefix(options_.prefix + "nodes/"));
+  std::vector<TargetInfo> live;
+  for (const EtcdKv& kv : nodes.kvs) {
+    const auto j = nlohmann::json::parse(kv.value, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string()) continue;
+    const std::string node = j["id"].get<std::string>();
+    const std::string zone = j.contains("zone") && j["zone"].is_string() ? j["zone"].get<std::string>() : "";
+    if (!j.contains("targets") || !j["targets"].is_array()) continue;
+    for (const auto& t : j["targets"]) {
+      if (t.is_string()) live.push_back({t.get<std::string>(), node, zone});
+    }
+  }
+  // The table as it stands, with the revision of each record.
+  CAIRN_ASSIGN_OR_RETURN(EtcdRange stored, etcd_->GetPrefix(options_.prefix + "chains/"));
+  std::vector<Chain> current;
+  std::map<uint32_t, int64_t> mod_revision;
+  for (const EtcdKv& kv : stored.kvs) {
+    const std::string id_text = kv.key.substr(options_.prefix.size() + 7);
+    char* end = nullptr;
+    const unsigned long id = std::strtoul(id_text.c_str(), &end, 10);
+    if (id_text.empty() || *end != '\0' || id >= options_.chain_count) continue;
+    CAIRN_ASSIGN_OR_RETURN(Chain c, DecodeChain(static_cast<uint32_t>(id), kv.value));
+    mod_revision[c.id] = kv.mod_revision;
+    current.push_back(std::move(c));
+  }
+  const RebuildResult r = Rebuild(current, live, options_.chain_count, options_.replicas);
+  if (r.changed.empty()) return Status::OK();
+  std::vector<EtcdCompare> compares;
+  std::vector<EtcdOp> ops;
+  for (uint32_t id : r.changed) {
+    const std::string key = ChainKey(options_, id);
+    auto it = mod_revision.find(id);
+    compares.push_back(it == mod_revision.end() ? EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0)
+                                                : EtcdCompare::ModRevision(key, EtcdCompare::Op::kEqual, it->second));
+    ops.push_back(EtcdOp::Put(key, EncodeChain(r.chains[id])));
+  }
+  CAIRN_ASSIGN_OR_RETURN(ManagerElection::Outcome out, election_.FencedTxn(compares, ops));
+  switch (out) {
+    case ManagerElection::Outcome::kApplied:
+      table_writes_.fetch_add(1);
+      CAIRN_LOG_INFO("manager: {} chains changed ({} live targets, {} short, {} lost)", r.changed.size(), live.size(),
+                     r.short_chains.size(), r.lost.size());
+      break;
+    case ManagerElection::Outcome::kStale: break;  // someone changed the table: read again next round
+    case ManagerElection::Outcome::kLostOffice: CAIRN_LOG_WARN("manager: {} lost the office", node_id_); break;
+  }
+  return Status::OK();
+}
+
+}  // namespace cairn::cluster

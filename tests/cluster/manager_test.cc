@@ -1,0 +1,133 @@
+// The manager's loop against a real etcd (cluster/manager.h), with nodes that register through
+// Membership: the table is built on distinct nodes, follows nodes that leave and join, and passes
+// to another node when the manager's node leaves.
+#include "cluster/manager.h"
+
+#include <gtest/gtest.h>
+
+#include <set>
+#include <thread>
+
+#include "cluster/etcd_harness.h"
+#include "cluster/membership.h"
+#include "test_util.h"
+
+namespace cairn::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+TEST(ChainCodecTest, RoundTripsAndRefusesMalformedRecords) {
+  Chain c{5, 7, {{"n1/0", ReplicaState::kServing}, {"n2/0", ReplicaState::kSyncing}}};
+  auto back = DecodeChain(5, EncodeChain(c));
+  ASSERT_OK(back);
+  EXPECT_EQ(*back, c);
+  for (std::string_view bad : {"", "{}", "[]", R"({"version":-1,"members":[]})", R"({"version":1,"members":[{}]})",
+                               R"({"version":1,"members":[{"target":"a","state":"odd"}]})"}) {
+    EXPECT_TRUE(DecodeChain(1, bad).status().IsCorruption()) << bad;
+  }
+}
+
+class ManagerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    ASSERT_OK(etcd_.Start());
+    EtcdOptions o;
+    o.endpoints = {etcd_.endpoint()};
+    o.request_timeout = 1000ms;
+    auto client = EtcdClient::Connect(o);
+    ASSERT_OK(client);
+    client_ = std::move(*client);
+    mopts_.prefix = options_.prefix = "/cairn/mgr/";
+    mopts_.ttl = 2s;
+    mopts_.margin = 600ms;
+    options_.chain_count = 12;
+    options_.replicas = 3;
+    options_.interval = 100ms;
+  }
+
+  std::unique_ptr<Membership> Join(const std::string& id) {
+    auto m = Membership::Join(client_.get(), NodeInfo{id, "", "", "", {id + "/0"}}, mopts_);
+    EXPECT_OK(m);
+    return m.ok() ? std::move(*m) : nullptr;
+  }
+  std::unique_ptr<Manager> RunManager(const std::string& id, Membership* node) {
+    auto m = Manager::Start(client_.get(), id, [node] { return node->lease_id(); }, options_);
+    EXPECT_OK(m);
+    return m.ok() ? std::move(*m) : nullptr;
+  }
+
+  std::vector<Chain> Table() {
+    std::vector<Chain> out;
+    auto r = client_->GetPrefix(options_.prefix + "chains/");
+    if (!r.ok()) return out;
+    for (const EtcdKv& kv : r->kvs) {
+      const uint32_t id = static_cast<uint32_t>(std::stoul(kv.key.substr(options_.prefix.size() + 7)));
+      auto c = DecodeChain(id, kv.value);
+      if (c.ok()) out.push_back(*c);
+    }
+    return out;
+  }
+
+  // Waits (bounded) until every chain of the table satisfies pred.
+  template <typename Pred>
+  bool TableEventually(Pred pred, std::chrono::milliseconds limit = 10s) {
+    const auto deadline = Clock::now() + limit;
+    while (Clock::now() < deadline) {
+      const auto t = Table();
+      if (t.size() == options_.chain_count && std::all_of(t.begin(), t.end(), pred)) return true;
+      std::this_thread::sleep_for(50ms);
+    }
+    return false;
+  }
+
+  static std::set<std::string> Nodes(const Chain& c) {
+    std::set<std::string> out;
+    for (const ChainMember& m : c.members) out.insert(m.target.substr(0, m.target.find('/')));
+    return out;
+  }
+
+  test::EtcdHarness etcd_;
+  std::unique_ptr<EtcdClient> client_;
+  MembershipOptions mopts_;
+  ManagerOptions options_;
+};
+
+TEST_F(ManagerTest, BuildsFollowsNodesAndFailsOver) {
+  auto n1 = Join("n1"), n2 = Join("n2"), n3 = Join("n3");
+  auto m1 = RunManager("n1", n1.get());
+  auto m2 = RunManager("n2", n2.get());
+  // One table of three-way chains on distinct nodes, all serving (a new cluster has nothing to copy).
+  ASSERT_TRUE(TableEventually([](const Chain& c) {
+    return Nodes(c) == std::set<std::string>{"n1", "n2", "n3"} &&
+           std::all_of(c.members.begin(), c.members.end(),
+                       [](const ChainMember& m) { return m.state == ReplicaState::kServing; });
+  }));
+  EXPECT_TRUE(m1->is_manager() != m2->is_manager());  // one office holder
+
+  // n3 leaves: its chains go on without it (no other node to take its place).
+  n3.reset();
+  ASSERT_TRUE(TableEventually([](const Chain& c) { return Nodes(c) == std::set<std::string>{"n1", "n2"}; }));
+  // n4 joins: it becomes the syncing tail of every chain.
+  auto n4 = Join("n4");
+  ASSERT_TRUE(TableEventually([](const Chain& c) {
+    return c.members.size() == 3 && c.members.back().target == "n4/0" && c.members.back().state == ReplicaState::kSyncing;
+  }));
+
+  // The office holder's node leaves (its lease is revoked): the other node takes over and removes it.
+  const bool first_was_n1 = m1->is_manager();
+  if (first_was_n1) {
+    m1.reset();
+    n1.reset();
+  } else {
+    m2.reset();
+    n2.reset();
+  }
+  const std::string gone = first_was_n1 ? "n1" : "n2";
+  ASSERT_TRUE(TableEventually([&](const Chain& c) { return Nodes(c).count(gone) == 0 && !c.members.empty(); }));
+  EXPECT_TRUE(first_was_n1 ? m2->is_manager() : m1->is_manager());
+}
+
+}  // namespace
+}  // namespace cairn::cluster

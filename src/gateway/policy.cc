@@ -19,6 +19,7 @@
 #include <utility>
 #include <vector>
 
+#include "gateway/s3_request.h"
 #include "gateway/text.h"
 
 namespace cairn::gateway {
@@ -39,7 +40,6 @@ constexpr int kIpv4MappedPrefixBits = 96;
 constexpr size_t kIpv4MappedOffset = 12;
 // Epoch seconds longer than this are not a plausible date (and would overflow int64 arithmetic).
 constexpr size_t kMaxEpochDigits = 12;
-constexpr int kNanosDigits = 9;
 
 // ---- Text helpers ----------------------------------------------------------------------------
 
@@ -100,76 +100,17 @@ bool WildcardMatch(std::string_view pattern, std::string_view text) {
 
 // ---- Condition value types -------------------------------------------------------------------
 
-// An instant as seconds since the Unix epoch and a non-negative nanosecond part.
-struct Timestamp {
-  int64_t seconds = 0;
-  int32_t nanos = 0;
-  auto operator<=>(const Timestamp&) const = default;
-};
+using Timestamp = IsoInstant;
 
-// Days from 1970-01-01 to the given proleptic Gregorian date (H. Hinnant's days_from_civil).
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2 ? 1 : 0;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m > 2 ? m - 3 : m + 9) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-bool IsLeapYear(int y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-int DaysInMonth(int y, int m) {
-  static constexpr std::array<int, 12> kDays = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  return m == 2 && IsLeapYear(y) ? 29 : kDays[static_cast<size_t>(m - 1)];
-}
-
-std::optional<int> ParseDigits(std::string_view s) {
-  if (s.empty()) return std::nullopt;
-  int v = 0;
-  for (const char c : s) {
-    if (!IsAsciiDigit(c)) return std::nullopt;
-    v = v * 10 + (c - '0');
-  }
-  return v;
-}
-
-// Accepts "YYYY-MM-DDTHH:MM:SSZ", the same with a fraction of 1 to 9 digits before the 'Z'
-// ("2026-11-22T10:00:00.123Z"), and whole epoch seconds ("1795000000"). IAM accepts more ISO 8601
-// forms; these are the ones S3 clients and the gateway's aws:CurrentTime produce.
+// Whole epoch seconds ("1795000000"), or ISO 8601 as ParseIso8601 reads it. IAM accepts more
+// ISO 8601 forms; these are the ones S3 clients and the gateway's aws:CurrentTime produce.
 std::optional<Timestamp> ParseDate(std::string_view s) {
   if (!s.empty() && s.size() <= kMaxEpochDigits && std::all_of(s.begin(), s.end(), IsAsciiDigit)) {
     int64_t seconds = 0;
     for (const char c : s) seconds = seconds * 10 + (c - '0');
     return Timestamp{seconds, 0};
   }
-  // "YYYY-MM-DDTHH:MM:SS" is 19 characters; then an optional fraction and the 'Z'.
-  constexpr size_t kBaseLength = 19;
-  if (s.size() < kBaseLength + 1 || s.back() != 'Z') return std::nullopt;
-  if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') return std::nullopt;
-  const auto year = ParseDigits(s.substr(0, 4));
-  const auto month = ParseDigits(s.substr(5, 2));
-  const auto day = ParseDigits(s.substr(8, 2));
-  const auto hour = ParseDigits(s.substr(11, 2));
-  const auto minute = ParseDigits(s.substr(14, 2));
-  const auto second = ParseDigits(s.substr(17, 2));
-  if (!year || !month || !day || !hour || !minute || !second) return std::nullopt;
-  if (*month < 1 || *month > 12 || *day < 1 || *day > DaysInMonth(*year, *month) || *hour > 23 || *minute > 59 ||
-      *second > 59) {
-    return std::nullopt;
-  }
-  int32_t nanos = 0;
-  const std::string_view rest = s.substr(kBaseLength, s.size() - kBaseLength - 1);
-  if (!rest.empty()) {
-    const std::string_view fraction = rest.substr(1);
-    if (rest[0] != '.' || fraction.empty() || fraction.size() > kNanosDigits) return std::nullopt;
-    const auto digits = ParseDigits(fraction);
-    if (!digits) return std::nullopt;
-    nanos = *digits;
-    for (size_t i = fraction.size(); i < kNanosDigits; ++i) nanos *= 10;
-  }
-  const int64_t days = DaysFromCivil(*year, *month, *day);
-  return Timestamp{((days * 24 + *hour) * 60 + *minute) * 60 + *second, nanos};
+  return ParseIso8601(s);
 }
 
 // A finite decimal number: "10", "-3", "2.5", "1e3". No leading '+', spaces, "inf" or "nan".
@@ -227,10 +168,11 @@ std::optional<Cidr> ParseCidr(std::string_view s) {
   if (slash != std::string_view::npos) {
     const std::string_view len = s.substr(slash + 1);
     // At most three digits: "/0" to "/128", no sign, no spaces.
-    if (len.empty() || len.size() > 3) return std::nullopt;
-    const auto parsed = ParseDigits(len);
-    if (!parsed || *parsed > max_bits) return std::nullopt;
-    bits = *parsed;
+    if (len.empty() || len.size() > 3 || !std::all_of(len.begin(), len.end(), IsAsciiDigit)) return std::nullopt;
+    int parsed = 0;
+    const auto [end, ec] = std::from_chars(len.data(), len.data() + len.size(), parsed);
+    if (ec != std::errc() || end != len.data() + len.size() || parsed > max_bits) return std::nullopt;
+    bits = parsed;
   }
   if (mapped_v4) {
     // ::ffff:a.b.c.d/n names IPv4 addresses when n covers the mapping prefix; a shorter prefix

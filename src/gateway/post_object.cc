@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/crypto.h"
+#include "gateway/s3_request.h"
 #include "gateway/text.h"
 
 namespace cairn::gateway {
@@ -20,8 +21,6 @@ constexpr std::string_view kFileFieldName = "file";
 
 // The policy's signing fields (lowercase form field names).
 constexpr std::string_view kAlgorithm = "AWS4-HMAC-SHA256";
-constexpr std::string_view kService = "s3";
-constexpr std::string_view kScopeTerminator = "aws4_request";
 constexpr size_t kSignatureHexLength = 2 * crypto::kSha256Size;
 
 constexpr std::string_view kPolicyDenied = "Invalid according to Policy: ";
@@ -511,56 +510,6 @@ using Json = nlohmann::json;
 
 Status BadPolicy(std::string_view why) { return Status::InvalidPolicyDocument("Invalid Policy: " + std::string(why)); }
 
-// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant, "chrono-Compatible Low-Level
-// Date Algorithms", days_from_civil).
-int64_t DaysFromCivil(int64_t y, int64_t m, int64_t d) {
-  y -= m <= 2 ? 1 : 0;
-  const int64_t era = (y >= 0 ? y : y - 399) / 400;
-  const int64_t yoe = y - era * 400;
-  const int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-  const int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-  return era * 146097 + doe - 719468;
-}
-
-bool IsLeapYear(int64_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
-
-std::optional<int64_t> Digits(std::string_view s) {
-  if (s.empty() || !std::all_of(s.begin(), s.end(), IsAsciiDigit)) return std::nullopt;
-  int64_t v = 0;
-  for (char c : s) v = v * 10 + (c - '0');
-  return v;
-}
-
-// "2026-11-22T12:00:00.000Z" or "2026-11-22T12:00:00Z" (1 to 9 fraction digits, UTC only) to
-// unix milliseconds.
-std::optional<int64_t> ParseIso8601Ms(std::string_view s) {
-  constexpr std::string_view kShape = "yyyy-mm-ddThh:mm:ss";
-  if (s.size() < kShape.size() + 1 || s.back() != 'Z') return std::nullopt;
-  if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') return std::nullopt;
-  const auto year = Digits(s.substr(0, 4));
-  const auto month = Digits(s.substr(5, 2));
-  const auto day = Digits(s.substr(8, 2));
-  const auto hour = Digits(s.substr(11, 2));
-  const auto minute = Digits(s.substr(14, 2));
-  const auto second = Digits(s.substr(17, 2));
-  if (!year || !month || !day || !hour || !minute || !second) return std::nullopt;
-  std::string_view rest = s.substr(kShape.size(), s.size() - kShape.size() - 1);
-  int64_t millis = 0;
-  if (!rest.empty()) {
-    if (rest.front() != '.' || rest.size() < 2 || rest.size() > 10) return std::nullopt;
-    const std::string_view fraction = rest.substr(1);
-    if (!Digits(fraction)) return std::nullopt;
-    const std::string ms = (std::string(fraction) + "00").substr(0, 3);
-    millis = *Digits(ms);
-  }
-  constexpr int kDaysInMonth[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-  if (*month < 1 || *month > 12 || *day < 1) return std::nullopt;
-  const int64_t month_days = kDaysInMonth[*month - 1] + (*month == 2 && IsLeapYear(*year) ? 1 : 0);
-  if (*day > month_days || *hour > 23 || *minute > 59 || *second > 59) return std::nullopt;
-  const int64_t seconds = DaysFromCivil(*year, *month, *day) * 86400 + *hour * 3600 + *minute * 60 + *second;
-  return seconds * 1000 + millis;
-}
-
 // A content-length-range bound: a non-negative integer, as a JSON number or a decimal string.
 std::optional<uint64_t> LengthBound(const Json& v) {
   if (v.is_number_unsigned()) return v.get<uint64_t>();
@@ -657,26 +606,6 @@ bool IsExemptField(std::string_view name) {
          name.substr(0, kIgnoredFieldPrefix.size()) == kIgnoredFieldPrefix;
 }
 
-// Splits "<key>/<yyyymmdd>/<region>/<service>/aws4_request"; the key is what is left of the last
-// four fields (a key may hold '/').
-struct CredentialScope {
-  std::string_view access_key, date, region, service, terminator;
-};
-
-std::optional<CredentialScope> SplitCredential(std::string_view text) {
-  std::string_view fields[4];  // right to left
-  for (std::string_view& field : fields) {
-    const size_t slash = text.rfind('/');
-    if (slash == std::string_view::npos) return std::nullopt;
-    field = text.substr(slash + 1);
-    text = text.substr(0, slash);
-  }
-  if (text.empty() || fields[3].size() != 8 || !Digits(fields[3]) || fields[2].empty() || fields[1].empty()) {
-    return std::nullopt;
-  }
-  return CredentialScope{text, fields[3], fields[2], fields[1], fields[0]};
-}
-
 }  // namespace
 
 Result<PostPolicy> ParsePostPolicy(std::string_view policy_base64) {
@@ -697,7 +626,9 @@ Result<PostPolicy> ParsePostPolicy(std::string_view policy_base64) {
   const auto expiration = doc.find("expiration");
   if (expiration == doc.end()) return BadPolicy("Policy missing expiration.");
   if (!expiration->is_string()) return BadPolicy("Invalid 'expiration' value: not a string.");
-  const std::optional<int64_t> expires_ms = ParseIso8601Ms(expiration->get_ref<const std::string&>());
+  const std::optional<IsoInstant> expires = ParseIso8601(expiration->get_ref<const std::string&>());
+  const std::optional<int64_t> expires_ms =
+      expires ? std::optional<int64_t>(expires->seconds * 1000 + expires->nanos / 1000000) : std::nullopt;
   if (!expires_ms) return BadPolicy("Invalid 'expiration' value: '" + expiration->get_ref<const std::string&>() + "'");
   policy.expiration_unix_ms = *expires_ms;
 
@@ -766,37 +697,29 @@ Result<PostSignature> VerifyPostSignature(const std::map<std::string, std::strin
   const std::string& signature = *values[4];
 
   if (algorithm != kAlgorithm) return Status::InvalidArgument("x-amz-algorithm must be AWS4-HMAC-SHA256");
-  const std::optional<CredentialScope> scope = SplitCredential(credential);
-  if (!scope || scope->terminator != kScopeTerminator) {
-    return Status::InvalidArgument("x-amz-credential must be <key>/<yyyymmdd>/<region>/s3/aws4_request");
+  SignatureInputs scope;
+  if (std::string msg = ParseCredential(credential, &scope); !msg.empty()) {
+    return Status::InvalidArgument("x-amz-credential: " + msg);
   }
   if (!ParseAmzDate(date)) return Status::InvalidArgument("x-amz-date must be yyyymmddThhmmssZ");
   const auto is_hex_digit = [](char c) { return HexDigitValue(c) >= 0; };
   if (signature.size() != kSignatureHexLength || !std::all_of(signature.begin(), signature.end(), is_hex_digit)) {
     return Status::InvalidArgument("x-amz-signature must be 64 hex digits");
   }
-  // A well-formed credential for another scope: the same code presigned URLs use for it.
-  if (scope->service != kService) {
-    return Status::AuthorizationQueryMalformed("the credential scope names service '" + std::string(scope->service) +
-                                               "', expecting 's3'");
-  }
-  if (scope->region != region) {
-    return Status::AuthorizationQueryMalformed("the region '" + std::string(scope->region) + "' is wrong; expecting '" +
-                                               std::string(region) + "'");
-  }
-  if (date.substr(0, scope->date.size()) != scope->date) {
-    return Status::AuthorizationQueryMalformed("the credential date does not match x-amz-date");
+  // A well-formed credential for another scope: the same check and code as presigned URLs.
+  if (std::string msg = CheckScope(scope, region, date); !msg.empty()) {
+    return Status::AuthorizationQueryMalformed(msg);
   }
 
-  const std::optional<std::string> secret = lookup(scope->access_key);
-  if (!secret) return Status::InvalidAccessKeyId("access key " + std::string(scope->access_key) + " is not known");
-  const SigningKey key = DeriveSigningKey(*secret, scope->date, scope->region, kService);
+  const std::optional<std::string> secret = lookup(scope.access_key);
+  if (!secret) return Status::InvalidAccessKeyId("access key " + scope.access_key + " is not known");
+  const SigningKey key = DeriveSigningKey(*secret, scope.date, scope.region, scope.service);
   // The string to sign of a POST form is the base64 policy itself, as sent.
   const std::string expected = ComputeSignature(key, policy);
   if (!crypto::ConstantTimeEquals(expected, signature)) {
     return Status::SignatureDoesNotMatch("the form's signature does not match its policy and the access key's secret");
   }
-  return PostSignature{std::string(scope->access_key)};
+  return PostSignature{scope.access_key};
 }
 
 }  // namespace cairn::gateway

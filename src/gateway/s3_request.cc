@@ -1,6 +1,8 @@
 #include "gateway/s3_request.h"
 
+#include <algorithm>
 #include <charconv>
+#include <chrono>
 #include <cstdio>
 #include <ctime>
 
@@ -362,6 +364,37 @@ std::string FormatIso8601(int64_t unix_millis) {
                               static_cast<long long>(tm.tm_year) + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
                               tm.tm_min, tm.tm_sec, static_cast<int>(millis));
   return std::string(buf, static_cast<size_t>(n));
+}
+
+std::optional<IsoInstant> ParseIso8601(std::string_view s) {
+  using namespace std::chrono;  // NOLINT: calendar types, local to this function
+  // "YYYY-MM-DDTHH:MM:SS", then an optional ".fraction", then 'Z'.
+  constexpr size_t kBase = 19;
+  if (s.size() < kBase + 1 || s.back() != 'Z') return std::nullopt;
+  if (s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':') return std::nullopt;
+  const auto digits = [](std::string_view d) -> std::optional<int> {
+    if (d.empty() || !std::all_of(d.begin(), d.end(), IsAsciiDigit)) return std::nullopt;
+    int v = 0;
+    for (char c : d) v = v * 10 + (c - '0');
+    return v;
+  };
+  const auto y = digits(s.substr(0, 4)), mo = digits(s.substr(5, 2)), d = digits(s.substr(8, 2));
+  const auto h = digits(s.substr(11, 2)), mi = digits(s.substr(14, 2)), sec = digits(s.substr(17, 2));
+  if (!y || !mo || !d || !h || !mi || !sec || *h > 23 || *mi > 59 || *sec > 59) return std::nullopt;
+  const year_month_day ymd{year{*y}, month{static_cast<unsigned>(*mo)}, day{static_cast<unsigned>(*d)}};
+  if (!ymd.ok()) return std::nullopt;
+  int32_t nanos = 0;
+  const std::string_view rest = s.substr(kBase, s.size() - kBase - 1);
+  if (!rest.empty()) {
+    const std::string_view fraction = rest.substr(1);
+    if (rest[0] != '.' || fraction.size() > 9) return std::nullopt;
+    const auto f = digits(fraction);
+    if (!f) return std::nullopt;
+    nanos = *f;
+    for (size_t i = fraction.size(); i < 9; ++i) nanos *= 10;
+  }
+  const int64_t days = sys_days(ymd).time_since_epoch().count();
+  return IsoInstant{days * 86400 + *h * 3600 + *mi * 60 + *sec, nanos};
 }
 
 }  // namespace cairn::gateway

@@ -157,4 +157,15 @@ std::string FormatHttpDate(int64_t unix_seconds);
 // "2013-05-24T00:00:00.000Z", the same way; milliseconds before the epoch round down.
 std::string FormatIso8601(int64_t unix_millis);
 
+// An instant read from ISO 8601 text: unix seconds and a non-negative nanosecond part.
+struct IsoInstant {
+  int64_t seconds = 0;
+  int32_t nanos = 0;
+  auto operator<=>(const IsoInstant&) const = default;
+};
+// "2026-11-22T12:00:00Z", or with a fraction of 1 to 9 digits before the 'Z'; UTC only. The
+// forms S3 clients write (POST policy expirations, policy dates) and FormatIso8601 produces.
+// nullopt for anything else, including impossible dates (February 30).
+std::optional<IsoInstant> ParseIso8601(std::string_view text);
+
 }  // namespace cairn::gateway

@@ -154,42 +154,6 @@ std::string ParseSignedHeaders(std::string_view text, std::vector<std::string>* 
   return "";
 }
 
-// Parses "<access key>/<yyyymmdd>/<region>/<service>/aws4_request". The access key is what is
-// left of the last four fields. Returns an error message or "".
-std::string ParseCredential(std::string_view text, SignatureInputs* out) {
-  std::string_view fields[4];  // terminator, service, region, date (right to left)
-  for (auto& field : fields) {
-    const size_t slash = text.rfind('/');
-    if (slash == std::string_view::npos) return "Credential must be <key>/<date>/<region>/<service>/aws4_request";
-    field = text.substr(slash + 1);
-    text = text.substr(0, slash);
-  }
-  if (text.empty()) return "Credential has an empty access key";
-  for (char c : text) {
-    if (c <= ' ' || c > '~') return "Credential has an access key with a character outside printable ASCII";
-  }
-  if (fields[0] != kScopeTerminator) return "Credential scope must end in aws4_request";
-  if (fields[3].size() != 8 || !std::all_of(fields[3].begin(), fields[3].end(), IsAsciiDigit)) {
-    return "Credential date must be yyyymmdd";
-  }
-  if (fields[2].empty() || fields[1].empty()) return "Credential has an empty region or service";
-  out->access_key = text;
-  out->date = fields[3];
-  out->region = fields[2];
-  out->service = fields[1];
-  return "";
-}
-
-// Checks the scope against this gateway and the request time. Returns an error message or "".
-std::string CheckScope(const SignatureInputs& in, std::string_view region, std::string_view timestamp) {
-  if (in.service != kService) return "the credential scope names service '" + in.service + "', expecting 's3'";
-  if (in.region != region) {
-    return "the region '" + in.region + "' is wrong; expecting '" + std::string(region) + "'";
-  }
-  if (timestamp.substr(0, 8) != in.date) return "the credential date does not match the request date";
-  return "";
-}
-
 bool Contains(const std::vector<std::string>& sorted, std::string_view name) {
   return std::binary_search(sorted.begin(), sorted.end(), name, std::less<>());
 }
@@ -389,6 +353,39 @@ Result<AuthResult> Anonymous(const SigV4Request& request) {
 }
 
 }  // namespace
+
+std::string ParseCredential(std::string_view text, SignatureInputs* out) {
+  std::string_view fields[4];  // terminator, service, region, date (right to left)
+  for (auto& field : fields) {
+    const size_t slash = text.rfind('/');
+    if (slash == std::string_view::npos) return "Credential must be <key>/<date>/<region>/<service>/aws4_request";
+    field = text.substr(slash + 1);
+    text = text.substr(0, slash);
+  }
+  if (text.empty()) return "Credential has an empty access key";
+  for (char c : text) {
+    if (c <= ' ' || c > '~') return "Credential has an access key with a character outside printable ASCII";
+  }
+  if (fields[0] != kScopeTerminator) return "Credential scope must end in aws4_request";
+  if (fields[3].size() != 8 || !std::all_of(fields[3].begin(), fields[3].end(), IsAsciiDigit)) {
+    return "Credential date must be yyyymmdd";
+  }
+  if (fields[2].empty() || fields[1].empty()) return "Credential has an empty region or service";
+  out->access_key = text;
+  out->date = fields[3];
+  out->region = fields[2];
+  out->service = fields[1];
+  return "";
+}
+
+std::string CheckScope(const SignatureInputs& in, std::string_view region, std::string_view timestamp) {
+  if (in.service != kService) return "the credential scope names service '" + in.service + "', expecting 's3'";
+  if (in.region != region) {
+    return "the region '" + in.region + "' is wrong; expecting '" + std::string(region) + "'";
+  }
+  if (timestamp.substr(0, 8) != in.date) return "the credential date does not match the request date";
+  return "";
+}
 
 std::string UriEncode(std::string_view bytes, bool keep_slash) {
   static constexpr char kHex[] = "0123456789ABCDEF";

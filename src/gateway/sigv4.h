@@ -132,6 +132,14 @@ struct SignatureInputs {
   std::string signature;                    // as sent
 };
 
+// Parses a credential "<access key>/<yyyymmdd>/<region>/<service>/aws4_request" into `out`'s
+// access_key, date, region and service (the access key is what is left of the last four fields).
+// Returns an error message, or "" when it parsed.
+std::string ParseCredential(std::string_view text, SignatureInputs* out);
+// Checks a parsed scope against this gateway's region and the request's time (yyyymmddThhmmssZ):
+// service s3, the region, the same date. Returns an error message or "".
+std::string CheckScope(const SignatureInputs& in, std::string_view region, std::string_view timestamp);
+
 // Percent-encodes with the AWS unreserved set; '/' is kept when `keep_slash`.
 std::string UriEncode(std::string_view bytes, bool keep_slash);
 // The canonical URI of a raw request path (see the file comment). Error: InvalidArgument.

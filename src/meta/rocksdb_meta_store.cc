@@ -258,17 +258,16 @@ class RocksDbMetaStoreImpl final : public MetaStore {
                 });
   }
 
+  // From the bucket cache too, which holds every bucket in name order.
   Result<std::vector<BucketInfo>> ListBuckets() override {
     return Guard("ListBuckets", [&]() -> Result<std::vector<BucketInfo>> {
       std::vector<BucketInfo> out;
-      const Status s = Scan(rocksdb::ReadOptions(), std::string(format::kBucketPrefix),
-                            [&](std::string_view key, std::string_view value) -> Status {
-                              BucketInfo info;
-                              CAIRN_RETURN_IF_ERROR(format::DecodeBucket(key, value, &info));
-                              out.push_back(std::move(info));
-                              return Status::OK();
-                            });
-      if (!s.ok()) return s;
+      std::shared_lock cache_lock(bucket_cache_mu_);
+      out.reserve(bucket_cache_.size());
+      for (const auto& [name, info] : bucket_cache_) {
+        if (!info.ok()) return info.status();
+        out.push_back(*info);
+      }
       return out;
     });
   }
@@ -678,18 +677,7 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   }
 
   Result<std::vector<UserRecord>> ListUsers() override {
-    return Guard("ListUsers", [&]() -> Result<std::vector<UserRecord>> {
-      std::vector<UserRecord> out;
-      const Status s = Scan(rocksdb::ReadOptions(), std::string(format::kUserPrefix),
-                            [&](std::string_view key, std::string_view value) -> Status {
-                              UserRecord u;
-                              CAIRN_RETURN_IF_ERROR(format::DecodeUser(key, value, &u));
-                              out.push_back(std::move(u));
-                              return Status::OK();
-                            });
-      if (!s.ok()) return s;
-      return out;
-    });
+    return Guard("ListUsers", [&]() { return ReadAll<UserRecord>(format::kUserPrefix, format::DecodeUser); });
   }
 
   Status CreateAccessKey(const AccessKeyRecord& record) override {
@@ -829,12 +817,20 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   }
 
   Result<std::vector<AccessKeyRecord>> ReadAccessKeys() {
-    std::vector<AccessKeyRecord> out;
-    const Status s = Scan(rocksdb::ReadOptions(), std::string(format::kAccessKeyPrefix),
+    return ReadAll<AccessKeyRecord>(format::kAccessKeyPrefix, format::DecodeAccessKey);
+  }
+
+  // Every record under `prefix`, decoded, in key order; the first value that fails to decode
+  // fails the whole read.
+  template <typename T>
+  Result<std::vector<T>> ReadAll(std::string_view prefix,
+                                 Status (*decode)(std::string_view, std::string_view, T*)) {
+    std::vector<T> out;
+    const Status s = Scan(rocksdb::ReadOptions(), std::string(prefix),
                           [&](std::string_view key, std::string_view value) -> Status {
-                            AccessKeyRecord k;
-                            CAIRN_RETURN_IF_ERROR(format::DecodeAccessKey(key, value, &k));
-                            out.push_back(std::move(k));
+                            T record;
+                            CAIRN_RETURN_IF_ERROR(decode(key, value, &record));
+                            out.push_back(std::move(record));
                             return Status::OK();
                           });
     if (!s.ok()) return s;

@@ -12,7 +12,7 @@
 // Thread-safety: all methods are thread-safe. Mutations of one (bucket, key) — its object and
 // its uploads — are serialized by a lock stripe, so a read-check-write (replace, precondition,
 // completion) is atomic; bucket creation and deletion exclude all other mutations. Reads take
-// no lock and read a RocksDB snapshot, except GetBucket: every bucket record is held in memory
+// no lock and read a RocksDB snapshot, except GetBucket and ListBuckets: every bucket record is held in memory
 // (loaded at open, replaced after each durable bucket mutation), since the S3 server reads its
 // bucket on every request and this store is the only writer of its database.
 #pragma once

@@ -12,6 +12,7 @@ Run by hand (Debian's python3, which has boto3 and pytest):
       --cairn-bin build/release/src/cairn
 """
 
+import contextlib
 import os
 import uuid
 
@@ -19,6 +20,7 @@ import boto3
 import pytest
 from botocore import UNSIGNED
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 import s3raw
 import server as harness
@@ -117,3 +119,19 @@ def pytest_unconfigure(config):
     for srv in _servers:
         srv.stop()
         srv.cleanup()
+
+
+# ---- assertions the suites share ----
+
+@contextlib.contextmanager
+def s3_error(code, status):
+    """Expects the block to fail with S3 error `code` and HTTP `status`."""
+    with pytest.raises(ClientError) as info:
+        yield info
+    response = info.value.response
+    got = (response["Error"].get("Code"), response["ResponseMetadata"]["HTTPStatusCode"])
+    assert got == (code, status), response
+
+
+def status_of(response):
+    return response["ResponseMetadata"]["HTTPStatusCode"]

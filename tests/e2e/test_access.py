@@ -14,7 +14,6 @@ Run:
 
 import base64
 import collections
-import contextlib
 import hashlib
 import http.client
 import json
@@ -29,7 +28,7 @@ from botocore.exceptions import ClientError
 
 import s3raw
 import server as harness
-from conftest import make_client, start_server, unique_bucket_name
+from conftest import make_client, s3_error, start_server, status_of, unique_bucket_name
 
 ALL_USERS = "http://acs.amazonaws.com/groups/global/AllUsers"
 AUTH_USERS = "http://acs.amazonaws.com/groups/global/AuthenticatedUsers"
@@ -40,23 +39,9 @@ CLI_TIMEOUT_S = 30
 
 # ---- helpers ----
 
-@contextlib.contextmanager
-def s3_error(code, status):
-    """Expects the block to fail with S3 error `code` and HTTP `status`."""
-    with pytest.raises(ClientError) as info:
-        yield info
-    response = info.value.response
-    got = (response["Error"].get("Code"), response["ResponseMetadata"]["HTTPStatusCode"])
-    assert got == (code, status), response
-
-
 def denied():
     """AccessDenied, 403 (a HEAD has no body: its code is "403")."""
     return s3_error("AccessDenied", 403)
-
-
-def status_of(response):
-    return response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def md5_etag(data):

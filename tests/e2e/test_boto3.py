@@ -8,7 +8,6 @@ error has no body, so its code is the status number.
 
 import base64
 import concurrent.futures
-import contextlib
 import datetime
 import hashlib
 import random
@@ -19,7 +18,7 @@ import urllib.request
 import pytest
 from botocore.exceptions import ClientError
 
-from conftest import make_client, start_server, unique_bucket_name
+from conftest import make_client, s3_error, start_server, status_of, unique_bucket_name
 
 MiB = 1 << 20
 MIN_PART = 5 * MiB
@@ -27,16 +26,6 @@ DAY = datetime.timedelta(days=1)
 
 
 # ---- helpers ----
-
-@contextlib.contextmanager
-def s3_error(code, status):
-    """Expects the block to fail with S3 error `code` and HTTP `status`."""
-    with pytest.raises(ClientError) as info:
-        yield info
-    response = info.value.response
-    got = (response["Error"].get("Code"), response["ResponseMetadata"]["HTTPStatusCode"])
-    assert got == (code, status), response
-
 
 def data_of(size, seed=0):
     return random.Random(seed).randbytes(size)
@@ -49,10 +38,6 @@ def etag(data):
 def multipart_etag(parts):
     digest = hashlib.md5(b"".join(hashlib.md5(p).digest() for p in parts)).hexdigest()
     return '"%s-%d"' % (digest, len(parts))
-
-
-def status_of(response):
-    return response["ResponseMetadata"]["HTTPStatusCode"]
 
 
 def headers_of(response):

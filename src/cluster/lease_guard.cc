@@ -22,6 +22,11 @@ void LeaseGuard::Succeeded(uint64_t token, std::chrono::milliseconds ttl) {
   ever_succeeded_ = true;
 }
 
+void LeaseGuard::Lost() {
+  fence_at_ = TimePoint::min();
+  refresh_needed_ = true;
+}
+
 void LeaseGuard::TableRefreshed() { refresh_needed_ = false; }
 
 bool LeaseGuard::MayAcknowledge(TimePoint now) const {

@@ -31,6 +31,9 @@ class LeaseGuard {
   // The keepalive of `token` succeeded; etcd granted `ttl`. Keepalives may finish out of order:
   // the latest send time among the successful ones counts.
   void Succeeded(uint64_t token, std::chrono::milliseconds ttl);
+  // etcd says the lease is gone (expired or revoked, by the manager removing this node): fenced
+  // at once, and a table refresh is owed whatever the next grant's timing.
+  void Lost();
   // The chain table was read from etcd after the last success (needed to leave a fence).
   void TableRefreshed();
 

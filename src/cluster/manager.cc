@@ -70,8 +70,19 @@ void Manager::Loop() {
   while (!stopping_) {
     l.unlock();
     if (!election_.is_manager()) {
-      auto won = election_.Campaign(lease_());
-      if (won.ok() && *won) CAIRN_LOG_INFO("manager: {} holds the office (term {})", node_id_, election_.term());
+      // A read while the office is held; a campaign (a write every node would repeat every
+      // interval) only when it is empty.
+      auto holder = election_.CurrentManager();
+      if (!holder.ok()) {
+        CAIRN_LOG_WARN("manager: reading the office: {}", holder.status().ToString());
+      } else if (holder->empty() || *holder == node_id_) {
+        auto won = election_.Campaign(lease_());
+        if (!won.ok()) {
+          CAIRN_LOG_WARN("manager: campaign: {}", won.status().ToString());
+        } else if (*won) {
+          CAIRN_LOG_INFO("manager: {} holds the office (term {})", node_id_, election_.term());
+        }
+      }
     }
     if (election_.is_manager()) {
       if (Status s = Round(); !s.ok()) CAIRN_LOG_WARN("manager: {}", s.ToString());

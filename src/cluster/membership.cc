@@ -50,7 +50,9 @@ Status Membership::Register() {
   if (!txn.ok() || !txn->succeeded) {
     (void)etcd_->LeaseRevoke(lease.id);
     if (!txn.ok()) return txn.status();
-    return Status::AlreadyExists("node " + node_.id + " is registered by a live process");
+    return Status::AlreadyExists("node " + node_.id +
+                                 " is registered under a live lease: another process, or this node's previous run "
+                                 "(its lease expires within one TTL)");
   }
   std::lock_guard<std::mutex> l(mu_);
   lease_id_ = lease.id;
@@ -70,7 +72,11 @@ void Membership::RenewLoop() {
     if (!ttl.ok() && ttl.status().IsNotFound()) {
       // The lease expired (etcd was out of reach longer than the TTL): the registration went with
       // it; the node joins again with a new lease (and owes a re-read of the chain table).
-      CAIRN_LOG_WARN("node {}: lease {} expired; registering again", node_.id, id);
+      CAIRN_LOG_WARN("node {}: lease {} expired or was revoked; registering again", node_.id, id);
+      {
+        std::lock_guard<std::mutex> lost(mu_);
+        guard_.Lost();
+      }
       rejoin = Register();
       if (rejoin.ok()) rejoins_.fetch_add(1);
     }

@@ -18,11 +18,23 @@ RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<Targe
     if (c.id < chain_count) out.chains[c.id] = c;
   }
 
-  // Pass 1: members whose target is gone leave.
+  // Pass 1: members whose target is gone leave, but never the last serving one.
   std::vector<bool> changed(chain_count, false);
+  auto live_target = [&](const ChainMember& m) { return by_id.find(m.target) != by_id.end(); };
   for (Chain& c : out.chains) {
+    const bool any_live_serving = std::any_of(c.members.begin(), c.members.end(), [&](const ChainMember& m) {
+      return m.state == ReplicaState::kServing && live_target(m);
+    });
+    bool kept_serving = any_live_serving;
     const size_t before = c.members.size();
-    std::erase_if(c.members, [&](const ChainMember& m) { return by_id.find(m.target) == by_id.end(); });
+    std::erase_if(c.members, [&](const ChainMember& m) {
+      if (live_target(m)) return false;
+      if (m.state == ReplicaState::kServing && !kept_serving) {
+        kept_serving = true;  // the only complete copy: kept until it returns
+        return false;
+      }
+      return true;
+    });
     if (c.members.size() != before) changed[c.id] = true;
   }
 
@@ -31,6 +43,7 @@ RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<Targe
   for (const TargetInfo& t : live) load[t.id] = {0, 0};
   for (const Chain& c : out.chains) {
     for (size_t i = 0; i < c.members.size(); ++i) {
+      if (!by_id.contains(c.members[i].target)) continue;  // a kept, absent member
       auto& l = load[c.members[i].target];
       ++l.first;
       if (i == 0) ++l.second;
@@ -39,16 +52,25 @@ RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<Targe
 
   // Pass 2: fill short chains, one member at a time round-robin over the chains, so that load
   // spreads evenly instead of the first chains taking the least loaded targets every time.
+  auto serving = [](const Chain& c) {
+    return std::count_if(c.members.begin(), c.members.end(),
+                         [](const ChainMember& m) { return m.state == ReplicaState::kServing; });
+  };
+  auto syncing = [&](const Chain& c) { return static_cast<int64_t>(c.members.size()) - serving(c); };
   for (uint32_t round = 0; round < replicas; ++round) {
     for (Chain& c : out.chains) {
       if (c.members.size() >= replicas) continue;
       const bool creating = c.version == 0;  // never had members: nothing to copy
-      if (c.members.empty() && !creating) continue;  // lost: nothing to copy from
+      if (!creating && (serving(c) == 0 || syncing(c) > 0)) continue;  // lost, or one syncs already
       std::set<std::string> nodes, zones;
       for (const ChainMember& m : c.members) {
-        const TargetInfo* t = by_id[m.target];
-        nodes.insert(t->node);
-        zones.insert(t->zone);
+        auto it = by_id.find(m.target);
+        if (it == by_id.end()) {  // a kept, absent member: its node is still taken
+          nodes.insert(m.target.substr(0, m.target.find('/')));
+          continue;
+        }
+        nodes.insert(it->second->node);
+        zones.insert(it->second->zone);
       }
       const TargetInfo* best = nullptr;
       auto better = [&](const TargetInfo* a, const TargetInfo* b) {
@@ -78,8 +100,8 @@ RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<Targe
       ++c.version;
       out.changed.push_back(c.id);
     }
-    if (c.members.empty()) {
-      if (c.version > 0) out.lost.push_back(c.id);
+    if (c.version > 0 && serving(c) == 0) {
+      out.lost.push_back(c.id);
     } else if (c.members.size() < replicas) {
       out.short_chains.push_back(c.id);
     }

@@ -1,15 +1,19 @@
 // The chain table and how the manager rebuilds it (docs/design/cluster.md, "The chain table").
 //
 // Rebuild keeps what it can and changes as few chains as it can:
-//   - a member whose target is no longer live leaves its chain;
-//   - a chain short of `replicas` members gets new members, each appended as a **syncing** tail
-//     (it copies from its predecessor before it serves), chosen among live targets on nodes the
-//     chain does not use yet, preferring zones the chain does not use yet, then the target in the
-//     fewest chains (ties: fewest chains headed, then target id, so the result is deterministic);
-//   - a chain being created (never had members) gets serving members at once: there is nothing
-//     to copy;
-//   - a chain whose members are all gone stays empty and is reported lost: its data has no copy
-//     left to sync from;
+//   - a member whose target is no longer live leaves its chain, except the last serving one:
+//     the chain keeps it (degraded, unable to serve) until that target returns, since it holds
+//     the only complete copy;
+//   - a chain short of `replicas` members, and with no member syncing, gets one new member
+//     appended as a **syncing** tail (it copies from its predecessor before it serves; one at a
+//     time, so that every syncing member copies from a serving one), chosen among live targets
+//     on nodes the chain does not use yet, preferring zones the chain does not use yet, then the
+//     target in the fewest chains (ties: fewest chains headed, then target id, so the result is
+//     deterministic);
+//   - a chain being created (never had members) gets all its members at once, serving: there is
+//     nothing to copy;
+//   - a chain with no serving member (only syncing ones left, or none) is reported lost and
+//     gets no new member: nothing is left to copy from;
 //   - every chain that changed gets version + 1; the others keep theirs.
 // Two replicas never share a node; with fewer live nodes than `replicas`, chains run short.
 //

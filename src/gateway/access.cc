@@ -115,6 +115,7 @@ AccessDecision AuthorizeAccess(const Principal& principal, const AccessRequest& 
                    request.op == S3Op::kDeleteBucketPolicy)) {
     return {true, "bucket owner (policy management)"};
   }
+  if (request.policy_unreadable) return {false, "stored policy unreadable"};
 
   if (request.policy != nullptr) {
     auto evaluate = [&](std::string_view action, bool object_resource) {

@@ -78,6 +78,9 @@ struct AccessRequest {
   bool sets_acl = false;
   // The bucket's parsed policy, null when it has none.
   const BucketPolicy* policy = nullptr;
+  // The bucket has a stored policy that no longer parses (a parser change): its Deny statements
+  // cannot be honoured, so nobody but root (and the owner, to replace the policy) gets in.
+  bool policy_unreadable = false;
   // Condition keys for the policy (PolicyRequest::context); aws:username and aws:userid are
   // added from the principal.
   std::map<std::string, std::string> context;

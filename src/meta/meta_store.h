@@ -109,10 +109,10 @@ class MetaStore {
   // that contains NUL.
   [[nodiscard]] virtual Status CreateBucket(const BucketInfo& bucket) = 0;
   // BucketNotEmpty while the bucket holds an object or an unfinished multipart upload.
-  // `expected_owner`, when not empty, must be the bucket's owner (PreconditionFailed otherwise):
-  // a caller authorized against one bucket never deletes another one created under the same
-  // name meanwhile.
-  [[nodiscard]] virtual Status DeleteBucket(std::string_view bucket, std::string_view expected_owner) = 0;
+  // `expected`, when given, is the bucket the caller authorized against: the bucket must still
+  // have its owner and creation time (PreconditionFailed otherwise), so a bucket deleted and
+  // created again under the same name meanwhile is never deleted by mistake.
+  [[nodiscard]] virtual Status DeleteBucket(std::string_view bucket, const BucketInfo* expected) = 0;
   [[nodiscard]] virtual Result<BucketInfo> GetBucket(std::string_view bucket) = 0;
   // All buckets, ordered by name (bytewise).
   [[nodiscard]] virtual Result<std::vector<BucketInfo>> ListBuckets() = 0;

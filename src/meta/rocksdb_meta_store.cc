@@ -197,19 +197,13 @@ class RocksDbMetaStoreImpl final : public MetaStore {
     });
   }
 
-  Status DeleteBucket(std::string_view bucket, std::string_view expected_owner) override {
+  Status DeleteBucket(std::string_view bucket, const BucketInfo* expected) override {
     return Guard("DeleteBucket", [&]() -> Status {
       CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
       std::unique_lock lock(bucket_mu_);
-      const std::string bucket_key = format::BucketKey(bucket);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), bucket_key, &value, &found));
-      if (!found) return Status::NoSuchBucket(std::string(bucket));
-      if (!expected_owner.empty()) {
-        BucketInfo info;
-        CAIRN_RETURN_IF_ERROR(format::DecodeBucket(bucket_key, value, &info));
-        if (info.owner != expected_owner) return Status::PreconditionFailed("the bucket's owner changed");
+      CAIRN_ASSIGN_OR_RETURN(BucketInfo current, CachedBucket(bucket));
+      if (expected != nullptr && !SameBucket(current, *expected)) {
+        return Status::PreconditionFailed("the bucket was deleted and created again");
       }
       for (const std::string& prefix : {format::ObjectKeyPrefix(bucket), format::UploadKeyPrefix(bucket)}) {
         bool any = false;
@@ -231,11 +225,7 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   Result<BucketInfo> GetBucket(std::string_view bucket) override {
     return Guard("GetBucket", [&]() -> Result<BucketInfo> {
       CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
-      std::shared_lock cache_lock(bucket_cache_mu_);
-      auto it = bucket_cache_.find(bucket);
-      if (it == bucket_cache_.end()) return Status::NoSuchBucket(std::string(bucket));
-      if (!it->second.ok()) return it->second.status();
-      return *it->second;
+      return CachedBucket(bucket);
     });
   }
 
@@ -803,12 +793,21 @@ class RocksDbMetaStoreImpl final : public MetaStore {
     return FromRocks(s, "meta get");
   }
 
-  Status CheckBucket(const rocksdb::ReadOptions& ro, std::string_view bucket) {
-    std::string value;
-    bool found = false;
-    CAIRN_RETURN_IF_ERROR(Get(ro, format::BucketKey(bucket), &value, &found));
-    if (!found) return Status::NoSuchBucket(std::string(bucket));
-    return Status::OK();
+  // From the bucket cache (which every bucket mutation updates under an exclusive bucket_mu_).
+  Status CheckBucket(const rocksdb::ReadOptions& /*ro*/, std::string_view bucket) {
+    return CachedBucket(bucket).status();
+  }
+
+  Result<BucketInfo> CachedBucket(std::string_view bucket) {
+    std::shared_lock cache_lock(bucket_cache_mu_);
+    auto it = bucket_cache_.find(bucket);
+    if (it == bucket_cache_.end()) return Status::NoSuchBucket(std::string(bucket));
+    return it->second;
+  }
+
+  // The same bucket, not one deleted and created again under its name.
+  static bool SameBucket(const BucketInfo& a, const BucketInfo& b) {
+    return a.owner == b.owner && a.created_ms == b.created_ms;
   }
 
   void CacheBucket(const BucketInfo& info) {

@@ -120,7 +120,7 @@ void ChainReplica::ResetVolatile() {
   sync_first_ = 0;
   sync_next_ = 0;
   installed_ = false;
-  install_level_ = 0;
+  install_durable_ = false;
   parked_reads_.clear();
   ++session_;
 }
@@ -646,7 +646,7 @@ void ChainReplica::HandleSyncData(NodeId from, const SyncData& data, Effects& ou
   phase_ = Phase::kReady;
   complete_ = true;
   installed_ = true;
-  install_level_ = image.last_seq;
+  install_durable_ = false;
   PendingWrite write;
   write.kind = PendingWrite::Kind::kInstall;
   write.level_after = image.last_seq;
@@ -678,15 +678,16 @@ Effects ChainReplica::OnDiskWriteDone(uint64_t write_id) {
       case PendingWrite::Kind::kInstall:
         durable_.store = std::move(write.image);
         durable_.sync_log.clear();
+        // The copy is on disk only now: the logged updates may have raised the durable level
+        // long before, so that level says nothing about the install.
+        if (write.session == session_) install_durable_ = true;
         break;
     }
     if (write.session == session_) durable_level_ = std::max(durable_level_, write.level_after);
     disk_.pop_front();
   }
   Progress(out);
-  if (phase_ == Phase::kReady && installed_ && !IsServing() && durable_level_ >= install_level_ && Serves()) {
-    out.reports.push_back({ManagerReport::Kind::kSyncDone, chain_id_, view_->version, MemberId{node_, incarnation_}});
-  }
+  if (Serves()) ReportSyncDone(out);
   return out;
 }
 
@@ -719,10 +720,14 @@ Effects ChainReplica::OnTick() {
   }
   Progress(out);
   if (IsHead() && ++ticks_ % options_.commit_resend_ticks == 0 && exposed_level_ > 0) BroadcastCommit(out);
-  if (installed_ && !IsServing() && durable_level_ >= install_level_) {
+  ReportSyncDone(out);
+  return out;
+}
+
+void ChainReplica::ReportSyncDone(Effects& out) const {
+  if (phase_ == Phase::kReady && installed_ && install_durable_ && !IsServing()) {
     out.reports.push_back({ManagerReport::Kind::kSyncDone, chain_id_, view_->version, MemberId{node_, incarnation_}});
   }
-  return out;
 }
 
 }  // namespace cairn::replication

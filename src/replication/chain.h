@@ -394,6 +394,8 @@ class ChainReplica {
   // Recomputes U; moves newly acknowledged updates to the clean state; sends the upstream ack,
   // answers clients at the head, reports a completed sync.
   void Progress(Effects& out);
+  // Reports to the manager that this syncing member holds its complete copy on disk.
+  void ReportSyncDone(Effects& out) const;
   void Forward(uint64_t from_seq, uint64_t to_seq, Effects& out);
   // Raises E to `level` (at most L) and drops the updates no longer needed.
   void Expose(uint64_t level);
@@ -451,7 +453,7 @@ class ChainReplica {
   uint64_t sync_next_ = 0;
   // Ready after a resync, until the manager marks this member serving.
   bool installed_ = false;
-  uint64_t install_level_ = 0;  // durable level at which the installed copy is on disk
+  bool install_durable_ = false;  // the installed copy's write completed (this session)
 
   std::vector<ParkedRead> parked_reads_;
   uint64_t next_query_id_ = 1;

@@ -5,8 +5,9 @@
 //   cairn admin key create USER | key list [USER] | key delete KEY | key disable KEY | key enable KEY
 //
 // The endpoint and root credentials come from --endpoint, --access-key and --secret-key, or from
-// CAIRN_ENDPOINT, CAIRN_ROOT_ACCESS_KEY and CAIRN_ROOT_SECRET_KEY (default endpoint
-// http://127.0.0.1:9000). --json prints the server's JSON answer; otherwise a short table.
+// CAIRN_ENDPOINT, CAIRN_ROOT_ACCESS_KEY and CAIRN_ROOT_SECRET_KEY, or from AWS_ACCESS_KEY_ID and
+// AWS_SECRET_ACCESS_KEY (what `. DATA/credentials` sets); the default endpoint is
+// http://127.0.0.1:9000. --json prints the server's JSON answer; otherwise a short table.
 //
 // Thread-safety: see cli.h.
 #include <CLI/CLI.hpp>
@@ -117,8 +118,8 @@ void AddAdminCommand(CLI::App& root, CommandAction& action) {
   CLI::App* admin = root.add_subcommand("admin", "Manage users and access keys of a running server");
   admin->require_subcommand(1);
   admin->add_option("--endpoint", f->endpoint, "Server URL (default $CAIRN_ENDPOINT or http://127.0.0.1:9000)");
-  admin->add_option("--access-key", f->access_key, "Root access key (default $CAIRN_ROOT_ACCESS_KEY)");
-  admin->add_option("--secret-key", f->secret_key, "Root secret key (default $CAIRN_ROOT_SECRET_KEY)");
+  admin->add_option("--access-key", f->access_key, "Root access key (default $CAIRN_ROOT_ACCESS_KEY, else $AWS_ACCESS_KEY_ID)");
+  admin->add_option("--secret-key", f->secret_key, "Root secret key (default $CAIRN_ROOT_SECRET_KEY, else $AWS_SECRET_ACCESS_KEY)");
   admin->add_option("--region", f->region, "Region the server signs for")->capture_default_str();
   admin->add_flag("--json", f->json, "Print the server's JSON answer");
 

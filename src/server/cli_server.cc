@@ -110,8 +110,8 @@ int RunServer(const ServerArgs& args) {
   std::printf("  aws --endpoint-url %s --region %s s3 cp README.md s3://my-bucket/\n", endpoint.c_str(),
               args.region.c_str());
   std::printf("Give each person or program its own user and keys (with the root credentials loaded):\n");
-  std::printf("  cairn admin --endpoint %s user create alice && cairn admin --endpoint %s key create alice\n",
-              endpoint.c_str(), endpoint.c_str());
+  std::printf("  cairn admin --endpoint %s --region %s user create alice\n", endpoint.c_str(), args.region.c_str());
+  std::printf("  cairn admin --endpoint %s --region %s key create alice\n", endpoint.c_str(), args.region.c_str());
   std::fflush(stdout);
 
   int sig = 0;

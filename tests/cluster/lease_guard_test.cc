@@ -82,5 +82,19 @@ TEST(LeaseGuardTest, AnUnknownOrFailedKeepaliveChangesNothing) {
   EXPECT_FALSE(g.MayAcknowledge(t0 + 2000ms));
 }
 
+TEST(LeaseGuardTest, ALostLeaseFencesAtOnceAndOwesARefresh) {
+  LeaseGuard g(1000ms);
+  g.Succeeded(g.Sending(t0), 3000ms);
+  g.TableRefreshed();
+  ASSERT_TRUE(g.MayAcknowledge(t0 + 100ms));
+  g.Lost();  // revoked by the manager: etcd says NotFound
+  EXPECT_FALSE(g.MayAcknowledge(t0 + 100ms));
+  // A new grant soon after does not reopen it until the table is read again.
+  g.Succeeded(g.Sending(t0 + 200ms), 3000ms);
+  EXPECT_FALSE(g.MayAcknowledge(t0 + 300ms));
+  g.TableRefreshed();
+  EXPECT_TRUE(g.MayAcknowledge(t0 + 300ms));
+}
+
 }  // namespace
 }  // namespace cairn::cluster

@@ -113,6 +113,19 @@ TEST_F(MembershipTest, CutOffFromEtcdItStopsAcknowledgingBeforeItsLeaseCanExpire
   EXPECT_TRUE(Eventually([&] { return (*m)->MayAcknowledge(); }, 3s));
 }
 
+TEST_F(MembershipTest, ARevokedLeaseFencesTheNodeUntilItReadsTheTableAgain) {
+  auto m = Membership::Join(client_.get(), Node("n4"), options_);
+  ASSERT_OK(m);
+  (*m)->TableRefreshed();
+  ASSERT_TRUE((*m)->MayAcknowledge());
+  // The manager removes a live node by revoking its lease.
+  ASSERT_OK(client_->LeaseRevoke((*m)->lease_id()));
+  ASSERT_TRUE(Eventually([&] { return (*m)->rejoins() > 0; }));
+  EXPECT_FALSE((*m)->MayAcknowledge());
+  (*m)->TableRefreshed();
+  EXPECT_TRUE((*m)->MayAcknowledge());
+}
+
 TEST_F(MembershipTest, OptionsAreChecked) {
   MembershipOptions bad = options_;
   bad.margin = 3s;

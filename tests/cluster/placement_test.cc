@@ -96,13 +96,34 @@ TEST(PlacementTest, ZonesAreSpreadWhenThereAreEnough) {
   }
 }
 
-TEST(PlacementTest, AChainThatLostEveryMemberIsReportedNotRefilled) {
+TEST(PlacementTest, TheLastServingMemberStaysUntilItReturns) {
   const RebuildResult first = Rebuild({}, Targets(3), 4, 3);
+  // Every node is gone (a cold restart longer than a lease): each chain keeps one serving member.
   const RebuildResult none = Rebuild(first.chains, {}, 4, 3);
-  EXPECT_EQ(none.lost.size(), 4u);
+  EXPECT_TRUE(none.lost.empty());
+  for (const Chain& c : none.chains) {
+    ASSERT_EQ(c.members.size(), 1u);
+    EXPECT_EQ(c.members[0], first.chains[c.id].members[0]);
+    EXPECT_EQ(c.version, first.chains[c.id].version + 1);
+  }
+  // The nodes return: each chain gets one syncing tail at a time, copying from the kept member.
   const RebuildResult back = Rebuild(none.chains, Targets(3), 4, 3);
-  for (const Chain& c : back.chains) EXPECT_TRUE(c.members.empty());
-  EXPECT_EQ(back.lost.size(), 4u);
+  for (const Chain& c : back.chains) {
+    ASSERT_EQ(c.members.size(), 2u);
+    EXPECT_EQ(c.members[0].state, ReplicaState::kServing);
+    EXPECT_EQ(c.members[1].state, ReplicaState::kSyncing);
+  }
+  ExpectDistinctNodes(back);
+  // While it syncs, nothing more is added.
+  const RebuildResult again = Rebuild(back.chains, Targets(3), 4, 3);
+  EXPECT_TRUE(again.changed.empty());
+}
+
+TEST(PlacementTest, AChainWithoutAServingMemberIsReportedLostAndNotRefilled) {
+  const Chain only_syncing{0, 3, {{"n1/0", ReplicaState::kSyncing}}};
+  const RebuildResult r = Rebuild({only_syncing}, Targets(3), 1, 3);
+  EXPECT_EQ(r.lost, std::vector<uint32_t>{0});
+  EXPECT_EQ(r.chains[0], only_syncing);
 }
 
 TEST(PlacementTest, RebuildIsStableAndDeterministic) {

@@ -278,5 +278,20 @@ TEST(AccessTest, SettingAnAclOnWriteAlsoNeedsPutObjectAcl) {
   EXPECT_FALSE(Authorize(kBob, r).allowed);
 }
 
+TEST(AccessTest, AnUnreadableStoredPolicyLetsOnlyTheOwnerReplaceIt) {
+  const meta::BucketInfo pr = Bucket("public-read");
+  AccessRequest r;
+  r.bucket = "b";
+  r.bucket_info = &pr;
+  r.policy_unreadable = true;
+  r.op = S3Op::kListObjects;
+  EXPECT_FALSE(Authorize(kAnonymous, r).allowed);  // the ACL alone would allow it
+  EXPECT_FALSE(Authorize(kAlice, r).allowed);
+  EXPECT_TRUE(Authorize(kRoot, r).allowed);
+  r.op = S3Op::kPutBucketPolicy;
+  EXPECT_TRUE(Authorize(kAlice, r).allowed);
+  EXPECT_FALSE(Authorize(kBob, r).allowed);
+}
+
 }  // namespace
 }  // namespace cairn::gateway

@@ -88,9 +88,14 @@ Acl PublicRead(std::string owner) {
 
 TEST_F(MetaStoreTest, DeleteBucketChecksTheExpectedOwner) {
   CreateBucket("b");
-  EXPECT_TRUE(store_->DeleteBucket("b", "someone-else").IsPreconditionFailed());
+  BucketInfo other{.name = "b", .owner = "someone-else", .created_ms = 5};
+  EXPECT_TRUE(store_->DeleteBucket("b", &other).IsPreconditionFailed());
+  other.owner = "owner1";
+  other.created_ms = 6;  // the same owner's earlier bucket of that name
+  EXPECT_TRUE(store_->DeleteBucket("b", &other).IsPreconditionFailed());
   ASSERT_OK(store_->GetBucket("b"));
-  ASSERT_OK(store_->DeleteBucket("b", "owner1"));
+  other.created_ms = 5;
+  ASSERT_OK(store_->DeleteBucket("b", &other));
   EXPECT_TRUE(store_->GetBucket("b").status().IsNoSuchBucket());
 }
 
@@ -242,9 +247,9 @@ TEST_F(MetaStoreTest, BucketsAreCreatedListedInOrderAndDeleted) {
   ASSERT_OK(got);
   EXPECT_EQ(*got, (BucketInfo{.name = "bravo", .owner = "owner1", .created_ms = 5}));
 
-  ASSERT_OK(store_->DeleteBucket("bravo", ""));
+  ASSERT_OK(store_->DeleteBucket("bravo", nullptr));
   EXPECT_TRUE(store_->GetBucket("bravo").status().IsNoSuchBucket());
-  EXPECT_TRUE(store_->DeleteBucket("bravo", "").IsNoSuchBucket());
+  EXPECT_TRUE(store_->DeleteBucket("bravo", nullptr).IsNoSuchBucket());
   EXPECT_EQ(StatValue("buckets"), 2u);
 }
 
@@ -256,14 +261,14 @@ TEST_F(MetaStoreTest, BucketNamesMustBeNonEmptyWithoutNul) {
 TEST_F(MetaStoreTest, BucketWithObjectOrUploadIsNotEmpty) {
   CreateBucket("b");
   Put(Object("b", "k"));
-  EXPECT_TRUE(store_->DeleteBucket("b", "").IsBucketNotEmpty());
+  EXPECT_TRUE(store_->DeleteBucket("b", nullptr).IsBucketNotEmpty());
   ASSERT_OK(store_->DeleteObject("b", "k"));
 
   auto id = store_->CreateUpload(MultipartUpload{.bucket = "b", .key = "k"});
   ASSERT_OK(id);
-  EXPECT_TRUE(store_->DeleteBucket("b", "").IsBucketNotEmpty());
+  EXPECT_TRUE(store_->DeleteBucket("b", nullptr).IsBucketNotEmpty());
   ASSERT_OK(store_->AbortUpload("b", "k", *id));
-  ASSERT_OK(store_->DeleteBucket("b", ""));
+  ASSERT_OK(store_->DeleteBucket("b", nullptr));
 }
 
 TEST_F(MetaStoreTest, BucketsWhoseNamesShareAPrefixDoNotMix) {
@@ -276,7 +281,7 @@ TEST_F(MetaStoreTest, BucketsWhoseNamesShareAPrefixDoNotMix) {
   ASSERT_EQ(page->objects.size(), 1u);
   EXPECT_EQ(page->objects[0].key, "z");
   ASSERT_OK(store_->DeleteObject("ab", "z"));
-  ASSERT_OK(store_->DeleteBucket("ab", ""));
+  ASSERT_OK(store_->DeleteBucket("ab", nullptr));
 }
 
 // ---- Objects ---------------------------------------------------------------------------------
@@ -802,7 +807,7 @@ TEST_F(MetaStoreTest, BucketReadsFollowEveryMutationAndReopen) {
     return Status::OK();
   }));
   ASSERT_EQ(store_->GetBucket("b")->policy, "p1");
-  ASSERT_OK(store_->DeleteBucket("b", ""));
+  ASSERT_OK(store_->DeleteBucket("b", nullptr));
   EXPECT_TRUE(store_->GetBucket("b").status().IsNoSuchBucket());
   CreateBucket("b");
   EXPECT_TRUE(store_->GetBucket("b")->policy.empty());

@@ -310,6 +310,7 @@ TEST(ChainReplica, SyncingTailRecordsNewUpdatesThenInstallsTheSnapshot) {
   EXPECT_EQ(replica.applied().records.at("j"), (Record{"new", 4}));
   EXPECT_EQ(replica.last_applied(), 4u);
   EXPECT_TRUE(install.reports.empty());  // not before the copy is durable
+  EXPECT_TRUE(replica.OnTick().reports.empty());  // nor on a tick while its write is in flight
 
   Effects done = Persist(replica, install);
   ASSERT_EQ(done.reports.size(), 1u);

@@ -395,8 +395,9 @@ class Simulation {
       Node& m = node(member.id.node);
       if (!m.up || m.incarnation != member.id.incarnation) continue;
       const DurableState& durable = m.replica->durable();
-      bool held = durable.store.ops.contains(reply.op_id);
-      for (const Update& update : durable.sync_log) held = held || update.op_id == reply.op_id;
+      // A serving member holds it in its store; a log of a sync still in progress does not count
+      // (such a member is not serving yet).
+      const bool held = durable.store.ops.contains(reply.op_id);
       if (!held) {
         Fail("durability at acknowledgement", "head n" + std::to_string(head) + " answered " + Describe(reply) +
                                                   " for op " + std::to_string(reply.op_id) + " while member n" +

@@ -43,9 +43,10 @@ Status CreateFileDurably(const std::string& path, const std::string& contents, m
   ::unlink(tmp.c_str());  // a leftover of an interrupted creation
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, mode);
   if (fd < 0) return Status::FromErrno(errno, "create " + tmp);
-  const bool ok = ::write(fd, contents.data(), contents.size()) == static_cast<ssize_t>(contents.size()) &&
-                  ::fsync(fd) == 0;
-  const int err = errno;
+  const ssize_t written = ::write(fd, contents.data(), contents.size());
+  // A short write sets no errno: report it as the I/O error it is, not as a stale errno.
+  const bool ok = written == static_cast<ssize_t>(contents.size()) && ::fsync(fd) == 0;
+  const int err = written >= 0 && written != static_cast<ssize_t>(contents.size()) ? EIO : errno;
   ::close(fd);
   if (!ok) {
     ::unlink(tmp.c_str());

@@ -1,14 +1,8 @@
 #include "gateway/server/identity.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
-
-#include <cerrno>
+#include <array>
 #include <chrono>
-#include <fstream>
 #include <mutex>
-#include <sstream>
 
 #include "common/logging.h"
 #include "gateway/server/files.h"

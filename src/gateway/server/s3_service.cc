@@ -380,7 +380,7 @@ void S3Service::Dispatch(Request& r) {
       return SendError(r, Make(S3Code::kNoSuchBucket));
     }
     if (auto expected = ex.Header("x-amz-expected-bucket-owner"); expected && *expected != r.bucket_info->owner) {
-      return SendError(r, Make(S3Code::kAccessDenied, "The bucket is not owned by the expected owner"));
+      return SendError(r, Make(S3Code::kAccessDenied));
     }
   }
 
@@ -405,33 +405,40 @@ void S3Service::Dispatch(Request& r) {
       }
     }
   }
+  // What the decision needs is read once, here, for every requester; the operation uses these
+  // very records, so it acts on exactly what was authorized.
   AccessRequest ar = Access(r, r.op, r.key());
-  std::string upload_initiator;
-  if (!r.principal.root) {
-    if (AccessFor(r.op).target == AclTarget::kObject) {
-      auto o = meta_->GetObject(r.bucket(), r.key());
-      if (o.ok()) {
-        r.object = std::move(*o);
-        ar.object_acl = &r.object->acl;
-      } else if (!o.status().IsNotFound()) {
-        return SendError(r, ObjectError(o.status()));
-      }
+  const bool object_op = AccessFor(r.op).target == AclTarget::kObject;
+  if (object_op) {
+    auto o = meta_->GetObject(r.bucket(), r.key());
+    if (o.ok()) {
+      r.object = std::move(*o);
+      ar.object_acl = &r.object->acl;
+    } else if (!o.status().IsNotFound()) {
+      return SendError(r, ObjectError(o.status()));
     }
-    if (r.op == S3Op::kUploadPart || r.op == S3Op::kUploadPartCopy || r.op == S3Op::kCompleteMultipartUpload ||
-        r.op == S3Op::kAbortMultipartUpload || r.op == S3Op::kListParts) {
-      auto upload = meta_->GetUploadInfo(r.bucket(), r.key(), r.Query("uploadId").value_or(""));
-      if (upload.ok()) {
-        upload_initiator = upload->acl.owner;
-        ar.upload_initiator = &upload_initiator;
-      } else if (!upload.status().IsNoSuchUpload() && !upload.status().IsInvalidArgument()) {
-        return SendError(r, FromStatus(upload.status()));
-      }
+  }
+  const bool upload_op = r.op == S3Op::kUploadPart || r.op == S3Op::kUploadPartCopy ||
+                         r.op == S3Op::kCompleteMultipartUpload || r.op == S3Op::kAbortMultipartUpload ||
+                         r.op == S3Op::kListParts;
+  if (upload_op) {
+    const auto upload_id = r.Query("uploadId");
+    if (!upload_id) return SendError(r, Make(S3Code::kInvalidRequest, "uploadId is required"));
+    auto upload = meta_->GetUploadInfo(r.bucket(), r.key(), *upload_id);
+    if (upload.ok()) {
+      r.upload = std::move(*upload);
+      ar.upload_initiator = &r.upload->acl.owner;
+    } else if (!upload.status().IsNoSuchUpload() && !upload.status().IsInvalidArgument()) {
+      return SendError(r, FromStatus(upload.status()));
     }
   }
   if (!Check(r, ar).allowed) return SendError(r, Make(S3Code::kAccessDenied));
-  if ((r.op == S3Op::kCopyObject || r.op == S3Op::kUploadPartCopy) && !r.principal.root) {
-    // A copy reads its source: the requester needs GetObject there too. The record checked here
-    // is the one copied (r.copy_source), so a source replaced meanwhile is not read instead.
+  // Allowed to learn that it is missing (authorization refuses others).
+  if (object_op && !r.object) return SendError(r, Make(S3Code::kNoSuchKey));
+  if (upload_op && !r.upload) return SendError(r, Make(S3Code::kNoSuchUpload));
+  if (r.op == S3Op::kCopyObject || r.op == S3Op::kUploadPartCopy) {
+    // A copy reads its source: the requester needs GetObject there too, and the copy reads the
+    // version that was checked (r.copy_source), never one that replaced it meanwhile.
     auto src = ParseCopySource(*ex.Header("x-amz-copy-source"));
     if (!src.ok()) return SendError(r, Make(S3Code::kInvalidArgument, src.status().message()));
     auto src_bucket = meta_->GetBucket(src->bucket);
@@ -452,6 +459,8 @@ void S3Service::Dispatch(Request& r) {
     source.bucket_info = src_bucket.ok() ? &*src_bucket : nullptr;
     source.object_acl = r.copy_source ? &r.copy_source->acl : nullptr;
     if (!Check(r, source).allowed) return SendError(r, Make(S3Code::kAccessDenied));
+    if (!src_bucket.ok()) return SendError(r, Make(S3Code::kNoSuchBucket));
+    if (!r.copy_source) return SendError(r, Make(S3Code::kNoSuchKey));
   }
 
   switch (r.op) {
@@ -516,17 +525,8 @@ AccessDecision S3Service::Check(Request& r, AccessRequest ar) {
   std::shared_ptr<const BucketPolicy> policy;
   if (bucket != nullptr && !r.principal.root && !bucket->policy.empty()) {
     policy = PolicyOf(*bucket);
-    if (!policy) {
-      // A stored policy that no longer parses (a parser change): its Deny statements cannot be
-      // honoured, so nobody but root (and the owner, to replace the policy) gets in.
-      const bool owner_fixing_policy =
-          !r.principal.anonymous && r.principal.canonical_id == bucket->owner &&
-          (ar.op == S3Op::kGetBucketPolicy || ar.op == S3Op::kPutBucketPolicy || ar.op == S3Op::kDeleteBucketPolicy);
-      const AccessDecision d{owner_fixing_policy, "stored policy unreadable"};
-      LogDecision(r, ar, d);
-      return d;
-    }
     ar.policy = policy.get();
+    ar.policy_unreadable = policy == nullptr;
     // The condition keys S3 documents for these operations, as far as Cairn knows them.
     auto& c = ar.context;
     c["aws:sourceip"] = r.ex.peer_address();
@@ -586,13 +586,14 @@ std::shared_ptr<const BucketPolicy> S3Service::PolicyOf(const meta::BucketInfo& 
     if (it != policies_.end() && it->second.first == bucket.policy) return it->second.second;
   }
   auto parsed = BucketPolicy::Parse(bucket.policy, bucket.name);
-  if (!parsed.ok()) {
-    // Stored policies were checked when they were put; one that fails now (a parser change)
-    // must not open the bucket: the caller falls back to ACLs, and the log says why.
+  std::shared_ptr<const BucketPolicy> policy;
+  if (parsed.ok()) {
+    policy = std::make_shared<const BucketPolicy>(std::move(*parsed));
+  } else {
+    // Stored policies were checked when they were put; one that fails now (a parser change) is
+    // logged once and remembered: the decision then refuses (AccessRequest::policy_unreadable).
     CAIRN_LOG_WARN("bucket {}: stored policy no longer parses: {}", bucket.name, parsed.status().ToString());
-    return nullptr;
   }
-  auto policy = std::make_shared<const BucketPolicy>(std::move(*parsed));
   std::lock_guard<std::mutex> l(cache_mu_);
   policies_[bucket.name] = {bucket.policy, policy};
   return policy;
@@ -606,12 +607,14 @@ std::shared_ptr<const CorsConfiguration> S3Service::CorsOf(const meta::BucketInf
     if (it != cors_.end() && it->second.first == bucket.cors) return it->second.second;
   }
   auto parsed = ParseCorsConfiguration(bucket.cors);
-  if (!parsed.ok()) {
+  std::shared_ptr<const CorsConfiguration> config;
+  if (parsed.ok()) {
+    config = std::make_shared<const CorsConfiguration>(std::move(*parsed));
+  } else {
+    // Logged once and remembered: such a bucket answers browsers without CORS headers.
     CAIRN_LOG_WARN("bucket {}: stored CORS configuration no longer parses: {}", bucket.name,
                    parsed.status().ToString());
-    return nullptr;
   }
-  auto config = std::make_shared<const CorsConfiguration>(std::move(*parsed));
   std::lock_guard<std::mutex> l(cache_mu_);
   cors_[bucket.name] = {bucket.cors, config};
   return config;
@@ -650,9 +653,6 @@ void S3Service::WriteOwner(XmlWriter& x, std::string_view canonical_id, std::str
   x.Close();
 }
 
-std::string S3Service::BucketOwner(const Request& r) const {
-  return r.bucket_info ? r.bucket_info->owner : identities_->root_canonical_id();
-}
 
 std::string S3Service::NewObjectOwner(const Request& r) const {
   if (r.principal.anonymous) return r.bucket_info ? r.bucket_info->owner : std::string();
@@ -851,10 +851,9 @@ S3Error BucketChanged() {
 }  // namespace
 
 Status S3Service::UpdateOwnBucket(const Request& r, const std::function<void(meta::BucketInfo*)>& change) {
-  const std::string owner = r.bucket_info->owner;
   return meta_->UpdateBucket(r.bucket(), [&](meta::BucketInfo* b) {
     // Only the bucket the request was authorized against: not one created under its name since.
-    if (b->owner != owner || b->created_ms != r.bucket_info->created_ms) {
+    if (b->owner != r.bucket_info->owner || b->created_ms != r.bucket_info->created_ms) {
       return Status::PreconditionFailed("the bucket changed");
     }
     change(b);
@@ -863,7 +862,7 @@ Status S3Service::UpdateOwnBucket(const Request& r, const std::function<void(met
 }
 
 void S3Service::DeleteBucket(Request& r) {
-  Status s = meta_->DeleteBucket(r.bucket(), r.bucket_info->owner);
+  Status s = meta_->DeleteBucket(r.bucket(), &*r.bucket_info);
   if (s.IsPreconditionFailed()) return SendError(r, BucketChanged());
   if (!s.ok()) return SendError(r, FromStatus(s));
   {
@@ -876,7 +875,6 @@ void S3Service::DeleteBucket(Request& r) {
 }
 
 void S3Service::HeadBucket(Request& r) {
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   const meta::BucketInfo* b = &*r.bucket_info;
   ResponseHead head = r.Head(200);
   head.Add("x-amz-bucket-region", b->region.empty() ? options_.region : b->region);
@@ -885,7 +883,6 @@ void S3Service::HeadBucket(Request& r) {
 }
 
 void S3Service::GetBucketLocation(Request& r) {
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   const meta::BucketInfo* b = &*r.bucket_info;
   XmlWriter x;
   x.Declaration();
@@ -900,7 +897,6 @@ void S3Service::GetBucketLocation(Request& r) {
 }
 
 void S3Service::GetBucketVersioning(Request& r) {
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   XmlWriter x;
   x.Declaration();
   x.Open("VersioningConfiguration", kS3XmlNamespace);  // never enabled: no Status element
@@ -908,28 +904,14 @@ void S3Service::GetBucketVersioning(Request& r) {
 }
 
 void S3Service::GetAcl(Request& r) {
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   const std::string& bucket_owner = r.bucket_info->owner;
   meta::Acl acl = EffectiveAcl(r.bucket_info->acl, bucket_owner);
-  if (!r.key().empty()) {
-    if (!r.object) {
-      auto o = meta_->GetObject(r.bucket(), r.key());
-      if (!o.ok()) return SendError(r, ObjectError(o.status()));
-      r.object = std::move(*o);
-    }
-    acl = EffectiveAcl(r.object->acl, bucket_owner);
-  }
+  if (!r.key().empty()) acl = EffectiveAcl(r.object->acl, bucket_owner);
   SendXml(r, 200, AclToXml(acl, [this](std::string_view id) { return identities_->DisplayName(id); }));
 }
 
 void S3Service::PutAcl(Request& r) {
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   const bool object = !r.key().empty();
-  if (object && !r.object) {
-    auto o = meta_->GetObject(r.bucket(), r.key());
-    if (!o.ok()) return SendError(r, ObjectError(o.status()));
-    r.object = std::move(*o);
-  }
   const std::string owner = object ? EffectiveAcl(r.object->acl, r.bucket_info->owner).owner : r.bucket_info->owner;
   auto body = r.ex.ReadSmallBody(64 * 1024);
   if (!body.ok()) return SendError(r, Make(S3Code::kMalformedACLError, body.status().message()));
@@ -967,7 +949,6 @@ void S3Service::PutAcl(Request& r) {
 }
 
 void S3Service::GetBucketPolicy(Request& r) {
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   if (r.bucket_info->policy.empty()) return SendError(r, Make(S3Code::kNoSuchBucketPolicy));
   r.status = 200;
   ResponseHead head = r.Head(200);
@@ -976,7 +957,6 @@ void S3Service::GetBucketPolicy(Request& r) {
 }
 
 void S3Service::PutBucketPolicy(Request& r) {
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   auto body = r.ex.ReadSmallBody(kMaxBucketPolicyBytes);
   if (!body.ok()) {
     if (body.status().IsIncompleteBody()) return SendError(r, Make(S3Code::kIncompleteBody));
@@ -992,7 +972,11 @@ void S3Service::PutBucketPolicy(Request& r) {
   std::map<std::string, std::string> users;
   for (const std::string& name : parsed->PrincipalUserNames()) {
     auto id = identities_->CanonicalIdOf(name);
-    if (!id) return SendError(r, Make(S3Code::kMalformedPolicy, "Invalid principal in policy: no user " + name));
+    if (!id) {
+      return SendError(r, Make(S3Code::kMalformedPolicy,
+                               name == "root" ? "Invalid principal in policy: root is not subject to bucket policies"
+                                              : "Invalid principal in policy: no user " + name));
+    }
     users[name] = *id;
   }
   for (const std::string& id : parsed->PrincipalCanonicalIds()) {
@@ -1022,13 +1006,11 @@ void S3Service::DeleteBucketPolicy(Request& r) {
 }
 
 void S3Service::GetBucketCors(Request& r) {
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   if (r.bucket_info->cors.empty()) return SendError(r, Make(S3Code::kNoSuchCORSConfiguration));
   SendXml(r, 200, r.bucket_info->cors);
 }
 
 void S3Service::PutBucketCors(Request& r) {
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   auto content_md5 = ContentMd5(r.ex);
   if (!content_md5.ok()) return SendError(r, Make(S3Code::kInvalidDigest));
   auto body = r.ex.ReadSmallBody(64 * 1024);
@@ -1105,10 +1087,6 @@ void S3Service::Preflight(Request& r) {
 }
 
 void S3Service::GetObjectTagging(Request& r) {
-  auto o = meta_->GetObject(r.bucket(), r.key());
-  if (!o.ok()) {
-    return SendError(r, ObjectError(o.status()));
-  }
   XmlWriter x;
   x.Declaration();
   x.Open("Tagging", kS3XmlNamespace);
@@ -1226,7 +1204,7 @@ void S3Service::ListObjects(Request& r, int version) {
     x.Element("LastModified", FormatIso8601(o.last_modified_ms));
     x.Element("ETag", Quoted(o.etag));
     x.Element("Size", o.size);
-    if (fetch_owner) WriteOwner(x, o.acl.owner.empty() ? BucketOwner(r) : o.acl.owner);
+    if (fetch_owner) WriteOwner(x, o.acl.owner.empty() ? r.bucket_info->owner : o.acl.owner);
     x.Element("StorageClass", o.storage_class.empty() ? "STANDARD" : o.storage_class);
     x.Close();
   }
@@ -1271,7 +1249,7 @@ void S3Service::ListObjectVersions(Request& r) {
     x.Element("LastModified", FormatIso8601(o.last_modified_ms));
     x.Element("ETag", Quoted(o.etag));
     x.Element("Size", o.size);
-    WriteOwner(x, o.acl.owner.empty() ? BucketOwner(r) : o.acl.owner);
+    WriteOwner(x, o.acl.owner.empty() ? r.bucket_info->owner : o.acl.owner);
     x.Element("StorageClass", o.storage_class.empty() ? "STANDARD" : o.storage_class);
     x.Close();
   }
@@ -1350,7 +1328,7 @@ void S3Service::ListMultipartUploads(Request& r) {
     x.Open("Upload");
     x.Element("Key", enc(u.key));
     x.Element("UploadId", u.upload_id);
-    const std::string& initiator = u.acl.owner.empty() ? BucketOwner(r) : u.acl.owner;
+    const std::string& initiator = u.acl.owner.empty() ? r.bucket_info->owner : u.acl.owner;
     WriteOwner(x, initiator, "Initiator");
     WriteOwner(x, initiator);
     x.Element("StorageClass", u.headers.storage_class.empty() ? "STANDARD" : u.headers.storage_class);
@@ -1379,7 +1357,6 @@ void S3Service::DeleteObjects(Request& r) {
   }
   auto req = ParseDeleteRequest(*body);
   if (!req.ok()) return SendError(r, FromStatus(req.status()));
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
 
   XmlWriter x;
   x.Declaration();
@@ -1453,7 +1430,6 @@ void S3Service::PutObject(Request& r) {
     pre.must_not_exist = true;
   }
   if (auto v = r.ex.Header("if-match")) pre.if_match_etag = std::string(StripQuotes(*v));
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   meta::Acl acl;
   if (!RequestedAcl(r, NewObjectOwner(r), &acl)) return;
 
@@ -1490,14 +1466,11 @@ void S3Service::CopyObject(Request& r) {
   S3Error err;
   auto headers = HeadersFromRequest(r.ex, &err);
   if (!headers.ok()) return SendError(r, err);
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   // The copy is a new object: it gets the ACL the request asks for, not the source's.
   meta::Acl acl;
   if (!RequestedAcl(r, NewObjectOwner(r), &acl)) return;
-  // The version authorization checked, when it did (not for root).
-  auto source = r.copy_source ? Result<meta::ObjectRecord>(std::move(*r.copy_source))
-                              : meta_->GetObject(src->bucket, src->key);
-  if (!source.ok()) return SendError(r, ObjectError(source.status()));
+  // The version authorization checked.
+  const meta::ObjectRecord* source = &*r.copy_source;
   if (!CopyConditionsHold(r.ex, *source)) return SendError(r, Make(S3Code::kPreconditionFailed));
   const bool same = src->bucket == r.bucket() && src->key == r.key();
   if (same && directive == "COPY" && !r.ex.Header("x-amz-storage-class")) {
@@ -1539,12 +1512,8 @@ void S3Service::CopyObject(Request& r) {
 }
 
 void S3Service::GetObject(Request& r, bool head) {
-  // Authorization already read the record, except for root.
-  Result<meta::ObjectRecord> rec =
-      r.object ? Result<meta::ObjectRecord>(std::move(*r.object)) : meta_->GetObject(r.bucket(), r.key());
-  if (!rec.ok()) {
-    return SendError(r, ObjectError(rec.status()));
-  }
+  // The record authorization read (Dispatch answered NoSuchKey when there is none).
+  std::optional<meta::ObjectRecord>& rec = r.object;
   const int64_t mtime = rec->last_modified_ms / 1000;
   ConditionalHeaders cond;
   cond.if_match = r.ex.Header("if-match");
@@ -1659,7 +1628,6 @@ void S3Service::GetObject(Request& r, bool head) {
 }
 
 void S3Service::DeleteObject(Request& r) {
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   auto d = objects_->Delete(r.bucket(), r.key());
   if (!d.ok() && !d.status().IsNotFound()) return SendError(r, FromStatus(d.status()));
   r.status = 204;
@@ -1672,7 +1640,6 @@ void S3Service::CreateMultipartUpload(Request& r) {
   S3Error err;
   auto headers = HeadersFromRequest(r.ex, &err);
   if (!headers.ok()) return SendError(r, err);
-  if (!r.bucket_info) return SendError(r, Make(S3Code::kNoSuchBucket));
   meta::MultipartUpload upload;
   if (!RequestedAcl(r, NewObjectOwner(r), &upload.acl)) return;
   upload.bucket = r.bucket();
@@ -1701,18 +1668,14 @@ void S3Service::UploadPart(Request& r, bool copy) {
   if (!copy && !CheckBodyLength(r.ex, r.auth, options_.max_put_size, &err)) return SendError(r, err);
   auto content_md5 = ContentMd5(r.ex);
   if (!content_md5.ok()) return SendError(r, Make(S3Code::kInvalidDigest));
-  // The upload must exist before any byte is stored (a cheap probe: no parts are returned).
-  auto probe = meta_->ListParts(r.bucket(), r.key(), *upload_id, 10000, 1);
-  if (!probe.ok()) return SendError(r, FromStatus(probe.status()));
+  // The upload exists (Dispatch read it) before any byte is stored.
 
   auto writer = objects_->NewWriter(copy ? UINT64_MAX : AnnouncedSize(r.ex, r.auth));
   crypto::Md5Digest md5{};
   if (copy) {
     auto src = ParseCopySource(*r.ex.Header("x-amz-copy-source"));
     if (!src.ok()) return SendError(r, Make(S3Code::kInvalidArgument, src.status().message()));
-    auto source = r.copy_source ? Result<meta::ObjectRecord>(std::move(*r.copy_source))
-                                : meta_->GetObject(src->bucket, src->key);
-    if (!source.ok()) return SendError(r, ObjectError(source.status()));
+    const meta::ObjectRecord* source = &*r.copy_source;
     if (!CopyConditionsHold(r.ex, *source)) return SendError(r, Make(S3Code::kPreconditionFailed));
     ByteRange range{0, source->size == 0 ? 0 : source->size - 1};
     uint64_t length = source->size;
@@ -1842,8 +1805,7 @@ void S3Service::ListParts(Request& r) {
     if (!v) return SendError(r, Make(S3Code::kInvalidArgument, "Provided part-number-marker not an integer or within integer range"));
     marker = static_cast<uint32_t>(*v);
   }
-  auto upload = meta_->GetUpload(r.bucket(), r.key(), upload_id);
-  if (!upload.ok()) return SendError(r, FromStatus(upload.status()));
+  const meta::MultipartUpload* upload = &*r.upload;
   auto res = meta_->ListParts(r.bucket(), r.key(), upload_id, marker, *max);
   if (!res.ok()) return SendError(r, FromStatus(res.status()));
   XmlWriter x;
@@ -1852,7 +1814,7 @@ void S3Service::ListParts(Request& r) {
   x.Element("Bucket", r.bucket());
   x.Element("Key", r.key());
   x.Element("UploadId", upload_id);
-  const std::string& initiator = upload->acl.owner.empty() ? BucketOwner(r) : upload->acl.owner;
+  const std::string& initiator = upload->acl.owner.empty() ? r.bucket_info->owner : upload->acl.owner;
   WriteOwner(x, initiator, "Initiator");
   WriteOwner(x, initiator);
   x.Element("StorageClass", upload->headers.storage_class.empty() ? "STANDARD" : upload->headers.storage_class);

@@ -91,8 +91,6 @@ class S3Service {
   void WriteOwner(XmlWriter& x, std::string_view canonical_id, std::string_view element = "Owner") const;
   // The owner of a new object written by r's principal (the bucket owner for anonymous writers).
   std::string NewObjectOwner(const Request& r) const;
-  // The owner of r's bucket (root's id when the bucket vanished meanwhile).
-  std::string BucketOwner(const Request& r) const;
   void SendError(Request& r, const S3Error& error);
   void SendXml(Request& r, int status, std::string body);
 

@@ -32,14 +32,16 @@ struct S3Service::Request {
   S3Op op = S3Op::kUnknown;
   AuthResult auth;
   Principal principal;  // anonymous until the signature names a key
-  // The bucket the request names, when it exists (loaded once, before authorization).
+  // The bucket the request names, when it exists (read once, before authentication). Every
+  // operation but CreateBucket runs only when it does (Dispatch answers otherwise).
   std::optional<meta::BucketInfo> bucket_info;
-  // The object, for operations on an existing object's data or ACL (loaded for authorization
-  // unless the requester is root).
+  // The object, for operations on an object's data or ACL (read for authorization; present when
+  // the operation runs).
   std::optional<meta::ObjectRecord> object;
-  // The source of a copy, as authorized (loaded unless the requester is root); the copy reads
-  // exactly this version.
+  // The source of a copy, as authorized; the copy reads exactly this version.
   std::optional<meta::ObjectRecord> copy_source;
+  // The multipart upload an upload operation names (without its parts), as authorized.
+  std::optional<meta::MultipartUpload> upload;
   // A form upload's fields (lowercase names), once read: the policy's condition keys come from
   // them instead of the request's headers.
   const std::map<std::string, std::string>* form_fields = nullptr;

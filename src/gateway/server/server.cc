@@ -18,14 +18,13 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
-#include <fstream>
 #include <random>
 #include <sstream>
 
+#include "common/crypto.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 #include "engine/engine.h"
-#include "common/crypto.h"
 #include "gateway/s3_errors.h"
 #include "gateway/server/files.h"
 #include "io/file.h"

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Writes the signed seeds of fuzz/corpus/fuzz_sigv4/ and the seeds of fuzz/corpus/fuzz_http/
-(the other targets' seeds are plain files).
+"""Writes the signed seeds of fuzz/corpus/fuzz_sigv4/, the seeds of fuzz/corpus/fuzz_http/ and the
+encoded chain messages of fuzz/corpus/fuzz_chain_wire/ (the other targets' seeds are plain files).
 
 The fuzz_sigv4 inputs follow the framing described at the top of fuzz/fuzz_sigv4.cc. Requests use
 the credentials, clock and region of the published AWS S3 SigV4 examples; the three example
@@ -12,6 +12,11 @@ The fuzz_http inputs are HTTP/1.1 requests as they go on the wire (fuzz/fuzz_htt
 the same credentials and clock where they carry a signature: one per kind of S3 operation, both
 addressing styles, bodies framed by Content-Length, chunked and aws-chunked, conditional and ranged
 requests, several requests on one connection, and heads the server refuses.
+
+The fuzz_chain_wire inputs are chain message bodies laid out as src/replication/wire.h describes,
+encoded here independently of the C++ codec: every message kind, edge values (empty and binary
+strings, 0 and UINT64_MAX, absent values, status codes past one byte), a SyncData with records and
+operations, and a few bodies the decoder refuses.
 Run from anywhere: python3 fuzz/make_seeds.py
 """
 import base64
@@ -236,8 +241,98 @@ def http_seeds():
     return seeds
 
 
+# ---- fuzz_chain_wire: src/replication/wire.h --------------------------------------------------
+
+U64_MAX = 2**64 - 1
+U32_MAX = 2**32 - 1
+STATUS_OK, STATUS_NOT_FOUND, STATUS_BUSY, STATUS_NO_SUCH_BUCKET = 0, 2, 8, 600  # common/error_codes.h
+
+
+def u8(v):
+    return v.to_bytes(1, "little")
+
+
+def u16(v):
+    return v.to_bytes(2, "little")
+
+
+def u32(v):
+    return v.to_bytes(4, "little")
+
+
+def u64(v):
+    return v.to_bytes(8, "little")
+
+
+def string(b):
+    return u32(len(b)) + b
+
+
+def optional(b):
+    return u8(0) if b is None else u8(1) + string(b)
+
+
+def status(code, message=b""):
+    return u16(code) + string(message)
+
+
+def record(value, seq):
+    return optional(value) + u64(seq)
+
+
+def write_result(seq, existed):
+    return u64(seq) + u8(1 if existed else 0)
+
+
+def store_state(records, ops, last_seq):
+    """`records`: {key: (value or None, seq)}, `ops`: {op id: (seq, existed)}; written in key order."""
+    out = u32(len(records)) + b"".join(string(k) + record(*records[k]) for k in sorted(records))
+    out += u32(len(ops)) + b"".join(u64(op) + write_result(*ops[op]) for op in sorted(ops))
+    return out + u64(last_seq)
+
+
+def message(tag, fields):
+    return u8(1) + u8(tag) + fields
+
+
+def chain_wire_seeds():
+    binary = b"\x00k\xff\x01\x00"
+    snapshot = store_state(
+        {b"a": (b"1", 1), b"b/\x00": (None, 2), b"\x80": (b"", 3), b"photos/2024/cat.jpg": (b"\x00" * 40, 4)},
+        {1: (1, False), 2: (2, True), U64_MAX: (4, False)}, 4)
+    seeds = {
+        "update": message(0, u32(1) + u64(3) + u64(17) + u64(12) + u64(0x500000001) + string(b"key") +
+                          optional(b"value")),
+        "update_delete_edges": message(0, u32(U32_MAX) + u64(U64_MAX) + u64(U64_MAX) + u64(0) + u64(U64_MAX) +
+                                       string(binary) + optional(None)),
+        "ack": message(1, u32(1) + u64(3) + u64(17)),
+        "commit": message(2, u32(1) + u64(3) + u64(16)),
+        "stale_chain": message(3, u32(1) + u64(0)),
+        "client_write": message(4, u64(77) + u32(1) + u64(3) + u64(0x500000002) + string(b"k") + optional(b"")),
+        "client_write_reply_busy": message(5, u64(77) + u64(0x500000002) + status(STATUS_BUSY, b"not the head") +
+                                           write_result(0, False) + u64(3)),
+        "client_write_reply_ok": message(5, u64(78) + u64(9) + status(STATUS_OK) + write_result(18, True) + u64(3)),
+        "client_read": message(6, u64(79) + u32(1) + u64(3) + string(binary)),
+        "client_read_reply": message(7, u64(79) + status(STATUS_OK) + record(b"v" * 100, 12) + u64(3)),
+        "client_read_reply_tombstone": message(7, u64(80) + status(STATUS_NOT_FOUND, binary) + record(None, 13) +
+                                               u64(3)),
+        "sync_request": message(8, u32(1) + u64(4)),
+        "sync_data": message(9, u32(1) + u64(4) + snapshot),
+        "sync_data_empty": message(9, u32(0) + u64(0) + store_state({}, {}, 0)),
+        "version_query": message(10, u32(1) + u64(3) + u64(5) + string(b"key")),
+        "version_reply": message(11, u32(1) + u64(3) + u64(5) + status(STATUS_NO_SUCH_BUCKET, b"x") + u64(U64_MAX)),
+    }
+    # Refused: a truncated body, trailing bytes, an unknown tag, and a record count past the end.
+    seeds["refused_truncated"] = seeds["sync_data"][:-3]
+    seeds["refused_trailing"] = seeds["ack"] + b"\x00"
+    seeds["refused_tag"] = message(12, u32(1) + u64(3))
+    seeds["refused_count"] = message(9, u32(1) + u64(4) + u32(U32_MAX) + u32(0) + u64(0))
+    return seeds
+
+
 def main():
-    for target, seeds in (("fuzz_sigv4", sigv4_seeds()), ("fuzz_http", http_seeds())):
+    for target, seeds in (("fuzz_sigv4", sigv4_seeds()), ("fuzz_http", http_seeds()),
+                          ("fuzz_chain_wire", chain_wire_seeds())):
         out = CORPUS / target
         out.mkdir(parents=True, exist_ok=True)
         for name, content in seeds.items():

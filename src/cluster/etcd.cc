@@ -43,6 +43,7 @@
 #include <utility>
 
 #include "common/crypto.h"
+#include "net/socket.h"
 
 namespace cairn::cluster {
 
@@ -247,29 +248,7 @@ int RemainingMs(Deadline deadline) {
   return static_cast<int>(std::clamp<int64_t>(left, 0, INT32_MAX));
 }
 
-class UniqueFd {
- public:
-  UniqueFd() = default;
-  explicit UniqueFd(int fd) : fd_(fd) {}
-  ~UniqueFd() { Reset(); }
-  UniqueFd(UniqueFd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  UniqueFd& operator=(UniqueFd&& other) noexcept {
-    if (this != &other) {
-      Reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  int get() const { return fd_; }
-  int Release() { return std::exchange(fd_, -1); }
-  void Reset() {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+using net::UniqueFd;
 
 // Waits until `fd` is ready for `events`, the deadline passes (Timeout) or `cancel_fd` (when >= 0)
 // becomes readable (Cancelled). No deadline when `deadline` is nullopt.

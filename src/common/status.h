@@ -48,6 +48,9 @@ class [[nodiscard]] Status {
   // "Corruption: segment 3 offset 4096: bad header crc"
   std::string ToString() const;
 
+  // Same code and same message.
+  friend bool operator==(const Status& a, const Status& b) { return a.code_ == b.code_ && a.message() == b.message(); }
+
   // Returns a copy with `context` prepended to the message.
   Status WithContext(std::string_view context) const;
 

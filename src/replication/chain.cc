@@ -130,6 +130,11 @@ void ChainReplica::Bootstrap(uint64_t incarnation) {
   complete_ = true;
 }
 
+void ChainReplica::Restore(DurableState state) {
+  if (phase_ != Phase::kDown) return;
+  durable_ = std::move(state);
+}
+
 void ChainReplica::Start(uint64_t incarnation) {
   disk_.clear();
   ResetVolatile();
@@ -363,10 +368,11 @@ void ChainReplica::Apply(const Update& update, Effects& out) {
   forwarded.chain_version = view_->version;
   forwarded.first_seq = first_seq_;
   PendingUpdate pending{forwarded, Lookup(applied_, forwarded.key)};
-  ApplyToStore(applied_, forwarded);
+  const WriteResult result = ApplyToStore(applied_, forwarded);
   pending_[forwarded.seq] = std::move(pending);
   PendingWrite write;
   write.kind = PendingWrite::Kind::kApply;
+  write.result = result;
   write.level_after = forwarded.seq;
   write.update = forwarded;
   StartWrite(std::move(write), out);
@@ -389,8 +395,12 @@ void ChainReplica::StartWrite(PendingWrite write, Effects& out) {
       what = "install at s" + std::to_string(write.level_after);
       break;
   }
-  out.disk_writes.push_back({write.id, std::move(what)});
   disk_.push_back(std::move(write));
+  const PendingWrite& queued = disk_.back();  // a deque keeps its elements in place as it grows
+  out.disk_writes.push_back({queued.id, std::move(what), queued.kind,
+                             queued.kind == PendingWrite::Kind::kInstall ? nullptr : &queued.update,
+                             queued.kind == PendingWrite::Kind::kInstall ? &queued.image : nullptr,
+                             queued.result});
 }
 
 void ChainReplica::Forward(uint64_t from_seq, uint64_t to_seq, Effects& out) {

@@ -123,6 +123,7 @@ struct Update {
   OpId op_id = 0;
   std::string key;
   std::optional<std::string> value;  // no value: delete
+  bool operator==(const Update&) const = default;
 };
 
 // Cumulative: every update through `seq` is durable at the sender and everything after it.
@@ -130,6 +131,7 @@ struct Ack {
   ChainId chain_id = 0;
   uint64_t chain_version = 0;
   uint64_t seq = 0;
+  bool operator==(const Ack&) const = default;
 };
 
 // Refusal of a chain request made under another version; carries the refuser's version (0: it
@@ -137,6 +139,7 @@ struct Ack {
 struct StaleChain {
   ChainId chain_id = 0;
   uint64_t version = 0;
+  bool operator==(const StaleChain&) const = default;
 };
 
 struct ClientWrite {
@@ -146,6 +149,7 @@ struct ClientWrite {
   OpId op_id = 0;
   std::string key;
   std::optional<std::string> value;  // no value: delete
+  bool operator==(const ClientWrite&) const = default;
 };
 
 // status: OK, or Busy (fenced, not the head, not serving, stale or unseen chain version: the
@@ -156,6 +160,7 @@ struct ClientWriteReply {
   Status status;
   WriteResult result;
   uint64_t chain_version = 0;
+  bool operator==(const ClientWriteReply&) const = default;
 };
 
 struct ClientRead {
@@ -163,6 +168,7 @@ struct ClientRead {
   ChainId chain_id = 0;
   uint64_t chain_version = 0;
   std::string key;
+  bool operator==(const ClientRead&) const = default;
 };
 
 // On OK, `record` is the committed version of the key (no value: absent or deleted).
@@ -171,12 +177,14 @@ struct ClientReadReply {
   Status status;
   Record record;
   uint64_t chain_version = 0;
+  bool operator==(const ClientReadReply&) const = default;
 };
 
 // A syncing tail asks its predecessor for a snapshot.
 struct SyncRequest {
   ChainId chain_id = 0;
   uint64_t chain_version = 0;
+  bool operator==(const SyncRequest&) const = default;
 };
 
 // The predecessor's applied state; snapshot.last_seq is the sequence it was taken at.
@@ -184,6 +192,7 @@ struct SyncData {
   ChainId chain_id = 0;
   uint64_t chain_version = 0;
   StoreState snapshot;
+  bool operator==(const SyncData&) const = default;
 };
 
 // The head announces its committed sequence to the other members.
@@ -191,6 +200,7 @@ struct Commit {
   ChainId chain_id = 0;
   uint64_t chain_version = 0;
   uint64_t seq = 0;
+  bool operator==(const Commit&) const = default;
 };
 
 // CRAQ: a replica holding an update of `key` that it does not know committed asks the head which
@@ -200,6 +210,7 @@ struct VersionQuery {
   uint64_t chain_version = 0;
   uint64_t query_id = 0;
   std::string key;
+  bool operator==(const VersionQuery&) const = default;
 };
 
 struct VersionReply {
@@ -208,6 +219,7 @@ struct VersionReply {
   uint64_t query_id = 0;
   Status status;
   uint64_t seq = 0;  // 0: the key has no committed version
+  bool operator==(const VersionReply&) const = default;
 };
 
 using Message = std::variant<Update, Ack, Commit, StaleChain, ClientWrite, ClientWriteReply, ClientRead,
@@ -245,9 +257,21 @@ struct Outbound {
 
 // A durable write the caller starts; it answers OnDiskWriteDone(id) when the write is on stable
 // storage. Writes complete in the order they were started (one log per target).
+//
+// What to write: kApply applies `update` to the stored state (ApplyToStore); kSyncLog appends
+// `update` to the sync log; kInstall replaces the stored state with `image` and empties the sync
+// log. The pointers stay valid until the replica's next input: a caller that writes later must
+// copy (or encode) what they point at first.
 struct DiskWrite {
+  enum class Kind : uint8_t { kApply, kSyncLog, kInstall };
   uint64_t id = 0;
   std::string what;  // for traces
+  Kind kind = Kind::kApply;
+  const Update* update = nullptr;      // kApply, kSyncLog
+  const StoreState* image = nullptr;   // kInstall
+  // kApply: what applying the update returns; the same on every replica and on the disk (writes
+  // apply in sequence order to the same state), stored for retries of its operation id.
+  WriteResult result;
 };
 
 // The outputs of one input.
@@ -293,8 +317,13 @@ class ChainReplica {
   ChainReplica(ChainId chain_id, NodeId node, ReplicaOptions options = {});
 
   // Lifecycle. The replica starts down.
-  // Up as a founding member of a new chain: empty state, complete by definition.
+  // Up, complete by definition, from the durable state: a founding member of a new chain (empty
+  // state), or, after Restore, the chain's serving member taken back after a restart (its disk
+  // holds every committed update).
   void Bootstrap(uint64_t incarnation);
+  // Sets the durable state a down replica restarts with (what the caller's disk holds), before
+  // Start. REQUIRES: the replica is down.
+  void Restore(DurableState state);
   // Up after a restart, with the durable state only. It serves nothing until the manager appends
   // it (under this incarnation) and its resync completes.
   void Start(uint64_t incarnation);
@@ -336,13 +365,14 @@ class ChainReplica {
 
  private:
   struct PendingWrite {
-    enum class Kind : uint8_t { kApply, kSyncLog, kInstall };
+    using Kind = DiskWrite::Kind;
     uint64_t id = 0;
     uint64_t session = 0;
     uint64_t level_after = 0;  // the durable level once this write is on disk (same session)
     Kind kind = Kind::kApply;
-    Update update;     // kApply, kSyncLog
-    StoreState image;  // kInstall
+    Update update;       // kApply, kSyncLog
+    WriteResult result;  // kApply
+    StoreState image;    // kInstall
     bool done = false;
   };
   // An update not yet known committed, and the version of its key it replaced.

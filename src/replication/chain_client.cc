@@ -1,0 +1,173 @@
+#include "replication/chain_client.h"
+
+#include <random>
+#include <thread>
+
+#include "common/crypto.h"
+#include "common/logging.h"
+#include "replication/wire.h"
+
+namespace cairn::replication {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+uint64_t RandomU64() {
+  uint64_t v = 0;
+  crypto::RandomBytes(std::span(reinterpret_cast<uint8_t*>(&v), sizeof v));
+  return v;
+}
+
+std::optional<uint64_t> RequestIdOf(const Message& message) {
+  if (const auto* w = std::get_if<ClientWriteReply>(&message)) return w->request_id;
+  if (const auto* r = std::get_if<ClientReadReply>(&message)) return r->request_id;
+  return std::nullopt;
+}
+
+}  // namespace
+
+ChainClient::ChainClient(ChainClientOptions options) : options_(std::move(options)) {}
+
+ChainClient::~ChainClient() {
+  std::vector<std::thread> readers;
+  {
+    std::lock_guard lock(mu_);
+    for (auto& [node, link] : links_) link->connection->Close();
+    readers.swap(readers_);
+  }
+  for (std::thread& t : readers) t.join();
+}
+
+Result<std::shared_ptr<ChainClient::Link>> ChainClient::LinkTo(NodeId node) {
+  {
+    std::lock_guard lock(mu_);
+    auto it = links_.find(node);
+    if (it != links_.end() && it->second->alive) return it->second;
+  }
+  std::lock_guard dial(dial_mu_);
+  {
+    std::lock_guard lock(mu_);
+    auto it = links_.find(node);
+    if (it != links_.end() && it->second->alive) return it->second;
+  }
+  std::optional<std::string> address = options_.address ? options_.address(node) : std::nullopt;
+  if (!address) return Status::NotFound("no address for node " + std::to_string(node));
+  net::ConnectionOptions connection_options{options_.name, options_.secret};
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<net::Connection> connection,
+                         net::Connection::Dial(*address, connection_options, options_.attempt_timeout));
+  auto link = std::make_shared<Link>();
+  link->connection = std::move(connection);
+  std::lock_guard lock(mu_);
+  links_[node] = link;
+  readers_.emplace_back([this, link] { ReadLoop(link); });
+  return link;
+}
+
+void ChainClient::ReadLoop(std::shared_ptr<Link> link) {
+  while (true) {
+    auto frame = link->connection->Receive();
+    std::optional<Message> message;
+    if (frame.ok() && frame->type == wire::kFrameChainMessage) {
+      auto decoded = wire::Decode(frame->body);
+      if (decoded.ok()) message = std::move(*decoded);
+    }
+    std::lock_guard lock(mu_);
+    if (!message) {
+      link->alive = false;
+      link->connection->Close();
+      cv_.notify_all();
+      return;
+    }
+    if (auto id = RequestIdOf(*message)) {
+      auto it = waiting_.find(*id);
+      if (it != waiting_.end()) {
+        it->second = std::move(*message);
+        cv_.notify_all();
+      }
+    }
+  }
+}
+
+std::optional<Message> ChainClient::Call(NodeId node, uint64_t request_id, const Message& message) {
+  auto link = LinkTo(node);
+  if (!link.ok()) {
+    CAIRN_LOG_DEBUG("chain client {}: node {}: {}", options_.name, node, link.status().ToString());
+    // A node that cannot be reached (or refuses us) is not dialled again at once.
+    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(options_.attempt_timeout, std::chrono::milliseconds(200)));
+    return std::nullopt;
+  }
+  {
+    std::lock_guard lock(mu_);
+    waiting_[request_id];
+  }
+  std::optional<Message> answer;
+  if ((*link)->connection->Send(wire::kFrameChainMessage, request_id, wire::Encode(message)).ok()) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, options_.attempt_timeout,
+                 [&] { return waiting_[request_id].has_value() || !(*link)->alive; });
+    answer = std::move(waiting_[request_id]);
+    waiting_.erase(request_id);
+  } else {
+    std::lock_guard lock(mu_);
+    waiting_.erase(request_id);
+    (*link)->alive = false;
+  }
+  return answer;
+}
+
+Result<WriteResult> ChainClient::Write(ChainId chain, const std::string& key, const std::optional<std::string>& value,
+                                       OpId op) {
+  if (op == 0) op = RandomU64() | 1;
+  const auto deadline = Clock::now() + options_.deadline;
+  Status last = Status::Timeout("no chain view");
+  while (Clock::now() < deadline) {
+    std::optional<ChainView> view = options_.view(chain);
+    if (view && !view->members.empty()) {
+      uint64_t request_id;
+      {
+        std::lock_guard lock(mu_);
+        request_id = next_request_++;
+      }
+      const NodeId head = view->members.front().id.node;
+      auto answer = Call(head, request_id, ClientWrite{request_id, chain, view->version, op, key, value});
+      const auto* reply = answer ? std::get_if<ClientWriteReply>(&*answer) : nullptr;
+      if (reply != nullptr && reply->status.ok()) return reply->result;
+      last = reply != nullptr ? reply->status : Status::Timeout("no answer from the head");
+    }
+    if (options_.refresh) options_.refresh(chain);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Status::Timeout("chain " + std::to_string(chain) + " write: " + last.ToString());
+}
+
+Result<Record> ChainClient::Read(ChainId chain, const std::string& key) {
+  const auto deadline = Clock::now() + options_.deadline;
+  Status last = Status::Timeout("no chain view");
+  size_t turn = static_cast<size_t>(RandomU64() % 1024);
+  while (Clock::now() < deadline) {
+    std::optional<ChainView> view = options_.view(chain);
+    std::vector<NodeId> serving;
+    if (view) {
+      for (const Member& m : view->members) {
+        if (m.serving) serving.push_back(m.id.node);
+      }
+    }
+    if (!serving.empty()) {
+      uint64_t request_id;
+      {
+        std::lock_guard lock(mu_);
+        request_id = next_request_++;
+      }
+      const NodeId node = serving[turn++ % serving.size()];
+      auto answer = Call(node, request_id, ClientRead{request_id, chain, view->version, key});
+      const auto* reply = answer ? std::get_if<ClientReadReply>(&*answer) : nullptr;
+      if (reply != nullptr && reply->status.ok()) return reply->record;
+      last = reply != nullptr ? reply->status : Status::Timeout("no answer");
+    }
+    if (options_.refresh) options_.refresh(chain);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Status::Timeout("chain " + std::to_string(chain) + " read: " + last.ToString());
+}
+
+}  // namespace cairn::replication

@@ -1,0 +1,82 @@
+// ChainClient: writes and reads of chain-replicated keys, from any process holding the cluster
+// secret (a node's gateway, a test, a tool).
+//
+// A write goes to the head of the chain's current view with a fresh operation id, and is retried
+// with the same id (so it applies at most once) until a head answers OK or the call's deadline
+// passes: after a refusal (Busy: a stale or unseen version, a fenced or syncing replica) or a
+// lost answer, the client asks the caller to re-read the chain table and tries the then-current
+// head. A read goes to any serving member, a different one on each attempt. The answer is
+// OK only when the chain committed it (chain.h): a timed-out write may or may not have applied,
+// exactly as the design says for writes in flight (docs/design/cluster.md, "Writes").
+//
+// Connections are opened on first use, one per node, authenticated with the cluster secret.
+// Thread-safety: every method is thread-safe; calls from many threads share the connections.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "net/connection.h"
+#include "replication/chain.h"
+
+namespace cairn::replication {
+
+struct ChainClientOptions {
+  std::string name;    // the id this client's handshakes present
+  std::string secret;  // the cluster secret
+  // One attempt waits this long for its answer.
+  std::chrono::milliseconds attempt_timeout{1000};
+  // A call gives up (Timeout) after this long.
+  std::chrono::milliseconds deadline{10000};
+  // The caller's copy of the chain table and of the nodes' RPC addresses.
+  std::function<std::optional<ChainView>(ChainId)> view;
+  std::function<std::optional<std::string>(NodeId)> address;
+  // A replica refused the version the client used, or did not answer: re-read the table.
+  std::function<void(ChainId)> refresh;
+};
+
+class ChainClient {
+ public:
+  explicit ChainClient(ChainClientOptions options);
+  ~ChainClient();
+  ChainClient(const ChainClient&) = delete;
+  ChainClient& operator=(const ChainClient&) = delete;
+
+  // Writes `value` under `key` (no value: deletes) and returns once committed. `op`: the
+  // operation id (0: a random one); reusing the id of an applied write returns its result.
+  Result<WriteResult> Write(ChainId chain, const std::string& key, const std::optional<std::string>& value,
+                            OpId op = 0);
+  // The committed version of `key` (no value: absent or deleted).
+  Result<Record> Read(ChainId chain, const std::string& key);
+
+ private:
+  struct Link {
+    std::shared_ptr<net::Connection> connection;
+    bool alive = true;
+  };
+
+  // Sends `message` to `node` and waits for the answer to `request_id`; nullopt on no answer.
+  std::optional<Message> Call(NodeId node, uint64_t request_id, const Message& message);
+  Result<std::shared_ptr<Link>> LinkTo(NodeId node);
+  void ReadLoop(std::shared_ptr<Link> link);
+
+  const ChainClientOptions options_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<NodeId, std::shared_ptr<Link>> links_;         // GUARDED_BY(mu_)
+  std::map<uint64_t, std::optional<Message>> waiting_;    // GUARDED_BY(mu_): request id -> answer
+  std::vector<std::thread> readers_;                      // GUARDED_BY(mu_)
+  uint64_t next_request_ = 1;                             // GUARDED_BY(mu_)
+  std::mutex dial_mu_;                                    // one dial at a time
+};
+
+}  // namespace cairn::replication

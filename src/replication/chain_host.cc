@@ -1,0 +1,482 @@
+#include "replication/chain_host.h"
+
+#include <sys/socket.h>
+
+#include <future>
+
+#include "common/logging.h"
+#include "fmt/format.h"
+#include "replication/wire.h"
+
+namespace cairn::replication {
+namespace {
+
+template <class... Ts>
+struct Overloaded : Ts... {
+  using Ts::operator()...;
+};
+template <class... Ts>
+Overloaded(Ts...) -> Overloaded<Ts...>;
+
+// The chain a message is about; the replies a host never receives have none.
+std::optional<ChainId> ChainOf(const Message& message) {
+  return std::visit(Overloaded{
+                        [](const ClientWriteReply&) -> std::optional<ChainId> { return std::nullopt; },
+                        [](const ClientReadReply&) -> std::optional<ChainId> { return std::nullopt; },
+                        [](const auto& m) -> std::optional<ChainId> { return m.chain_id; },
+                    },
+                    message);
+}
+
+bool FromClient(const Message& message) {
+  return std::holds_alternative<ClientWrite>(message) || std::holds_alternative<ClientRead>(message);
+}
+
+}  // namespace
+
+// The sending side of one connection, on its own thread: to a peer (dialled, and dialled again
+// after a failure) or back to a client on the connection it came in on. What cannot be sent is
+// dropped and counted.
+class ChainHost::Outbox {
+ public:
+  // A peer's outbox: dials `address` when it has something to send.
+  Outbox(std::string address, net::ConnectionOptions options, size_t max_queued, std::atomic<uint64_t>* dropped)
+      : address_(std::move(address)), options_(std::move(options)), max_queued_(max_queued), dropped_(dropped) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  // A client's outbox: sends on `connection`, never dials.
+  Outbox(std::shared_ptr<net::Connection> connection, size_t max_queued, std::atomic<uint64_t>* dropped)
+      : connection_(std::move(connection)), max_queued_(max_queued), dropped_(dropped) {
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~Outbox() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+      if (connection_) connection_->Close();
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+
+  void Send(std::string body) {
+    {
+      std::lock_guard lock(mu_);
+      if (queue_.size() >= max_queued_) {
+        queue_.pop_front();
+        dropped_->fetch_add(1);
+      }
+      queue_.push_back(std::move(body));
+    }
+    cv_.notify_all();
+  }
+
+  void SetAddress(const std::string& address) {
+    std::lock_guard lock(mu_);
+    if (address == address_) return;
+    address_ = address;
+    if (connection_ && !address_.empty()) connection_->Close();  // reconnect to the new address
+  }
+
+ private:
+  void Loop() {
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+      if (stop_) return;
+      if (!connection_ || broken_) {
+        if (address_.empty()) {  // a client's connection broke: nobody to send to any more
+          dropped_->fetch_add(queue_.size());
+          queue_.clear();
+          continue;
+        }
+        const std::string address = address_;
+        lock.unlock();
+        auto dialled = net::Connection::Dial(address, options_, std::chrono::milliseconds(500));
+        lock.lock();
+        if (!dialled.ok()) {
+          CAIRN_LOG_DEBUG("rpc {}: {}", address, dialled.status().ToString());
+          dropped_->fetch_add(queue_.size());
+          queue_.clear();
+          cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stop_; });
+          continue;
+        }
+        connection_ = std::move(*dialled);
+        broken_ = false;
+        if (stop_) connection_->Close();
+      }
+      std::string body = std::move(queue_.front());
+      queue_.pop_front();
+      std::shared_ptr<net::Connection> connection = connection_;
+      lock.unlock();
+      const Status sent = connection->Send(wire::kFrameChainMessage, 0, body);
+      lock.lock();
+      if (!sent.ok()) {
+        dropped_->fetch_add(1);
+        if (connection_ == connection) broken_ = true;
+      }
+    }
+  }
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::string address_;  // GUARDED_BY(mu_); empty for a client's outbox
+  const net::ConnectionOptions options_;
+  std::shared_ptr<net::Connection> connection_;  // GUARDED_BY(mu_)
+  bool broken_ = false;                          // GUARDED_BY(mu_)
+  std::deque<std::string> queue_;                // GUARDED_BY(mu_)
+  bool stop_ = false;                            // GUARDED_BY(mu_)
+  const size_t max_queued_;
+  std::atomic<uint64_t>* const dropped_;
+  std::thread thread_;
+};
+
+// An accepted connection: its reader thread, and the outbox replies to its clients go through.
+struct ChainHost::Inbound {
+  uint32_t id = 0;
+  std::shared_ptr<net::Connection> connection;
+  std::unique_ptr<Outbox> outbox;
+};
+
+ChainHost::ChainHost(ChainHostOptions options) : options_(std::move(options)) {}
+
+Result<std::unique_ptr<ChainHost>> ChainHost::Start(ChainHostOptions options) {
+  std::unique_ptr<ChainHost> host(new ChainHost(std::move(options)));
+  CAIRN_RETURN_IF_ERROR(host->Init());
+  return host;
+}
+
+Status ChainHost::Init() {
+  CAIRN_ASSIGN_OR_RETURN(store_, ReplicaStore::Open(options_.data_dir));
+  CAIRN_ASSIGN_OR_RETURN(loaded_, store_->LoadAll());
+  CAIRN_ASSIGN_OR_RETURN(auto listening, net::Listen(options_.listen));
+  listen_fd_ = std::move(listening.first);
+  address_ = std::move(listening.second);
+  event_thread_ = std::thread([this] { EventLoop(); });
+  disk_thread_ = std::thread([this] { DiskLoop(); });
+  accept_thread_ = std::thread([this] { AcceptLoop(); });
+  return Status::OK();
+}
+
+ChainHost::~ChainHost() {
+  stopping_ = true;
+  net::Shutdown(listen_fd_.get());
+  if (accept_thread_.joinable()) accept_thread_.join();
+  cv_.notify_all();
+  disk_cv_.notify_all();
+  if (event_thread_.joinable()) event_thread_.join();
+  if (disk_thread_.joinable()) disk_thread_.join();
+  std::map<uint32_t, std::shared_ptr<Inbound>> inbound;
+  std::map<NodeId, std::unique_ptr<Outbox>> outboxes;
+  {
+    std::lock_guard lock(peers_mu_);
+    inbound.swap(inbound_);
+    outboxes.swap(outboxes_);
+  }
+  for (auto& [id, in] : inbound) in->connection->Close();
+  std::vector<std::thread> readers;
+  {
+    std::lock_guard lock(mu_);
+    readers.swap(readers_);
+  }
+  for (std::thread& t : readers) t.join();
+}
+
+// ---- Public inputs ----
+
+void ChainHost::Post(std::function<void()> task) {
+  {
+    std::lock_guard lock(mu_);
+    tasks_.push_back(std::move(task));
+  }
+  cv_.notify_one();
+}
+
+void ChainHost::SetPeers(std::map<NodeId, PeerAddress> peers) {
+  std::lock_guard lock(peers_mu_);
+  for (auto& [node, outbox] : outboxes_) {
+    auto it = peers.find(node);
+    outbox->SetAddress(it == peers.end() ? std::string() : it->second.rpc_address);
+  }
+  peers_ = std::move(peers);
+}
+
+void ChainHost::AddChain(ChainId chain, uint64_t incarnation, StartMode mode) {
+  Post([this, chain, incarnation, mode] {
+    auto& replica = replicas_[chain];
+    if (replica && replica->up()) return;
+    replica = std::make_unique<ChainReplica>(chain, options_.node, options_.replica);
+    auto it = loaded_.find(chain);
+    if (mode == StartMode::kFounding) {
+      if (it != loaded_.end()) {
+        loaded_.erase(it);
+        if (Status s = store_->DropChain(chain); !s.ok()) {
+          CAIRN_LOG_ERROR("node {}: chain {}: dropping old state: {}", options_.name, chain, s.ToString());
+          replica.reset();
+          return;
+        }
+      }
+      replica->Bootstrap(incarnation);
+    } else {
+      if (it != loaded_.end()) {
+        replica->Restore(std::move(it->second));
+        loaded_.erase(it);
+      }
+      if (mode == StartMode::kRecovered) {
+        replica->Bootstrap(incarnation);  // from the restored state, complete
+      } else {
+        replica->Start(incarnation);
+      }
+    }
+    replica->SetFenced(fenced_);
+  });
+}
+
+void ChainHost::Rejoin(ChainId chain, uint64_t incarnation) {
+  Post([this, chain, incarnation] {
+    auto it = replicas_.find(chain);
+    if (it != replicas_.end()) it->second->Rejoin(incarnation);
+  });
+}
+
+void ChainHost::SetView(const ChainView& view) {
+  Post([this, view] {
+    auto it = replicas_.find(view.chain_id);
+    if (it == replicas_.end()) return;
+    Process(view.chain_id, it->second->OnView(view));
+  });
+}
+
+void ChainHost::SetFenced(bool fenced) {
+  Post([this, fenced] {
+    fenced_ = fenced;
+    for (auto& [chain, replica] : replicas_) replica->SetFenced(fenced);
+  });
+}
+
+std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain) {
+  std::promise<std::optional<ReplicaInfo>> promise;
+  auto future = promise.get_future();
+  Post([this, chain, &promise] {
+    auto it = replicas_.find(chain);
+    if (it == replicas_.end()) {
+      promise.set_value(std::nullopt);
+      return;
+    }
+    const ChainReplica& r = *it->second;
+    promise.set_value(ReplicaInfo{r.phase(), r.view_version(), r.fenced(), r.last_applied(), r.durable_level(),
+                                  r.exposed_level(), r.Quiescent(), r.applied(), r.durable()});
+  });
+  return future.get();
+}
+
+// ---- The event thread ----
+
+void ChainHost::EventLoop() {
+  auto next_tick = std::chrono::steady_clock::now() + options_.tick;
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    cv_.wait_until(lock, next_tick, [&] { return stopping_.load() || !tasks_.empty(); });
+    if (stopping_) break;
+    std::deque<std::function<void()>> tasks;
+    tasks.swap(tasks_);
+    lock.unlock();
+    for (auto& task : tasks) task();
+    if (std::chrono::steady_clock::now() >= next_tick) {
+      for (auto& [chain, replica] : replicas_) Process(chain, replica->OnTick());
+      next_tick = std::chrono::steady_clock::now() + options_.tick;
+    }
+    FlushDisk();
+    lock.lock();
+  }
+}
+
+void ChainHost::Deliver(ChainId chain, Endpoint from, const Message& message) {
+  auto it = replicas_.find(chain);
+  if (it == replicas_.end() || !it->second->up()) {
+    // No replica of that chain here: a client learns so at once instead of timing out.
+    if (const auto* write = std::get_if<ClientWrite>(&message)) {
+      SendToClient(from.id, ClientWriteReply{write->request_id, write->op_id, Status::Busy("no replica of the chain here"),
+                                             {}, 0});
+    } else if (const auto* read = std::get_if<ClientRead>(&message)) {
+      SendToClient(from.id, ClientReadReply{read->request_id, Status::Busy("no replica of the chain here"), {}, 0});
+    }
+    return;
+  }
+  Process(chain, it->second->OnMessage(from, message));
+}
+
+void ChainHost::Process(ChainId chain, Effects effects) {
+  for (Outbound& out : effects.sends) {
+    if (out.to.kind == Endpoint::Kind::kClient) {
+      SendToClient(out.to.id, out.message);
+    } else if (out.to.id == options_.node) {
+      Deliver(chain, Endpoint::Replica(options_.node), out.message);
+    } else {
+      SendToPeer(out.to.id, out.message);
+    }
+  }
+  for (const DiskWrite& write : effects.disk_writes) {
+    current_batch_.batch.Add(chain, write);
+    current_batch_.writes.emplace_back(chain, write.id);
+  }
+  for (const ManagerReport& report : effects.reports) {
+    if (options_.on_report) options_.on_report(report);
+  }
+  if (effects.refresh_view && options_.on_refresh) options_.on_refresh(chain);
+}
+
+void ChainHost::FlushDisk() {
+  if (current_batch_.writes.empty()) return;
+  {
+    std::lock_guard lock(disk_mu_);
+    disk_queue_.push_back(std::move(current_batch_));
+  }
+  current_batch_ = DiskBatch();
+  disk_cv_.notify_one();
+}
+
+void ChainHost::SendToPeer(NodeId peer, const Message& message) {
+  std::string body = wire::Encode(message);
+  std::lock_guard lock(peers_mu_);
+  auto& outbox = outboxes_[peer];
+  if (!outbox) {
+    auto it = peers_.find(peer);
+    if (it == peers_.end()) {
+      outboxes_.erase(peer);
+      dropped_.fetch_add(1);
+      return;
+    }
+    net::ConnectionOptions options{options_.name, options_.secret};
+    outbox = std::make_unique<Outbox>(it->second.rpc_address, options, options_.max_queued_per_peer, &dropped_);
+  }
+  outbox->Send(std::move(body));
+}
+
+void ChainHost::SendToClient(uint32_t client, const Message& message) {
+  std::string body = wire::Encode(message);
+  std::lock_guard lock(peers_mu_);
+  auto it = inbound_.find(client);
+  if (it == inbound_.end()) {
+    dropped_.fetch_add(1);
+    return;
+  }
+  it->second->outbox->Send(std::move(body));
+}
+
+// ---- The disk ----
+
+void ChainHost::DiskLoop() {
+  std::unique_lock lock(disk_mu_);
+  while (true) {
+    disk_cv_.wait(lock, [&] { return stopping_.load() || !disk_queue_.empty(); });
+    if (stopping_) return;
+    std::deque<DiskBatch> batches;
+    batches.swap(disk_queue_);
+    lock.unlock();
+    Status status;
+    for (size_t i = 0; i < batches.size() && status.ok(); ++i) {
+      status = store_->Commit(batches[i].batch, /*sync=*/i + 1 == batches.size());
+    }
+    if (!status.ok()) {
+      // Nothing of these batches is reported done, so nothing depending on them is acknowledged;
+      // the node stops taking part (fenced) until an operator looks at its disk.
+      CAIRN_LOG_ERROR("node {}: replica store write failed, fencing every replica: {}", options_.name,
+                      status.ToString());
+      Post([this] {
+        fenced_ = true;
+        for (auto& [chain, replica] : replicas_) replica->SetFenced(true);
+      });
+      lock.lock();
+      disk_failed_ = true;
+      disk_cv_.wait(lock, [&] { return stopping_.load(); });
+      return;
+    }
+    std::vector<std::pair<ChainId, uint64_t>> done;
+    for (DiskBatch& batch : batches) done.insert(done.end(), batch.writes.begin(), batch.writes.end());
+    Post([this, done = std::move(done)] {
+      for (const auto& [chain, id] : done) {
+        auto it = replicas_.find(chain);
+        if (it != replicas_.end()) Process(chain, it->second->OnDiskWriteDone(id));
+      }
+    });
+    lock.lock();
+  }
+}
+
+// ---- The network ----
+
+void ChainHost::AcceptLoop() {
+  while (!stopping_) {
+    const int fd = ::accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (stopping_) return;
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      if (errno == EINVAL) return;  // shut down
+      CAIRN_LOG_WARN("node {}: rpc accept: {}", options_.name, std::strerror(errno));
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+      continue;
+    }
+    auto inbound = std::make_shared<Inbound>();
+    std::lock_guard lock(mu_);
+    readers_.emplace_back([this, fd, inbound] {
+      net::ConnectionOptions options{options_.name, options_.secret};
+      auto accepted = net::Connection::Accept(net::UniqueFd(fd), options);
+      if (!accepted.ok()) {
+        CAIRN_LOG_WARN("node {}: rpc connection refused: {}", options_.name, accepted.status().ToString());
+        return;
+      }
+      inbound->connection = std::move(*accepted);
+      inbound->outbox = std::make_unique<Outbox>(inbound->connection, options_.max_queued_per_peer, &dropped_);
+      {
+        std::lock_guard peers_lock(peers_mu_);
+        if (stopping_) return;
+        inbound->id = next_inbound_id_++;
+        inbound_[inbound->id] = inbound;
+      }
+      ReadLoop(inbound);
+      std::lock_guard peers_lock(peers_mu_);
+      inbound_.erase(inbound->id);
+    });
+  }
+}
+
+void ChainHost::ReadLoop(std::shared_ptr<Inbound> inbound) {
+  while (!stopping_) {
+    auto frame = inbound->connection->Receive();
+    if (!frame.ok()) {
+      CAIRN_LOG_DEBUG("node {}: rpc from {}: {}", options_.name, inbound->connection->peer_id(),
+                      frame.status().ToString());
+      return;
+    }
+    if (frame->type != wire::kFrameChainMessage) {
+      CAIRN_LOG_WARN("node {}: rpc from {}: unexpected frame type {}", options_.name, inbound->connection->peer_id(),
+                     frame->type);
+      return;
+    }
+    auto message = wire::Decode(frame->body);
+    if (!message.ok()) {
+      CAIRN_LOG_WARN("node {}: rpc from {}: {}", options_.name, inbound->connection->peer_id(),
+                     message.status().ToString());
+      return;
+    }
+    const std::optional<ChainId> chain = ChainOf(*message);
+    if (!chain) continue;
+    Endpoint from = Endpoint::Client(inbound->id);
+    if (!FromClient(*message)) {
+      // Replica messages count only from a node of the peer table, named as its handshake proved.
+      std::optional<NodeId> node;
+      {
+        std::lock_guard lock(peers_mu_);
+        for (const auto& [id, peer] : peers_) {
+          if (peer.name == inbound->connection->peer_id()) node = id;
+        }
+      }
+      if (!node) continue;
+      from = Endpoint::Replica(*node);
+    }
+    Post([this, chain = *chain, from, message = std::move(*message)] { Deliver(chain, from, message); });
+  }
+}
+
+}  // namespace cairn::replication

@@ -1,0 +1,181 @@
+// ChainHost: the chain replicas of one node, over real sockets and a real disk.
+//
+// The replicas are ChainReplica state machines (chain.h), one per chain the node is a member of.
+// The host owns what they leave to their caller (docs/design/cluster.md, "Internal RPC"):
+//   - the network: an RPC listener whose connections pass the cluster-secret handshake
+//     (net/connection.h), and one long-lived outgoing connection per peer node, each with its own
+//     sender thread, so that a slow or dead peer never stalls the others. Messages travel as
+//     wire.h bodies. A message to a peer that cannot be reached is dropped: the protocol
+//     retransmits what matters, on its ticks;
+//   - the disk: every durable write goes to the node's ReplicaStore; one writer thread commits
+//     what has queued and syncs once (group commit across chains), then reports the writes done,
+//     in the order they were started;
+//   - the time: every replica is ticked at a fixed period.
+// All replica inputs run on one event thread, in the order they arrive; the replicas themselves
+// are not thread-safe and never leave it.
+//
+// The caller (the node's cluster glue, or a test) tells the host which chains to hold (AddChain),
+// the chain views the manager wrote (SetView), the other nodes' addresses (SetPeers) and whether
+// the node is fenced (its lease could be about to expire); it hears the replicas' reports for the
+// manager and their requests to re-read the chain table through callbacks, called on the event
+// thread (they must not block on the host).
+//
+// Thread-safety: every public method is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/result.h"
+#include "net/connection.h"
+#include "replication/chain.h"
+#include "replication/replica_store.h"
+
+namespace cairn::replication {
+
+struct PeerAddress {
+  std::string name;         // the node's id string, as its handshake presents it
+  std::string rpc_address;  // "host:port"
+};
+
+struct ChainHostOptions {
+  NodeId node = 0;
+  std::string name;                    // this node's id string
+  std::string listen = "127.0.0.1:0";  // the RPC address
+  std::string secret;                  // the cluster secret
+  std::string data_dir;                // the ReplicaStore's directory
+  std::chrono::milliseconds tick{20};
+  ReplicaOptions replica;
+  // Messages queued for one peer beyond this are dropped, oldest first (the protocol resends).
+  size_t max_queued_per_peer = 4096;
+  std::function<void(const ManagerReport&)> on_report;
+  std::function<void(ChainId)> on_refresh;
+};
+
+// A replica's state, for tests, status and metrics.
+struct ReplicaInfo {
+  ChainReplica::Phase phase = ChainReplica::Phase::kDown;
+  uint64_t version = 0;
+  bool fenced = false;
+  uint64_t last_applied = 0;
+  uint64_t durable_level = 0;
+  uint64_t exposed_level = 0;
+  bool quiescent = false;
+  StoreState applied;
+  DurableState durable;
+};
+
+class ChainHost {
+ public:
+  // Opens the store, listens and starts the threads. The replicas start down; AddChain brings
+  // each up.
+  static Result<std::unique_ptr<ChainHost>> Start(ChainHostOptions options);
+  // Stops every thread and closes every connection. Durable writes already handed to the disk
+  // may or may not complete: to the replicas this is a crash.
+  ~ChainHost();
+  ChainHost(const ChainHost&) = delete;
+  ChainHost& operator=(const ChainHost&) = delete;
+
+  // The address the RPC listener is bound to.
+  const std::string& address() const { return address_; }
+
+  // Replaces the table of the other nodes' names and addresses.
+  void SetPeers(std::map<NodeId, PeerAddress> peers);
+  enum class StartMode : uint8_t {
+    // A founding member of a new chain: whatever the disk held of the chain is dropped; the
+    // replica starts empty and complete.
+    kFounding,
+    // The chain's serving member taken back after a restart (placement.h): the disk holds every
+    // committed update, so the replica starts from it, complete.
+    kRecovered,
+    // Any other restart: the replica starts from its disk but serves nothing until the manager
+    // appends it as a syncing tail and its resync completes.
+    kRestarted,
+  };
+  // Brings up this node's replica of `chain` under `incarnation`. Does nothing if the replica is
+  // already up.
+  void AddChain(ChainId chain, uint64_t incarnation, StartMode mode);
+  // The node registered again under a new incarnation: the replica leaves its chain and, like a
+  // restarted one, must be appended and resync before it serves.
+  void Rejoin(ChainId chain, uint64_t incarnation);
+  // Delivers a chain view (the chain's replica must have been added).
+  void SetView(const ChainView& view);
+  void SetFenced(bool fenced);
+
+  // Runs on the event thread and waits for it; nullopt when the chain has no replica here.
+  std::optional<ReplicaInfo> Inspect(ChainId chain);
+  // Count of messages dropped because their peer was unreachable or its queue was full.
+  uint64_t dropped_messages() const { return dropped_.load(); }
+
+ private:
+  class Outbox;
+  struct Inbound;
+  struct DiskBatch {
+    ReplicaStore::Batch batch;
+    std::vector<std::pair<ChainId, uint64_t>> writes;  // in start order
+  };
+
+  explicit ChainHost(ChainHostOptions options);
+  Status Init();
+
+  // Event thread.
+  void Post(std::function<void()> task);
+  void EventLoop();
+  void Deliver(ChainId chain, Endpoint from, const Message& message);
+  void Process(ChainId chain, Effects effects);
+  void FlushDisk();
+
+  // Other threads.
+  void AcceptLoop();
+  void ReadLoop(std::shared_ptr<Inbound> inbound);
+  void DiskLoop();
+
+  void SendToPeer(NodeId peer, const Message& message);
+  void SendToClient(uint32_t client, const Message& message);
+
+  const ChainHostOptions options_;
+  std::unique_ptr<ReplicaStore> store_;
+  net::UniqueFd listen_fd_;
+  std::string address_;
+  std::atomic<bool> stopping_{false};
+
+  // Event thread state (touched only by tasks running on it).
+  std::map<ChainId, std::unique_ptr<ChainReplica>> replicas_;
+  std::map<ChainId, DurableState> loaded_;  // what the disk held at Start, until AddChain takes it
+  bool fenced_ = false;
+  DiskBatch current_batch_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
+  std::vector<std::thread> readers_;         // GUARDED_BY(mu_): one per accepted connection, joined at the end
+
+  std::mutex peers_mu_;
+  std::map<NodeId, PeerAddress> peers_;                  // GUARDED_BY(peers_mu_)
+  std::map<NodeId, std::unique_ptr<Outbox>> outboxes_;   // GUARDED_BY(peers_mu_)
+  std::map<uint32_t, std::shared_ptr<Inbound>> inbound_; // GUARDED_BY(peers_mu_): by client id
+  uint32_t next_inbound_id_ = 1;                          // GUARDED_BY(peers_mu_)
+
+  std::mutex disk_mu_;
+  std::condition_variable disk_cv_;
+  std::deque<DiskBatch> disk_queue_;  // GUARDED_BY(disk_mu_)
+  bool disk_failed_ = false;          // set on the disk thread; read after posting
+
+  std::atomic<uint64_t> dropped_{0};
+  std::thread event_thread_;
+  std::thread accept_thread_;
+  std::thread disk_thread_;
+};
+
+}  // namespace cairn::replication

@@ -1,0 +1,71 @@
+// ReplicaStore: the disk under a node's chain replicas: each chain's DurableState (records,
+// results of applied operation ids, last applied sequence, sync log) in one RocksDB.
+//
+// The ChainReplica state machine (chain.h) asks for durable writes (DiskWrite) and is told when
+// they are on stable storage; this is where they go. A Batch gathers the writes of any number of
+// replicas, encoding them at once (the DiskWrite's pointers are only valid until the replica's
+// next input), and Commit writes it; the writer commits every queued batch and syncs once:
+// group commit across chains. Batches must be committed in the order their writes were started.
+//
+// Layout (every key starts with 'C' and the chain id, 4 bytes big-endian, so that one chain's
+// keys are one ordered range):
+//   C<chain>m            last applied sequence: u64 little-endian
+//   C<chain>r<key>       record: u8 1 = value, 0 = tombstone; u64 seq; the value bytes
+//   C<chain>o<op, 8 BE>  result of an applied operation id: u64 seq; u8 existed
+//   C<chain>l<seq, 8 BE> an update of the sync log, encoded as a wire message (wire.h)
+//
+// Thread-safety: Open, Load and Commit are thread-safe; a Batch belongs to one thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "common/result.h"
+#include "replication/chain.h"
+
+namespace rocksdb {
+class DB;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace cairn::replication {
+
+class ReplicaStore {
+ public:
+  class Batch {
+   public:
+    Batch();
+    ~Batch();
+    Batch(Batch&&) noexcept;
+    Batch& operator=(Batch&&) noexcept;
+    // Encodes `write` (of the replica of `chain`) into the batch now.
+    void Add(ChainId chain, const DiskWrite& write);
+    bool empty() const { return count_ == 0; }
+
+   private:
+    friend class ReplicaStore;
+    std::unique_ptr<rocksdb::WriteBatch> batch_;
+    size_t count_ = 0;
+  };
+
+  // Opens (creating) the store in `dir`.
+  static Result<std::unique_ptr<ReplicaStore>> Open(const std::string& dir);
+  ~ReplicaStore();
+  ReplicaStore(const ReplicaStore&) = delete;
+  ReplicaStore& operator=(const ReplicaStore&) = delete;
+
+  // Writes the batch; with `sync`, returns once it and every batch committed before it are on
+  // stable storage (one WAL sync covers the earlier unsynced writes too).
+  Status Commit(Batch& batch, bool sync);
+  // The durable state of every chain the store holds anything of.
+  Result<std::map<ChainId, DurableState>> LoadAll();
+  // Drops everything of one chain (this node no longer holds a replica of it).
+  Status DropChain(ChainId chain);
+
+ private:
+  explicit ReplicaStore(std::unique_ptr<rocksdb::DB> db);
+  std::unique_ptr<rocksdb::DB> db_;
+};
+
+}  // namespace cairn::replication

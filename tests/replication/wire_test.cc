@@ -1,0 +1,382 @@
+// The chain message codec (replication/wire.h): every message kind survives a round trip with
+// edge values, the bytes are laid out as documented, and every malformed body is Corruption.
+#include "replication/wire.h"
+
+#include <gtest/gtest.h>
+
+#include <limits>
+#include <random>
+#include <tuple>
+#include <vector>
+
+#include "test_util.h"
+
+namespace cairn::replication {
+
+void PrintTo(const Message& m, std::ostream* os) { *os << Describe(m); }
+
+namespace wire {
+namespace {
+
+constexpr uint64_t kMax = std::numeric_limits<uint64_t>::max();
+constexpr uint32_t kMax32 = std::numeric_limits<uint32_t>::max();
+
+const std::vector<StatusCode> kAllCodes = {
+#define CAIRN_CODE_ROW(name, value, desc) StatusCode::k##name,
+    CAIRN_ERROR_CODES(CAIRN_CODE_ROW)
+#undef CAIRN_CODE_ROW
+};
+
+const std::string kBinary("\0k\xff\x01\0", 5);
+
+StoreState BigStore(size_t records) {
+  StoreState s;
+  for (size_t i = 0; i < records; ++i) {
+    const std::string key = "key/" + std::to_string(i) + std::string(1, '\0');
+    s.records[key] = i % 3 == 0 ? Record{std::nullopt, i} : Record{std::string(i % 50, static_cast<char>(i)), i};
+    s.ops[i * 7919] = WriteResult{i, i % 2 == 0};
+  }
+  s.last_seq = records;
+  return s;
+}
+
+// One of every kind, most several times, with edge values.
+std::vector<Message> Samples() {
+  std::vector<Message> out;
+  out.push_back(Update{});
+  out.push_back(Update{kMax32, kMax, kMax, kMax, kMax, kBinary, kBinary});
+  out.push_back(Update{1, 2, 3, 1, 4, "k", std::string()});  // an empty value is not a delete
+  out.push_back(Update{1, 2, 3, 1, 4, "", std::nullopt});
+  out.push_back(Ack{});
+  out.push_back(Ack{kMax32, kMax, kMax});
+  out.push_back(Commit{7, 8, 9});
+  out.push_back(StaleChain{kMax32, 0});
+  out.push_back(ClientWrite{kMax, 1, 2, kMax, kBinary, std::nullopt});
+  out.push_back(ClientWrite{0, 0, 0, 0, "", std::string(1, '\0')});
+  out.push_back(ClientWriteReply{});
+  out.push_back(ClientWriteReply{kMax, kMax, Status::Busy("not the head"), WriteResult{kMax, true}, kMax});
+  out.push_back(ClientRead{1, 2, 3, kBinary});
+  out.push_back(ClientReadReply{});
+  out.push_back(ClientReadReply{5, Status::OK(), Record{kBinary, kMax}, 6});
+  out.push_back(ClientReadReply{5, Status::Timeout(kBinary), Record{std::nullopt, 3}, 6});
+  out.push_back(SyncRequest{kMax32, kMax});
+  out.push_back(SyncData{});
+  out.push_back(SyncData{3, 4, BigStore(20)});
+  out.push_back(VersionQuery{1, 2, kMax, ""});
+  out.push_back(VersionReply{1, 2, 3, Status::NotFound(), 0});
+  out.push_back(VersionReply{kMax32, kMax, kMax, Status(StatusCode::kInvalidChunkSize, "x"), kMax});
+  return out;
+}
+
+// Decodes, expecting success.
+Message MustDecode(std::string_view body) {
+  Result<Message> r = Decode(body);
+  EXPECT_OK(r);
+  return r.ok() ? *r : Message{};
+}
+
+void ExpectRoundTrip(const Message& m) {
+  const std::string body = Encode(m);
+  Result<Message> back = Decode(body);
+  ASSERT_OK(back);
+  EXPECT_EQ(*back, m);
+  EXPECT_EQ(Encode(*back), body);
+}
+
+void ExpectCorrupt(std::string_view body, std::string_view what = {}) {
+  Result<Message> r = Decode(body);
+  ASSERT_FALSE(r.ok()) << what << ": decoded " << Describe(*r);
+  EXPECT_TRUE(r.status().IsCorruption()) << what << ": " << r.status();
+}
+
+void PutLe(std::string& body, size_t at, uint64_t v, size_t width) {
+  for (size_t i = 0; i < width; ++i) body[at + i] = static_cast<char>(v >> (8 * i));
+}
+
+TEST(ChainWire, LayoutIsAsDocumented) {
+  const std::string ack = Encode(Ack{0x04030201, 0x0c0b0a0908070605, 0x14131211100f0e0d});
+  EXPECT_EQ(ack, std::string("\x01\x01"
+                             "\x01\x02\x03\x04"
+                             "\x05\x06\x07\x08\x09\x0a\x0b\x0c"
+                             "\x0d\x0e\x0f\x10\x11\x12\x13\x14",
+                             22));
+  const std::string update = Encode(Update{1, 2, 3, 4, 5, "k", "vv"});
+  EXPECT_EQ(update.substr(0, 2), std::string("\x01\x00", 2));
+  EXPECT_EQ(update.substr(38), std::string("\x01\x00\x00\x00k\x01\x02\x00\x00\x00vv", 12));
+  // The status code is two bytes: NoSuchBucket is 600 (0x0258).
+  const std::string reply = Encode(VersionReply{1, 2, 3, Status::NoSuchBucket("b"), 4});
+  EXPECT_EQ(reply.substr(1, 1), "\x0b");
+  EXPECT_EQ(reply.substr(22, 7), std::string("\x58\x02\x01\x00\x00\x00", 6) + "b");
+  EXPECT_EQ(reply.size(), 22u + 7 + 8);
+}
+
+TEST(ChainWire, TagsAreTheVariantIndices) {
+  for (const Message& m : Samples()) {
+    EXPECT_EQ(static_cast<size_t>(static_cast<uint8_t>(Encode(m)[1])), m.index()) << Describe(m);
+  }
+}
+
+TEST(ChainWire, EveryKindRoundTrips) {
+  std::vector<bool> seen(std::variant_size_v<Message>);
+  for (const Message& m : Samples()) {
+    SCOPED_TRACE(Describe(m));
+    ExpectRoundTrip(m);
+    seen[m.index()] = true;
+  }
+  for (size_t i = 0; i < seen.size(); ++i) EXPECT_TRUE(seen[i]) << "no sample of tag " << i;
+}
+
+TEST(ChainWire, EveryStatusCodeRoundTrips) {
+  for (StatusCode code : kAllCodes) {
+    SCOPED_TRACE(StatusCodeName(code));
+    ExpectRoundTrip(ClientWriteReply{1, 2, Status(code, ""), WriteResult{3, false}, 4});
+    ExpectRoundTrip(ClientReadReply{1, Status(code, kBinary), Record{}, 2});
+    ExpectRoundTrip(VersionReply{1, 2, 3, Status(code, "why"), 4});
+  }
+}
+
+TEST(ChainWire, LargeBodiesRoundTripInOneAllocation) {
+  const SyncData sync{9, 10, BigStore(5000)};
+  ExpectRoundTrip(sync);
+  std::string mib(1 << 20, '\0');
+  for (size_t i = 0; i < mib.size(); ++i) mib[i] = static_cast<char>(i * 31);
+  const Update update{1, 2, 3, 1, 4, "big", mib};
+  ExpectRoundTrip(update);
+  const std::string body = Encode(update);
+  EXPECT_EQ(body.size(), 2 + 4 + 4 * 8 + 4 + 3 + 1 + 4 + mib.size());
+  EXPECT_LE(body.capacity(), body.size() + 32);  // sized before writing, not grown
+}
+
+TEST(ChainWire, EveryTruncationIsCorruption) {
+  for (const Message& m : Samples()) {
+    const std::string body = Encode(m);
+    for (size_t n = 0; n < body.size(); ++n) {
+      ExpectCorrupt(std::string_view(body).substr(0, n), Describe(m) + " cut at " + std::to_string(n));
+    }
+  }
+}
+
+TEST(ChainWire, TrailingBytesAreCorruption) {
+  for (const Message& m : Samples()) {
+    ExpectCorrupt(Encode(m) + std::string(1, '\0'), Describe(m));
+    ExpectCorrupt(Encode(m) + Encode(m), Describe(m));
+  }
+}
+
+TEST(ChainWire, UnknownVersionOrTagIsCorruption) {
+  const std::string good = Encode(Commit{1, 2, 3});
+  for (int version : {0, 2, 255}) {
+    std::string bad = good;
+    bad[0] = static_cast<char>(version);
+    ExpectCorrupt(bad, "version " + std::to_string(version));
+  }
+  for (int tag : {12, 13, 128, 255}) {
+    std::string bad = good;
+    bad[1] = static_cast<char>(tag);
+    ExpectCorrupt(bad, "tag " + std::to_string(tag));
+  }
+}
+
+TEST(ChainWire, PresenceFlagsAndBoolsOtherThanZeroOrOneAreCorruption) {
+  // Update{key "k"}: the value's presence flag follows the key, at 2 + 4 + 32 + 4 + 1.
+  constexpr size_t kPresenceAt = 43;
+  const std::string present = Encode(Update{1, 2, 3, 1, 4, "k", "v"});
+  const std::string absent = Encode(Update{1, 2, 3, 1, 4, "k", std::nullopt});
+  ASSERT_EQ(present[kPresenceAt], 1);
+  ASSERT_EQ(absent[kPresenceAt], 0);
+  for (int flag : {2, 0x80, 0xff}) {
+    std::string bad = absent;
+    bad[kPresenceAt] = static_cast<char>(flag);
+    ExpectCorrupt(bad, "presence " + std::to_string(flag));
+  }
+  std::string flipped = present;
+  flipped[kPresenceAt] = 0;  // the value's bytes are left over
+  ExpectCorrupt(flipped, "present flagged absent");
+  flipped = absent;
+  flipped[kPresenceAt] = 1;  // a value that is not there
+  ExpectCorrupt(flipped, "absent flagged present");
+
+  // WriteResult.existed is the byte before chain_version, the last field.
+  std::string existed = Encode(ClientWriteReply{1, 2, Status::OK(), WriteResult{3, true}, 4});
+  ASSERT_EQ(existed[existed.size() - 9], 1);
+  existed[existed.size() - 9] = 2;
+  ExpectCorrupt(existed, "existed 2");
+}
+
+TEST(ChainWire, UnknownStatusCodeIsCorruption) {
+  // VersionReply: the status code follows chain_id, chain_version and query_id, at 2 + 4 + 16.
+  constexpr size_t kCodeAt = 22;
+  const std::string good = Encode(VersionReply{1, 2, 3, Status::Busy("m"), 4});
+  ASSERT_EQ(static_cast<uint8_t>(good[kCodeAt]), static_cast<uint8_t>(StatusCode::kBusy));
+  for (uint16_t code : {9, 99, 199, 606, 999, 0x0100 | static_cast<int>(StatusCode::kBusy), 0xffff}) {
+    std::string bad = good;
+    PutLe(bad, kCodeAt, code, 2);
+    ExpectCorrupt(bad, "code " + std::to_string(code));
+  }
+}
+
+TEST(ChainWire, HugeCountsAndLengthsAreCorruption) {
+  // SyncData: the record count at 2 + 4 + 8; with no records, the op count right after it.
+  constexpr size_t kRecordCountAt = 14;
+  const std::string empty = Encode(SyncData{1, 2, StoreState{}});
+  for (uint32_t n : {1u, 2u, 1000u, kMax32}) {
+    std::string bad = empty;
+    PutLe(bad, kRecordCountAt, n, 4);
+    ExpectCorrupt(bad, "records " + std::to_string(n));
+    bad = empty;
+    PutLe(bad, kRecordCountAt + 4, n, 4);
+    ExpectCorrupt(bad, "ops " + std::to_string(n));
+  }
+  // A count that fits the bytes left but not as that many entries.
+  std::string padded = empty + std::string(100, '\0');
+  const size_t left = padded.size() - kRecordCountAt - 4;
+  PutLe(padded, kRecordCountAt, left / /*smallest record=*/13 + 1, 4);
+  ExpectCorrupt(padded, "records past the end");
+  EXPECT_NE(Decode(padded).status().message().find("count"), std::string::npos) << Decode(padded).status();
+
+  // Update: the key's length at 2 + 4 + 32.
+  const std::string update = Encode(Update{1, 2, 3, 1, 4, "k", std::nullopt});
+  for (uint32_t n : {2u, 1u << 20, kMax32}) {
+    std::string bad = update;
+    PutLe(bad, 38, n, 4);
+    ExpectCorrupt(bad, "key length " + std::to_string(n));
+  }
+}
+
+TEST(ChainWire, MapKeysMustBeStrictlyAscending) {
+  // Two tombstone records "a" and "b": key bytes at 22 and 36, then the op count at 46.
+  StoreState two;
+  two.records["a"] = Record{std::nullopt, 1};
+  two.records["b"] = Record{std::nullopt, 2};
+  const std::string good = Encode(SyncData{1, 2, two});
+  ASSERT_EQ(good[22], 'a');
+  ASSERT_EQ(good[36], 'b');
+  std::string bad = good;
+  bad[36] = 'a';
+  ExpectCorrupt(bad, "repeated record key");
+  bad[22] = 'c';
+  ExpectCorrupt(bad, "descending record keys");
+  // Keys compare as unsigned bytes, as std::string does: "\x7f" < "\x80".
+  bad = good;
+  bad[22] = '\x7f';
+  bad[36] = '\x80';
+  EXPECT_EQ(std::get<SyncData>(MustDecode(bad)).snapshot.records.size(), 2u);
+
+  // No records, two ops 5 and 6: op ids at 22 and 39.
+  StoreState ops;
+  ops.ops[5] = WriteResult{1, false};
+  ops.ops[6] = WriteResult{2, true};
+  const std::string good_ops = Encode(SyncData{1, 2, ops});
+  ASSERT_EQ(good_ops[22], 5);
+  ASSERT_EQ(good_ops[39], 6);
+  bad = good_ops;
+  bad[39] = 5;
+  ExpectCorrupt(bad, "repeated op id");
+  bad[39] = 4;
+  ExpectCorrupt(bad, "descending op ids");
+}
+
+// ---- Randomized -----------------------------------------------------------------------------
+
+class Random {
+ public:
+  explicit Random(uint64_t seed) : rng_(seed) {}
+  uint64_t U64() {
+    switch (rng_() % 4) {
+      case 0:
+        return 0;
+      case 1:
+        return kMax;
+      default:
+        return rng_() >> (rng_() % 64);
+    }
+  }
+  uint32_t U32() { return static_cast<uint32_t>(U64()); }
+  bool Bool() { return rng_() % 2 == 0; }
+  std::string Bytes() {
+    std::string s(rng_() % 24, '\0');
+    for (char& c : s) c = static_cast<char>(rng_() % 4 == 0 ? 0 : rng_());
+    return s;
+  }
+  std::optional<std::string> Value() { return Bool() ? std::optional<std::string>(Bytes()) : std::nullopt; }
+  Status AnyStatus() { return Status(kAllCodes[rng_() % kAllCodes.size()], Bool() ? "" : Bytes()); }
+  StoreState Store() {
+    StoreState s;
+    const size_t n = rng_() % 40;
+    for (size_t i = 0; i < n; ++i) {
+      s.records[Bytes()] = Record{Value(), U64()};
+      s.ops[U64()] = WriteResult{U64(), Bool()};
+    }
+    s.last_seq = U64();
+    return s;
+  }
+  Message Any() {
+    switch (rng_() % std::variant_size_v<Message>) {
+      case 0:
+        return Update{U32(), U64(), U64(), U64(), U64(), Bytes(), Value()};
+      case 1:
+        return Ack{U32(), U64(), U64()};
+      case 2:
+        return Commit{U32(), U64(), U64()};
+      case 3:
+        return StaleChain{U32(), U64()};
+      case 4:
+        return ClientWrite{U64(), U32(), U64(), U64(), Bytes(), Value()};
+      case 5:
+        return ClientWriteReply{U64(), U64(), AnyStatus(), WriteResult{U64(), Bool()}, U64()};
+      case 6:
+        return ClientRead{U64(), U32(), U64(), Bytes()};
+      case 7:
+        return ClientReadReply{U64(), AnyStatus(), Record{Value(), U64()}, U64()};
+      case 8:
+        return SyncRequest{U32(), U64()};
+      case 9:
+        return SyncData{U32(), U64(), Store()};
+      case 10:
+        return VersionQuery{U32(), U64(), U64(), Bytes()};
+      default:
+        return VersionReply{U32(), U64(), U64(), AnyStatus(), U64()};
+    }
+  }
+  size_t Below(size_t n) { return rng_() % n; }
+
+ private:
+  std::mt19937_64 rng_;
+};
+
+TEST(ChainWire, RandomMessagesRoundTrip) {
+  Random random(/*seed=*/20240611);
+  for (int i = 0; i < 3000; ++i) {
+    const Message m = random.Any();
+    SCOPED_TRACE("message " + std::to_string(i) + ": " + Describe(m));
+    ExpectRoundTrip(m);
+    if (HasFatalFailure()) return;
+  }
+}
+
+// Damaged bodies are refused or, when still well-formed, are the canonical encoding of what they
+// decode to: nothing decodes to a message that encodes differently.
+TEST(ChainWire, DamagedBodiesAreRefusedOrCanonical) {
+  Random random(/*seed=*/7);
+  int accepted = 0;
+  for (int i = 0; i < 3000; ++i) {
+    std::string body = Encode(random.Any());
+    const size_t flips = 1 + random.Below(3);
+    for (size_t f = 0; f < flips; ++f) {
+      body[random.Below(body.size())] ^= static_cast<char>(1u << random.Below(8));
+    }
+    Result<Message> r = Decode(body);
+    if (!r.ok()) {
+      EXPECT_TRUE(r.status().IsCorruption()) << r.status();
+      continue;
+    }
+    ++accepted;
+    EXPECT_EQ(Encode(*r), body) << Describe(*r);
+  }
+  // Most flips land in integer fields, which any value fills.
+  EXPECT_GT(accepted, 0);
+}
+
+}  // namespace
+}  // namespace wire
+}  // namespace cairn::replication

@@ -12,7 +12,9 @@ std::string ChainKey(const ManagerOptions& options, uint32_t id) { return option
 std::string EncodeChain(const Chain& chain) {
   nlohmann::json members = nlohmann::json::array();
   for (const ChainMember& m : chain.members) {
-    members.push_back({{"target", m.target}, {"state", m.state == ReplicaState::kServing ? "serving" : "syncing"}});
+    members.push_back({{"target", m.target},
+                       {"state", m.state == ReplicaState::kServing ? "serving" : "syncing"},
+                       {"incarnation", m.incarnation}});
   }
   return nlohmann::json{{"version", chain.version}, {"members", members}}.dump();
 }
@@ -33,9 +35,45 @@ Result<Chain> DecodeChain(uint32_t id, std::string_view json) {
     }
     const std::string state = m["state"].get<std::string>();
     if (state != "serving" && state != "syncing") return Status::Corruption("chain member state " + state);
-    c.members.push_back({m["target"].get<std::string>(), state == "serving" ? ReplicaState::kServing : ReplicaState::kSyncing});
+    uint64_t incarnation = 0;
+    if (m.contains("incarnation")) {
+      if (!m["incarnation"].is_number_unsigned()) return Status::Corruption("chain member incarnation");
+      incarnation = m["incarnation"].get<uint64_t>();
+    }
+    c.members.push_back({m["target"].get<std::string>(),
+                         state == "serving" ? ReplicaState::kServing : ReplicaState::kSyncing, incarnation});
   }
   return c;
+}
+
+std::string SyncKey(const ManagerOptions& options, uint32_t chain, std::string_view target) {
+  return options.prefix + "sync/" + std::to_string(chain) + "/" + std::string(target);
+}
+
+std::string EncodeSyncReport(const SyncReport& report) {
+  return nlohmann::json{{"state", "done"}, {"incarnation", report.incarnation}, {"version", report.version}}.dump();
+}
+
+Result<SyncReport> DecodeSyncReport(const ManagerOptions& options, std::string_view key, std::string_view json) {
+  const std::string_view prefix = options.prefix + "sync/";
+  if (key.substr(0, prefix.size()) != prefix) return Status::Corruption("sync report key");
+  const std::string_view rest = key.substr(prefix.size());
+  const size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0) return Status::Corruption("sync report key");
+  SyncReport report;
+  const std::string chain_text(rest.substr(0, slash));
+  char* end = nullptr;
+  report.chain = static_cast<uint32_t>(std::strtoul(chain_text.c_str(), &end, 10));
+  if (*end != '\0') return Status::Corruption("sync report chain");
+  report.target = std::string(rest.substr(slash + 1));
+  const auto j = nlohmann::json::parse(json, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("incarnation") || !j["incarnation"].is_number_unsigned() ||
+      !j.contains("version") || !j["version"].is_number_unsigned()) {
+    return Status::Corruption("sync report");
+  }
+  report.incarnation = j["incarnation"].get<uint64_t>();
+  report.version = j["version"].get<uint64_t>();
+  return report;
 }
 
 Manager::Manager(EtcdClient* etcd, std::string node_id, std::function<int64_t()> lease, ManagerOptions options)
@@ -84,6 +122,7 @@ void Manager::Loop() {
         }
       }
     }
+    is_manager_.store(election_.is_manager());  // before the round: its writes show the office held
     if (election_.is_manager()) {
       if (Status s = Round(); !s.ok()) CAIRN_LOG_WARN("manager: {}", s.ToString());
     }
@@ -102,10 +141,19 @@ Status Manager::Round() {
     if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string()) continue;
     const std::string node = j["id"].get<std::string>();
     const std::string zone = j.contains("zone") && j["zone"].is_string() ? j["zone"].get<std::string>() : "";
+    // The registration's lease is the node's incarnation; etcd binds the key to it as well.
+    const uint64_t incarnation = static_cast<uint64_t>(kv.lease);
     if (!j.contains("targets") || !j["targets"].is_array()) continue;
     for (const auto& t : j["targets"]) {
-      if (t.is_string()) live.push_back({t.get<std::string>(), node, zone});
+      if (t.is_string()) live.push_back({t.get<std::string>(), node, zone, incarnation});
     }
+  }
+  // Syncing members' reports that their copy is complete.
+  CAIRN_ASSIGN_OR_RETURN(EtcdRange sync, etcd_->GetPrefix(options_.prefix + "sync/"));
+  std::vector<SyncReport> synced;
+  for (const EtcdKv& kv : sync.kvs) {
+    auto report = DecodeSyncReport(options_, kv.key, kv.value);
+    if (report.ok()) synced.push_back(std::move(*report));
   }
   // The table as it stands, with the revision of each record.
   CAIRN_ASSIGN_OR_RETURN(EtcdRange stored, etcd_->GetPrefix(options_.prefix + "chains/"));
@@ -120,7 +168,7 @@ Status Manager::Round() {
     mod_revision[c.id] = kv.mod_revision;
     current.push_back(std::move(c));
   }
-  const RebuildResult r = Rebuild(current, live, options_.chain_count, options_.replicas);
+  const RebuildResult r = Rebuild(current, live, options_.chain_count, options_.replicas, synced);
   if (r.changed.empty()) return Status::OK();
   std::vector<EtcdCompare> compares;
   std::vector<EtcdOp> ops;

@@ -8,8 +8,11 @@
 // and for each chain written the mod_revision it read (or its absence). A stale read makes it
 // read again next round; a lost office makes it campaign again.
 //
-// Not yet: promotion of syncing members (resync does not exist yet), peer reports, operator
-// changes to the replication factor.
+// Members are (target, incarnation) pairs, the incarnation being the lease of the node's
+// registration; a syncing member that reported its copy complete (`sync/<chain>/<target>`) under
+// the chain's current version is marked serving.
+//
+// Not yet: peer reports, NeedsResync reports, operator changes to the replication factor.
 //
 // Thread-safety: the public methods are thread-safe; the loop runs on its own thread.
 #pragma once
@@ -41,6 +44,11 @@ struct ManagerOptions {
 std::string EncodeChain(const Chain& chain);
 Result<Chain> DecodeChain(uint32_t id, std::string_view json);
 std::string ChainKey(const ManagerOptions& options, uint32_t id);
+// A syncing member's completion report, `<prefix>sync/<chain>/<target>` (written by the member's
+// node, bound to its lease): {"state": "done", "incarnation": 7587..., "version": 4}.
+std::string SyncKey(const ManagerOptions& options, uint32_t chain, std::string_view target);
+std::string EncodeSyncReport(const SyncReport& report);
+Result<SyncReport> DecodeSyncReport(const ManagerOptions& options, std::string_view key, std::string_view json);
 
 class Manager {
  public:

@@ -7,7 +7,7 @@
 namespace cairn::cluster {
 
 RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<TargetInfo>& live, uint32_t chain_count,
-                      uint32_t replicas) {
+                      uint32_t replicas, const std::vector<SyncReport>& synced) {
   std::map<std::string, const TargetInfo*> by_id;
   for (const TargetInfo& t : live) by_id[t.id] = &t;
 
@@ -18,13 +18,42 @@ RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<Targe
     if (c.id < chain_count) out.chains[c.id] = c;
   }
 
-  // Pass 1: members whose target is gone leave, but never the last serving one.
   std::vector<bool> changed(chain_count, false);
-  auto live_target = [&](const ChainMember& m) { return by_id.find(m.target) != by_id.end(); };
+  auto live_target = [&](const ChainMember& m) {
+    auto it = by_id.find(m.target);
+    return it != by_id.end() && it->second->incarnation == m.incarnation;
+  };
+
+  // Pass 0: a syncing last member whose copy is complete under this version starts serving.
+  for (const SyncReport& r : synced) {
+    if (r.chain >= chain_count) continue;
+    Chain& c = out.chains[r.chain];
+    if (c.members.empty() || c.version != r.version) continue;
+    ChainMember& last = c.members.back();
+    if (last.state != ReplicaState::kSyncing || last.target != r.target || last.incarnation != r.incarnation ||
+        !live_target(last)) {
+      continue;
+    }
+    last.state = ReplicaState::kServing;
+    changed[c.id] = true;
+  }
+
+  // Pass 1: members whose target is gone leave, but never the last serving one.
   for (Chain& c : out.chains) {
-    const bool any_live_serving = std::any_of(c.members.begin(), c.members.end(), [&](const ChainMember& m) {
+    bool any_live_serving = std::any_of(c.members.begin(), c.members.end(), [&](const ChainMember& m) {
       return m.state == ReplicaState::kServing && live_target(m);
     });
+    if (!any_live_serving) {
+      // A serving member back under a new incarnation holds every committed update: take it back.
+      for (ChainMember& m : c.members) {
+        auto it = by_id.find(m.target);
+        if (m.state != ReplicaState::kServing || it == by_id.end()) continue;
+        m.incarnation = it->second->incarnation;
+        any_live_serving = true;
+        changed[c.id] = true;
+        break;
+      }
+    }
     bool kept_serving = any_live_serving;
     const size_t before = c.members.size();
     std::erase_if(c.members, [&](const ChainMember& m) {
@@ -43,7 +72,7 @@ RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<Targe
   for (const TargetInfo& t : live) load[t.id] = {0, 0};
   for (const Chain& c : out.chains) {
     for (size_t i = 0; i < c.members.size(); ++i) {
-      if (!by_id.contains(c.members[i].target)) continue;  // a kept, absent member
+      if (!live_target(c.members[i])) continue;  // a kept, absent member
       auto& l = load[c.members[i].target];
       ++l.first;
       if (i == 0) ++l.second;
@@ -64,11 +93,11 @@ RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<Targe
       if (!creating && (serving(c) == 0 || syncing(c) > 0)) continue;  // lost, or one syncs already
       std::set<std::string> nodes, zones;
       for (const ChainMember& m : c.members) {
-        auto it = by_id.find(m.target);
-        if (it == by_id.end()) {  // a kept, absent member: its node is still taken
+        if (!live_target(m)) {  // a kept, absent member: its node is still taken
           nodes.insert(m.target.substr(0, m.target.find('/')));
           continue;
         }
+        auto it = by_id.find(m.target);
         nodes.insert(it->second->node);
         zones.insert(it->second->zone);
       }
@@ -90,7 +119,7 @@ RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<Targe
       auto& l = load[best->id];
       ++l.first;
       if (c.members.empty()) ++l.second;
-      c.members.push_back({best->id, creating ? ReplicaState::kServing : ReplicaState::kSyncing});
+      c.members.push_back({best->id, creating ? ReplicaState::kServing : ReplicaState::kSyncing, best->incarnation});
       changed[c.id] = true;
     }
   }

@@ -1,9 +1,17 @@
 // The chain table and how the manager rebuilds it (docs/design/cluster.md, "The chain table").
 //
 // Rebuild keeps what it can and changes as few chains as it can:
-//   - a member whose target is no longer live leaves its chain, except the last serving one:
-//     the chain keeps it (degraded, unable to serve) until that target returns, since it holds
-//     the only complete copy;
+//   - members are incarnations: a (target, incarnation) pair, the incarnation being the lease of
+//     the node's registration. A node that restarted or lost its lease is not the member its old
+//     entry names (its copy may lack what was written since);
+//   - a syncing last member that reported its copy complete under the chain's current version
+//     becomes serving;
+//   - a member whose target is no longer live (or is live under another incarnation) leaves its
+//     chain, except the last serving one: the chain keeps it (degraded, unable to serve) until
+//     that target returns, since it holds the only complete copy. When it returns under a new
+//     incarnation while the chain has no live serving member, it is taken back, serving, under
+//     that incarnation: its disk holds every committed update (each was durable on every member
+//     before it was acknowledged), and nobody else has a complete copy;
 //   - a chain short of `replicas` members, and with no member syncing, gets one new member
 //     appended as a **syncing** tail (it copies from its predecessor before it serves; one at a
 //     time, so that every syncing member copies from a serving one), chosen among live targets
@@ -32,6 +40,7 @@ struct TargetInfo {
   std::string id;    // "<node>/<disk>"
   std::string node;  // the node it is on
   std::string zone;  // "" when zones are not used
+  uint64_t incarnation = 0;  // the lease of the node's registration
 
   friend bool operator==(const TargetInfo&, const TargetInfo&) = default;
 };
@@ -41,6 +50,7 @@ enum class ReplicaState : uint8_t { kServing, kSyncing };
 struct ChainMember {
   std::string target;
   ReplicaState state = ReplicaState::kServing;
+  uint64_t incarnation = 0;
 
   friend bool operator==(const ChainMember&, const ChainMember&) = default;
 };
@@ -53,6 +63,14 @@ struct Chain {
   friend bool operator==(const Chain&, const Chain&) = default;
 };
 
+// A syncing member's report that its copy is complete (etcd `sync/<chain>/<target>`).
+struct SyncReport {
+  uint32_t chain = 0;
+  std::string target;
+  uint64_t incarnation = 0;
+  uint64_t version = 0;  // the chain version the copy was made under
+};
+
 struct RebuildResult {
   std::vector<Chain> chains;           // ids 0 .. chain_count-1
   std::vector<uint32_t> changed;       // ids of chains whose version went up
@@ -63,6 +81,6 @@ struct RebuildResult {
 // `current` may be empty (a new cluster) or hold fewer chains than chain_count (new ones are
 // created). REQUIRES: replicas >= 1.
 RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<TargetInfo>& live, uint32_t chain_count,
-                      uint32_t replicas);
+                      uint32_t replicas, const std::vector<SyncReport>& synced = {});
 
 }  // namespace cairn::cluster

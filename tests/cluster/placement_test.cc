@@ -135,5 +135,56 @@ TEST(PlacementTest, RebuildIsStableAndDeterministic) {
   EXPECT_TRUE(again.changed.empty());
 }
 
+// Members are incarnations: a node that restarted (a new lease) is removed and appended again as
+// a syncing tail; its report of a complete copy under the current version makes it serving.
+TEST(PlacementTest, ARestartedNodeResyncsAndIsPromotedOnItsReport) {
+  std::vector<TargetInfo> live = Targets(3);
+  for (size_t i = 0; i < live.size(); ++i) live[i].incarnation = 100 + i;
+  const RebuildResult first = Rebuild({}, live, 4, 3);
+  for (const Chain& c : first.chains) {
+    for (const ChainMember& m : c.members) EXPECT_NE(m.incarnation, 0u);
+  }
+  live[2].incarnation = 900;  // n2 restarted
+  const RebuildResult second = Rebuild(first.chains, live, 4, 3);
+  EXPECT_EQ(second.changed.size(), 4u);
+  for (const Chain& c : second.chains) {
+    ASSERT_EQ(c.members.size(), 3u) << c.id;
+    EXPECT_EQ(c.members.back().target, "n2/0");
+    EXPECT_EQ(c.members.back().incarnation, 900u);
+    EXPECT_EQ(c.members.back().state, ReplicaState::kSyncing);
+    EXPECT_EQ(c.version, 2u);
+  }
+  // Reports: chain 0 under its current version, chain 1 under an old one, chain 2 by an old
+  // incarnation; only chain 0 is promoted.
+  const std::vector<SyncReport> reports = {{0, "n2/0", 900, 2}, {1, "n2/0", 900, 1}, {2, "n2/0", 102, 2}};
+  const RebuildResult third = Rebuild(second.chains, live, 4, 3, reports);
+  EXPECT_EQ(third.changed, std::vector<uint32_t>{0});
+  EXPECT_EQ(third.chains[0].members.back().state, ReplicaState::kServing);
+  EXPECT_EQ(third.chains[0].version, 3u);
+  EXPECT_EQ(third.chains[1].members.back().state, ReplicaState::kSyncing);
+  EXPECT_EQ(third.chains[2].members.back().state, ReplicaState::kSyncing);
+}
+
+// A cold restart of every node: nobody holds a live serving incarnation, so the kept serving
+// member is taken back under its new incarnation instead of the chain staying lost.
+TEST(PlacementTest, TheLastServingMemberIsTakenBackUnderItsNewIncarnation) {
+  std::vector<TargetInfo> live = Targets(3);
+  for (size_t i = 0; i < live.size(); ++i) live[i].incarnation = 100 + i;
+  const RebuildResult first = Rebuild({}, live, 2, 3);
+  const std::vector<TargetInfo> none;
+  const RebuildResult down = Rebuild(first.chains, none, 2, 3);
+  for (const Chain& c : down.chains) EXPECT_EQ(c.members.size(), 1u);  // the last serving one, kept
+  EXPECT_TRUE(down.lost.empty());
+  for (size_t i = 0; i < live.size(); ++i) live[i].incarnation = 500 + i;
+  const RebuildResult back = Rebuild(down.chains, live, 2, 3);
+  for (const Chain& c : back.chains) {
+    ASSERT_EQ(c.members.size(), 2u) << c.id;
+    EXPECT_EQ(c.members[0].state, ReplicaState::kServing);
+    EXPECT_GE(c.members[0].incarnation, 500u);
+    EXPECT_EQ(c.members[1].state, ReplicaState::kSyncing);  // the others resync from it, one at a time
+  }
+  EXPECT_TRUE(back.lost.empty());
+}
+
 }  // namespace
 }  // namespace cairn::cluster

@@ -1,0 +1,234 @@
+#include "cluster/replica_service.h"
+
+#include <nlohmann/json.hpp>
+
+#include "common/crypto.h"
+#include "common/logging.h"
+
+namespace cairn::cluster {
+
+using replication::ChainHost;
+using replication::ChainView;
+using replication::ManagerReport;
+
+uint32_t NodeNumber(std::string_view node_id) {
+  const crypto::Sha256Digest d = crypto::Sha256(node_id);
+  const uint32_t n = (uint32_t{d[0]} << 24) | (uint32_t{d[1]} << 16) | (uint32_t{d[2]} << 8) | uint32_t{d[3]};
+  return n == 0 ? 1 : n;
+}
+
+namespace {
+
+std::string_view PhaseName(replication::ChainReplica::Phase phase) {
+  switch (phase) {
+    case replication::ChainReplica::Phase::kDown: return "down";
+    case replication::ChainReplica::Phase::kIdle: return "idle";
+    case replication::ChainReplica::Phase::kSyncing: return "syncing";
+    case replication::ChainReplica::Phase::kReady: return "ready";
+  }
+  return "?";
+}
+
+}  // namespace
+
+ReplicaService::ReplicaService(EtcdClient* etcd, ReplicaServiceOptions options)
+    : etcd_(etcd), options_(std::move(options)), target_(options_.node_id + "/0") {}
+
+Result<std::unique_ptr<ReplicaService>> ReplicaService::Start(EtcdClient* etcd, ReplicaServiceOptions options) {
+  std::unique_ptr<ReplicaService> service(new ReplicaService(etcd, std::move(options)));
+  ReplicaService* self = service.get();
+  replication::ChainHostOptions host;
+  host.node = NodeNumber(self->options_.node_id);
+  host.name = self->options_.node_id;
+  host.listen = self->options_.rpc_listen;
+  host.secret = self->options_.secret;
+  host.data_dir = self->options_.data_dir;
+  host.tick = self->options_.tick;
+  host.on_report = [self](const ManagerReport& report) {
+    std::lock_guard lock(self->mu_);
+    self->reports_.push_back(report);
+    self->refresh_ = true;
+    self->cv_.notify_all();
+  };
+  host.on_refresh = [self](uint32_t) { self->RequestRefresh(); };
+  CAIRN_ASSIGN_OR_RETURN(self->host_, ChainHost::Start(std::move(host)));
+
+  replication::ChainClientOptions client;
+  client.name = self->options_.node_id + "/client";
+  client.secret = self->options_.secret;
+  client.view = [self](uint32_t chain) { return self->View(chain); };
+  client.address = [self](uint32_t node) { return self->Address(node); };
+  client.refresh = [self](uint32_t) { self->RequestRefresh(); };
+  self->client_ = std::make_unique<replication::ChainClient>(std::move(client));
+  return service;
+}
+
+ReplicaService::~ReplicaService() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+  client_.reset();
+  host_.reset();
+}
+
+void ReplicaService::Run(Membership* membership) {
+  membership_ = membership;
+  thread_ = std::thread([this] { Loop(); });
+}
+
+void ReplicaService::RequestRefresh() {
+  {
+    std::lock_guard lock(mu_);
+    refresh_ = true;
+  }
+  cv_.notify_all();
+}
+
+std::optional<ChainView> ReplicaService::View(uint32_t chain) {
+  std::lock_guard lock(mu_);
+  auto it = views_.find(chain);
+  if (it == views_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::optional<std::string> ReplicaService::Address(uint32_t node) {
+  std::lock_guard lock(mu_);
+  auto it = addresses_.find(node);
+  if (it == addresses_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<ReplicaStatus> ReplicaService::Replicas() {
+  std::vector<uint32_t> chains;
+  std::vector<ReplicaStatus> out;
+  {
+    std::lock_guard lock(mu_);
+    for (const auto& [chain, view] : views_) chains.push_back(chain);
+  }
+  for (uint32_t chain : chains) {
+    auto info = host_->Inspect(chain);
+    if (!info) continue;
+    out.push_back({chain, info->version, std::string(PhaseName(info->phase)), info->fenced, info->last_applied,
+                   info->exposed_level, info->applied.records.size()});
+  }
+  return out;
+}
+
+void ReplicaService::Loop() {
+  std::unique_lock lock(mu_);
+  while (!stopping_) {
+    refresh_ = false;
+    lock.unlock();
+    if (Status s = Round(); !s.ok()) CAIRN_LOG_WARN("node {}: replicas: {}", options_.node_id, s.ToString());
+    rounds_.fetch_add(1);
+    lock.lock();
+    cv_.wait_for(lock, options_.poll, [&] { return stopping_ || refresh_; });
+  }
+}
+
+Status ReplicaService::Round() {
+  const uint64_t incarnation = static_cast<uint64_t>(membership_->lease_id());
+  const bool may_ack = membership_->MayAcknowledge();
+
+  // Reports first: a completed sync waits for nothing else.
+  std::vector<ManagerReport> reports;
+  {
+    std::lock_guard lock(mu_);
+    reports.swap(reports_);
+  }
+  ManagerOptions names;
+  names.prefix = options_.prefix;
+  for (const ManagerReport& r : reports) {
+    if (r.kind != ManagerReport::Kind::kSyncDone || r.member.incarnation != incarnation) continue;
+    if (reported_[r.chain_id] == r.chain_version) continue;  // the replica repeats itself until promoted
+    SyncReport report{r.chain_id, target_, r.member.incarnation, r.chain_version};
+    auto put = etcd_->Put(SyncKey(names, r.chain_id, target_), EncodeSyncReport(report), membership_->lease_id());
+    if (!put.ok()) {
+      std::lock_guard lock(mu_);
+      reports_.push_back(r);  // try again next round
+      return put.status();
+    }
+    reported_[r.chain_id] = r.chain_version;
+    CAIRN_LOG_INFO("node {}: chain {}: copy complete under version {}", options_.node_id, r.chain_id, r.chain_version);
+  }
+
+  // The peers.
+  CAIRN_ASSIGN_OR_RETURN(EtcdRange nodes, etcd_->GetPrefix(options_.prefix + "nodes/"));
+  std::map<uint32_t, replication::PeerAddress> peers;
+  std::map<std::string, uint32_t> numbers;
+  for (const EtcdKv& kv : nodes.kvs) {
+    const auto j = nlohmann::json::parse(kv.value, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string() || !j.contains("rpc") ||
+        !j["rpc"].is_string()) {
+      continue;
+    }
+    const std::string id = j["id"].get<std::string>();
+    const uint32_t number = NodeNumber(id);
+    if (auto it = peers.find(number); it != peers.end() && it->second.name != id) {
+      return Status::ConfigError("nodes " + id + " and " + it->second.name + " have the same node number; rename one");
+    }
+    peers[number] = {id, j["rpc"].get<std::string>()};
+    numbers[id] = number;
+  }
+  host_->SetPeers(peers);
+
+  // The chain table, as views.
+  CAIRN_ASSIGN_OR_RETURN(EtcdRange stored, etcd_->GetPrefix(options_.prefix + "chains/"));
+  std::map<uint32_t, ChainView> views;
+  for (const EtcdKv& kv : stored.kvs) {
+    const std::string id_text = kv.key.substr(options_.prefix.size() + 7);
+    char* end = nullptr;
+    const unsigned long id = std::strtoul(id_text.c_str(), &end, 10);
+    if (id_text.empty() || *end != '\0') continue;
+    auto chain = DecodeChain(static_cast<uint32_t>(id), kv.value);
+    if (!chain.ok()) return chain.status();
+    ChainView view;
+    view.chain_id = chain->id;
+    view.version = chain->version;
+    for (const ChainMember& m : chain->members) {
+      const std::string node = m.target.substr(0, m.target.find('/'));
+      view.members.push_back({{NodeNumber(node), m.incarnation}, m.state == ReplicaState::kServing});
+    }
+    views[view.chain_id] = std::move(view);
+  }
+  {
+    std::lock_guard lock(mu_);
+    views_ = views;
+    addresses_.clear();
+    for (const auto& [number, peer] : peers) addresses_[number] = peer.rpc_address;
+  }
+
+  const uint32_t self = NodeNumber(options_.node_id);
+  for (const auto& [chain, view] : views) {
+    const replication::Member* me = nullptr;
+    for (const auto& m : view.members) {
+      if (m.id.node == self && m.id.incarnation == incarnation) me = &m;
+    }
+    auto held = held_.find(chain);
+    if (held == held_.end()) {
+      if (me == nullptr) continue;  // not ours
+      ChainHost::StartMode mode = ChainHost::StartMode::kRestarted;
+      if (me->serving) mode = view.version == 1 ? ChainHost::StartMode::kFounding : ChainHost::StartMode::kRecovered;
+      host_->AddChain(chain, incarnation, mode);
+      held_[chain] = incarnation;
+    } else if (held->second != incarnation) {
+      host_->Rejoin(chain, incarnation);
+      held->second = incarnation;
+    }
+    if (delivered_[chain] != view.version) {
+      host_->SetView(view);
+      delivered_[chain] = view.version;
+    }
+  }
+
+  // Fenced unless the lease allows acknowledging; the table was just read, which is what the
+  // membership needs to see before it lets the node acknowledge again after a gap.
+  host_->SetFenced(!may_ack);
+  membership_->TableRefreshed();
+  return Status::OK();
+}
+
+}  // namespace cairn::cluster

@@ -1,0 +1,114 @@
+// ReplicaService: a node's chain replicas joined to the cluster (docs/design/cluster.md).
+//
+// It runs a ChainHost (replication/chain_host.h) on the node's RPC address and keeps it in step
+// with etcd, every `poll` interval (sooner when a replica or a client asks for a refresh):
+//   - the peers: every registered node's name, RPC address and number (NodeNumber);
+//   - the chain table: for every chain whose members name this node's target under its current
+//     incarnation (its registration's lease), the replica is brought up (founding member at
+//     version 1; the serving member taken back after a restart; otherwise a restarted replica
+//     that resyncs) and handed each new version; a replica whose node registered again under a
+//     new lease rejoins;
+//   - fencing: the replicas are fenced whenever the node's Membership says it may not
+//     acknowledge, and the table is re-read before they are unfenced;
+//   - reports: a syncing replica's "copy complete" goes to etcd as `sync/<chain>/<target>`,
+//     bound to the node's lease, where the manager finds it and marks the member serving.
+// It also offers a ChainClient over its copy of the table, for the node's own writes and reads.
+//
+// Thread-safety: every public method is thread-safe.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/etcd.h"
+#include "cluster/manager.h"
+#include "cluster/membership.h"
+#include "replication/chain_client.h"
+#include "replication/chain_host.h"
+
+namespace cairn::cluster {
+
+// A node's number in the replication layer, from its id: the first 4 bytes of SHA-256(id), never
+// 0. ReplicaService refuses to run beside a registered node with the same number.
+uint32_t NodeNumber(std::string_view node_id);
+
+struct ReplicaServiceOptions {
+  std::string prefix = "/cairn/default/";
+  std::string node_id;
+  std::string rpc_listen;  // "host:port"
+  std::string secret;      // the cluster secret
+  std::string data_dir;    // the replica store's directory
+  std::chrono::milliseconds poll{250};
+  std::chrono::milliseconds tick{20};
+};
+
+// One chain as this node's replica sees it, for `cairn admin status` and /metrics.
+struct ReplicaStatus {
+  uint32_t chain = 0;
+  uint64_t version = 0;
+  std::string phase;  // "down", "idle", "syncing", "ready"
+  bool fenced = false;
+  uint64_t last_applied = 0;
+  uint64_t committed = 0;  // as far as this replica knows
+  uint64_t records = 0;
+};
+
+class ReplicaService {
+ public:
+  // Opens the replica store and listens on the RPC address (before the node registers, so that
+  // the registration can carry the bound address). `etcd` must outlive the service.
+  static Result<std::unique_ptr<ReplicaService>> Start(EtcdClient* etcd, ReplicaServiceOptions options);
+  ~ReplicaService();
+  ReplicaService(const ReplicaService&) = delete;
+  ReplicaService& operator=(const ReplicaService&) = delete;
+
+  // The bound RPC address.
+  const std::string& rpc_address() const { return host_->address(); }
+  // Starts following etcd; `membership` (the node's registration) must outlive the service.
+  void Run(Membership* membership);
+
+  std::vector<ReplicaStatus> Replicas();
+  // A client over this node's copy of the chain table.
+  replication::ChainClient& client() { return *client_; }
+  // Rounds of the loop completed (tests wait on it).
+  uint64_t rounds() const { return rounds_.load(); }
+
+ private:
+  ReplicaService(EtcdClient* etcd, ReplicaServiceOptions options);
+  void Loop();
+  Status Round();
+  void RequestRefresh();
+  std::optional<replication::ChainView> View(uint32_t chain);
+  std::optional<std::string> Address(uint32_t node);
+
+  EtcdClient* const etcd_;
+  const ReplicaServiceOptions options_;
+  const std::string target_;  // "<node>/0"
+  Membership* membership_ = nullptr;
+  std::unique_ptr<replication::ChainHost> host_;
+  std::unique_ptr<replication::ChainClient> client_;
+
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool stopping_ = false;                                   // GUARDED_BY(mu_)
+  bool refresh_ = false;                                    // GUARDED_BY(mu_)
+  std::vector<replication::ManagerReport> reports_;         // GUARDED_BY(mu_)
+  std::map<uint32_t, replication::ChainView> views_;        // GUARDED_BY(mu_): the table, as views
+  std::map<uint32_t, std::string> addresses_;               // GUARDED_BY(mu_): node number -> RPC address
+  std::map<uint32_t, uint64_t> held_;                       // loop only: chain -> incarnation it runs under
+  std::map<uint32_t, uint64_t> delivered_;                  // loop only: chain -> version delivered
+  std::map<uint32_t, uint64_t> reported_;                   // loop only: chain -> version reported synced
+  std::atomic<uint64_t> rounds_{0};
+  std::thread thread_;
+};
+
+}  // namespace cairn::cluster

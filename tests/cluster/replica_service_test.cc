@@ -1,0 +1,183 @@
+// A node's replicas joined to the cluster (cluster/replica_service.h), against a real etcd: three
+// nodes register, the manager builds the chains, every node's replicas follow the table; writes
+// through any node's client reach every replica; a node that leaves is removed from its chains
+// and writes go on; the node that returns (a new incarnation, its old disk) is appended as a
+// syncing tail, copies its predecessor, reports through etcd, is promoted by the manager, and
+// then holds what its peers hold.
+#include "cluster/replica_service.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <thread>
+
+#include "cluster/etcd_harness.h"
+#include "cluster/manager.h"
+#include "cluster/membership.h"
+#include "test_util.h"
+
+namespace cairn::cluster {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr const char* kSecret = "replica-service-test-secret-0123";
+
+template <class F>
+bool WaitFor(F done, std::chrono::milliseconds limit = 15s) {
+  const auto end = Clock::now() + limit;
+  while (Clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(20ms);
+  }
+  return done();
+}
+
+class ReplicaServiceTest : public ::testing::Test {
+ protected:
+  struct Node {
+    std::unique_ptr<ReplicaService> replicas;
+    std::unique_ptr<Membership> membership;
+    std::unique_ptr<Manager> manager;
+  };
+
+  void SetUp() override {
+    ASSERT_OK(etcd_.Start());
+    EtcdOptions o;
+    o.endpoints = {etcd_.endpoint()};
+    o.request_timeout = 1000ms;
+    auto client = EtcdClient::Connect(o);
+    ASSERT_OK(client);
+    client_ = std::move(*client);
+    mopts_.prefix = options_.prefix = "/cairn/rs/";
+    mopts_.ttl = 2s;
+    mopts_.margin = 600ms;
+    options_.chain_count = 4;
+    options_.replicas = 3;
+    options_.interval = 100ms;
+  }
+
+  void StartNode(const std::string& id) {
+    Node node;
+    ReplicaServiceOptions r;
+    r.prefix = options_.prefix;
+    r.node_id = id;
+    r.rpc_listen = "127.0.0.1:0";
+    r.secret = kSecret;
+    r.data_dir = dir_.path() + "/" + id;
+    r.poll = 100ms;
+    auto replicas = ReplicaService::Start(client_.get(), r);
+    ASSERT_OK(replicas);
+    node.replicas = std::move(*replicas);
+    auto membership =
+        Membership::Join(client_.get(), NodeInfo{id, node.replicas->rpc_address(), "", "", {id + "/0"}}, mopts_);
+    ASSERT_OK(membership);
+    node.membership = std::move(*membership);
+    node.replicas->Run(node.membership.get());
+    Membership* m = node.membership.get();
+    auto manager = Manager::Start(client_.get(), id, [m] { return m->lease_id(); }, options_);
+    ASSERT_OK(manager);
+    node.manager = std::move(*manager);
+    nodes_[id] = std::move(node);
+  }
+  void StopNode(const std::string& id) {
+    Node& n = nodes_.at(id);
+    n.manager.reset();
+    n.replicas.reset();
+    n.membership.reset();
+    nodes_.erase(id);
+  }
+
+  std::vector<Chain> Table() {
+    std::vector<Chain> out;
+    auto r = client_->GetPrefix(options_.prefix + "chains/");
+    if (!r.ok()) return out;
+    for (const EtcdKv& kv : r->kvs) {
+      auto c = DecodeChain(static_cast<uint32_t>(std::stoul(kv.key.substr(options_.prefix.size() + 7))), kv.value);
+      if (c.ok()) out.push_back(*c);
+    }
+    return out;
+  }
+  bool AllChains(const std::function<bool(const Chain&)>& pred) {
+    const auto t = Table();
+    return t.size() == options_.chain_count && std::all_of(t.begin(), t.end(), pred);
+  }
+  static bool FullAndServing(const Chain& c) {
+    return c.members.size() == 3 && std::all_of(c.members.begin(), c.members.end(), [](const ChainMember& m) {
+             return m.state == ReplicaState::kServing;
+           });
+  }
+
+  // Every listed node's replica of every chain: ready, at the same applied sequence, same records.
+  bool Converged(const std::vector<std::string>& ids) {
+    for (uint32_t chain = 0; chain < options_.chain_count; ++chain) {
+      std::optional<std::pair<uint64_t, uint64_t>> first;
+      for (const std::string& id : ids) {
+        const auto replicas = nodes_.at(id).replicas->Replicas();
+        auto it = std::find_if(replicas.begin(), replicas.end(), [&](const ReplicaStatus& r) { return r.chain == chain; });
+        if (it == replicas.end() || it->phase != "ready" || it->committed != it->last_applied) return false;
+        const std::pair<uint64_t, uint64_t> here{it->last_applied, it->records};
+        if (first && *first != here) return false;
+        first = here;
+      }
+    }
+    return true;
+  }
+
+  test::EtcdHarness etcd_;
+  test::TempDir dir_;
+  std::unique_ptr<EtcdClient> client_;
+  MembershipOptions mopts_;
+  ManagerOptions options_;
+  std::map<std::string, Node> nodes_;
+};
+
+TEST_F(ReplicaServiceTest, NodesFollowTheTableAndANodeThatReturnsResyncs) {
+  StartNode("n1");
+  StartNode("n2");
+  StartNode("n3");
+  ASSERT_TRUE(WaitFor([&] { return AllChains(FullAndServing); }));
+
+  std::map<std::string, std::string> acked;
+  auto write_some = [&](const std::string& via, int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const std::string key = "key" + std::to_string(i);
+      const std::string value = "value" + std::to_string(i) + "@" + via;
+      auto r = nodes_.at(via).replicas->client().Write(static_cast<uint32_t>(i) % options_.chain_count, key, value);
+      ASSERT_TRUE(r.ok()) << r.status();
+      acked[key] = value;
+    }
+  };
+  write_some("n1", 0, 40);
+  write_some("n3", 40, 60);
+  ASSERT_TRUE(WaitFor([&] { return Converged({"n1", "n2", "n3"}); }));
+
+  // n2 leaves: its chains go on with n1 and n3.
+  StopNode("n2");
+  ASSERT_TRUE(WaitFor([&] {
+    return AllChains([](const Chain& c) {
+      return c.members.size() == 2 &&
+             std::none_of(c.members.begin(), c.members.end(), [](const ChainMember& m) { return m.target == "n2/0"; });
+    });
+  }));
+  write_some("n1", 60, 100);
+
+  // n2 returns on its old directory: appended as syncing tail, copies, reports, promoted.
+  StartNode("n2");
+  ASSERT_TRUE(WaitFor([&] { return AllChains(FullAndServing); }, 20s)) << "n2 was not promoted in every chain";
+  write_some("n2", 100, 120);
+  ASSERT_TRUE(WaitFor([&] { return Converged({"n1", "n2", "n3"}); }));
+
+  for (const auto& [key, value] : acked) {
+    const uint32_t chain = static_cast<uint32_t>(std::stoi(key.substr(3))) % options_.chain_count;
+    for (const char* via : {"n1", "n2", "n3"}) {
+      auto r = nodes_.at(via).replicas->client().Read(chain, key);
+      ASSERT_TRUE(r.ok()) << r.status();
+      EXPECT_EQ(r->value, value) << key << " via " << via;
+    }
+  }
+}
+
+}  // namespace
+}  // namespace cairn::cluster

@@ -6,7 +6,7 @@ DATA ?= ./data
 # Seconds each fuzz target runs in `make fuzz`; `make test` runs them for 20.
 FUZZ_SECONDS ?= 300
 
-.PHONY: deps configure build run test test-asan bench soak fuzz clean
+.PHONY: deps configure build run test test-asan bench soak fuzz clean cluster cluster-stop cluster-status
 
 deps:
 	@bash scripts/install-deps.sh
@@ -21,6 +21,18 @@ build: configure
 LISTEN ?= 127.0.0.1:9000
 run: build
 	$(CAIRN) server --data $(DATA) --listen $(LISTEN)
+
+# A local cluster of three nodes and an etcd under ./cluster (scripts/cluster.sh): S3 on
+# 127.0.0.1:9001-9003, etcd on 127.0.0.1:23790. Cluster mode answers S3 requests with 503 until
+# the replicated data path exists (issue 5); `cairn admin status` shows the nodes and the chains.
+cluster: build
+	@bash scripts/cluster.sh start $(CAIRN)
+
+cluster-status:
+	@bash scripts/cluster.sh status $(CAIRN)
+
+cluster-stop:
+	@bash scripts/cluster.sh stop
 
 # The unit tests, then every fuzz target briefly (a clang build of the gateway, about 25 s from
 # scratch, and 20 s per target). A ctest failure stops here, before the fuzzing.

@@ -83,10 +83,19 @@ std::vector<Field> Fields(Config& c) {
       {"log", "file", &c.log.file},
       {"server", "listen", &c.server.listen},
       {"server", "data_dir", &c.server.data_dir},
+      {"cluster", "etcd", &c.cluster.etcd},
+      {"cluster", "node_id", &c.cluster.node_id},
+      {"cluster", "rpc", &c.cluster.rpc},
+      {"cluster", "zone", &c.cluster.zone},
+      {"cluster", "name", &c.cluster.name},
+      {"cluster", "secret_file", &c.cluster.secret_file},
+      {"cluster", "lease_ttl_seconds", UintRef{&c.cluster.lease_ttl_seconds}},
+      {"cluster", "replicas", UintRef{&c.cluster.replicas}},
+      {"cluster", "chains", UintRef{&c.cluster.chains}},
   };
 }
 
-constexpr std::array<std::string_view, 3> kTables = {"engine", "log", "server"};
+constexpr std::array<std::string_view, 4> kTables = {"engine", "log", "server", "cluster"};
 
 std::string_view TypeName(const toml::node& node) {
   switch (node.type()) {
@@ -187,8 +196,8 @@ Status ReadTable(const toml::table& root, Config& config) {
     bool known_table = false;
     for (std::string_view t : kTables) known_table = known_table || t == table_name;
     if (!known_table) {
-      return Status::ConfigError(
-          fmt::format("{}: unknown table (expected [engine], [log] or [server])", Where(table_name, table_node)));
+      return Status::ConfigError(fmt::format("{}: unknown table (expected [engine], [log], [server] or [cluster])",
+                                             Where(table_name, table_node)));
     }
     const toml::table* table = table_node.as_table();
     if (table == nullptr) return WrongType(table_name, table_node, "a table");
@@ -291,7 +300,45 @@ void AddBoolFlag(CLI::App& app, const std::string& name, bool* field, const std:
   app.add_flag("--" + name + ",!--no-" + name, *field, help + (*field ? " [default: on]" : " [default: off]"));
 }
 
+Status ValidateCluster(const ClusterConfig& c) {
+  if (c.etcd.empty()) {
+    // A node id or RPC address without etcd is a half-configured cluster node: starting it as a
+    // single node would quietly serve unreplicated data under a name meant for the cluster.
+    if (!c.node_id.empty()) return Status::ConfigError("cluster.node_id: set, but cluster.etcd (--cluster) is not");
+    if (!c.rpc.empty()) return Status::ConfigError("cluster.rpc: set, but cluster.etcd (--cluster) is not");
+    return Status::OK();
+  }
+  const auto bad_id = [](std::string_view key, const std::string& value) {
+    return Status::ConfigError(
+        fmt::format("{}: \"{}\" is not 1 to 64 characters of letters, digits, '.', '_' and '-'", key, value));
+  };
+  if (c.node_id.empty()) return Status::ConfigError("cluster.node_id: cluster mode needs a node id (--node-id)");
+  if (!IsValidNodeId(c.node_id)) return bad_id("cluster.node_id", c.node_id);
+  if (!IsValidNodeId(c.name)) return bad_id("cluster.name", c.name);
+  if (!c.zone.empty() && !IsValidNodeId(c.zone)) return bad_id("cluster.zone", c.zone);
+  if (c.rpc.empty()) return Status::ConfigError("cluster.rpc: cluster mode needs an RPC address (--rpc)");
+  if (c.lease_ttl_seconds < 1 || c.lease_ttl_seconds > 600) {
+    return Status::ConfigError(fmt::format("cluster.lease_ttl_seconds: {} is outside [1, 600]", c.lease_ttl_seconds));
+  }
+  if (c.replicas < 1) return Status::ConfigError("cluster.replicas: must be at least 1");
+  if (c.chains < 1 || c.chains > 120) {
+    return Status::ConfigError(fmt::format("cluster.chains: {} is outside [1, 120]", c.chains));
+  }
+  return Status::OK();
+}
+
 }  // namespace
+
+bool IsValidNodeId(std::string_view id) {
+  if (id.empty() || id.size() > 64) return false;
+  for (char ch : id) {
+    // ASCII only, whatever the locale: ids become etcd keys and file contents.
+    const bool ok = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '.' ||
+                    ch == '_' || ch == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
 
 void AddSizeFlag(CLI::App& app, const std::string& name, uint64_t* field, const std::string& help) {
   const CLI::Validator size_check(
@@ -367,7 +414,7 @@ Status ValidateConfig(const Config& config) {
   if (!level.ok()) return level.status().WithContext("log.level");
   if (config.server.listen.empty()) return Status::ConfigError("server.listen: must not be empty");
   if (config.server.data_dir.empty()) return Status::ConfigError("server.data_dir: must not be empty");
-  return Status::OK();
+  return ValidateCluster(config.cluster);
 }
 
 Result<Config> ParseConfig(std::string_view toml_text) {

@@ -61,10 +61,43 @@ struct ServerConfig {
   std::string data_dir = "./data";
 };
 
+struct ClusterConfig {
+  // TOML [cluster] table; `cairn server` has a flag for each (docs/design/cluster.md). Every field
+  // is start-up only.
+  // etcd endpoints, comma-separated: "http://10.0.0.1:2379,http://10.0.0.2:2379". Default empty:
+  // the embedded single node, no etcd, and the other fields of this table are not used.
+  std::string etcd;
+  // This node's id, unique in the cluster: 1 to 64 of [A-Za-z0-9._-]. Required in cluster mode.
+  // The data directory remembers it (DATA/node.json) and refuses to serve another id.
+  std::string node_id;
+  // ADDRESS:PORT of the node's internal RPC endpoint, as peers should dial it. Required in cluster
+  // mode; announced in the node's registration (chain replication over sockets is not built yet).
+  std::string rpc;
+  // The node's failure domain: the replicas of a chain go to distinct zones when enough exist.
+  // Default empty (no zones). Same characters as node ids.
+  std::string zone;
+  // The cluster's name; its state lives under /cairn/<name>/ in etcd. Same rule as node ids.
+  // Default "default".
+  std::string name = "default";
+  // A file holding the cluster secret (at least 16 bytes; one trailing newline is not part of
+  // it). Default empty: the secret comes from CAIRN_CLUSTER_SECRET. Cluster mode needs one.
+  std::string secret_file;
+  // The node's etcd lease, in seconds: a node that stops renewing it (killed, cut off) leaves the
+  // cluster this long after its last renewal, and fences itself a third of it earlier.
+  // Default 3, in [1, 600].
+  uint64_t lease_ttl_seconds = 3;
+  // Replicas per chain. Default 3, at least 1. Give every node the same value: whichever node
+  // holds the manager's office builds the chain table with its own.
+  uint64_t replicas = 3;
+  // Chains in the cluster. Default 64, in [1, 120]. Same on every node, as `replicas`.
+  uint64_t chains = 64;
+};
+
 struct Config {
   EngineConfig engine;
   LogConfig log;
   ServerConfig server;
+  ClusterConfig cluster;
 };
 
 // Parses a byte size: a plain integer ("65536") or an integer with a binary suffix, optionally
@@ -79,8 +112,15 @@ std::string FormatByteSize(uint64_t bytes);
 // Checks ranges and enumerations that the types alone do not: io_backend is one of "auto",
 // "io_uring", "psync"; log.level is a known level; compaction_dead_ratio is within [0, 1];
 // segment_size, max_batch_bytes, checkpoint_interval_bytes and compaction_interval_ms are
-// positive; server.listen and server.data_dir are not empty. Returns kConfigError naming the key.
+// positive; server.listen and server.data_dir are not empty; in cluster mode (cluster.etcd set),
+// node_id, name and zone follow the id rule, rpc is set, and lease_ttl_seconds, replicas and
+// chains are within their ranges; node_id and rpc are not set outside cluster mode. Returns
+// kConfigError naming the key.
 Status ValidateConfig(const Config& config);
+
+// True for a valid node id (also the rule for cluster names and zones): 1 to 64 characters of
+// [A-Za-z0-9._-].
+bool IsValidNodeId(std::string_view id);
 
 // Parses a TOML document. Unknown tables, unknown keys and values of the wrong type are errors
 // (kConfigError, naming the key), so that a typo never silently falls back to a default. Keys

@@ -1,8 +1,11 @@
-// `cairn admin ...`: users and access keys of a running server, through its admin API
-// (gateway/server/admin_api.cc), signed with the root credentials.
+// `cairn admin ...`: users and access keys of a running server, and its status, through its
+// admin API (gateway/server/admin_api.cc), signed with the root credentials.
 //
 //   cairn admin user create NAME | user list | user delete NAME
 //   cairn admin key create USER | key list [USER] | key delete KEY | key disable KEY | key enable KEY
+//   cairn admin status: mode, this node, the manager, the nodes, the chain table, and the chains
+//                       that are short (fewer members than replicas), degraded (a member whose
+//                       node is gone) or lost (no serving member)
 //
 // The endpoint and root credentials come from --endpoint, --access-key and --secret-key, or from
 // CAIRN_ENDPOINT, CAIRN_ROOT_ACCESS_KEY and CAIRN_ROOT_SECRET_KEY, or from AWS_ACCESS_KEY_ID and
@@ -11,11 +14,14 @@
 //
 // Thread-safety: see cli.h.
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <cstdlib>
 #include <iostream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
 #include "bench/s3_client.h"
 #include "gateway/sigv4.h"
@@ -111,11 +117,122 @@ void PrintKey(const nlohmann::json& k) {
             << (k.value("enabled", false) ? "enabled" : "disabled") << "  " << k.value("created", "") << "\n";
 }
 
+// Prints rows as columns separated by two spaces, each as wide as its widest cell.
+void PrintTable(const std::vector<std::vector<std::string>>& rows) {
+  std::vector<size_t> width;
+  for (const auto& row : rows) {
+    if (width.size() < row.size()) width.resize(row.size(), 0);
+    for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], row[i].size());
+  }
+  for (const auto& row : rows) {
+    std::string line = "  ";
+    for (size_t i = 0; i < row.size(); ++i) {
+      line += row[i];
+      if (i + 1 < row.size()) line += std::string(width[i] - row[i].size() + 2, ' ');
+    }
+    std::cout << line << "\n";
+  }
+}
+
+std::string Text(const nlohmann::json& j, const char* key, const std::string& absent = "-") {
+  return j.contains(key) && j[key].is_string() && !j[key].get<std::string>().empty() ? j[key].get<std::string>()
+                                                                                     : absent;
+}
+
+// The status document (cluster/node.h, StatusJson) for people.
+void PrintStatus(const nlohmann::json& j) {
+  using Json = nlohmann::json;
+  const bool cluster = j.value("mode", "") == "cluster";
+  std::cout << "mode:      " << j.value("mode", "?");
+  if (cluster) std::cout << " (cluster " << Text(j, "cluster") << ", etcd revision " << j.value("revision", 0) << ")";
+  std::cout << "\nthis node: " << Text(j, "node")
+            << (j.value("fenced", false) ? " (FENCED: may not acknowledge writes)" : "")
+            << "\nmanager:   " << Text(j, "manager", cluster ? "none (the office is empty)" : "none (single node)")
+            << "\n";
+
+  // Each registered target with its node's lease: a member placed under another lease names a
+  // previous run of its node.
+  std::map<std::string, int64_t> live_targets;
+  const Json nodes = j.value("nodes", Json::array());
+  std::cout << "\nnodes (" << nodes.size() << "):\n";
+  std::vector<std::vector<std::string>> rows = {{"ID", "ZONE", "S3", "RPC", "TARGETS", "LEASE"}};
+  for (const Json& n : nodes) {
+    std::string targets;
+    const int64_t lease = n.value("lease", int64_t{0});
+    for (const Json& t : n.value("targets", Json::array())) {
+      if (!t.is_string()) continue;
+      live_targets[t.get<std::string>()] = lease;
+      targets += (targets.empty() ? "" : ",") + t.get<std::string>();
+    }
+    rows.push_back({Text(n, "id"), Text(n, "zone"), Text(n, "s3"), Text(n, "rpc"), targets.empty() ? "-" : targets,
+                    lease == 0 ? "-" : std::to_string(lease)});
+  }
+  PrintTable(rows);
+
+  const Json chains = j.value("chains", Json::array());
+  const uint64_t replicas = j.value("replicas", uint64_t{0});
+  if (!cluster) {
+    std::cout << "\nchains: none (a single node stores everything itself)\n";
+    return;
+  }
+  std::cout << "\nchains (" << chains.size() << ", " << replicas << " replicas each as this node is configured):\n";
+  rows = {{"ID", "VERSION", "MEMBERS (head first)"}};
+  std::vector<std::string> problems;
+  size_t syncing = 0;
+  for (const Json& c : chains) {
+    const std::string id = std::to_string(c.value("id", 0));
+    std::string members;
+    size_t count = 0, serving = 0;
+    for (const Json& m : c.value("members", Json::array())) {
+      const std::string target = Text(m, "target");
+      const std::string state = Text(m, "state");
+      const auto it = live_targets.find(target);
+      const int64_t incarnation = m.value("incarnation", int64_t{0});
+      const bool live = it != live_targets.end() && (incarnation == 0 || incarnation == it->second);
+      members += (members.empty() ? "" : "  ") + target + " " + state + (live ? "" : " (node gone)");
+      ++count;
+      if (state == "serving") ++serving;
+      if (state == "syncing") ++syncing;
+      if (!live) {
+        problems.push_back(
+            "chain " + id + ": degraded: member " + target +
+            (it == live_targets.end() ? " belongs to no registered node" : " names a previous run of its node"));
+      }
+    }
+    if (serving == 0) {
+      problems.push_back("chain " + id + ": LOST: no serving member holds its data");
+    } else if (count < replicas) {
+      problems.push_back("chain " + id + ": short: " + std::to_string(count) + " of " + std::to_string(replicas) +
+                         " members");
+    }
+    rows.push_back({id, std::to_string(c.value("version", uint64_t{0})), members.empty() ? "-" : members});
+  }
+  PrintTable(rows);
+  std::cout << "\n";
+  if (chains.empty()) {
+    std::cout << "no chain table yet (the manager writes it once `replicas` nodes have registered, or 10 s after "
+                 "the first one)\n";
+  } else if (problems.empty()) {
+    std::cout << "every chain has " << replicas << " members, all on registered nodes\n";
+  } else {
+    std::cout << problems.size() << " problems:\n";
+    for (const std::string& p : problems) std::cout << "  " << p << "\n";
+  }
+  if (syncing > 0) {
+    std::cout << syncing << " members syncing: each serves once it has copied its chain from its predecessor\n";
+  }
+  const Json resync = j.value("resync", Json::array());
+  for (const Json& r : resync) {
+    std::cout << "sync report: chain " << r.value("chain", 0) << ", " << Text(r, "target") << " " << Text(r, "state")
+              << " under version " << r.value("version", uint64_t{0}) << "\n";
+  }
+}
+
 }  // namespace
 
 void AddAdminCommand(CLI::App& root, CommandAction& action) {
   auto f = std::make_shared<AdminFlags>();
-  CLI::App* admin = root.add_subcommand("admin", "Manage users and access keys of a running server");
+  CLI::App* admin = root.add_subcommand("admin", "Manage users and access keys of a running server; its status");
   admin->require_subcommand(1);
   admin->add_option("--endpoint", f->endpoint, "Server URL (default $CAIRN_ENDPOINT or http://127.0.0.1:9000)");
   admin->add_option("--access-key", f->access_key, "Root access key (default $CAIRN_ROOT_ACCESS_KEY, else $AWS_ACCESS_KEY_ID)");
@@ -154,6 +271,10 @@ void AddAdminCommand(CLI::App& root, CommandAction& action) {
   user_delete->callback([&action, f] {
     action = [f] { return Call(*f, "DELETE", "users/" + Escape(f->name), "", [](const nlohmann::json&) {}); };
   });
+
+  CLI::App* status = admin->add_subcommand("status", "The cluster's state: nodes, the manager, the chain table");
+  common(status);
+  status->callback([&action, f] { action = [f] { return Call(*f, "GET", "status", "", PrintStatus); }; });
 
   CLI::App* key = admin->add_subcommand("key", "Access keys")->require_subcommand(1);
   CLI::App* key_create = key->add_subcommand("create", "Create an access key for a user (the secret is shown once)");

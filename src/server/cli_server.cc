@@ -1,9 +1,18 @@
-// `cairn server`: the single-node S3 server on a data directory (gateway/server/server.h).
+// `cairn server`: the S3 server on a data directory (gateway/server/server.h), alone (the
+// embedded single node) or, with --cluster, as one node of a cluster (cluster/node.h).
 //
 // Configuration precedence: defaults, then `--config FILE` (TOML), then flags. Root credentials
 // come from CAIRN_ROOT_ACCESS_KEY / CAIRN_ROOT_SECRET_KEY or from the data directory (generated
 // at first start). SIGTERM and SIGINT stop the server gracefully: no new requests, requests in
 // flight finish, then the storage is closed.
+//
+// Cluster mode: the cluster secret is loaded first (none, or a short one, and the server does
+// not start); then etcd must answer (waiting up to 30 s); the storage opens (the data directory
+// must belong to this node id, DATA/node.json); the listener starts; the node registers under its
+// lease and runs the manager's loop. On SIGTERM it leaves first (its lease revoked: the cluster
+// sees it gone at once, and another node takes the manager's office), then drains. S3 requests
+// are refused with 503 until the replicated data path exists (issue 5); the admin API answers,
+// with the users and keys of this node's own store.
 //
 // Thread-safety: see cli.h. Signals are blocked before any thread starts and taken with
 // sigwait on main's thread.
@@ -12,10 +21,13 @@
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
+#include <functional>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "cluster/node.h"
 #include "common/config.h"
 #include "common/logging.h"
 #include "gateway/server/server.h"
@@ -24,6 +36,10 @@
 namespace cairn::cli {
 namespace {
 
+// What S3 requests are answered in cluster mode, until chunks and metadata go through chains.
+constexpr const char* kNoDataPathYet =
+    "cluster mode: the replicated data path is not built yet (issue 5); use the single-node server";
+
 struct ServerArgs {
   std::string config_file;
   std::string data_dir;
@@ -31,23 +47,70 @@ struct ServerArgs {
   std::vector<std::string> domains;
   std::string region = "us-east-1";
   int shutdown_grace_seconds = 30;
+  // Cluster flags: each overrides the [cluster] table of the config file when given.
+  ClusterConfig cluster;
+  std::vector<std::pair<CLI::Option*, std::function<void(ClusterConfig&)>>> cluster_flags;
 };
+
+std::vector<std::string> SplitEndpoints(const std::string& list) {
+  std::vector<std::string> out;
+  size_t start = 0;
+  while (start <= list.size()) {
+    const size_t comma = list.find(',', start);
+    const std::string item = list.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    if (!item.empty()) out.push_back(item);
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+int Fail(const Status& s) {
+  std::fprintf(stderr, "cairn server: %s\n", s.ToString().c_str());
+  return 1;
+}
 
 int RunServer(const ServerArgs& args) {
   Config config;
   if (!args.config_file.empty()) {
     auto loaded = LoadConfigFile(args.config_file);
-    if (!loaded.ok()) {
-      std::fprintf(stderr, "cairn server: %s\n", loaded.status().ToString().c_str());
-      return 1;
-    }
+    if (!loaded.ok()) return Fail(loaded.status());
     config = *loaded;
   }
   if (!args.data_dir.empty()) config.server.data_dir = args.data_dir;
   if (!args.listen.empty()) config.server.listen = args.listen;
-  if (Status s = ValidateConfig(config); !s.ok()) {
-    std::fprintf(stderr, "cairn server: %s\n", s.ToString().c_str());
-    return 1;
+  for (const auto& [option, apply] : args.cluster_flags) {
+    if (option->count() > 0) apply(config.cluster);
+  }
+  if (Status s = ValidateConfig(config); !s.ok()) return Fail(s);
+  const ClusterConfig& cc = config.cluster;
+  const bool cluster_mode = !cc.etcd.empty();
+
+  // Cluster mode: refused before anything starts when the secret is missing, then etcd must
+  // answer. The connect runs before the signals are blocked: Ctrl-C still ends its wait.
+  std::unique_ptr<cluster::Node> node;
+  if (cluster_mode) {
+    auto secret = cluster::LoadClusterSecret(cc.secret_file);
+    if (!secret.ok()) return Fail(secret.status());
+    cluster::NodeOptions no;
+    no.etcd_endpoints = SplitEndpoints(cc.etcd);
+    no.cluster_name = cc.name;
+    no.node_id = cc.node_id;
+    no.rpc_address = cc.rpc;
+    no.zone = cc.zone;
+    no.secret = std::move(*secret);
+    no.lease_ttl = std::chrono::seconds(cc.lease_ttl_seconds);
+    no.replicas = static_cast<uint32_t>(cc.replicas);
+    no.chain_count = static_cast<uint32_t>(cc.chains);
+    if (no.etcd_endpoints.empty()) {
+      return Fail(Status::ConfigError("--cluster: no etcd endpoint in \"" + cc.etcd + "\""));
+    }
+    std::printf("Cairn: node %s of cluster %s, connecting to etcd at %s\n", cc.node_id.c_str(), cc.name.c_str(),
+                cc.etcd.c_str());
+    std::fflush(stdout);
+    auto connected = cluster::Node::Connect(std::move(no));
+    if (!connected.ok()) return Fail(connected.status().WithContext("etcd at " + cc.etcd));
+    node = std::move(*connected);
   }
 
   // Chunk buffers (1 MiB, and the engine's aligned copies) come and go with every PUT. A fixed
@@ -78,19 +141,36 @@ int RunServer(const ServerArgs& args) {
     return 1;
   }
   options.root = *creds;
+  if (cluster_mode) {
+    options.node_id = cc.node_id;
+    options.cluster_name = cc.name;
+    options.refuse_data_path = kNoDataPathYet;
+    cluster::Node* const n = node.get();
+    options.status = [n]() -> Result<std::string> {
+      CAIRN_ASSIGN_OR_RETURN(cluster::ClusterStatus status, n->ReadStatus());
+      return cluster::StatusJson(status);
+    };
+  }
 
   auto server = gateway::server::Server::Open(options);
-  if (!server.ok()) {
-    std::fprintf(stderr, "cairn server: %s\n", server.status().ToString().c_str());
-    return 1;
-  }
-  if (Status s = (*server)->Start(); !s.ok()) {
-    std::fprintf(stderr, "cairn server: %s\n", s.ToString().c_str());
-    return 1;
-  }
+  if (!server.ok()) return Fail(server.status());
+  if (Status s = (*server)->Start(); !s.ok()) return Fail(s);
   const std::string endpoint = (*server)->endpoint();
+  if (cluster_mode) {
+    // After Start: the registration announces the address the listener really has.
+    if (Status s = node->Join(endpoint); !s.ok()) {
+      (*server)->Stop(std::chrono::milliseconds(0));
+      return Fail(s.WithContext("joining cluster " + cc.name + " as node " + cc.node_id));
+    }
+  }
   const std::string cred_file = config.server.data_dir + "/credentials";
   std::printf("Cairn S3 server listening on %s (data in %s)\n", endpoint.c_str(), config.server.data_dir.c_str());
+  if (cluster_mode) {
+    std::printf("  cluster %s: node %s, zone %s, RPC %s, etcd %s\n", cc.name.c_str(), cc.node_id.c_str(),
+                cc.zone.empty() ? "(none)" : cc.zone.c_str(), cc.rpc.c_str(), cc.etcd.c_str());
+    std::printf("  S3 requests are answered 503: %s\n", kNoDataPathYet);
+    std::printf("  the admin API answers; users and keys are this node's own for now\n");
+  }
   std::printf("  access key: %s\n", options.root.access_key.c_str());
   if (generated) {
     std::printf("  secret key: %s\n", options.root.secret_key.c_str());
@@ -106,9 +186,13 @@ int RunServer(const ServerArgs& args) {
   } else {
     std::printf("  export AWS_ACCESS_KEY_ID=\"$CAIRN_ROOT_ACCESS_KEY\" AWS_SECRET_ACCESS_KEY=\"$CAIRN_ROOT_SECRET_KEY\"\n");
   }
-  std::printf("  aws --endpoint-url %s --region %s s3 mb s3://my-bucket\n", endpoint.c_str(), args.region.c_str());
-  std::printf("  aws --endpoint-url %s --region %s s3 cp README.md s3://my-bucket/\n", endpoint.c_str(),
-              args.region.c_str());
+  if (cluster_mode) {
+    std::printf("  cairn admin --endpoint %s --region %s status\n", endpoint.c_str(), args.region.c_str());
+  } else {
+    std::printf("  aws --endpoint-url %s --region %s s3 mb s3://my-bucket\n", endpoint.c_str(), args.region.c_str());
+    std::printf("  aws --endpoint-url %s --region %s s3 cp README.md s3://my-bucket/\n", endpoint.c_str(),
+                args.region.c_str());
+  }
   std::printf("Give each person or program its own user and keys (with the root credentials loaded):\n");
   std::printf("  cairn admin --endpoint %s --region %s user create alice\n", endpoint.c_str(), args.region.c_str());
   std::printf("  cairn admin --endpoint %s --region %s key create alice\n", endpoint.c_str(), args.region.c_str());
@@ -117,8 +201,13 @@ int RunServer(const ServerArgs& args) {
   int sig = 0;
   sigwait(&signals, &sig);
   CAIRN_LOG_INFO("signal {}: shutting down (in-flight requests get {} s)", sig, args.shutdown_grace_seconds);
+  // Leave first: the cluster learns at once, not a lease TTL later, and the manager's office
+  // passes on while the requests in flight drain. The node object stays until the server is
+  // gone: the status answer reads through it.
+  if (node) node->Leave();
   (*server)->Stop(std::chrono::seconds(args.shutdown_grace_seconds));
   server->reset();
+  node.reset();
   return 0;
 }
 
@@ -136,6 +225,38 @@ void AddServerCommand(CLI::App& root, CommandAction& action) {
   cmd->add_option("--shutdown-grace", args->shutdown_grace_seconds,
                   "Seconds requests in flight get to finish after SIGTERM")
       ->capture_default_str();
+  // Cluster mode (docs/design/cluster.md); each flag overrides its key of the [cluster] table.
+  const auto cluster_flag = [&](const std::string& name, auto* field, const std::string& help,
+                                void (*apply)(ClusterConfig&, const ClusterConfig&)) {
+    CLI::Option* o = cmd->add_option(name, *field, help);
+    args->cluster_flags.emplace_back(o, [args, apply](ClusterConfig& c) { apply(c, args->cluster); });
+    return o;
+  };
+  cluster_flag("--cluster", &args->cluster.etcd,
+               "Run as a cluster node: etcd endpoints http://HOST:PORT[,...] ([cluster] etcd)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.etcd = f.etcd; });
+  cluster_flag("--node-id", &args->cluster.node_id, "This node's id, [A-Za-z0-9._-]{1,64} ([cluster] node_id)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.node_id = f.node_id; });
+  cluster_flag("--rpc", &args->cluster.rpc, "ADDRESS:PORT of this node's internal RPC ([cluster] rpc)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.rpc = f.rpc; });
+  cluster_flag("--zone", &args->cluster.zone, "Failure domain of this node ([cluster] zone)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.zone = f.zone; });
+  cluster_flag("--cluster-name", &args->cluster.name,
+               "Cluster name; its etcd prefix is /cairn/NAME/ (default \"default\", [cluster] name)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.name = f.name; });
+  cluster_flag("--cluster-secret-file", &args->cluster.secret_file,
+               "File with the cluster secret, >= 16 bytes (default $CAIRN_CLUSTER_SECRET, [cluster] secret_file)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.secret_file = f.secret_file; });
+  cluster_flag("--lease-ttl", &args->cluster.lease_ttl_seconds,
+               "Seconds of the node's etcd lease (default 3, [cluster] lease_ttl_seconds)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.lease_ttl_seconds = f.lease_ttl_seconds; })
+      ->check(CLI::Range(1, 600));
+  cluster_flag("--replicas", &args->cluster.replicas, "Replicas per chain (default 3, [cluster] replicas)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.replicas = f.replicas; })
+      ->check(CLI::Range(1, 1000));
+  cluster_flag("--chains", &args->cluster.chains, "Chains in the cluster (default 64, [cluster] chains)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.chains = f.chains; })
+      ->check(CLI::Range(1, 120));
   cmd->callback([&action, args] { action = [args] { return RunServer(*args); }; });
 }
 

@@ -300,7 +300,74 @@ TEST(ConfigTest, TomlRenderingOfDefaults) {
             "\n"
             "[server]\n"
             "listen = \"127.0.0.1:9000\"\n"
-            "data_dir = \"./data\"\n");
+            "data_dir = \"./data\"\n"
+            "\n"
+            "[cluster]\n"
+            "etcd = \"\"\n"
+            "node_id = \"\"\n"
+            "rpc = \"\"\n"
+            "zone = \"\"\n"
+            "name = \"default\"\n"
+            "secret_file = \"\"\n"
+            "lease_ttl_seconds = 3\n"
+            "replicas = 3\n"
+            "chains = 64\n");
+}
+
+TEST(ConfigTest, ClusterTable) {
+  Result<Config> r = ParseConfig(
+      "[cluster]\netcd = \"http://127.0.0.1:2379\"\nnode_id = \"n1\"\nrpc = \"127.0.0.1:9101\"\nzone = \"z1\"\n"
+      "lease_ttl_seconds = 2\nreplicas = 2\nchains = 8\n");
+  ASSERT_OK(r);
+  EXPECT_EQ(r->cluster.etcd, "http://127.0.0.1:2379");
+  EXPECT_EQ(r->cluster.node_id, "n1");
+  EXPECT_EQ(r->cluster.name, "default");
+  EXPECT_EQ(r->cluster.lease_ttl_seconds, 2u);
+  EXPECT_EQ(r->cluster.replicas, 2u);
+  EXPECT_EQ(r->cluster.chains, 8u);
+  EXPECT_EQ(ConfigToToml(*ParseConfig(ConfigToToml(*r))), ConfigToToml(*r));
+}
+
+TEST(ConfigTest, ClusterModeNeedsValidIdsAndRanges) {
+  const std::string base = "[cluster]\netcd = \"http://127.0.0.1:2379\"\n";
+  struct Case {
+    std::string extra;
+    const char* key;
+  };
+  for (const Case& c : {
+           Case{"rpc = \"127.0.0.1:1\"\n", "cluster.node_id"},
+           Case{"node_id = \"n1\"\n", "cluster.rpc"},
+           Case{"node_id = \"n 1\"\nrpc = \"a:1\"\n", "cluster.node_id"},
+           Case{"node_id = \"n/1\"\nrpc = \"a:1\"\n", "cluster.node_id"},
+           Case{"node_id = \"" + std::string(65, 'a') + "\"\nrpc = \"a:1\"\n", "cluster.node_id"},
+           Case{"node_id = \"n1\"\nrpc = \"a:1\"\nname = \"\"\n", "cluster.name"},
+           Case{"node_id = \"n1\"\nrpc = \"a:1\"\nzone = \"z/1\"\n", "cluster.zone"},
+           Case{"node_id = \"n1\"\nrpc = \"a:1\"\nlease_ttl_seconds = 0\n", "cluster.lease_ttl_seconds"},
+           Case{"node_id = \"n1\"\nrpc = \"a:1\"\nreplicas = 0\n", "cluster.replicas"},
+           Case{"node_id = \"n1\"\nrpc = \"a:1\"\nchains = 121\n", "cluster.chains"},
+       }) {
+    Status s = ParseError(base + c.extra);
+    EXPECT_TRUE(s.IsConfigError()) << c.extra << " -> " << s;
+    EXPECT_NE(s.message().find(c.key), std::string::npos) << c.extra << " -> " << s;
+  }
+  EXPECT_OK(ParseConfig(base + "node_id = \"node-1.a_b\"\nrpc = \"a:1\"\n").status());
+}
+
+TEST(ConfigTest, NodeIdWithoutClusterIsAnError) {
+  // A half-configured cluster node must not start as a single node that takes writes.
+  Status s = ParseError("[cluster]\nnode_id = \"n1\"\n");
+  EXPECT_TRUE(s.IsConfigError()) << s;
+  EXPECT_NE(s.message().find("cluster.node_id"), std::string::npos) << s;
+}
+
+TEST(ConfigTest, NodeIdRule) {
+  EXPECT_TRUE(IsValidNodeId("n1"));
+  EXPECT_TRUE(IsValidNodeId("A.b_c-9"));
+  EXPECT_TRUE(IsValidNodeId(std::string(64, 'x')));
+  EXPECT_FALSE(IsValidNodeId(""));
+  EXPECT_FALSE(IsValidNodeId(std::string(65, 'x')));
+  EXPECT_FALSE(IsValidNodeId("n1/0"));
+  EXPECT_FALSE(IsValidNodeId("é"));
 }
 
 TEST(ConfigTest, LoadsFile) {

@@ -1,4 +1,5 @@
-// The admin API: users and access keys of a running server, for `cairn admin` (server/cli_admin.cc).
+// The admin API: users and access keys of a running server, and its status, for `cairn admin`
+// (server/cli_admin.cc).
 //
 // HTTP under /_cairn/admin/v1/ (no bucket name can start with '_', so the paths never collide with
 // S3's), signed with SigV4 like any S3 request, and served to the root user only. Parameters go in
@@ -11,6 +12,9 @@
 //   GET    /_cairn/admin/v1/keys[?user=NAME]          {"keys": [{"access_key", "user", "enabled", "created"}]}
 //   POST   /_cairn/admin/v1/keys/KEY?enabled=false    200 the key (disable; =true enables)
 //   DELETE /_cairn/admin/v1/keys/KEY                  204
+//   GET    /_cairn/admin/v1/status                    {"mode": "single"|"cluster", "node", "manager",
+//                                                      "nodes", "chains", ...}: cluster/node.h
+//                                                      (StatusJson), server.cc for the single node
 //   error: {"code": "NoSuchUser", "message": "..."} with 400, 403, 404 or 409
 //
 // A secret key appears in exactly one answer, the one that created it.
@@ -89,6 +93,16 @@ void S3Service::Admin(Request& r, std::string_view path) {
     return SendJsonError(r, 500, "InternalError", "the server met an internal error");
   };
 
+  if (seg.size() == 1 && seg[0] == "status" && method == "GET" && options_.status) {
+    auto doc = options_.status();
+    if (!doc.ok()) {
+      CAIRN_LOG_WARN("admin {}: status: {}", r.request_id, doc.status().ToString());
+      return SendJsonError(r, 503, "ServiceUnavailable", "cannot read the cluster's state: " + doc.status().ToString());
+    }
+    const Json status = Json::parse(*doc, nullptr, false);
+    if (status.is_discarded()) return fail(Status::Internal("the status document is not JSON"));
+    return SendJson(r, 200, status);
+  }
   if (seg.size() == 1 && seg[0] == "users") {
     if (method == "GET") {
       Json users = Json::array();

@@ -303,7 +303,12 @@ void S3Service::Dispatch(Request& r) {
   r.op = ClassifyOperation(ex.method(), r.target, ex.Header("x-amz-copy-source").has_value());
 
   // A browser's CORS preflight carries no credentials; the bucket's CORS rules answer it.
-  if (r.op == S3Op::kPreflight) return Preflight(r);
+  if (r.op == S3Op::kPreflight) {
+    if (!options_.refuse_data_path.empty()) {
+      return SendError(r, Make(S3Code::kServiceUnavailable, options_.refuse_data_path));
+    }
+    return Preflight(r);
+  }
 
   // The bucket is read before anything else so that every answer to a browser, the refusals of
   // authentication included, carries the CORS headers its rules give: a page can then read why
@@ -356,6 +361,9 @@ void S3Service::Dispatch(Request& r) {
     r.op = S3Op::kAdmin;
     r.cors_headers.clear();
     return Admin(r, raw_path.substr(kAdminPrefix.size()));
+  }
+  if (!options_.refuse_data_path.empty()) {
+    return SendError(r, Make(S3Code::kServiceUnavailable, options_.refuse_data_path));
   }
 
   if (r.op == S3Op::kUnknown) {

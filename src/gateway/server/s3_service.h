@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "common/metrics.h"
+#include "common/result.h"
 #include "gateway/access.h"
 #include "gateway/cors.h"
 #include "gateway/policy.h"
@@ -49,6 +50,14 @@ struct S3ServiceOptions {
   uint64_t min_part_size = 5ull << 20;
   // Clock for SigV4 (unix seconds); tests replace it.
   std::function<int64_t()> now = nullptr;
+  // When not empty, every S3 request (buckets, objects, uploads) is refused with 503
+  // ServiceUnavailable and this message, after its signature is checked; the admin API still
+  // answers. Cluster mode sets it while the replicated data path does not exist (issue 5), so
+  // that nothing is stored on one node unreplicated. Default empty.
+  std::string refuse_data_path;
+  // The JSON document GET /_cairn/admin/v1/status answers (admin_api.cc); an error from it is
+  // answered 503. Default: none, and the status request is 404.
+  std::function<Result<std::string>()> status = nullptr;
 };
 
 class S3Service {

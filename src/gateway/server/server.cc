@@ -18,6 +18,7 @@
 #include <cstring>
 #include <filesystem>
 #include <limits>
+#include <nlohmann/json.hpp>
 #include <random>
 #include <sstream>
 
@@ -70,6 +71,39 @@ void SendErrorAndClose(int fd, const S3Error& error) {
                            "\r\nContent-Type: application/xml\r\nContent-Length: " + std::to_string(body.size()) +
                            "\r\nConnection: close\r\n\r\n" + body;
   (void)::send(fd, resp.data(), resp.size(), MSG_NOSIGNAL);
+}
+
+// DATA/node.json: which cluster node the directory belongs to (ServerOptions::node_id). A node's
+// id names its target in the chain table, so a directory served under another id would pass
+// for a replica it is not.
+Status ClaimDataDir(const std::string& dir, const std::string& node_id, const std::string& cluster) {
+  const std::string path = dir + "/node.json";
+  auto existing = ReadSmallFile(path);
+  if (!existing.ok() && !existing.status().IsNotFound()) return existing.status();
+  if (existing.ok()) {
+    const auto j = nlohmann::json::parse(*existing, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("node_id") || !j["node_id"].is_string() ||
+        !j.contains("cluster") || !j["cluster"].is_string()) {
+      return Status::Corruption(path + " is not a node record ({\"node_id\": ..., \"cluster\": ...})");
+    }
+    const std::string owner = j["node_id"].get<std::string>();
+    const std::string owner_cluster = j["cluster"].get<std::string>();
+    if (node_id.empty()) {
+      return Status::ConfigError("the data directory " + dir + " belongs to node " + owner + " of cluster " +
+                                 owner_cluster + " (" + path + "); start it with --cluster ... --node-id " + owner +
+                                 ", or use another directory for a single node");
+    }
+    if (owner != node_id || owner_cluster != cluster) {
+      return Status::ConfigError("the data directory " + dir + " belongs to node " + owner + " of cluster " +
+                                 owner_cluster + " (" + path + "), not to node " + node_id + " of cluster " + cluster +
+                                 "; every node needs a directory of its own");
+    }
+    return Status::OK();
+  }
+  if (node_id.empty()) return Status::OK();
+  const nlohmann::json record = {{"node_id", node_id}, {"cluster", cluster}};
+  CAIRN_LOG_INFO("data directory {} now belongs to node {} of cluster {}", dir, node_id, cluster);
+  return CreateFileDurably(path, record.dump() + "\n", 0644);
 }
 
 S3Error HeadTooLarge() {
@@ -144,6 +178,10 @@ Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
   const std::string dir = s->options_.config.server.data_dir;
   if (::mkdir(dir.c_str(), 0755) != 0 && errno != EEXIST) return Status::FromErrno(errno, "mkdir " + dir);
 
+  // Before the lock: a directory of another node is refused as such even while that node runs
+  // (node.json is created with link(2), atomically, so reading it unlocked is safe).
+  CAIRN_RETURN_IF_ERROR(ClaimDataDir(dir, s->options_.node_id, s->options_.cluster_name));
+
   const std::string lock_path = dir + "/LOCK";
   s->lock_fd_ = ::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
   if (s->lock_fd_ < 0) return Status::FromErrno(errno, "open " + lock_path);
@@ -187,6 +225,12 @@ Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
   S3ServiceOptions so;
   so.region = s->options_.region;
   so.domains = s->options_.domains;
+  so.refuse_data_path = s->options_.refuse_data_path;
+  so.status = s->options_.status;
+  if (!so.status) {
+    Server* const server = s.get();
+    so.status = [server]() -> Result<std::string> { return server->SingleNodeStatus(); };
+  }
   s->s3_ = std::make_unique<S3Service>(s->objects_.get(), s->meta_.get(), s->identities_.get(), std::move(so));
   return s;
 }
@@ -441,6 +485,30 @@ std::string Server::MetricsText() {
     return static_cast<double>(conns_.size());
   }());
   return reg.PrometheusText();
+}
+
+std::string Server::SingleNodeStatus() const {
+  // The shape of the cluster's status (cluster/node.h, StatusJson), for one node that is its
+  // own cluster: no etcd, no manager, no chain table yet (docs/design/cluster.md, "The single
+  // node is the same code").
+  using Json = nlohmann::json;
+  const Json node = {
+      {"id", "local"}, {"rpc", ""}, {"s3", endpoint_}, {"zone", ""}, {"targets", Json::array({"local/0"})},
+      {"lease", 0}};
+  const Json status = {
+      {"mode", "single"},
+      {"node", "local"},
+      {"cluster", nullptr},
+      {"manager", nullptr},
+      {"nodes", Json::array({node})},
+      {"chains", Json::array()},
+      {"resync", Json::array()},
+      {"fenced", false},
+      {"is_manager", false},
+      {"replicas", 1},
+      {"chain_count", 0},
+  };
+  return status.dump();
 }
 
 // ---- Maintenance -----------------------------------------------------------------------------

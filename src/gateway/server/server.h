@@ -8,8 +8,8 @@
 //
 // Data directory layout: engine/ (chunk segments, docs/formats/engine.md), meta/ (RocksDB,
 // docs/formats/meta.md), credentials (root keys, mode 0600, when generated), server.key (seals
-// the secrets of user access keys, mode 0600) and LOCK (flock:
-// one server per directory).
+// the secrets of user access keys, mode 0600), node.json (cluster mode: the node id and cluster
+// the directory belongs to) and LOCK (flock: one server per directory).
 //
 // Connections: one acceptor thread, and a thread per connection serving its requests one after
 // another (keep-alive). GET /health and GET /metrics answer without authentication when the
@@ -26,6 +26,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <set>
@@ -61,12 +62,24 @@ struct ServerOptions {
   std::chrono::seconds upload_expiry{7 * 24 * 3600};
   // How often the maintenance pass runs. Default 1 hour.
   std::chrono::seconds maintenance_interval{3600};
+  // Cluster mode: this node's id and its cluster's name. At first start the data directory
+  // records them in node.json; later, Open refuses to serve it as another node, another cluster
+  // or the single node (a directory shared by mistake). Empty (the default): the single node,
+  // which refuses a directory with a node.json.
+  std::string node_id;
+  std::string cluster_name;
+  // S3ServiceOptions::refuse_data_path: when not empty, S3 requests are answered 503 with it.
+  std::string refuse_data_path;
+  // S3ServiceOptions::status: the admin API's status document. Default: the single node's
+  // ({"mode": "single", "node": "local", ...}).
+  std::function<Result<std::string>()> status = nullptr;
 };
 
 class Server {
  public:
   // Opens the storage in config.server.data_dir (creating it), recovers it and collects orphaned
-  // chunks. Error: Busy when another process holds the directory's lock.
+  // chunks. Error: Busy when another process holds the directory's lock; ConfigError when the
+  // directory belongs to another node (node.json, see ServerOptions::node_id).
   static Result<std::unique_ptr<Server>> Open(ServerOptions options);
   ~Server();
   Server(const Server&) = delete;
@@ -93,6 +106,8 @@ class Server {
   // Answers GET /health and GET /metrics; false when the request is not one of them.
   bool ServeInternal(HttpExchange& ex);
   std::string MetricsText();
+  // The admin API's status document of the single node.
+  std::string SingleNodeStatus() const;
   void MaintenanceLoop();
   void ExpireUploads();
 

@@ -1,0 +1,345 @@
+#include "cluster/node.h"
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstdlib>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "common/logging.h"
+#include "common/metrics.h"
+
+namespace cairn::cluster {
+
+namespace {
+
+using Json = nlohmann::json;
+
+// The shortest cluster secret accepted: 128 bits of a random one.
+constexpr size_t kMinSecretBytes = 16;
+// Pause between two attempts of Connect or Join while they wait.
+constexpr std::chrono::milliseconds kRetryPause{500};
+
+constexpr const char* kIsManagerGauge = "cairn_cluster_is_manager";
+constexpr const char* kIsManagerHelp = "1 while this node holds the manager's office";
+constexpr const char* kFencedGauge = "cairn_cluster_fenced";
+constexpr const char* kFencedHelp = "1 while this node may not acknowledge writes (not joined, or its lease lapsed)";
+
+// Decodes a registration (membership.cc writes it); nullopt for a record this version cannot read.
+std::optional<RegisteredNode> DecodeNode(std::string_view json) {
+  const Json j = Json::parse(json, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string()) return std::nullopt;
+  RegisteredNode n;
+  const auto text = [&](const char* key) {
+    return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+  };
+  n.info.id = j["id"].get<std::string>();
+  n.info.rpc_address = text("rpc");
+  n.info.s3_address = text("s3");
+  n.info.zone = text("zone");
+  if (j.contains("targets") && j["targets"].is_array()) {
+    for (const auto& t : j["targets"]) {
+      if (t.is_string()) n.info.targets.push_back(t.get<std::string>());
+    }
+  }
+  if (j.contains("lease") && j["lease"].is_number_integer()) n.lease = j["lease"].get<int64_t>();
+  return n;
+}
+
+}  // namespace
+
+std::string StatusJson(const ClusterStatus& s) {
+  Json nodes = Json::array();
+  for (const RegisteredNode& n : s.nodes) {
+    nodes.push_back({{"id", n.info.id},
+                     {"rpc", n.info.rpc_address},
+                     {"s3", n.info.s3_address},
+                     {"zone", n.info.zone},
+                     {"targets", n.info.targets},
+                     {"lease", n.lease}});
+  }
+  Json chains = Json::array();
+  for (const Chain& c : s.chains) {
+    Json members = Json::array();
+    for (const ChainMember& m : c.members) {
+      members.push_back({{"target", m.target},
+                         {"state", m.state == ReplicaState::kServing ? "serving" : "syncing"},
+                         {"incarnation", m.incarnation}});
+    }
+    chains.push_back({{"id", c.id}, {"version", c.version}, {"members", members}});
+  }
+  Json resync = Json::array();
+  for (const SyncReport& r : s.sync_reports) {
+    resync.push_back({{"chain", r.chain},
+                      {"target", r.target},
+                      {"incarnation", r.incarnation},
+                      {"version", r.version},
+                      {"state", "done"}});
+  }
+  const Json out = {
+      {"mode", "cluster"},
+      {"node", s.node},
+      {"cluster", s.cluster},
+      {"manager", s.manager ? Json(*s.manager) : Json(nullptr)},
+      {"nodes", nodes},
+      {"chains", chains},
+      {"resync", resync},
+      {"fenced", s.fenced},
+      {"is_manager", s.is_manager},
+      {"replicas", s.replicas},
+      {"chain_count", s.chain_count},
+      {"revision", s.revision},
+  };
+  return out.dump(2, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+Result<std::string> LoadClusterSecret(const std::string& file) {
+  std::string secret;
+  std::string source;
+  if (!file.empty()) {
+    std::ifstream in(file, std::ios::binary);
+    if (!in) {
+      if (errno == ENOENT) return Status::NotFound("cluster secret file " + file + " does not exist");
+      return Status::FromErrno(errno, "open cluster secret file " + file);
+    }
+    std::ostringstream text;
+    text << in.rdbuf();
+    if (in.bad()) return Status::IOError("read cluster secret file " + file);
+    secret = text.str();
+    // What `echo ... > file` adds is not part of the secret.
+    if (secret.ends_with("\r\n")) {
+      secret.resize(secret.size() - 2);
+    } else if (secret.ends_with('\n')) {
+      secret.pop_back();
+    }
+    source = file;
+  } else {
+    const char* env = std::getenv("CAIRN_CLUSTER_SECRET");
+    if (env == nullptr || *env == '\0') {
+      return Status::ConfigError(
+          "cluster mode needs the cluster secret (the same on every node): --cluster-secret-file FILE or "
+          "CAIRN_CLUSTER_SECRET; make one with: head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \\n' > secret");
+    }
+    secret = env;
+    source = "CAIRN_CLUSTER_SECRET";
+  }
+  if (secret.size() < kMinSecretBytes) {
+    return Status::ConfigError("the cluster secret in " + source + " has " + std::to_string(secret.size()) +
+                               " bytes; at least " + std::to_string(kMinSecretBytes) + " are needed");
+  }
+  return secret;
+}
+
+Node::Node(NodeOptions options, std::unique_ptr<EtcdClient> etcd)
+    : options_(std::move(options)), prefix_("/cairn/" + options_.cluster_name + "/"), etcd_(std::move(etcd)) {}
+
+Result<std::unique_ptr<Node>> Node::Connect(NodeOptions options) {
+  if (options.etcd_endpoints.empty()) return Status::InvalidArgument("no etcd endpoint");
+  if (options.node_id.empty()) return Status::InvalidArgument("a node needs an id");
+  if (options.lease_ttl.count() < 1) return Status::InvalidArgument("the lease TTL must be at least 1 s");
+  // Checked here rather than when the manager's loop starts, in the background.
+  if (options.chain_count == 0 || options.chain_count > 120) {
+    return Status::InvalidArgument("chain count must be in [1, 120]");
+  }
+  if (options.replicas == 0) return Status::InvalidArgument("replication factor must be at least 1");
+  EtcdOptions eo;
+  eo.endpoints = options.etcd_endpoints;
+  const auto deadline = std::chrono::steady_clock::now() + options.start_timeout;
+  Status last;
+  for (int attempt = 0;; ++attempt) {
+    auto client = EtcdClient::Connect(eo);
+    if (client.ok()) return std::unique_ptr<Node>(new Node(std::move(options), std::move(*client)));
+    last = client.status();
+    // A malformed endpoint does not get better by waiting.
+    if (last.IsInvalidArgument() || last.IsNotSupported()) return last;
+    if (attempt == 0) {
+      CAIRN_LOG_WARN("etcd does not answer yet ({}); trying for {} s", last.ToString(),
+                     std::chrono::duration_cast<std::chrono::seconds>(options.start_timeout).count());
+    }
+    if (std::chrono::steady_clock::now() + kRetryPause >= deadline) break;
+    std::this_thread::sleep_for(kRetryPause);
+  }
+  return Status::Timeout(
+      "no etcd endpoint answered within " +
+      std::to_string(std::chrono::duration_cast<std::chrono::seconds>(options.start_timeout).count()) +
+      " s; last error: " + last.ToString());
+}
+
+Node::~Node() { Leave(); }
+
+Status Node::Join(const std::string& s3_address) {
+  MembershipOptions mo;
+  mo.prefix = prefix_;
+  mo.ttl = options_.lease_ttl;
+  // A third of the TTL, as the design's default (1 s of 3 s): acknowledging stops that long
+  // before etcd could expire the lease.
+  mo.margin = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 3;
+  const NodeInfo info{options_.node_id, options_.rpc_address, s3_address, options_.zone, {options_.node_id + "/0"}};
+
+  const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
+  std::unique_ptr<Membership> membership;
+  for (int attempt = 0;; ++attempt) {
+    auto joined = Membership::Join(etcd_.get(), info, mo);
+    if (joined.ok()) {
+      membership = std::move(*joined);
+      break;
+    }
+    const Status& s = joined.status();
+    // AlreadyExists: the id is held by a live lease. After a kill -9 that is this node's previous
+    // run until its lease expires (one TTL); otherwise another process has the id, and waiting
+    // ends in the same error.
+    if (!s.IsAlreadyExists() && !s.IsIOError() && !s.IsTimeout()) return s;
+    if (attempt == 0) {
+      CAIRN_LOG_WARN("node {}: cannot register yet ({}); trying for {} s", options_.node_id, s.ToString(),
+                     std::chrono::duration_cast<std::chrono::seconds>(options_.start_timeout).count());
+    }
+    if (std::chrono::steady_clock::now() + kRetryPause >= deadline) return s;
+    std::this_thread::sleep_for(kRetryPause);
+  }
+
+  CAIRN_LOG_INFO("node {}: joined cluster {} (lease {}, target {}/0)", options_.node_id, options_.cluster_name,
+                 membership->lease_id(), options_.node_id);
+  std::lock_guard<std::mutex> l(mu_);
+  membership_ = std::move(membership);
+  joined_at_ = std::chrono::steady_clock::now();
+  stopping_ = false;
+  refresher_ = std::thread([this] { RefreshLoop(); });
+  return Status::OK();
+}
+
+void Node::MaybeStartManager(const ClusterStatus& status) {
+  if (manager_ != nullptr || membership_ == nullptr) return;
+  const bool formed = !status.chains.empty() || status.nodes.size() >= options_.replicas ||
+                      std::chrono::steady_clock::now() - joined_at_ >= options_.formation_wait;
+  if (!formed) return;
+  ManagerOptions mgr;
+  mgr.prefix = prefix_;
+  mgr.chain_count = options_.chain_count;
+  mgr.replicas = options_.replicas;
+  mgr.interval = options_.refresh_interval;
+  Membership* const m = membership_.get();  // outlives the manager (Leave)
+  auto manager = Manager::Start(
+      etcd_.get(), options_.node_id, [m] { return m->lease_id(); }, mgr);
+  if (!manager.ok()) {
+    CAIRN_LOG_ERROR("node {}: the manager's loop does not start: {}", options_.node_id, manager.status().ToString());
+    return;
+  }
+  manager_ = std::move(*manager);
+}
+
+void Node::Leave() {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (refresher_.joinable()) refresher_.join();
+  std::unique_ptr<Manager> manager;
+  std::unique_ptr<Membership> membership;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    manager = std::move(manager_);
+    membership = std::move(membership_);
+  }
+  if (membership == nullptr) return;
+  // The manager's loop goes first: it uses the membership's lease. Both join their threads and
+  // may wait on etcd, so they are destroyed outside mu_ (status readers see a node that left).
+  manager.reset();
+  membership.reset();
+  auto& reg = metrics::Registry::Default();
+  reg.GetGauge(kIsManagerGauge, kIsManagerHelp)->Set(0);
+  reg.GetGauge(kFencedGauge, kFencedHelp)->Set(1);
+  CAIRN_LOG_INFO("node {}: left cluster {}", options_.node_id, options_.cluster_name);
+}
+
+bool Node::fenced() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return membership_ == nullptr || !membership_->MayAcknowledge();
+}
+
+bool Node::is_manager() const {
+  std::lock_guard<std::mutex> l(mu_);
+  return manager_ != nullptr && manager_->is_manager();
+}
+
+Result<ClusterStatus> Node::ReadStatus() const {
+  // One transaction, so that the office, the nodes, the table and the sync reports come from one
+  // revision.
+  CAIRN_ASSIGN_OR_RETURN(EtcdTxnResult txn,
+                         etcd_->Txn({},
+                                    {EtcdOp::Get(prefix_ + "manager"), EtcdOp::GetPrefix(prefix_ + "nodes/"),
+                                     EtcdOp::GetPrefix(prefix_ + "chains/"), EtcdOp::GetPrefix(prefix_ + "sync/")},
+                                    {}));
+  if (txn.ranges.size() != 4) return Status::Internal("etcd answered a status read with the wrong number of ranges");
+  ClusterStatus s;
+  s.cluster = options_.cluster_name;
+  s.node = options_.node_id;
+  s.revision = txn.revision;
+  s.replicas = options_.replicas;
+  s.chain_count = options_.chain_count;
+  if (!txn.ranges[0].kvs.empty()) s.manager = txn.ranges[0].kvs[0].value;
+  for (const EtcdKv& kv : txn.ranges[1].kvs) {
+    if (auto n = DecodeNode(kv.value)) s.nodes.push_back(std::move(*n));
+  }
+  const std::string chains_prefix = prefix_ + "chains/";
+  for (const EtcdKv& kv : txn.ranges[2].kvs) {
+    const std::string id_text = kv.key.substr(chains_prefix.size());
+    char* end = nullptr;
+    const unsigned long id = std::strtoul(id_text.c_str(), &end, 10);
+    if (id_text.empty() || *end != '\0' || id > UINT32_MAX) continue;
+    CAIRN_ASSIGN_OR_RETURN(Chain c, DecodeChain(static_cast<uint32_t>(id), kv.value));
+    s.chains.push_back(std::move(c));
+  }
+  // etcd orders keys as bytes ("chains/10" before "chains/2"); people read them by number.
+  std::sort(s.chains.begin(), s.chains.end(), [](const Chain& a, const Chain& b) { return a.id < b.id; });
+  ManagerOptions keys;
+  keys.prefix = prefix_;
+  for (const EtcdKv& kv : txn.ranges[3].kvs) {
+    if (auto r = DecodeSyncReport(keys, kv.key, kv.value); r.ok()) s.sync_reports.push_back(std::move(*r));
+  }
+  s.fenced = fenced();
+  s.is_manager = is_manager();
+  return s;
+}
+
+void Node::RefreshLoop() {
+  std::unique_lock<std::mutex> l(mu_);
+  while (!stopping_) {
+    l.unlock();
+    auto status = ReadStatus();
+    l.lock();
+    if (status.ok()) {
+      // The table was read after every renewal that finished before this read started.
+      // TODO(issue 5): a renewal that ends a lapse while this read is in flight is credited with
+      // it too; LeaseGuard needs the read's start time to tell the two apart.
+      if (membership_ != nullptr) membership_->TableRefreshed();
+      status->fenced = membership_ == nullptr || !membership_->MayAcknowledge();
+      MaybeStartManager(*status);
+      PublishMetrics(*status);
+    } else {
+      CAIRN_LOG_WARN("node {}: reading the cluster's state: {}", options_.node_id, status.status().ToString());
+    }
+    cv_.wait_for(l, options_.refresh_interval, [&] { return stopping_; });
+  }
+}
+
+// REQUIRES: mu_ held (membership_).
+void Node::PublishMetrics(const ClusterStatus& s) {
+  auto& reg = metrics::Registry::Default();
+  reg.GetGauge("cairn_cluster_nodes", "Nodes registered in the cluster")->Set(static_cast<double>(s.nodes.size()));
+  reg.GetGauge("cairn_cluster_chains", "Chains in the chain table")->Set(static_cast<double>(s.chains.size()));
+  reg.GetGauge(kIsManagerGauge, kIsManagerHelp)->Set(s.is_manager ? 1 : 0);
+  reg.GetGauge(kFencedGauge, kFencedHelp)->Set(s.fenced ? 1 : 0);
+  // Membership counts renewals itself; the counter follows it.
+  metrics::Counter* renewed =
+      reg.GetCounter("cairn_lease_renewals_total", "Successful renewals of this node's etcd lease");
+  const uint64_t renewals = membership_ != nullptr ? membership_->renewals() : renewals_published_;
+  if (renewals > renewals_published_) {
+    renewed->Increment(renewals - renewals_published_);
+    renewals_published_ = renewals;
+  }
+}
+
+}  // namespace cairn::cluster

@@ -1,0 +1,155 @@
+// One node's part in the cluster, for `cairn server --cluster` (docs/design/cluster.md): it
+// connects to etcd, joins (Membership: lease, registration bound to it, self-fencing), runs the
+// manager's loop (Manager: every node campaigns; the office holder keeps the chain table), keeps
+// its view of the cluster fresh, reports that view to `cairn admin status` and /metrics, and
+// leaves.
+//
+//   auto node = Node::Connect(options);   // etcd answers (waits up to options.start_timeout)
+//   (*node)->Join(s3_endpoint);           // registered; the manager's loop runs
+//   ... (*node)->ReadStatus() ...         // from any thread
+//   (*node)->Leave();                     // manager stopped, lease revoked: gone at once
+//
+// The view: every refresh_interval a thread reads the manager's office, the registrations and
+// the chain table in one etcd transaction (one revision), then tells Membership that the table was
+// re-read (after a lapse of its lease a node acknowledges again only once it has: LeaseGuard), and
+// sets the cluster gauges of /metrics (cairn_cluster_nodes, cairn_cluster_chains,
+// cairn_cluster_is_manager, cairn_cluster_fenced, cairn_lease_renewals_total). The same thread
+// starts the manager's loop once the cluster has formed (NodeOptions::formation_wait).
+//
+// Not yet (issue 5): the replicated data path. The node announces one target ("<id>/0") and the
+// manager places it in chains, but nothing is stored through chains; the server refuses S3
+// requests in cluster mode (gateway/server/s3_service.h).
+//
+// Thread-safety: Connect, Join and Leave are called from one thread. ReadStatus, fenced and
+// is_manager may be called from any thread at any time, also during Join and Leave.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "cluster/etcd.h"
+#include "cluster/manager.h"
+#include "cluster/membership.h"
+#include "cluster/placement.h"
+#include "common/result.h"
+
+namespace cairn::cluster {
+
+struct NodeOptions {
+  std::vector<std::string> etcd_endpoints;  // required
+  std::string cluster_name = "default";     // the etcd prefix is /cairn/<name>/
+  std::string node_id;                      // required; the target is "<id>/0"
+  std::string rpc_address;
+  std::string zone;
+  // The cluster secret (LoadClusterSecret). Kept for the RPC's mutual authentication
+  // (net/handshake.h), which nothing runs yet: chain replication over sockets is still to come.
+  std::string secret;
+  std::chrono::seconds lease_ttl{3};
+  uint32_t replicas = 3;
+  uint32_t chain_count = 64;
+  // Connect keeps trying this long while no etcd endpoint answers, and Join this long while the
+  // node id is still registered under a live lease (this node's previous run, killed less than a
+  // TTL ago) or etcd fails. Default 30 s.
+  std::chrono::milliseconds start_timeout{30000};
+  // How often the view is refreshed, and the manager's interval. Default 500 ms.
+  std::chrono::milliseconds refresh_interval{500};
+  // A node of a new cluster (no chain table in etcd yet) starts its manager's loop only once
+  // `replicas` nodes have registered, or this long after it joined: nodes started together then
+  // all found the table as serving members (a new chain has nothing to copy), rather than the
+  // first one alone and the others appended as syncing tails, one at a time. Default 10 s.
+  std::chrono::milliseconds formation_wait{10000};
+};
+
+// A registration as read from etcd.
+struct RegisteredNode {
+  NodeInfo info;
+  int64_t lease = 0;
+};
+
+// The cluster as one etcd revision shows it, from this node's side.
+struct ClusterStatus {
+  std::string cluster;                 // its name
+  std::string node;                    // this node's id
+  std::optional<std::string> manager;  // the office holder; none while the office is empty
+  std::vector<RegisteredNode> nodes;   // by id
+  std::vector<Chain> chains;           // by id
+  // Syncing members' reports that their copy is complete (`sync/<chain>/<target>`), until the
+  // manager marks them serving.
+  std::vector<SyncReport> sync_reports;
+  int64_t revision = 0;      // the etcd revision read
+  bool fenced = true;        // this node may not acknowledge writes (not joined, lease lapsed)
+  bool is_manager = false;   // this node's manager loop holds the office
+  uint32_t replicas = 0;     // as this node is configured
+  uint32_t chain_count = 0;  // as this node is configured
+};
+
+// The status as `GET /_cairn/admin/v1/status` answers it (docs/design/cluster.md):
+// {"mode": "cluster", "node", "cluster", "manager" (id or null), "nodes": [{"id", "rpc", "s3",
+// "zone", "targets", "lease"}], "chains": [{"id", "version", "members": [{"target", "state",
+// "incarnation"}]}], "resync": [{"chain", "target", "incarnation", "version", "state": "done"}],
+// "fenced", "is_manager", "replicas", "chain_count", "revision"}. A member's incarnation is the
+// lease its node registered under when it was placed; 0 in tables written before incarnations.
+std::string StatusJson(const ClusterStatus& status);
+
+// The cluster secret: the contents of `file` when it is not empty (one trailing newline dropped),
+// else $CAIRN_CLUSTER_SECRET. ConfigError when there is none or it is shorter than 16 bytes;
+// the file's own errors (NotFound, IOError) otherwise.
+Result<std::string> LoadClusterSecret(const std::string& file);
+
+class Node {
+ public:
+  // Connects to etcd, retrying until one endpoint answers or options.start_timeout passes
+  // (then Timeout, with the last error). InvalidArgument for options that cannot work.
+  static Result<std::unique_ptr<Node>> Connect(NodeOptions options);
+  // Leave()s.
+  ~Node();
+  Node(const Node&) = delete;
+  Node& operator=(const Node&) = delete;
+
+  // Registers the node (its S3 endpoint announced as `s3_address`) and starts the view's refresh,
+  // which starts the manager's loop. Retries while the id is still held by a live lease, up to
+  // start_timeout (then AlreadyExists: another process uses the id). REQUIRES: called once.
+  Status Join(const std::string& s3_address);
+  // Stops the refresh and the manager's loop, then revokes the lease: the registration, and the
+  // office when this node held it, go at once. Idempotent.
+  void Leave();
+
+  // Reads the cluster's state from etcd now (one transaction). IOError / Timeout when etcd does
+  // not answer.
+  Result<ClusterStatus> ReadStatus() const;
+  bool fenced() const;
+  bool is_manager() const;
+
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  Node(NodeOptions options, std::unique_ptr<EtcdClient> etcd);
+  void RefreshLoop();
+  // Starts the manager's loop when the cluster has formed. REQUIRES: mu_ held.
+  void MaybeStartManager(const ClusterStatus& status);
+  void PublishMetrics(const ClusterStatus& status);
+
+  const NodeOptions options_;
+  const std::string prefix_;
+  const std::unique_ptr<EtcdClient> etcd_;
+
+  // Replaced only by Join and Leave, under mu_; read under mu_ by the other methods.
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::unique_ptr<Membership> membership_;  // GUARDED_BY(mu_)
+  std::unique_ptr<Manager> manager_;        // GUARDED_BY(mu_)
+  bool stopping_ = false;                   // GUARDED_BY(mu_): the refresh thread ends
+  std::thread refresher_;
+  std::chrono::steady_clock::time_point joined_at_{};  // GUARDED_BY(mu_)
+  uint64_t renewals_published_ = 0;                    // the refresh thread's own
+};
+
+}  // namespace cairn::cluster

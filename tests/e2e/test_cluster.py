@@ -1,0 +1,430 @@
+"""Cluster mode end to end (issue 5): a real etcd and three `cairn server --cluster` processes.
+
+What is checked, through the real `cairn admin status --json` of a node:
+  - a single node (no --cluster) answers the same document, "mode": "single", and stores objects;
+  - the cluster forms: three nodes registered, exactly one manager, `--chains 8 --replicas 3`
+    chains of three members on three distinct nodes, all serving (a new cluster has nothing to
+    copy), and every node sees the same table; /metrics carries the cluster gauges;
+  - S3 requests are refused with 503 ServiceUnavailable (the replicated data path does not exist
+    yet), while the admin API answers;
+  - a node refuses to start without a cluster secret, with a short one, with a bad node id, and
+    on a data directory that belongs to another node;
+  - a node killed with SIGKILL (not the manager) leaves within its lease: two nodes, and no chain
+    names its target; restarted, it registers again and becomes the syncing tail of its chains;
+  - the manager killed with SIGKILL: another node takes the office;
+  - SIGTERM: the node leaves at once (its lease revoked) and exits 0.
+
+Every wait is bounded; every process dies with this one (PR_SET_PDEATHSIG) and is stopped at the
+end of the session, also when a test fails. A missing etcd fails the suite: it never skips.
+
+Run by hand:
+  /usr/bin/python3 -B -m pytest -q -p no:cacheprovider --rootdir=tests/e2e tests/e2e/test_cluster.py \
+      --cairn-bin build/release/src/cairn
+"""
+
+import http.client
+import json
+import os
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+
+import pytest
+
+import conftest
+import server as harness
+from conftest import make_client, s3_error
+
+LEASE_TTL_S = 2
+CHAINS = 8
+REPLICAS = 3
+NODES = ("n1", "n2", "n3")
+# A departure is seen within the lease TTL plus a manager round (0.5 s); the bound is generous
+# for two busy cores.
+DEPARTURE_TIMEOUT_S = 15
+FORM_TIMEOUT_S = 30
+CLI_TIMEOUT_S = 15
+ETCD_START_TIMEOUT_S = 15
+SECRET = "e2e-cluster-secret-0123456789abcdef"
+
+
+def etcd_binary():
+    return os.environ.get("CAIRN_ETCD_BIN") or "/usr/bin/etcd"
+
+
+class Etcd:
+    """One etcd member on free loopback ports, its data and log in a temporary directory."""
+
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="cairn-e2e-etcd-")
+        self.log_path = os.path.join(self.tmp, "etcd.log")
+        self.port = None
+        self._proc = None
+
+    @property
+    def endpoint(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        binary = etcd_binary()
+        if not os.access(binary, os.X_OK):
+            pytest.fail(f"no etcd at {binary}: run scripts/install-deps.sh (Debian's etcd-server), "
+                        f"or set CAIRN_ETCD_BIN", pytrace=False)
+        self.port = harness.free_port()
+        peer = f"http://127.0.0.1:{harness.free_port()}"
+        argv = [binary, "--name=e2e", f"--data-dir={self.tmp}/data",
+                f"--listen-client-urls={self.endpoint}", f"--advertise-client-urls={self.endpoint}",
+                f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
+                f"--initial-cluster=e2e={peer}", "--initial-cluster-state=new",
+                # Short raft timing: etcd elects itself at once, and its shortest lease is 1 s.
+                "--heartbeat-interval=20", "--election-timeout=200",
+                "--logger=zap", "--log-outputs=stderr", "--log-level=error"]
+        log = open(self.log_path, "ab")
+        self._proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT,
+                                      preexec_fn=harness._die_with_parent)
+        log.close()
+        deadline = time.monotonic() + ETCD_START_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self._proc.poll() is not None:
+                pytest.fail(f"etcd exited at start-up ({self._proc.returncode}):\n{self.log_tail()}", pytrace=False)
+            if self._healthy():
+                return self
+            time.sleep(0.05)
+        self.stop()
+        pytest.fail(f"etcd did not answer /health within {ETCD_START_TIMEOUT_S} s:\n{self.log_tail()}", pytrace=False)
+
+    def _healthy(self):
+        conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=1)
+        try:
+            conn.request("GET", "/health")
+            return b'"health":"true"' in conn.getresponse().read()
+        except OSError:
+            return False
+        finally:
+            conn.close()
+
+    def stop(self):
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait()
+        self._proc = None
+
+    def log_tail(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode("utf-8", "replace")[-3000:]
+        except OSError:
+            return "(no etcd log)"
+
+    def cleanup(self):
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Cluster:
+    """The etcd and the nodes of this suite; nodes by id (CairnServer objects of server.py)."""
+
+    def __init__(self, binary, etcd):
+        self.binary = os.path.abspath(binary)
+        self.etcd = etcd
+        self.tmp = tempfile.mkdtemp(prefix="cairn-e2e-cluster-")
+        self.secret_file = os.path.join(self.tmp, "secret")
+        with open(os.open(self.secret_file, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
+            f.write(SECRET + "\n")
+        self.access_key, self.secret_key = harness.random_credentials()
+        self.nodes = {}
+
+    def cluster_args(self, node_id, rpc_port, zone):
+        return ["--cluster", self.etcd.endpoint, "--node-id", node_id, "--rpc", f"127.0.0.1:{rpc_port}",
+                "--zone", zone, "--cluster-secret-file", self.secret_file, "--lease-ttl", str(LEASE_TTL_S),
+                "--chains", str(CHAINS), "--replicas", str(REPLICAS)]
+
+    def data_dir(self, node_id):
+        return os.path.join(self.tmp, node_id)
+
+    def add(self, node_id, zone):
+        srv = harness.CairnServer(self.binary, data_dir=self.data_dir(node_id), access_key=self.access_key,
+                                  secret_key=self.secret_key,
+                                  extra_args=self.cluster_args(node_id, harness.free_port(), zone))
+        conftest._servers.append(srv)  # logs shown on failure, stopped at the end of the session
+        self.nodes[node_id] = srv
+        return srv
+
+    def admin(self, node_id, *args):
+        """Runs `cairn admin ARGS` against a node; (exit status, stdout, stderr)."""
+        srv = self.nodes[node_id]
+        argv = [self.binary, "admin", "--endpoint", srv.endpoint, "--access-key", self.access_key,
+                "--secret-key", self.secret_key, *args]
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+        return p.returncode, p.stdout, p.stderr
+
+    def status(self, node_id):
+        """The status document as `cairn admin status --json` prints it, or None when it fails."""
+        code, out, _ = self.admin(node_id, "status", "--json")
+        return json.loads(out) if code == 0 else None
+
+    def wait_for(self, node_id, predicate, timeout, what):
+        """Polls a node's status until predicate(status) holds; fails with the last status seen."""
+        deadline = time.monotonic() + timeout
+        last = None
+        while time.monotonic() < deadline:
+            last = self.status(node_id)
+            if last is not None and predicate(last):
+                return last
+            time.sleep(0.2)
+        pytest.fail(f"{what}: not within {timeout} s; last status from {node_id}:\n{json.dumps(last, indent=1)}",
+                    pytrace=False)
+
+    def cleanup(self):
+        for srv in self.nodes.values():
+            srv.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def node_of(target):
+    return target.split("/")[0]
+
+
+def chain_nodes(chain):
+    return [node_of(m["target"]) for m in chain["members"]]
+
+
+def targets_in_chains(status):
+    return {m["target"] for c in status["chains"] for m in c["members"]}
+
+
+def node_ids(status):
+    return sorted(n["id"] for n in status["nodes"])
+
+
+def formed(status):
+    """Three nodes, a manager, and the full table of three serving members on distinct nodes."""
+    return (node_ids(status) == list(NODES) and status["manager"] in NODES and len(status["chains"]) == CHAINS and
+            all(sorted(chain_nodes(c)) == list(NODES) and all(m["state"] == "serving" for m in c["members"])
+                for c in status["chains"]))
+
+
+def metrics(srv):
+    conn = http.client.HTTPConnection(srv.host, srv.port, timeout=5)
+    try:
+        conn.request("GET", "/metrics")
+        text = conn.getresponse().read().decode()
+    finally:
+        conn.close()
+    values = {}
+    for line in text.splitlines():
+        if line.startswith("cairn_cluster_") or line.startswith("cairn_lease_"):
+            name, value = line.split()
+            values[name] = float(value)
+    return values
+
+
+def run_server(binary, args, env_overrides=(), timeout=20):
+    """Runs `cairn server ARGS` expecting it to refuse to start; (exit status, output)."""
+    env = dict(os.environ)
+    env.pop("CAIRN_CLUSTER_SECRET", None)
+    env.update(dict(env_overrides))
+    p = subprocess.run([os.path.abspath(binary), "server", *args], capture_output=True, text=True, timeout=timeout,
+                       env=env, preexec_fn=harness._die_with_parent)
+    return p.returncode, p.stdout + p.stderr
+
+
+# ---- fixtures ----
+
+@pytest.fixture(scope="module")
+def etcd():
+    e = Etcd().start()
+    yield e
+    e.stop()
+    e.cleanup()
+
+
+@pytest.fixture(scope="module")
+def cluster(pytestconfig, etcd):
+    c = Cluster(pytestconfig.getoption("--cairn-bin"), etcd)
+    try:
+        for i, node_id in enumerate(NODES):
+            c.add(node_id, f"z{i + 1}").start()
+        c.wait_for("n1", formed, FORM_TIMEOUT_S, "three nodes, one manager, 8 full chains")
+        yield c
+    finally:
+        c.cleanup()
+
+
+# ---- start-up refusals (no etcd needed: each is refused before it is dialled) ----
+
+def test_refuses_to_start_without_a_cluster_secret(pytestconfig, tmp_path):
+    binary = pytestconfig.getoption("--cairn-bin")
+    base = ["--data", str(tmp_path / "d"), "--listen", "127.0.0.1:0", "--cluster", "http://127.0.0.1:9",
+            "--node-id", "n9", "--rpc", "127.0.0.1:9"]
+    code, out = run_server(binary, base)
+    assert code != 0 and "cluster secret" in out and "CAIRN_CLUSTER_SECRET" in out, out
+    code, out = run_server(binary, base, {"CAIRN_CLUSTER_SECRET": "too-short"})
+    assert code != 0 and "at least 16" in out, out
+    short = tmp_path / "short"
+    short.write_text("0123456789\n")
+    code, out = run_server(binary, base + ["--cluster-secret-file", str(short)])
+    assert code != 0 and "at least 16" in out, out
+    code, out = run_server(binary, base + ["--cluster-secret-file", str(tmp_path / "absent")])
+    assert code != 0 and "does not exist" in out, out
+    assert not (tmp_path / "d").exists(), "a refused start must not create the data directory"
+
+
+def test_refuses_bad_node_ids_and_half_configured_nodes(pytestconfig, tmp_path):
+    binary = pytestconfig.getoption("--cairn-bin")
+    secret = {"CAIRN_CLUSTER_SECRET": SECRET}
+    for bad in ("n/1", "n 1", "x" * 65):
+        code, out = run_server(binary, ["--data", str(tmp_path / "d"), "--cluster", "http://127.0.0.1:9",
+                                        "--node-id", bad, "--rpc", "127.0.0.1:9"], secret)
+        assert code != 0 and "cluster.node_id" in out, out
+    # A node id without --cluster would otherwise start a single node that takes writes.
+    code, out = run_server(binary, ["--data", str(tmp_path / "d"), "--node-id", "n1"], secret)
+    assert code != 0 and "--cluster" in out, out
+
+
+def test_a_single_node_reports_itself_as_its_own_cluster(pytestconfig):
+    srv = conftest.start_server(pytestconfig)
+    try:
+        p = subprocess.run([os.path.abspath(pytestconfig.getoption("--cairn-bin")), "admin", "--endpoint", srv.endpoint,
+                            "--access-key", srv.access_key, "--secret-key", srv.secret_key, "status", "--json"],
+                           capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
+        assert p.returncode == 0, p.stderr
+        status = json.loads(p.stdout)
+        assert status["mode"] == "single" and status["node"] == "local" and status["manager"] is None, status
+        assert [n["id"] for n in status["nodes"]] == ["local"] and status["nodes"][0]["s3"] == srv.endpoint
+        assert status["chains"] == [] and status["fenced"] is False
+        # Without --cluster nothing is refused.
+        make_client(srv).create_bucket(Bucket="single-node-bucket")
+    finally:
+        assert srv.stop() == 0
+
+
+# ---- the running cluster ----
+
+def test_cluster_forms_with_one_manager_and_full_chains(cluster):
+    views = {node_id: cluster.wait_for(node_id, formed, FORM_TIMEOUT_S, f"{node_id} sees the cluster formed")
+             for node_id in NODES}
+    managers = {v["manager"] for v in views.values()}
+    assert len(managers) == 1, views
+    manager = managers.pop()
+    for node_id, v in views.items():
+        assert v["mode"] == "cluster" and v["node"] == node_id and v["cluster"] == "default"
+        assert v["fenced"] is False and v["is_manager"] == (node_id == manager), v
+        assert v["replicas"] == REPLICAS and v["chain_count"] == CHAINS and v["resync"] == []
+        assert sorted(c["id"] for c in v["chains"]) == list(range(CHAINS))
+        for c in v["chains"]:
+            assert len(set(chain_nodes(c))) == REPLICAS, c  # distinct nodes
+        by_id = {n["id"]: n for n in v["nodes"]}
+        for i, n in enumerate(NODES):
+            assert by_id[n]["targets"] == [f"{n}/0"] and by_id[n]["zone"] == f"z{i + 1}"
+            assert by_id[n]["s3"] == cluster.nodes[n].endpoint and by_id[n]["lease"] > 0
+    # Every node reads the same table.
+    assert len({json.dumps(v["chains"], sort_keys=True) for v in views.values()}) == 1
+
+    # The readable form says the same.
+    code, out, err = cluster.admin("n2", "status")
+    assert code == 0, err
+    assert "mode:      cluster" in out and f"manager:   {manager}" in out and "nodes (3)" in out, out
+    assert f"chains ({CHAINS}" in out and "every chain has 3 members" in out, out
+
+    # /metrics: the gauges, refreshed every 0.5 s.
+    deadline = time.monotonic() + 10
+    while True:
+        m = {node_id: metrics(cluster.nodes[node_id]) for node_id in NODES}
+        ok = all(v.get("cairn_cluster_nodes") == 3 and v.get("cairn_cluster_chains") == CHAINS and
+                 v.get("cairn_cluster_fenced") == 0 and v.get("cairn_lease_renewals_total", 0) > 0 and
+                 v.get("cairn_cluster_is_manager") == (1 if node_id == manager else 0) for node_id, v in m.items())
+        if ok:
+            break
+        assert time.monotonic() < deadline, m
+        time.sleep(0.3)
+
+
+def test_s3_requests_are_refused_with_503_and_the_admin_api_answers(cluster):
+    srv = cluster.nodes["n1"]
+    s3 = make_client(srv)
+    message = "the replicated data path is not built yet"
+    with s3_error("ServiceUnavailable", 503) as info:
+        s3.list_buckets()
+    assert message in info.value.response["Error"]["Message"]
+    with s3_error("ServiceUnavailable", 503):
+        s3.create_bucket(Bucket="photos")
+    with s3_error("ServiceUnavailable", 503):
+        s3.put_object(Bucket="photos", Key="a.jpg", Body=b"not stored")
+    with s3_error("ServiceUnavailable", 503):
+        s3.get_object(Bucket="photos", Key="a.jpg")
+    # A bad signature is still refused as such, before the 503.
+    with s3_error("SignatureDoesNotMatch", 403):
+        make_client(srv, secret_key="wrong" * 8).list_buckets()
+    # Users and keys are per node for now; the admin API works on each.
+    code, out, err = cluster.admin("n3", "user", "create", "alice")
+    assert code == 0 and "alice" in out, err
+    code, out, err = cluster.admin("n3", "user", "list")
+    assert code == 0 and "alice" in out, err
+
+
+def test_data_directory_of_another_node_is_refused(cluster, pytestconfig):
+    code, out = run_server(pytestconfig.getoption("--cairn-bin"),
+                           ["--data", cluster.data_dir("n1"), "--listen", "127.0.0.1:0"] +
+                           cluster.cluster_args("n7", harness.free_port(), "z1"))
+    assert code != 0 and "belongs to node n1" in out, out
+    # Started without --cluster, a node's directory is refused too (it would take writes alone).
+    code, out = run_server(pytestconfig.getoption("--cairn-bin"),
+                           ["--data", cluster.data_dir("n1"), "--listen", "127.0.0.1:0"])
+    assert code != 0 and "belongs to node n1" in out, out
+
+
+def test_killed_node_leaves_and_returns_as_syncing_tail(cluster):
+    status = cluster.wait_for("n1", formed, FORM_TIMEOUT_S, "the cluster formed")
+    manager = status["manager"]
+    victim = next(n for n in NODES if n != manager)
+    witness = manager  # asks another node than the victim
+    target = f"{victim}/0"
+
+    assert cluster.nodes[victim].kill() == -signal.SIGKILL
+    started = time.monotonic()
+    status = cluster.wait_for(
+        witness, lambda s: victim not in node_ids(s) and target not in targets_in_chains(s),
+        DEPARTURE_TIMEOUT_S, f"{victim} (killed) gone from the nodes and from every chain")
+    assert len(status["nodes"]) == 2 and status["manager"] == manager, status
+    assert all(len(c["members"]) == 2 for c in status["chains"]), status
+    print(f"{victim} killed: gone from the table after {time.monotonic() - started:.1f} s")
+
+    cluster.nodes[victim].start()
+    # Back with a new lease (a new incarnation), it has to copy what it missed: the chains take it
+    # back as their syncing tail, behind the two that stayed.
+    status = cluster.wait_for(
+        witness, lambda s: victim in node_ids(s) and all(
+            c["members"][-1]["target"] == target and c["members"][-1]["state"] == "syncing" for c in s["chains"]),
+        DEPARTURE_TIMEOUT_S, f"{victim} (restarted) the syncing tail of every chain")
+    for c in status["chains"]:
+        assert len(c["members"]) == 3 and victim not in chain_nodes(c)[:2], c
+        assert all(m["state"] == "serving" for m in c["members"][:2]), c
+
+
+def test_killed_manager_passes_the_office_on(cluster):
+    status = cluster.wait_for("n1", lambda s: len(s["nodes"]) == 3 and s["manager"] in NODES, FORM_TIMEOUT_S,
+                              "three nodes and a manager")
+    manager = status["manager"]
+    witness = next(n for n in NODES if n != manager)
+    assert cluster.nodes[manager].kill() == -signal.SIGKILL
+    started = time.monotonic()
+    status = cluster.wait_for(
+        witness, lambda s: s["manager"] not in (None, manager) and manager not in node_ids(s) and
+        f"{manager}/0" not in targets_in_chains(s),
+        DEPARTURE_TIMEOUT_S, f"another node manager after {manager} was killed, and {manager} out of the table")
+    print(f"manager {manager} killed: {status['manager']} took the office after {time.monotonic() - started:.1f} s")
+    cluster.nodes[manager].start()
+    cluster.wait_for(witness, lambda s: manager in node_ids(s), DEPARTURE_TIMEOUT_S, f"{manager} registered again")
+
+
+def test_sigterm_leaves_at_once_and_exits_cleanly(cluster):
+    status = cluster.wait_for("n1", lambda s: len(s["nodes"]) == 3 and s["manager"] in NODES, FORM_TIMEOUT_S,
+                              "three nodes and a manager")
+    leaving = next(n for n in NODES if n != status["manager"])
+    witness = status["manager"]
+    assert cluster.nodes[leaving].stop() == 0
+    # Its lease was revoked on the way out: gone at once, not a lease TTL later.
+    status = cluster.status(witness)
+    assert leaving not in node_ids(status), status

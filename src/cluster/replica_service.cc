@@ -31,6 +31,41 @@ std::string_view PhaseName(replication::ChainReplica::Phase phase) {
 
 }  // namespace
 
+Result<ReplicationTable> ReadReplicationTable(EtcdClient* etcd, const std::string& prefix) {
+  ReplicationTable out;
+  CAIRN_ASSIGN_OR_RETURN(EtcdRange nodes, etcd->GetPrefix(prefix + "nodes/"));
+  for (const EtcdKv& kv : nodes.kvs) {
+    const auto j = nlohmann::json::parse(kv.value, nullptr, false);
+    if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string() || !j.contains("rpc") ||
+        !j["rpc"].is_string()) {
+      continue;
+    }
+    const std::string id = j["id"].get<std::string>();
+    const uint32_t number = NodeNumber(id);
+    if (auto it = out.peers.find(number); it != out.peers.end() && it->second.name != id) {
+      return Status::ConfigError("nodes " + id + " and " + it->second.name + " have the same node number; rename one");
+    }
+    out.peers[number] = {id, j["rpc"].get<std::string>()};
+  }
+  CAIRN_ASSIGN_OR_RETURN(EtcdRange stored, etcd->GetPrefix(prefix + "chains/"));
+  for (const EtcdKv& kv : stored.kvs) {
+    const std::string id_text = kv.key.substr(prefix.size() + 7);
+    char* end = nullptr;
+    const unsigned long id = std::strtoul(id_text.c_str(), &end, 10);
+    if (id_text.empty() || *end != '\0') continue;
+    CAIRN_ASSIGN_OR_RETURN(Chain chain, DecodeChain(static_cast<uint32_t>(id), kv.value));
+    ChainView view;
+    view.chain_id = chain.id;
+    view.version = chain.version;
+    for (const ChainMember& m : chain.members) {
+      const std::string node = m.target.substr(0, m.target.find('/'));
+      view.members.push_back({{NodeNumber(node), m.incarnation}, m.state == ReplicaState::kServing});
+    }
+    out.views[view.chain_id] = std::move(view);
+  }
+  return out;
+}
+
 ReplicaService::ReplicaService(EtcdClient* etcd, ReplicaServiceOptions options)
     : etcd_(etcd), options_(std::move(options)), target_(options_.node_id + "/0") {}
 
@@ -76,6 +111,7 @@ ReplicaService::~ReplicaService() {
 
 void ReplicaService::Run(Membership* membership) {
   membership_ = membership;
+  host_->SetMayAcknowledge([membership] { return membership->MayAcknowledge(); });
   thread_ = std::thread([this] { Loop(); });
 }
 
@@ -111,8 +147,17 @@ std::vector<ReplicaStatus> ReplicaService::Replicas() {
   for (uint32_t chain : chains) {
     auto info = host_->Inspect(chain);
     if (!info) continue;
+    crypto::Sha256Hasher hasher;
+    for (const auto& [key, record] : info->applied.records) {
+      const std::string head = std::to_string(key.size()) + ":" + key + ":" + std::to_string(record.seq) + ":" +
+                               (record.value ? std::to_string(record.value->size()) : std::string("-")) + ":";
+      hasher.Update(crypto::AsBytes(head));
+      if (record.value) hasher.Update(crypto::AsBytes(*record.value));
+    }
+    hasher.Update(crypto::AsBytes("last:" + std::to_string(info->applied.last_seq)));
+    const crypto::Sha256Digest digest = hasher.Finish();
     out.push_back({chain, info->version, std::string(PhaseName(info->phase)), info->fenced, info->last_applied,
-                   info->exposed_level, info->applied.records.size()});
+                   info->exposed_level, info->applied.records.size(), crypto::HexEncode(digest)});
   }
   return out;
 }
@@ -132,6 +177,9 @@ void ReplicaService::Loop() {
 Status ReplicaService::Round() {
   const uint64_t incarnation = static_cast<uint64_t>(membership_->lease_id());
   const bool may_ack = membership_->MayAcknowledge();
+  // Fenced before anything that may wait on etcd; unfenced only by a round that read the table.
+  // (The host also checks the membership on every tick: this is the refresh, not the deadline.)
+  if (!may_ack) host_->SetFenced(true);
 
   // Reports first: a completed sync waits for nothing else.
   std::vector<ManagerReport> reports;
@@ -155,45 +203,10 @@ Status ReplicaService::Round() {
     CAIRN_LOG_INFO("node {}: chain {}: copy complete under version {}", options_.node_id, r.chain_id, r.chain_version);
   }
 
-  // The peers.
-  CAIRN_ASSIGN_OR_RETURN(EtcdRange nodes, etcd_->GetPrefix(options_.prefix + "nodes/"));
-  std::map<uint32_t, replication::PeerAddress> peers;
-  std::map<std::string, uint32_t> numbers;
-  for (const EtcdKv& kv : nodes.kvs) {
-    const auto j = nlohmann::json::parse(kv.value, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string() || !j.contains("rpc") ||
-        !j["rpc"].is_string()) {
-      continue;
-    }
-    const std::string id = j["id"].get<std::string>();
-    const uint32_t number = NodeNumber(id);
-    if (auto it = peers.find(number); it != peers.end() && it->second.name != id) {
-      return Status::ConfigError("nodes " + id + " and " + it->second.name + " have the same node number; rename one");
-    }
-    peers[number] = {id, j["rpc"].get<std::string>()};
-    numbers[id] = number;
-  }
+  CAIRN_ASSIGN_OR_RETURN(ReplicationTable table, ReadReplicationTable(etcd_, options_.prefix));
+  const std::map<uint32_t, replication::PeerAddress>& peers = table.peers;
+  const std::map<uint32_t, ChainView>& views = table.views;
   host_->SetPeers(peers);
-
-  // The chain table, as views.
-  CAIRN_ASSIGN_OR_RETURN(EtcdRange stored, etcd_->GetPrefix(options_.prefix + "chains/"));
-  std::map<uint32_t, ChainView> views;
-  for (const EtcdKv& kv : stored.kvs) {
-    const std::string id_text = kv.key.substr(options_.prefix.size() + 7);
-    char* end = nullptr;
-    const unsigned long id = std::strtoul(id_text.c_str(), &end, 10);
-    if (id_text.empty() || *end != '\0') continue;
-    auto chain = DecodeChain(static_cast<uint32_t>(id), kv.value);
-    if (!chain.ok()) return chain.status();
-    ChainView view;
-    view.chain_id = chain->id;
-    view.version = chain->version;
-    for (const ChainMember& m : chain->members) {
-      const std::string node = m.target.substr(0, m.target.find('/'));
-      view.members.push_back({{NodeNumber(node), m.incarnation}, m.state == ReplicaState::kServing});
-    }
-    views[view.chain_id] = std::move(view);
-  }
   {
     std::lock_guard lock(mu_);
     views_ = views;
@@ -217,6 +230,10 @@ Status ReplicaService::Round() {
     } else if (held->second != incarnation) {
       host_->Rejoin(chain, incarnation);
       held->second = incarnation;
+    } else if (me != nullptr && me->serving) {
+      // Taken back as the chain's serving member after this node registered again (placement.h):
+      // the replica restarts from its disk, complete. A ready replica ignores this.
+      host_->Recover(chain, incarnation);
     }
     if (delivered_[chain] != view.version) {
       host_->SetView(view);

@@ -41,6 +41,15 @@ namespace cairn::cluster {
 // 0. ReplicaService refuses to run beside a registered node with the same number.
 uint32_t NodeNumber(std::string_view node_id);
 
+// The chain table and the peers as the replication layer names them, read from etcd.
+struct ReplicationTable {
+  std::map<uint32_t, replication::PeerAddress> peers;  // by node number
+  std::map<uint32_t, replication::ChainView> views;    // by chain id
+};
+// Reads the registrations and the chain table under `prefix` (two reads). ConfigError when two
+// registered nodes share a node number.
+Result<ReplicationTable> ReadReplicationTable(EtcdClient* etcd, const std::string& prefix);
+
 struct ReplicaServiceOptions {
   std::string prefix = "/cairn/default/";
   std::string node_id;
@@ -60,6 +69,9 @@ struct ReplicaStatus {
   uint64_t last_applied = 0;
   uint64_t committed = 0;  // as far as this replica knows
   uint64_t records = 0;
+  // A digest of the applied state (every record, its sequence and value, and the last sequence):
+  // replicas that agree byte for byte have equal digests. Hex.
+  std::string digest;
 };
 
 class ReplicaService {

@@ -29,14 +29,23 @@ Status Connection::Authenticate(bool client) {
   crypto::RandomBytes(nonce);
   Handshake handshake(client ? Handshake::Role::kClient : Handshake::Role::kServer, options_.node_id,
                       options_.secret, nonce);
-  SetReceiveTimeout(fd_.get(), options_.handshake_timeout);
+  // One deadline for the whole handshake, however slowly the peer trickles its bytes: every
+  // receive waits at most what is left of it.
+  const auto deadline = std::chrono::steady_clock::now() + options_.handshake_timeout;
+  SetSendTimeout(fd_.get(), options_.handshake_timeout);
   if (client) CAIRN_RETURN_IF_ERROR(SendFrame(handshake.Start()));
   while (!handshake.done()) {
-    CAIRN_ASSIGN_OR_RETURN(Frame frame, ReceiveFrame());
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    if (left.count() <= 0) return Status::Timeout("rpc handshake: timed out");
+    SetReceiveTimeout(fd_.get(), std::min<std::chrono::milliseconds>(left, std::chrono::milliseconds(100)));
+    auto received = ReceiveFrame();
+    if (!received.ok() && received.status().IsTimeout()) continue;
+    CAIRN_ASSIGN_OR_RETURN(Frame frame, std::move(received));
     CAIRN_ASSIGN_OR_RETURN(std::vector<Frame> replies, handshake.OnFrame(frame));
     for (const Frame& reply : replies) CAIRN_RETURN_IF_ERROR(SendFrame(reply));
   }
   SetReceiveTimeout(fd_.get(), std::chrono::milliseconds(0));
+  SetSendTimeout(fd_.get(), std::chrono::milliseconds(0));
   peer_id_ = handshake.peer_id();
   return Status::OK();
 }

@@ -142,11 +142,16 @@ void Shutdown(int fd) {
   if (fd >= 0) ::shutdown(fd, SHUT_RDWR);
 }
 
-void SetReceiveTimeout(int fd, std::chrono::milliseconds timeout) {
+namespace {
+void SetTimeout(int fd, int option, std::chrono::milliseconds timeout) {
   timeval tv{};
   tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
   tv.tv_usec = static_cast<suseconds_t>((timeout.count() % 1000) * 1000);
-  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  ::setsockopt(fd, SOL_SOCKET, option, &tv, sizeof tv);
 }
+}  // namespace
+
+void SetReceiveTimeout(int fd, std::chrono::milliseconds timeout) { SetTimeout(fd, SO_RCVTIMEO, timeout); }
+void SetSendTimeout(int fd, std::chrono::milliseconds timeout) { SetTimeout(fd, SO_SNDTIMEO, timeout); }
 
 }  // namespace cairn::net

@@ -52,7 +52,9 @@ Status SendAll(int fd, std::string_view data);
 Result<size_t> ReceiveSome(int fd, char* buffer, size_t capacity);
 // Makes both directions fail at once; a thread blocked in recv or send returns.
 void Shutdown(int fd);
-// Bounds a blocking recv (SO_RCVTIMEO); zero: no bound.
+// Bounds a blocking recv (SO_RCVTIMEO) or send (SO_SNDTIMEO); zero: no bound. A recv that times
+// out returns Timeout.
 void SetReceiveTimeout(int fd, std::chrono::milliseconds timeout);
+void SetSendTimeout(int fd, std::chrono::milliseconds timeout);
 
 }  // namespace cairn::net

@@ -296,7 +296,10 @@ Effects ChainReplica::OnMessage(Endpoint from, const Message& message) {
                  [&](const VersionQuery& m) {
                    if (from_replica) HandleVersionQuery(from.id, m, out);
                  },
-                 [&](const VersionReply& m) { HandleVersionReply(m, out); },
+                 [&](const VersionReply& m) {
+                   // Only the head decides what is committed.
+                   if (from_replica && Head() == from.id) HandleVersionReply(m, out);
+                 },
              },
              message);
   return out;
@@ -714,7 +717,10 @@ Effects ChainReplica::OnTick() {
   }
   if (!Serves()) return out;
   if (phase_ == Phase::kSyncing) {
-    if (Predecessor()) {
+    // The request (or its snapshot) may be lost; ask again, but not every tick: each request
+    // makes the predecessor copy and send its whole state.
+    if (Predecessor() && ++sync_request_ticks_ >= options_.sync_request_ticks) {
+      sync_request_ticks_ = 0;
       out.sends.push_back({Endpoint::Replica(*Predecessor()), SyncRequest{chain_id_, view_->version}});
     }
     Progress(out);

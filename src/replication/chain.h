@@ -302,6 +302,9 @@ struct ReplicaOptions {
   // The head announces its committed sequence again every this many ticks (Commit messages can
   // be lost). Default 3.
   uint32_t commit_resend_ticks = 3;
+  // A syncing member asks its predecessor for the snapshot again after this many ticks without
+  // one. Default 5.
+  uint32_t sync_request_ticks = 5;
   TestFaults faults;
 };
 
@@ -359,6 +362,8 @@ class ChainReplica {
   uint64_t durable_level() const { return durable_level_; }
   uint64_t acked_level() const { return acked_level_; }
   uint64_t exposed_level() const { return exposed_level_; }
+  // Durable writes started and not yet reported done.
+  size_t disk_writes_in_flight() const { return disk_.size(); }
   // True when a member with nothing in flight: no pending updates, durable writes, parked reads or
   // waiting clients, and everything applied is acknowledged.
   bool Quiescent() const;
@@ -484,6 +489,8 @@ class ChainReplica {
   // Ready after a resync, until the manager marks this member serving.
   bool installed_ = false;
   bool install_durable_ = false;  // the installed copy's write completed (this session)
+
+  uint32_t sync_request_ticks_ = 0;  // ticks since the last SyncRequest
 
   std::vector<ParkedRead> parked_reads_;
   uint64_t next_query_id_ = 1;

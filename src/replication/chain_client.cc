@@ -1,6 +1,7 @@
 #include "replication/chain_client.h"
 
 #include <random>
+#include <system_error>
 #include <thread>
 
 #include "common/crypto.h"
@@ -29,13 +30,9 @@ std::optional<uint64_t> RequestIdOf(const Message& message) {
 ChainClient::ChainClient(ChainClientOptions options) : options_(std::move(options)) {}
 
 ChainClient::~ChainClient() {
-  std::vector<std::thread> readers;
-  {
-    std::lock_guard lock(mu_);
-    for (auto& [node, link] : links_) link->connection->Close();
-    readers.swap(readers_);
-  }
-  for (std::thread& t : readers) t.join();
+  std::unique_lock lock(mu_);
+  for (auto& [node, link] : links_) link->connection->Close();
+  cv_.wait(lock, [&] { return readers_ == 0; });
 }
 
 Result<std::shared_ptr<ChainClient::Link>> ChainClient::LinkTo(NodeId node) {
@@ -58,8 +55,14 @@ Result<std::shared_ptr<ChainClient::Link>> ChainClient::LinkTo(NodeId node) {
   auto link = std::make_shared<Link>();
   link->connection = std::move(connection);
   std::lock_guard lock(mu_);
+  try {
+    std::thread([this, link] { ReadLoop(link); }).detach();
+  } catch (const std::system_error& e) {
+    return Status::Internal(std::string("chain client: no thread: ") + e.what());
+  }
+  ++readers_;
+  if (auto old = links_.find(node); old != links_.end()) old->second->connection->Close();
   links_[node] = link;
-  readers_.emplace_back([this, link] { ReadLoop(link); });
   return link;
 }
 
@@ -75,6 +78,7 @@ void ChainClient::ReadLoop(std::shared_ptr<Link> link) {
     if (!message) {
       link->alive = false;
       link->connection->Close();
+      --readers_;
       cv_.notify_all();
       return;
     }
@@ -111,6 +115,7 @@ std::optional<Message> ChainClient::Call(NodeId node, uint64_t request_id, const
     std::lock_guard lock(mu_);
     waiting_.erase(request_id);
     (*link)->alive = false;
+    (*link)->connection->Close();  // its reader ends too
   }
   return answer;
 }
@@ -140,7 +145,13 @@ Result<WriteResult> ChainClient::Write(ChainId chain, const std::string& key, co
   return Status::Timeout("chain " + std::to_string(chain) + " write: " + last.ToString());
 }
 
-Result<Record> ChainClient::Read(ChainId chain, const std::string& key) {
+Result<Record> ChainClient::Read(ChainId chain, const std::string& key) { return ReadImpl(chain, key, std::nullopt); }
+
+Result<Record> ChainClient::ReadFrom(ChainId chain, const std::string& key, NodeId node) {
+  return ReadImpl(chain, key, node);
+}
+
+Result<Record> ChainClient::ReadImpl(ChainId chain, const std::string& key, std::optional<NodeId> only) {
   const auto deadline = Clock::now() + options_.deadline;
   Status last = Status::Timeout("no chain view");
   size_t turn = static_cast<size_t>(RandomU64() % 1024);
@@ -149,7 +160,7 @@ Result<Record> ChainClient::Read(ChainId chain, const std::string& key) {
     std::vector<NodeId> serving;
     if (view) {
       for (const Member& m : view->members) {
-        if (m.serving) serving.push_back(m.id.node);
+        if (m.serving && (!only || m.id.node == *only)) serving.push_back(m.id.node);
       }
     }
     if (!serving.empty()) {

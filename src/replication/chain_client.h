@@ -57,6 +57,8 @@ class ChainClient {
                             OpId op = 0);
   // The committed version of `key` (no value: absent or deleted).
   Result<Record> Read(ChainId chain, const std::string& key);
+  // The same, asked of one member only (tests that check every replica answers alike).
+  Result<Record> ReadFrom(ChainId chain, const std::string& key, NodeId node);
 
  private:
   struct Link {
@@ -67,6 +69,7 @@ class ChainClient {
   // Sends `message` to `node` and waits for the answer to `request_id`; nullopt on no answer.
   std::optional<Message> Call(NodeId node, uint64_t request_id, const Message& message);
   Result<std::shared_ptr<Link>> LinkTo(NodeId node);
+  Result<Record> ReadImpl(ChainId chain, const std::string& key, std::optional<NodeId> only);
   void ReadLoop(std::shared_ptr<Link> link);
 
   const ChainClientOptions options_;
@@ -74,7 +77,7 @@ class ChainClient {
   std::condition_variable cv_;
   std::map<NodeId, std::shared_ptr<Link>> links_;         // GUARDED_BY(mu_)
   std::map<uint64_t, std::optional<Message>> waiting_;    // GUARDED_BY(mu_): request id -> answer
-  std::vector<std::thread> readers_;                      // GUARDED_BY(mu_)
+  size_t readers_ = 0;                                    // GUARDED_BY(mu_): reader threads running
   uint64_t next_request_ = 1;                             // GUARDED_BY(mu_)
   std::mutex dial_mu_;                                    // one dial at a time
 };

@@ -1,8 +1,11 @@
 #include "replication/chain_host.h"
 
 #include <sys/socket.h>
+#include <unistd.h>
 
+#include <cstring>
 #include <future>
+#include <system_error>
 
 #include "common/logging.h"
 #include "fmt/format.h"
@@ -40,13 +43,19 @@ bool FromClient(const Message& message) {
 class ChainHost::Outbox {
  public:
   // A peer's outbox: dials `address` when it has something to send.
-  Outbox(std::string address, net::ConnectionOptions options, size_t max_queued, std::atomic<uint64_t>* dropped)
-      : address_(std::move(address)), options_(std::move(options)), max_queued_(max_queued), dropped_(dropped) {
+  Outbox(std::string address, net::ConnectionOptions options, size_t max_queued, size_t max_bytes,
+         std::atomic<uint64_t>* dropped)
+      : address_(std::move(address)),
+        options_(std::move(options)),
+        max_queued_(max_queued),
+        max_bytes_(max_bytes),
+        dropped_(dropped) {
     thread_ = std::thread([this] { Loop(); });
   }
   // A client's outbox: sends on `connection`, never dials.
-  Outbox(std::shared_ptr<net::Connection> connection, size_t max_queued, std::atomic<uint64_t>* dropped)
-      : connection_(std::move(connection)), max_queued_(max_queued), dropped_(dropped) {
+  Outbox(std::shared_ptr<net::Connection> connection, size_t max_queued, size_t max_bytes,
+         std::atomic<uint64_t>* dropped)
+      : connection_(std::move(connection)), max_queued_(max_queued), max_bytes_(max_bytes), dropped_(dropped) {
     thread_ = std::thread([this] { Loop(); });
   }
   ~Outbox() {
@@ -62,11 +71,13 @@ class ChainHost::Outbox {
   void Send(std::string body) {
     {
       std::lock_guard lock(mu_);
-      if (queue_.size() >= max_queued_) {
+      queued_bytes_ += body.size();
+      queue_.push_back(std::move(body));
+      while (queue_.size() > 1 && (queue_.size() > max_queued_ || queued_bytes_ > max_bytes_)) {
+        queued_bytes_ -= queue_.front().size();
         queue_.pop_front();
         dropped_->fetch_add(1);
       }
-      queue_.push_back(std::move(body));
     }
     cv_.notify_all();
   }
@@ -88,6 +99,7 @@ class ChainHost::Outbox {
         if (address_.empty()) {  // a client's connection broke: nobody to send to any more
           dropped_->fetch_add(queue_.size());
           queue_.clear();
+          queued_bytes_ = 0;
           continue;
         }
         const std::string address = address_;
@@ -98,6 +110,7 @@ class ChainHost::Outbox {
           CAIRN_LOG_DEBUG("rpc {}: {}", address, dialled.status().ToString());
           dropped_->fetch_add(queue_.size());
           queue_.clear();
+          queued_bytes_ = 0;
           cv_.wait_for(lock, std::chrono::milliseconds(100), [&] { return stop_; });
           continue;
         }
@@ -107,6 +120,7 @@ class ChainHost::Outbox {
       }
       std::string body = std::move(queue_.front());
       queue_.pop_front();
+      queued_bytes_ -= body.size();
       std::shared_ptr<net::Connection> connection = connection_;
       lock.unlock();
       const Status sent = connection->Send(wire::kFrameChainMessage, 0, body);
@@ -125,8 +139,10 @@ class ChainHost::Outbox {
   std::shared_ptr<net::Connection> connection_;  // GUARDED_BY(mu_)
   bool broken_ = false;                          // GUARDED_BY(mu_)
   std::deque<std::string> queue_;                // GUARDED_BY(mu_)
+  size_t queued_bytes_ = 0;                      // GUARDED_BY(mu_)
   bool stop_ = false;                            // GUARDED_BY(mu_)
   const size_t max_queued_;
+  const size_t max_bytes_;
   std::atomic<uint64_t>* const dropped_;
   std::thread thread_;
 };
@@ -148,7 +164,9 @@ Result<std::unique_ptr<ChainHost>> ChainHost::Start(ChainHostOptions options) {
 
 Status ChainHost::Init() {
   CAIRN_ASSIGN_OR_RETURN(store_, ReplicaStore::Open(options_.data_dir));
-  CAIRN_ASSIGN_OR_RETURN(loaded_, store_->LoadAll());
+  CAIRN_ASSIGN_OR_RETURN(ReplicaStore::Loaded loaded, store_->LoadAll());
+  loaded_ = std::move(loaded.chains);
+  complete_ = std::move(loaded.complete);
   CAIRN_ASSIGN_OR_RETURN(auto listening, net::Listen(options_.listen));
   listen_fd_ = std::move(listening.first);
   address_ = std::move(listening.second);
@@ -174,12 +192,9 @@ ChainHost::~ChainHost() {
     outboxes.swap(outboxes_);
   }
   for (auto& [id, in] : inbound) in->connection->Close();
-  std::vector<std::thread> readers;
-  {
-    std::lock_guard lock(mu_);
-    readers.swap(readers_);
-  }
-  for (std::thread& t : readers) t.join();
+  // Connection threads end once their connection is closed, or their handshake's deadline passes.
+  std::unique_lock lock(mu_);
+  threads_cv_.wait(lock, [&] { return connection_threads_ == 0; });
 }
 
 // ---- Public inputs ----
@@ -208,21 +223,30 @@ void ChainHost::AddChain(ChainId chain, uint64_t incarnation, StartMode mode) {
     replica = std::make_unique<ChainReplica>(chain, options_.node, options_.replica);
     auto it = loaded_.find(chain);
     if (mode == StartMode::kFounding) {
-      if (it != loaded_.end()) {
-        loaded_.erase(it);
-        if (Status s = store_->DropChain(chain); !s.ok()) {
-          CAIRN_LOG_ERROR("node {}: chain {}: dropping old state: {}", options_.name, chain, s.ToString());
-          replica.reset();
-          return;
-        }
+      if (it != loaded_.end()) loaded_.erase(it);
+      // A blocking write on the event thread, once per chain and node.
+      Status s = store_->DropChain(chain);
+      if (s.ok()) s = store_->MarkComplete(chain);
+      if (!s.ok()) {
+        CAIRN_LOG_ERROR("node {}: chain {}: starting as a founding member: {}", options_.name, chain, s.ToString());
+        replicas_.erase(chain);
+        return;
       }
+      complete_.insert(chain);
       replica->Bootstrap(incarnation);
     } else {
       if (it != loaded_.end()) {
         replica->Restore(std::move(it->second));
         loaded_.erase(it);
       }
-      if (mode == StartMode::kRecovered) {
+      if (mode == StartMode::kRecovered && complete_.count(chain) == 0) {
+        // Named the chain's serving member, but this disk never held a complete copy (emptied,
+        // replaced, or a sync that never finished): serving it would replace every other copy.
+        CAIRN_LOG_ERROR("node {}: chain {}: the table names this node its serving member, but its disk never held "
+                        "a complete copy; it waits to be resynced",
+                        options_.name, chain);
+        replica->Start(incarnation);
+      } else if (mode == StartMode::kRecovered) {
         replica->Bootstrap(incarnation);  // from the restored state, complete
       } else {
         replica->Start(incarnation);
@@ -230,6 +254,38 @@ void ChainHost::AddChain(ChainId chain, uint64_t incarnation, StartMode mode) {
     }
     replica->SetFenced(fenced_);
   });
+}
+
+void ChainHost::Recover(ChainId chain, uint64_t incarnation) {
+  Post([this, chain, incarnation] {
+    auto it = replicas_.find(chain);
+    if (it == replicas_.end() || it->second->phase() == ChainReplica::Phase::kReady) return;
+    recovering_[chain] = incarnation;
+    RecoverWaiting();
+  });
+}
+
+void ChainHost::RecoverWaiting() {
+  for (auto it = recovering_.begin(); it != recovering_.end();) {
+    auto r = replicas_.find(it->first);
+    if (r == replicas_.end()) {
+      it = recovering_.erase(it);
+      continue;
+    }
+    ChainReplica& replica = *r->second;
+    // Its durable writes in flight finish first: a restart before would let a later write reuse
+    // a sequence number the disk already holds with other contents.
+    if (replica.disk_writes_in_flight() > 0) {
+      ++it;
+      continue;
+    }
+    CAIRN_LOG_INFO("node {}: chain {}: taken back as serving member; restarting from its durable state", options_.name,
+                   it->first);
+    replica.Crash();  // nothing in flight: only the volatile state goes
+    replica.Bootstrap(it->second);
+    replica.SetFenced(fenced_);
+    it = recovering_.erase(it);
+  }
 }
 
 void ChainHost::Rejoin(ChainId chain, uint64_t incarnation) {
@@ -249,24 +305,41 @@ void ChainHost::SetView(const ChainView& view) {
 
 void ChainHost::SetFenced(bool fenced) {
   Post([this, fenced] {
-    fenced_ = fenced;
-    for (auto& [chain, replica] : replicas_) replica->SetFenced(fenced);
+    fence_requested_ = fenced;
+    ApplyFence();
   });
 }
 
+void ChainHost::SetMayAcknowledge(std::function<bool()> may_acknowledge) {
+  Post([this, may_acknowledge = std::move(may_acknowledge)] {
+    may_acknowledge_ = may_acknowledge;
+    ApplyFence();
+  });
+}
+
+void ChainHost::ApplyFence() {
+  const bool fenced = fence_requested_ || disk_failed_.load() || (may_acknowledge_ && !may_acknowledge_());
+  if (fenced == fenced_) return;
+  fenced_ = fenced;
+  CAIRN_LOG_INFO("node {}: replicas {}", options_.name, fenced ? "fenced" : "unfenced");
+  for (auto& [chain, replica] : replicas_) replica->SetFenced(fenced);
+}
+
 std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain) {
-  std::promise<std::optional<ReplicaInfo>> promise;
-  auto future = promise.get_future();
-  Post([this, chain, &promise] {
+  if (stopping_) return std::nullopt;
+  auto promise = std::make_shared<std::promise<std::optional<ReplicaInfo>>>();
+  auto future = promise->get_future();
+  Post([this, chain, promise] {
     auto it = replicas_.find(chain);
     if (it == replicas_.end()) {
-      promise.set_value(std::nullopt);
+      promise->set_value(std::nullopt);
       return;
     }
     const ChainReplica& r = *it->second;
-    promise.set_value(ReplicaInfo{r.phase(), r.view_version(), r.fenced(), r.last_applied(), r.durable_level(),
+    promise->set_value(ReplicaInfo{r.phase(), r.view_version(), r.fenced(), r.last_applied(), r.durable_level(),
                                   r.exposed_level(), r.Quiescent(), r.applied(), r.durable()});
   });
+  if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return std::nullopt;
   return future.get();
 }
 
@@ -283,6 +356,7 @@ void ChainHost::EventLoop() {
     lock.unlock();
     for (auto& task : tasks) task();
     if (std::chrono::steady_clock::now() >= next_tick) {
+      ApplyFence();
       for (auto& [chain, replica] : replicas_) Process(chain, replica->OnTick());
       next_tick = std::chrono::steady_clock::now() + options_.tick;
     }
@@ -307,6 +381,12 @@ void ChainHost::Deliver(ChainId chain, Endpoint from, const Message& message) {
 }
 
 void ChainHost::Process(ChainId chain, Effects effects) {
+  // Durable writes join the batch before anything else runs (a message to this node itself
+  // starts its own writes), so the batch keeps the order the writes were started in.
+  for (const DiskWrite& write : effects.disk_writes) {
+    current_batch_.batch.Add(chain, write);
+    current_batch_.writes.emplace_back(chain, write.id);
+  }
   for (Outbound& out : effects.sends) {
     if (out.to.kind == Endpoint::Kind::kClient) {
       SendToClient(out.to.id, out.message);
@@ -316,10 +396,6 @@ void ChainHost::Process(ChainId chain, Effects effects) {
       SendToPeer(out.to.id, out.message);
     }
   }
-  for (const DiskWrite& write : effects.disk_writes) {
-    current_batch_.batch.Add(chain, write);
-    current_batch_.writes.emplace_back(chain, write.id);
-  }
   for (const ManagerReport& report : effects.reports) {
     if (options_.on_report) options_.on_report(report);
   }
@@ -328,6 +404,10 @@ void ChainHost::Process(ChainId chain, Effects effects) {
 
 void ChainHost::FlushDisk() {
   if (current_batch_.writes.empty()) return;
+  if (disk_failed_) {  // never completes: nothing that depends on it is acknowledged
+    current_batch_ = DiskBatch();
+    return;
+  }
   {
     std::lock_guard lock(disk_mu_);
     disk_queue_.push_back(std::move(current_batch_));
@@ -348,7 +428,8 @@ void ChainHost::SendToPeer(NodeId peer, const Message& message) {
       return;
     }
     net::ConnectionOptions options{options_.name, options_.secret};
-    outbox = std::make_unique<Outbox>(it->second.rpc_address, options, options_.max_queued_per_peer, &dropped_);
+    outbox = std::make_unique<Outbox>(it->second.rpc_address, options, options_.max_queued_per_peer,
+                                      options_.max_queued_bytes_per_peer, &dropped_);
   }
   outbox->Send(std::move(body));
 }
@@ -383,13 +464,10 @@ void ChainHost::DiskLoop() {
       // the node stops taking part (fenced) until an operator looks at its disk.
       CAIRN_LOG_ERROR("node {}: replica store write failed, fencing every replica: {}", options_.name,
                       status.ToString());
-      Post([this] {
-        fenced_ = true;
-        for (auto& [chain, replica] : replicas_) replica->SetFenced(true);
-      });
-      lock.lock();
       disk_failed_ = true;
-      disk_cv_.wait(lock, [&] { return stopping_.load(); });
+      Post([this] { ApplyFence(); });
+      lock.lock();
+      disk_queue_.clear();
       return;
     }
     std::vector<std::pair<ChainId, uint64_t>> done;
@@ -399,6 +477,7 @@ void ChainHost::DiskLoop() {
         auto it = replicas_.find(chain);
         if (it != replicas_.end()) Process(chain, it->second->OnDiskWriteDone(id));
       }
+      if (!recovering_.empty()) RecoverWaiting();
     });
     lock.lock();
   }
@@ -417,28 +496,60 @@ void ChainHost::AcceptLoop() {
       std::this_thread::sleep_for(std::chrono::milliseconds(50));
       continue;
     }
-    auto inbound = std::make_shared<Inbound>();
-    std::lock_guard lock(mu_);
-    readers_.emplace_back([this, fd, inbound] {
-      net::ConnectionOptions options{options_.name, options_.secret};
-      auto accepted = net::Connection::Accept(net::UniqueFd(fd), options);
-      if (!accepted.ok()) {
-        CAIRN_LOG_WARN("node {}: rpc connection refused: {}", options_.name, accepted.status().ToString());
-        return;
+    {
+      std::lock_guard lock(mu_);
+      if (handshakes_ >= options_.max_handshakes) {
+        ::close(fd);  // too many connections that have not proven anything yet
+        continue;
       }
-      inbound->connection = std::move(*accepted);
-      inbound->outbox = std::make_unique<Outbox>(inbound->connection, options_.max_queued_per_peer, &dropped_);
-      {
-        std::lock_guard peers_lock(peers_mu_);
-        if (stopping_) return;
+      ++handshakes_;
+      ++connection_threads_;
+    }
+    try {
+      std::thread([this, fd] { ServeConnection(fd); }).detach();
+    } catch (const std::system_error& e) {
+      CAIRN_LOG_WARN("node {}: rpc: no thread for a connection: {}", options_.name, e.what());
+      ::close(fd);
+      std::lock_guard lock(mu_);
+      --handshakes_;
+      --connection_threads_;
+      threads_cv_.notify_all();
+    }
+  }
+}
+
+void ChainHost::ServeConnection(int fd) {
+  net::ConnectionOptions options{options_.name, options_.secret};
+  auto accepted = net::Connection::Accept(net::UniqueFd(fd), options);
+  {
+    std::lock_guard lock(mu_);
+    --handshakes_;
+  }
+  if (!accepted.ok()) {
+    CAIRN_LOG_WARN("node {}: rpc connection refused: {}", options_.name, accepted.status().ToString());
+  } else {
+    auto inbound = std::make_shared<Inbound>();
+    inbound->connection = std::move(*accepted);
+    inbound->outbox = std::make_unique<Outbox>(inbound->connection, options_.max_queued_per_peer,
+                                               options_.max_queued_bytes_per_peer, &dropped_);
+    bool registered = false;
+    {
+      std::lock_guard peers_lock(peers_mu_);
+      if (!stopping_) {
         inbound->id = next_inbound_id_++;
         inbound_[inbound->id] = inbound;
+        registered = true;
       }
+    }
+    if (registered) {
       ReadLoop(inbound);
       std::lock_guard peers_lock(peers_mu_);
       inbound_.erase(inbound->id);
-    });
+    }
   }
+  std::lock_guard lock(mu_);
+  --connection_threads_;
+  threads_cv_.notify_all();
 }
 
 void ChainHost::ReadLoop(std::shared_ptr<Inbound> inbound) {

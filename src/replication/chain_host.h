@@ -33,6 +33,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -56,9 +57,14 @@ struct ChainHostOptions {
   std::string secret;                  // the cluster secret
   std::string data_dir;                // the ReplicaStore's directory
   std::chrono::milliseconds tick{20};
-  ReplicaOptions replica;
-  // Messages queued for one peer beyond this are dropped, oldest first (the protocol resends).
+  // A snapshot is asked for again after a second, not a tick: it can take that long to send.
+  ReplicaOptions replica{.sync_request_ticks = 50};
+  // Messages queued for one peer beyond this count or these bytes are dropped, oldest first (the
+  // protocol resends).
   size_t max_queued_per_peer = 4096;
+  size_t max_queued_bytes_per_peer = 256u << 20;
+  // Connections still in their handshake beyond this are closed at once.
+  size_t max_handshakes = 64;
   std::function<void(const ManagerReport&)> on_report;
   std::function<void(ChainId)> on_refresh;
 };
@@ -109,11 +115,22 @@ class ChainHost {
   // The node registered again under a new incarnation: the replica leaves its chain and, like a
   // restarted one, must be appended and resync before it serves.
   void Rejoin(ChainId chain, uint64_t incarnation);
+  // The table took this replica back as the chain's serving member under `incarnation` (a cold
+  // restart, placement.h): once its durable writes in flight are done, it restarts from its
+  // durable state, complete. Does nothing when the replica is ready.
+  void Recover(ChainId chain, uint64_t incarnation);
   // Delivers a chain view (the chain's replica must have been added).
   void SetView(const ChainView& view);
+  // The replicas are fenced while any of these holds: the caller asked for it (SetFenced), the
+  // `may_acknowledge` function says no (checked on every tick, so a node cut off from etcd
+  // fences itself on its lease's clock, not on its next successful etcd read), or the store
+  // failed a write (for good: the node stops taking part until restarted).
   void SetFenced(bool fenced);
+  void SetMayAcknowledge(std::function<bool()> may_acknowledge);
+  bool disk_failed() const { return disk_failed_.load(); }
 
-  // Runs on the event thread and waits for it; nullopt when the chain has no replica here.
+  // Runs on the event thread and waits for it (at most 5 s); nullopt when the chain has no
+  // replica here or the host is stopping. Not to be called from the host's callbacks.
   std::optional<ReplicaInfo> Inspect(ChainId chain);
   // Count of messages dropped because their peer was unreachable or its queue was full.
   uint64_t dropped_messages() const { return dropped_.load(); }
@@ -133,11 +150,16 @@ class ChainHost {
   void Post(std::function<void()> task);
   void EventLoop();
   void Deliver(ChainId chain, Endpoint from, const Message& message);
+  // Applies the fence that SetFenced, may_acknowledge and the disk decide.
+  void ApplyFence();
+  // Restarts the replicas waiting in recovering_ whose durable writes are done.
+  void RecoverWaiting();
   void Process(ChainId chain, Effects effects);
   void FlushDisk();
 
   // Other threads.
   void AcceptLoop();
+  void ServeConnection(int fd);
   void ReadLoop(std::shared_ptr<Inbound> inbound);
   void DiskLoop();
 
@@ -153,13 +175,19 @@ class ChainHost {
   // Event thread state (touched only by tasks running on it).
   std::map<ChainId, std::unique_ptr<ChainReplica>> replicas_;
   std::map<ChainId, DurableState> loaded_;  // what the disk held at Start, until AddChain takes it
-  bool fenced_ = false;
+  std::set<ChainId> complete_;              // chains whose stored copy was once complete
+  bool fence_requested_ = false;
+  bool fenced_ = false;  // what the replicas were last told
+  std::function<bool()> may_acknowledge_;
+  std::map<ChainId, uint64_t> recovering_;  // chain -> incarnation, waiting for durable writes
   DiskBatch current_batch_;
 
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::function<void()>> tasks_;  // GUARDED_BY(mu_)
-  std::vector<std::thread> readers_;         // GUARDED_BY(mu_): one per accepted connection, joined at the end
+  size_t connection_threads_ = 0;            // GUARDED_BY(mu_): running; the destructor waits for none
+  size_t handshakes_ = 0;                    // GUARDED_BY(mu_): connections still in their handshake
+  std::condition_variable threads_cv_;
 
   std::mutex peers_mu_;
   std::map<NodeId, PeerAddress> peers_;                  // GUARDED_BY(peers_mu_)
@@ -170,7 +198,7 @@ class ChainHost {
   std::mutex disk_mu_;
   std::condition_variable disk_cv_;
   std::deque<DiskBatch> disk_queue_;  // GUARDED_BY(disk_mu_)
-  bool disk_failed_ = false;          // set on the disk thread; read after posting
+  std::atomic<bool> disk_failed_{false};
 
   std::atomic<uint64_t> dropped_{0};
   std::thread event_thread_;

@@ -14,6 +14,7 @@ constexpr char kRecord = 'r';
 constexpr char kOp = 'o';
 constexpr char kLastSeq = 'm';
 constexpr char kSyncLog = 'l';
+constexpr char kComplete = 'c';
 
 void PutBe32(std::string* out, uint32_t v) {
   for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -108,6 +109,7 @@ void ReplicaStore::Batch::Add(ChainId chain, const DiskWrite& write) {
       for (const auto& [key, record] : image.records) batch_->Put(Key(chain, kRecord, key), RecordValue(record));
       for (const auto& [op, result] : image.ops) batch_->Put(Key(chain, kOp, Be64(op)), OpValue(result));
       batch_->Put(Key(chain, kLastSeq), LastSeqValue(image.last_seq));
+      batch_->Put(Key(chain, kComplete), "");
       break;
     }
   }
@@ -135,8 +137,9 @@ Status ReplicaStore::Commit(Batch& batch, bool sync) {
   return FromRocks(db_->Write(options, batch.batch_.get()), "write");
 }
 
-Result<std::map<ChainId, DurableState>> ReplicaStore::LoadAll() {
-  std::map<ChainId, DurableState> out;
+Result<ReplicaStore::Loaded> ReplicaStore::LoadAll() {
+  Loaded loaded;
+  std::map<ChainId, DurableState>& out = loaded.chains;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string_view key(it->key().data(), it->key().size());
@@ -170,12 +173,21 @@ Result<std::map<ChainId, DurableState>> ReplicaStore::LoadAll() {
         state.sync_log.push_back(*update);
         break;
       }
+      case kComplete:
+        loaded.complete.insert(chain);
+        break;
       default:
         return Status::Corruption("replica store: unknown key kind");
     }
   }
   CAIRN_RETURN_IF_ERROR(FromRocks(it->status(), "scan"));
-  return out;
+  return loaded;
+}
+
+Status ReplicaStore::MarkComplete(ChainId chain) {
+  rocksdb::WriteOptions options;
+  options.sync = true;
+  return FromRocks(db_->Put(options, Key(chain, kComplete), ""), "mark complete");
 }
 
 Status ReplicaStore::DropChain(ChainId chain) {

@@ -13,12 +13,16 @@
 //   C<chain>r<key>       record: u8 1 = value, 0 = tombstone; u64 seq; the value bytes
 //   C<chain>o<op, 8 BE>  result of an applied operation id: u64 seq; u8 existed
 //   C<chain>l<seq, 8 BE> an update of the sync log, encoded as a wire message (wire.h)
+//   C<chain>c            present once the replica held a complete copy (founding member, or a
+//                        resync installed): only such a replica may be taken back as the chain's
+//                        serving member after a restart (an emptied or replaced disk is not)
 //
 // Thread-safety: Open, Load and Commit are thread-safe; a Batch belongs to one thread.
 #pragma once
 
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 
 #include "common/result.h"
@@ -58,8 +62,13 @@ class ReplicaStore {
   // Writes the batch; with `sync`, returns once it and every batch committed before it are on
   // stable storage (one WAL sync covers the earlier unsynced writes too).
   Status Commit(Batch& batch, bool sync);
-  // The durable state of every chain the store holds anything of.
-  Result<std::map<ChainId, DurableState>> LoadAll();
+  struct Loaded {
+    std::map<ChainId, DurableState> chains;  // every chain the store holds anything of
+    std::set<ChainId> complete;              // those whose copy was once complete
+  };
+  Result<Loaded> LoadAll();
+  // Records, durably, that this store's copy of `chain` is complete (a founding member).
+  Status MarkComplete(ChainId chain);
   // Drops everything of one chain (this node no longer holds a replica of it).
   Status DropChain(ChainId chain);
 

@@ -179,5 +179,63 @@ TEST_F(ReplicaServiceTest, NodesFollowTheTableAndANodeThatReturnsResyncs) {
   }
 }
 
+// A node cut off from etcd fences its replicas on its lease's clock, though every etcd call of its
+// refresh round is stuck: no read or write is answered until etcd is back.
+TEST_F(ReplicaServiceTest, ANodeCutOffFromEtcdFencesItsReplicas) {
+  options_.replicas = 1;
+  options_.chain_count = 1;
+  StartNode("n1");
+  ASSERT_TRUE(WaitFor([&] { return AllChains([](const Chain& c) { return c.members.size() == 1; }); }));
+  replication::ChainClient& client = nodes_.at("n1").replicas->client();
+  ASSERT_TRUE(client.Write(0, "k", std::string("v")).ok());
+  auto fenced = [&] {
+    auto r = nodes_.at("n1").replicas->Replicas();
+    return !r.empty() && r[0].fenced;
+  };
+  EXPECT_FALSE(fenced());
+  etcd_.Pause();
+  // Fenced before the lease could expire (TTL 2 s): TTL - margin after the last renewal.
+  EXPECT_TRUE(WaitFor([&] { return fenced(); }, 2000ms)) << "still unfenced with etcd gone";
+  EXPECT_FALSE(client.Read(0, "k").ok()) << "a fenced replica answered a read";
+  etcd_.Resume();
+  // Back: the lease may have expired meanwhile (a new incarnation, and the chain's only member
+  // taken back) or not; either way the node serves again.
+  ASSERT_TRUE(WaitFor([&] { return !fenced(); }, 20s));
+  auto r = client.Read(0, "k");
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_EQ(r->value, std::string("v"));
+}
+
+// The last serving member of a chain whose node lost its lease and registered again is taken
+// back under the new incarnation, restarts from its disk, and serves what it held.
+TEST_F(ReplicaServiceTest, TheLastServingMemberIsTakenBackAfterItsLeaseIsLost) {
+  options_.replicas = 1;
+  options_.chain_count = 2;
+  StartNode("n1");
+  ASSERT_TRUE(WaitFor([&] { return AllChains([](const Chain& c) { return c.members.size() == 1; }); }));
+  replication::ChainClient& client = nodes_.at("n1").replicas->client();
+  for (int i = 0; i < 20; ++i) ASSERT_TRUE(client.Write(i % 2, "k" + std::to_string(i), "v" + std::to_string(i)).ok());
+  const int64_t old_lease = nodes_.at("n1").membership->lease_id();
+  ASSERT_OK(client_->LeaseRevoke(old_lease));
+  ASSERT_TRUE(WaitFor([&] { return nodes_.at("n1").membership->lease_id() != old_lease; }));
+  const uint64_t incarnation = static_cast<uint64_t>(nodes_.at("n1").membership->lease_id());
+  ASSERT_TRUE(WaitFor([&] {
+    return AllChains([&](const Chain& c) {
+      return c.members.size() == 1 && c.members[0].incarnation == incarnation &&
+             c.members[0].state == ReplicaState::kServing;
+    });
+  })) << "the member was not taken back under its new incarnation";
+  ASSERT_TRUE(WaitFor([&] {
+    auto r = nodes_.at("n1").replicas->Replicas();
+    return r.size() == 2 && r[0].phase == "ready" && r[1].phase == "ready";
+  })) << "the replicas did not restart from their disk";
+  for (int i = 0; i < 20; ++i) {
+    auto r = client.Read(i % 2, "k" + std::to_string(i));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_EQ(r->value, "v" + std::to_string(i));
+  }
+  ASSERT_TRUE(client.Write(0, "after", std::string("x")).ok());
+}
+
 }  // namespace
 }  // namespace cairn::cluster

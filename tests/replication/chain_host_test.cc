@@ -319,6 +319,17 @@ TEST(ChainHost, KilledMemberLeavesReturnsAndResyncs) {
   size_t bytes = 0;
   for (const auto& [key, record] : states[2].records) bytes += record.value ? record.value->size() : 0;
   EXPECT_GT(bytes, size_t{net::kMaxFrameBody}) << "the snapshot should have needed more than one frame";
+  // What the resynced replica holds on disk is what it serves: reopen its store.
+  cluster.KillNode(3);
+  {
+    auto store = ReplicaStore::Open(dir.path() + "/n3");
+    ASSERT_TRUE(store.ok()) << store.status();
+    auto loaded = (*store)->LoadAll();
+    ASSERT_TRUE(loaded.ok()) << loaded.status();
+    EXPECT_EQ(loaded->chains[1].store, states[2]) << "node 3's disk differs from its replica";
+    EXPECT_EQ(loaded->complete.count(1), 1u);
+  }
+  cluster.SetView(1, {{1, true}, {2, true}});
   ChainClient& reader = cluster.Client("reader");
   std::lock_guard lock(acked_mu);
   for (const auto& [key, value] : acked) {

@@ -55,7 +55,7 @@ std::string EncodeSyncReport(const SyncReport& report) {
 }
 
 Result<SyncReport> DecodeSyncReport(const ManagerOptions& options, std::string_view key, std::string_view json) {
-  const std::string_view prefix = options.prefix + "sync/";
+  const std::string prefix = options.prefix + "sync/";
   if (key.substr(0, prefix.size()) != prefix) return Status::Corruption("sync report key");
   const std::string_view rest = key.substr(prefix.size());
   const size_t slash = rest.find('/');

@@ -70,13 +70,32 @@ std::string StatusJson(const ClusterStatus& s) {
     }
     chains.push_back({{"id", c.id}, {"version", c.version}, {"members", members}});
   }
+  // Resync: every syncing member, and whether its copy is complete (reported, waiting for the
+  // manager to mark it serving).
   Json resync = Json::array();
-  for (const SyncReport& r : s.sync_reports) {
-    resync.push_back({{"chain", r.chain},
-                      {"target", r.target},
-                      {"incarnation", r.incarnation},
-                      {"version", r.version},
-                      {"state", "done"}});
+  for (const Chain& c : s.chains) {
+    for (const ChainMember& m : c.members) {
+      if (m.state != ReplicaState::kSyncing) continue;
+      const bool reported = std::any_of(s.sync_reports.begin(), s.sync_reports.end(), [&](const SyncReport& r) {
+        return r.chain == c.id && r.target == m.target && r.incarnation == m.incarnation && r.version == c.version;
+      });
+      resync.push_back({{"chain", c.id},
+                        {"target", m.target},
+                        {"incarnation", m.incarnation},
+                        {"version", c.version},
+                        {"copy", reported ? "complete" : "in progress"}});
+    }
+  }
+  Json local = Json::array();
+  for (const ReplicaStatus& r : s.local_replicas) {
+    local.push_back({{"chain", r.chain},
+                     {"version", r.version},
+                     {"phase", r.phase},
+                     {"fenced", r.fenced},
+                     {"last_applied", r.last_applied},
+                     {"committed", r.committed},
+                     {"records", r.records},
+                     {"digest", r.digest}});
   }
   const Json out = {
       {"mode", "cluster"},
@@ -86,6 +105,7 @@ std::string StatusJson(const ClusterStatus& s) {
       {"nodes", nodes},
       {"chains", chains},
       {"resync", resync},
+      {"local_replicas", local},
       {"fenced", s.fenced},
       {"is_manager", s.is_manager},
       {"replicas", s.replicas},
@@ -138,6 +158,7 @@ Node::Node(NodeOptions options, std::unique_ptr<EtcdClient> etcd)
 Result<std::unique_ptr<Node>> Node::Connect(NodeOptions options) {
   if (options.etcd_endpoints.empty()) return Status::InvalidArgument("no etcd endpoint");
   if (options.node_id.empty()) return Status::InvalidArgument("a node needs an id");
+  if (options.data_dir.empty()) return Status::InvalidArgument("a node needs a data directory");
   if (options.lease_ttl.count() < 1) return Status::InvalidArgument("the lease TTL must be at least 1 s");
   // Checked here rather than when the manager's loop starts, in the background.
   if (options.chain_count == 0 || options.chain_count > 120) {
@@ -176,7 +197,15 @@ Status Node::Join(const std::string& s3_address) {
   // A third of the TTL, as the design's default (1 s of 3 s): acknowledging stops that long
   // before etcd could expire the lease.
   mo.margin = std::chrono::duration_cast<std::chrono::milliseconds>(options_.lease_ttl) / 3;
-  const NodeInfo info{options_.node_id, options_.rpc_address, s3_address, options_.zone, {options_.node_id + "/0"}};
+  // The replicas listen first: the registration carries the address they are bound to.
+  ReplicaServiceOptions ro;
+  ro.prefix = prefix_;
+  ro.node_id = options_.node_id;
+  ro.rpc_listen = options_.rpc_address;
+  ro.secret = options_.secret;
+  ro.data_dir = options_.data_dir + "/replicas";
+  CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<ReplicaService> replicas, ReplicaService::Start(etcd_.get(), ro));
+  const NodeInfo info{options_.node_id, replicas->rpc_address(), s3_address, options_.zone, {options_.node_id + "/0"}};
 
   const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   std::unique_ptr<Membership> membership;
@@ -201,8 +230,10 @@ Status Node::Join(const std::string& s3_address) {
 
   CAIRN_LOG_INFO("node {}: joined cluster {} (lease {}, target {}/0)", options_.node_id, options_.cluster_name,
                  membership->lease_id(), options_.node_id);
+  replicas->Run(membership.get());
   std::lock_guard<std::mutex> l(mu_);
   membership_ = std::move(membership);
+  replicas_ = std::move(replicas);
   joined_at_ = std::chrono::steady_clock::now();
   stopping_ = false;
   refresher_ = std::thread([this] { RefreshLoop(); });
@@ -237,16 +268,20 @@ void Node::Leave() {
   cv_.notify_all();
   if (refresher_.joinable()) refresher_.join();
   std::unique_ptr<Manager> manager;
+  std::unique_ptr<ReplicaService> replicas;
   std::unique_ptr<Membership> membership;
   {
     std::lock_guard<std::mutex> l(mu_);
     manager = std::move(manager_);
+    replicas = std::move(replicas_);
     membership = std::move(membership_);
   }
   if (membership == nullptr) return;
-  // The manager's loop goes first: it uses the membership's lease. Both join their threads and
-  // may wait on etcd, so they are destroyed outside mu_ (status readers see a node that left).
+  // The manager's loop and the replicas go first: they use the membership's lease. All join
+  // their threads and may wait on etcd, so they are destroyed outside mu_ (status readers see a
+  // node that left).
   manager.reset();
+  replicas.reset();
   membership.reset();
   auto& reg = metrics::Registry::Default();
   reg.GetGauge(kIsManagerGauge, kIsManagerHelp)->Set(0);
@@ -264,7 +299,7 @@ bool Node::is_manager() const {
   return manager_ != nullptr && manager_->is_manager();
 }
 
-Result<ClusterStatus> Node::ReadStatus() const {
+Result<ClusterStatus> Node::ReadStatus(bool digests) const {
   // One transaction, so that the office, the nodes, the table and the sync reports come from one
   // revision.
   CAIRN_ASSIGN_OR_RETURN(EtcdTxnResult txn,
@@ -301,6 +336,13 @@ Result<ClusterStatus> Node::ReadStatus() const {
   }
   s.fenced = fenced();
   s.is_manager = is_manager();
+  ReplicaService* replicas = nullptr;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    replicas = replicas_.get();
+  }
+  // The service lives until Leave, which the server calls after its last status request.
+  if (replicas != nullptr) s.local_replicas = replicas->Replicas(digests);
   return s;
 }
 
@@ -308,7 +350,7 @@ void Node::RefreshLoop() {
   std::unique_lock<std::mutex> l(mu_);
   while (!stopping_) {
     l.unlock();
-    auto status = ReadStatus();
+    auto status = ReadStatus(/*digests=*/false);
     l.lock();
     if (status.ok()) {
       // The table was read after every renewal that finished before this read started.
@@ -332,6 +374,23 @@ void Node::PublishMetrics(const ClusterStatus& s) {
   reg.GetGauge("cairn_cluster_chains", "Chains in the chain table")->Set(static_cast<double>(s.chains.size()));
   reg.GetGauge(kIsManagerGauge, kIsManagerHelp)->Set(s.is_manager ? 1 : 0);
   reg.GetGauge(kFencedGauge, kFencedHelp)->Set(s.fenced ? 1 : 0);
+  size_t syncing_members = 0;
+  for (const Chain& c : s.chains) {
+    syncing_members += static_cast<size_t>(std::count_if(c.members.begin(), c.members.end(), [](const ChainMember& m) {
+      return m.state == ReplicaState::kSyncing;
+    }));
+  }
+  reg.GetGauge("cairn_resync_members", "Chain members still syncing (resync in progress), cluster-wide")
+      ->Set(static_cast<double>(syncing_members));
+  size_t local_syncing = 0, local_ready = 0;
+  for (const ReplicaStatus& r : s.local_replicas) {
+    if (r.phase == "syncing") ++local_syncing;
+    if (r.phase == "ready") ++local_ready;
+  }
+  reg.GetGauge("cairn_replicas_syncing", "This node's replicas waiting for their predecessor's copy")
+      ->Set(static_cast<double>(local_syncing));
+  reg.GetGauge("cairn_replicas_ready", "This node's replicas holding a complete copy")
+      ->Set(static_cast<double>(local_ready));
   // Membership counts renewals itself; the counter follows it.
   metrics::Counter* renewed =
       reg.GetCounter("cairn_lease_renewals_total", "Successful renewals of this node's etcd lease");

@@ -16,9 +16,13 @@
 // cairn_cluster_is_manager, cairn_cluster_fenced, cairn_lease_renewals_total). The same thread
 // starts the manager's loop once the cluster has formed (NodeOptions::formation_wait).
 //
-// Not yet (issue 5): the replicated data path. The node announces one target ("<id>/0") and the
-// manager places it in chains, but nothing is stored through chains; the server refuses S3
-// requests in cluster mode (gateway/server/s3_service.h).
+// The node's replicas (ReplicaService: a ChainHost on the RPC address, following the table) run
+// from Join to Leave, so the chains the manager builds are real: founding members start, members
+// that return resync from their predecessor and are promoted, and the status shows each local
+// replica's phase and a digest of its state.
+//
+// Not yet (issue 5): the S3 data path through chains. Nothing but tests and tools writes to the
+// chains yet; the server refuses S3 requests in cluster mode (gateway/server/s3_service.h).
 //
 // Thread-safety: Connect, Join and Leave are called from one thread. ReadStatus, fenced and
 // is_manager may be called from any thread at any time, also during Join and Leave.
@@ -39,6 +43,7 @@
 #include "cluster/manager.h"
 #include "cluster/membership.h"
 #include "cluster/placement.h"
+#include "cluster/replica_service.h"
 #include "common/result.h"
 
 namespace cairn::cluster {
@@ -47,8 +52,9 @@ struct NodeOptions {
   std::vector<std::string> etcd_endpoints;  // required
   std::string cluster_name = "default";     // the etcd prefix is /cairn/<name>/
   std::string node_id;                      // required; the target is "<id>/0"
-  std::string rpc_address;
+  std::string rpc_address;  // where the node's replicas listen (ReplicaService)
   std::string zone;
+  std::string data_dir;     // the replica store goes to <data_dir>/replicas
   // The cluster secret (LoadClusterSecret). Kept for the RPC's mutual authentication
   // (net/handshake.h), which nothing runs yet: chain replication over sockets is still to come.
   std::string secret;
@@ -84,6 +90,7 @@ struct ClusterStatus {
   // Syncing members' reports that their copy is complete (`sync/<chain>/<target>`), until the
   // manager marks them serving.
   std::vector<SyncReport> sync_reports;
+  std::vector<ReplicaStatus> local_replicas;  // this node's replicas, by chain
   int64_t revision = 0;      // the etcd revision read
   bool fenced = true;        // this node may not acknowledge writes (not joined, lease lapsed)
   bool is_manager = false;   // this node's manager loop holds the office
@@ -122,9 +129,10 @@ class Node {
   // office when this node held it, go at once. Idempotent.
   void Leave();
 
-  // Reads the cluster's state from etcd now (one transaction). IOError / Timeout when etcd does
-  // not answer.
-  Result<ClusterStatus> ReadStatus() const;
+  // Reads the cluster's state from etcd now (one transaction), with this node's replicas (and a
+  // digest of each one's state when `digests`: it reads the whole state). IOError / Timeout when
+  // etcd does not answer.
+  Result<ClusterStatus> ReadStatus(bool digests = true) const;
   bool fenced() const;
   bool is_manager() const;
 
@@ -146,6 +154,7 @@ class Node {
   std::condition_variable cv_;
   std::unique_ptr<Membership> membership_;  // GUARDED_BY(mu_)
   std::unique_ptr<Manager> manager_;        // GUARDED_BY(mu_)
+  std::unique_ptr<ReplicaService> replicas_;  // GUARDED_BY(mu_): the node's replicas, from Join to Leave
   bool stopping_ = false;                   // GUARDED_BY(mu_): the refresh thread ends
   std::thread refresher_;
   std::chrono::steady_clock::time_point joined_at_{};  // GUARDED_BY(mu_)

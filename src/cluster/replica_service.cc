@@ -137,7 +137,7 @@ std::optional<std::string> ReplicaService::Address(uint32_t node) {
   return it->second;
 }
 
-std::vector<ReplicaStatus> ReplicaService::Replicas() {
+std::vector<ReplicaStatus> ReplicaService::Replicas(bool digests) {
   std::vector<uint32_t> chains;
   std::vector<ReplicaStatus> out;
   {
@@ -145,8 +145,13 @@ std::vector<ReplicaStatus> ReplicaService::Replicas() {
     for (const auto& [chain, view] : views_) chains.push_back(chain);
   }
   for (uint32_t chain : chains) {
-    auto info = host_->Inspect(chain);
+    auto info = host_->Inspect(chain, digests);
     if (!info) continue;
+    if (!digests) {
+      out.push_back({chain, info->version, std::string(PhaseName(info->phase)), info->fenced, info->last_applied,
+                     info->exposed_level, 0, ""});
+      continue;
+    }
     crypto::Sha256Hasher hasher;
     for (const auto& [key, record] : info->applied.records) {
       const std::string head = std::to_string(key.size()) + ":" + key + ":" + std::to_string(record.seq) + ":" +

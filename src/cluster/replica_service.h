@@ -88,7 +88,8 @@ class ReplicaService {
   // Starts following etcd; `membership` (the node's registration) must outlive the service.
   void Run(Membership* membership);
 
-  std::vector<ReplicaStatus> Replicas();
+  // This node's replicas; with `digests`, each one's digest too (it copies the whole state).
+  std::vector<ReplicaStatus> Replicas(bool digests = true);
   // A client over this node's copy of the chain table.
   replication::ChainClient& client() { return *client_; }
   // Rounds of the loop completed (tests wait on it).

@@ -325,11 +325,11 @@ void ChainHost::ApplyFence() {
   for (auto& [chain, replica] : replicas_) replica->SetFenced(fenced);
 }
 
-std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain) {
+std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain, bool with_state) {
   if (stopping_) return std::nullopt;
   auto promise = std::make_shared<std::promise<std::optional<ReplicaInfo>>>();
   auto future = promise->get_future();
-  Post([this, chain, promise] {
+  Post([this, chain, promise, with_state] {
     auto it = replicas_.find(chain);
     if (it == replicas_.end()) {
       promise->set_value(std::nullopt);
@@ -337,7 +337,8 @@ std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain) {
     }
     const ChainReplica& r = *it->second;
     promise->set_value(ReplicaInfo{r.phase(), r.view_version(), r.fenced(), r.last_applied(), r.durable_level(),
-                                  r.exposed_level(), r.Quiescent(), r.applied(), r.durable()});
+                                  r.exposed_level(), r.Quiescent(), with_state ? r.applied() : StoreState(),
+                                  with_state ? r.durable() : DurableState()});
   });
   if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return std::nullopt;
   return future.get();

@@ -131,7 +131,8 @@ class ChainHost {
 
   // Runs on the event thread and waits for it (at most 5 s); nullopt when the chain has no
   // replica here or the host is stopping. Not to be called from the host's callbacks.
-  std::optional<ReplicaInfo> Inspect(ChainId chain);
+  // Without `with_state`, `applied` and `durable` are left empty (they copy the whole store).
+  std::optional<ReplicaInfo> Inspect(ChainId chain, bool with_state = true);
   // Count of messages dropped because their peer was unreachable or its queue was full.
   uint64_t dropped_messages() const { return dropped_.load(); }
 

@@ -102,6 +102,7 @@ int RunServer(const ServerArgs& args) {
     no.lease_ttl = std::chrono::seconds(cc.lease_ttl_seconds);
     no.replicas = static_cast<uint32_t>(cc.replicas);
     no.chain_count = static_cast<uint32_t>(cc.chains);
+    no.data_dir = config.server.data_dir;
     if (no.etcd_endpoints.empty()) {
       return Fail(Status::ConfigError("--cluster: no etcd endpoint in \"" + cc.etcd + "\""));
     }

@@ -29,6 +29,20 @@ TEST(ChainCodecTest, RoundTripsAndRefusesMalformedRecords) {
   }
 }
 
+TEST(ChainCodecTest, SyncReportsRoundTrip) {
+  ManagerOptions options;
+  options.prefix = "/cairn/some-cluster-name-longer-than-sso/";
+  const SyncReport report{7, "node-a/0", 6846493994506498341ull, 12};
+  auto back = DecodeSyncReport(options, SyncKey(options, report.chain, report.target), EncodeSyncReport(report));
+  ASSERT_OK(back);
+  EXPECT_EQ(back->chain, report.chain);
+  EXPECT_EQ(back->target, report.target);
+  EXPECT_EQ(back->incarnation, report.incarnation);
+  EXPECT_EQ(back->version, report.version);
+  EXPECT_FALSE(DecodeSyncReport(options, "/cairn/other/sync/7/node-a/0", EncodeSyncReport(report)).ok());
+  EXPECT_FALSE(DecodeSyncReport(options, SyncKey(options, 7, "n/0"), "{}").ok());
+}
+
 class ManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {

@@ -72,6 +72,7 @@ TEST(NodeConnectTest, GivesUpOnAnUnreachableEtcdWithinItsWait) {
   NodeOptions o;
   o.etcd_endpoints = {"http://127.0.0.1:" + std::to_string(test::FreeLoopbackPort())};
   o.node_id = "n1";
+  o.data_dir = "/nonexistent-unused";
   o.start_timeout = 1500ms;
   const auto start = Clock::now();
   auto node = Node::Connect(o);
@@ -85,12 +86,18 @@ class NodeTest : public ::testing::Test {
  protected:
   void SetUp() override { ASSERT_OK(etcd_.Start()); }
 
+  test::TempDir dir_;
+  int started_ = 0;
+
   NodeOptions Options(const std::string& id) {
     NodeOptions o;
     o.etcd_endpoints = {etcd_.endpoint()};
     o.cluster_name = "nodetest";
     o.node_id = id;
-    o.rpc_address = "127.0.0.1:1";
+    o.rpc_address = "127.0.0.1:0";
+    // Every node started gets its own directory (two runs of one id are two processes' disks).
+    o.data_dir = dir_.path() + "/" + id + "-" + std::to_string(++started_);
+    o.secret = "node-test-cluster-secret";
     o.zone = "z-" + id;
     o.lease_ttl = 2s;
     o.replicas = 3;

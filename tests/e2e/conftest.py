@@ -45,6 +45,8 @@ _servers = []
 def pytest_addoption(parser):
     parser.addoption("--cairn-bin", default=os.environ.get("CAIRN_BIN"),
                      help="the cairn binary to test (default: $CAIRN_BIN)")
+    parser.addoption("--chain-kv-bin", default=os.environ.get("CAIRN_CHAIN_KV_BIN"),
+                     help="tests/tools/chain_kv, for the cluster suite (default: $CAIRN_CHAIN_KV_BIN)")
 
 
 def start_server(config, **kwargs):

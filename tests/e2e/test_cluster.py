@@ -9,9 +9,13 @@ What is checked, through the real `cairn admin status --json` of a node:
     yet), while the admin API answers;
   - a node refuses to start without a cluster secret, with a short one, with a bad node id, and
     on a data directory that belongs to another node;
-  - a node killed with SIGKILL (not the manager) leaves within its lease: two nodes, and no chain
-    names its target; restarted, it registers again and becomes the syncing tail of its chains;
-  - the manager killed with SIGKILL: another node takes the office;
+  - data through the chains (tests/tools/chain_kv writes keys from outside while it happens, and
+    records every acknowledged write): a node killed with SIGKILL (not the manager) leaves within
+    its lease (two nodes, no chain names its target) and writes go on; restarted, it registers
+    again, becomes the syncing tail of its chains, copies, and is promoted; then every
+    acknowledged write is read back from every member of its chain, and the three replicas of
+    every chain hold identical state (equal digests). The same with the manager's node killed
+    (another node takes the office), and with etcd itself killed and restarted;
   - SIGTERM: the node leaves at once (its lease revoked) and exits 0.
 
 Every wait is bounded; every process dies with this one (PR_SET_PDEATHSIG) and is stopped at the
@@ -67,13 +71,15 @@ class Etcd:
     def endpoint(self):
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self):
+    def start(self, same_port=False):
         binary = etcd_binary()
         if not os.access(binary, os.X_OK):
             pytest.fail(f"no etcd at {binary}: run scripts/install-deps.sh (Debian's etcd-server), "
                         f"or set CAIRN_ETCD_BIN", pytrace=False)
-        self.port = harness.free_port()
-        peer = f"http://127.0.0.1:{harness.free_port()}"
+        if not same_port:
+            self.port = harness.free_port()
+            self.peer_port = harness.free_port()
+        peer = f"http://127.0.0.1:{self.peer_port}"
         argv = [binary, "--name=e2e", f"--data-dir={self.tmp}/data",
                 f"--listen-client-urls={self.endpoint}", f"--advertise-client-urls={self.endpoint}",
                 f"--listen-peer-urls={peer}", f"--initial-advertise-peer-urls={peer}",
@@ -375,48 +381,126 @@ def test_data_directory_of_another_node_is_refused(cluster, pytestconfig):
     assert code != 0 and "belongs to node n1" in out, out
 
 
-def test_killed_node_leaves_and_returns_as_syncing_tail(cluster):
-    status = cluster.wait_for("n1", formed, FORM_TIMEOUT_S, "the cluster formed")
-    manager = status["manager"]
-    victim = next(n for n in NODES if n != manager)
-    witness = manager  # asks another node than the victim
-    target = f"{victim}/0"
+def all_full_and_serving(status):
+    return len(status["chains"]) == CHAINS and all(
+        len(c["members"]) == REPLICAS and all(m["state"] == "serving" for m in c["members"]) for c in status["chains"])
 
+
+class ChainWriter:
+    """tests/tools/chain_kv writing through the chains in the background; every acknowledged write
+    goes to its log."""
+
+    def __init__(self, kv_bin, cluster, log, seconds):
+        self.kv_bin, self.cluster, self.log = kv_bin, cluster, str(log)
+        self.proc = subprocess.Popen(self._argv("write", "--seconds", str(seconds), "--threads", "2"),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     preexec_fn=harness._die_with_parent)
+
+    def _argv(self, *args):
+        return [self.kv_bin, "--etcd", self.cluster.etcd.endpoint, "--secret-file", self.cluster.secret_file,
+                *args, "--log", self.log]
+
+    def result(self, timeout=90):
+        out, err = self.proc.communicate(timeout=timeout)
+        assert self.proc.returncode == 0, err[-3000:]
+        return json.loads(out.strip().splitlines()[-1])
+
+    def verify(self):
+        p = subprocess.run(self._argv("verify"), capture_output=True, text=True, timeout=120)
+        assert p.returncode == 0, f"acknowledged writes missing or wrong:\n{p.stdout}\n{p.stderr[-3000:]}"
+        return json.loads(p.stdout.strip().splitlines()[-1])
+
+
+def replicas_agree(cluster):
+    """Every chain's three replicas (each node reports its own) are ready, with equal digests."""
+    by_chain = {}
+    for node_id in NODES:
+        s = cluster.status(node_id)
+        if s is None:
+            return False
+        for r in s["local_replicas"]:
+            by_chain.setdefault(r["chain"], []).append(r)
+    return len(by_chain) == CHAINS and all(
+        len(rs) == REPLICAS and all(r["phase"] == "ready" and r["digest"] == rs[0]["digest"] for r in rs)
+        for rs in by_chain.values())
+
+
+def wait_until(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.3)
+    pytest.fail(f"{what}: not within {timeout} s", pytrace=False)
+
+
+def check_data_after(cluster, writer, what):
+    """After a failure and its repair: the writer's result, every acknowledged write on every
+    member, identical replicas. Returns the writer's result."""
+    result = writer.result()
+    assert result["acked"] > 100, result
+    cluster.wait_for("n1", all_full_and_serving, FORM_TIMEOUT_S, f"{what}: every chain full and serving again")
+    checked = writer.verify()
+    assert checked["bad"] == 0 and checked["keys"] > 0, checked
+    wait_until(lambda: replicas_agree(cluster), FORM_TIMEOUT_S, f"{what}: the replicas of every chain identical")
+    print(f"{what}: {result['acked']} writes acknowledged ({result['failed']} failed), longest wait for an "
+          f"acknowledgement {result['max_gap_ms']} ms; {checked['reads']} reads of {checked['keys']} keys, all right")
+    return result
+
+
+def kill_and_restart(cluster, victim, witness):
+    target = f"{victim}/0"
     assert cluster.nodes[victim].kill() == -signal.SIGKILL
     started = time.monotonic()
     status = cluster.wait_for(
         witness, lambda s: victim not in node_ids(s) and target not in targets_in_chains(s),
         DEPARTURE_TIMEOUT_S, f"{victim} (killed) gone from the nodes and from every chain")
-    assert len(status["nodes"]) == 2 and status["manager"] == manager, status
+    assert len(status["nodes"]) == 2, status
     assert all(len(c["members"]) == 2 for c in status["chains"]), status
     print(f"{victim} killed: gone from the table after {time.monotonic() - started:.1f} s")
-
     cluster.nodes[victim].start()
-    # Back with a new lease (a new incarnation), it has to copy what it missed: the chains take it
-    # back as their syncing tail, behind the two that stayed.
-    status = cluster.wait_for(
-        witness, lambda s: victim in node_ids(s) and all(
-            c["members"][-1]["target"] == target and c["members"][-1]["state"] == "syncing" for c in s["chains"]),
-        DEPARTURE_TIMEOUT_S, f"{victim} (restarted) the syncing tail of every chain")
-    for c in status["chains"]:
-        assert len(c["members"]) == 3 and victim not in chain_nodes(c)[:2], c
-        assert all(m["state"] == "serving" for m in c["members"][:2]), c
+    # Back with a new lease (a new incarnation): every chain takes it back at its tail, syncing
+    # until its copy is complete, then serving.
+    cluster.wait_for(witness, lambda s: victim in node_ids(s) and all(
+        c["members"][-1]["target"] == target for c in s["chains"]), DEPARTURE_TIMEOUT_S,
+        f"{victim} (restarted) the tail of every chain")
+    return status
 
 
-def test_killed_manager_passes_the_office_on(cluster):
-    status = cluster.wait_for("n1", lambda s: len(s["nodes"]) == 3 and s["manager"] in NODES, FORM_TIMEOUT_S,
-                              "three nodes and a manager")
+def test_killed_node_leaves_returns_resyncs_and_loses_nothing(cluster, pytestconfig, tmp_path):
+    status = cluster.wait_for("n1", all_full_and_serving, FORM_TIMEOUT_S, "the cluster formed")
+    manager = status["manager"]
+    victim = next(n for n in NODES if n != manager)
+    writer = ChainWriter(pytestconfig.getoption("--chain-kv-bin"), cluster, tmp_path / "acked.log", seconds=10)
+    time.sleep(2)
+    kill_and_restart(cluster, victim, witness=manager)
+    check_data_after(cluster, writer, f"{victim} killed and restarted")
+
+
+def test_killed_manager_passes_the_office_on_and_loses_nothing(cluster, pytestconfig, tmp_path):
+    status = cluster.wait_for("n1", all_full_and_serving, FORM_TIMEOUT_S, "the cluster formed")
     manager = status["manager"]
     witness = next(n for n in NODES if n != manager)
-    assert cluster.nodes[manager].kill() == -signal.SIGKILL
+    writer = ChainWriter(pytestconfig.getoption("--chain-kv-bin"), cluster, tmp_path / "acked.log", seconds=10)
+    time.sleep(2)
     started = time.monotonic()
-    status = cluster.wait_for(
-        witness, lambda s: s["manager"] not in (None, manager) and manager not in node_ids(s) and
-        f"{manager}/0" not in targets_in_chains(s),
-        DEPARTURE_TIMEOUT_S, f"another node manager after {manager} was killed, and {manager} out of the table")
-    print(f"manager {manager} killed: {status['manager']} took the office after {time.monotonic() - started:.1f} s")
-    cluster.nodes[manager].start()
-    cluster.wait_for(witness, lambda s: manager in node_ids(s), DEPARTURE_TIMEOUT_S, f"{manager} registered again")
+    kill_and_restart(cluster, manager, witness)
+    status = cluster.status(witness)
+    assert status["manager"] not in (None, manager), status
+    print(f"manager {manager} killed: {status['manager']} holds the office ({time.monotonic() - started:.1f} s)")
+    check_data_after(cluster, writer, f"manager {manager} killed and restarted")
+
+
+def test_etcd_restart_loses_nothing(cluster, pytestconfig, tmp_path):
+    cluster.wait_for("n1", all_full_and_serving, FORM_TIMEOUT_S, "the cluster formed")
+    writer = ChainWriter(pytestconfig.getoption("--chain-kv-bin"), cluster, tmp_path / "acked.log", seconds=10)
+    time.sleep(2)
+    cluster.etcd.stop()
+    time.sleep(1)
+    cluster.etcd.start(same_port=True)
+    check_data_after(cluster, writer, "etcd killed and restarted")
+    cluster.wait_for("n1", lambda s: len(s["nodes"]) == 3 and s["manager"] in NODES, FORM_TIMEOUT_S,
+                     "three nodes and a manager after etcd restarted")
 
 
 def test_sigterm_leaves_at_once_and_exits_cleanly(cluster):

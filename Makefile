@@ -6,7 +6,7 @@ DATA ?= ./data
 # Seconds each fuzz target runs in `make fuzz`; `make test` runs them for 20.
 FUZZ_SECONDS ?= 300
 
-.PHONY: deps configure build run test test-asan bench soak fuzz clean cluster cluster-stop cluster-status
+.PHONY: deps configure build run test test-asan bench bench-cluster soak fuzz clean cluster cluster-stop cluster-status
 
 deps:
 	@bash scripts/install-deps.sh
@@ -48,6 +48,11 @@ test-asan:
 bench: build
 	@bash scripts/bench-engine.sh $(CAIRN)
 	@CAIRN=$(CAIRN) bash scripts/bench-s3.sh
+
+# The cluster's chains on the local three-node cluster (scripts/bench-cluster.sh; it starts the
+# cluster, `make cluster-stop` stops it): write ops/s and MB/s, failover and resync times.
+bench-cluster: build
+	@bash scripts/bench-cluster.sh
 
 # Long crash loops: 500 kill -9 cycles of the engine crash test; the chain replication simulator
 # over 5000 seeds (tests/replication/sim.h; a failing seed prints how to replay it).

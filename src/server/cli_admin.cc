@@ -223,8 +223,21 @@ void PrintStatus(const nlohmann::json& j) {
   }
   const Json resync = j.value("resync", Json::array());
   for (const Json& r : resync) {
-    std::cout << "sync report: chain " << r.value("chain", 0) << ", " << Text(r, "target") << " " << Text(r, "state")
-              << " under version " << r.value("version", uint64_t{0}) << "\n";
+    std::cout << "resync: chain " << r.value("chain", 0) << ", " << Text(r, "target") << ": copy " << Text(r, "copy")
+              << " (version " << r.value("version", uint64_t{0}) << ")\n";
+  }
+  const Json local = j.value("local_replicas", Json::array());
+  if (!local.empty()) {
+    std::cout << "\nthis node's replicas:\n";
+    rows = {{"CHAIN", "VERSION", "PHASE", "APPLIED", "COMMITTED", "RECORDS", "DIGEST"}};
+    for (const Json& r : local) {
+      rows.push_back({std::to_string(r.value("chain", 0)), std::to_string(r.value("version", uint64_t{0})),
+                      Text(r, "phase") + (r.value("fenced", false) ? " (fenced)" : ""),
+                      std::to_string(r.value("last_applied", uint64_t{0})),
+                      std::to_string(r.value("committed", uint64_t{0})), std::to_string(r.value("records", uint64_t{0})),
+                      Text(r, "digest").substr(0, 16)});
+    }
+    PrintTable(rows);
   }
 }
 

@@ -2,14 +2,17 @@
 // the loopback cluster tests need (tests/e2e/test_cluster.py).
 //
 //   chain_kv --etcd URL --cluster NAME --secret-file F write --seconds S --threads T --log FILE
-//     T writers, each over its own keys, write for S seconds; every acknowledged write is
-//     appended to FILE as "A <key> <value>", every failed one as "F <key> <value>". Prints one
-//     JSON line: {"acked", "failed", "max_gap_ms"} (max_gap_ms: the longest time any writer went
-//     without an acknowledgement, i.e. how long writes were unavailable).
+//            [--value-size N] [--keys K]
+//     T writers, each over its own K keys (default 200), write for S seconds; every acknowledged
+//     write is appended to FILE as "A <key> <n>", every failed one as "F <key> <n>" (the value of
+//     write n of a key is a function of key, n and N). Prints one JSON line: {"acked", "failed",
+//     "max_gap_ms", "seconds", "bytes"} (max_gap_ms: the longest time any writer went without an
+//     acknowledgement, i.e. how long writes were unavailable).
 //   chain_kv ... verify --log FILE
 //     Reads every key of FILE from every serving member of its chain; each must hold the last
 //     acknowledged value, or the value of a write that failed after it (a write whose answer was
 //     lost may have applied). Prints {"keys", "reads", "bad"}; exits 1 when anything is wrong.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
@@ -35,8 +38,16 @@ using Clock = std::chrono::steady_clock;
 
 struct Args {
   std::string etcd, cluster = "default", secret_file, mode, log;
-  int seconds = 10, threads = 2;
+  int seconds = 10, threads = 2, keys = 200;
+  size_t value_size = 0;  // 0: just "<key>#<n>"
 };
+
+// The value of write n of `key`.
+std::string ValueOf(const std::string& key, const std::string& n, size_t size) {
+  std::string v = key + "#" + n;
+  if (v.size() < size) v.resize(size, static_cast<char>('a' + (v.size() % 26)));
+  return v;
+}
 
 int Usage() {
   std::cerr << "usage: chain_kv --etcd URL [--cluster NAME] --secret-file F (write --seconds S --threads T | verify)"
@@ -137,7 +148,8 @@ int Run(const Args& args) {
   if (args.mode == "write") {
     std::ofstream log(args.log, std::ios::app);
     std::mutex log_mu;
-    std::atomic<uint64_t> acked{0}, failed{0};
+    std::atomic<uint64_t> acked{0}, failed{0}, bytes{0};
+    const auto start = Clock::now();
     std::atomic<int64_t> max_gap_ms{0};
     const auto end = Clock::now() + std::chrono::seconds(args.seconds);
     std::vector<std::thread> writers;
@@ -145,8 +157,8 @@ int Run(const Args& args) {
       writers.emplace_back([&, t] {
         auto last_ack = Clock::now();
         for (uint64_t i = 0; Clock::now() < end; ++i) {
-          const std::string key = "t" + std::to_string(t) + "-k" + std::to_string(i % 200);
-          const std::string value = key + "#" + std::to_string(i);
+          const std::string key = "t" + std::to_string(t) + "-k" + std::to_string(i % static_cast<uint64_t>(args.keys));
+          const std::string value = ValueOf(key, std::to_string(i), args.value_size);
           auto r = client.Write(ChainOf(key, chains), key, value);
           const auto now = Clock::now();
           std::lock_guard lock(log_mu);
@@ -155,18 +167,20 @@ int Run(const Args& args) {
             if (gap > max_gap_ms) max_gap_ms = gap;
             last_ack = now;
             ++acked;
-            log << "A " << key << " " << value << "\n";
+            bytes += value.size();
+            log << "A " << key << " " << i << "\n";
           } else {
             ++failed;
-            log << "F " << key << " " << value << "\n";
+            log << "F " << key << " " << i << "\n";
           }
           log.flush();
         }
       });
     }
     for (auto& w : writers) w.join();
+    const double seconds = std::chrono::duration<double>(Clock::now() - start).count();
     std::cout << "{\"acked\": " << acked << ", \"failed\": " << failed << ", \"max_gap_ms\": " << max_gap_ms
-              << "}" << std::endl;
+              << ", \"seconds\": " << seconds << ", \"bytes\": " << bytes << "}" << std::endl;
     return 0;
   }
 
@@ -175,8 +189,8 @@ int Run(const Args& args) {
   std::map<std::string, std::set<std::string>> allowed;  // key -> values it may hold
   std::string kind, key, value;
   while (log >> kind >> key >> value) {
-    if (kind == "A") allowed[key] = {value};
-    else allowed[key].insert(value);  // a failed write may have applied
+    if (kind == "A") allowed[key] = {ValueOf(key, value, args.value_size)};
+    else allowed[key].insert(ValueOf(key, value, args.value_size));  // a failed write may have applied
   }
   uint64_t reads = 0, bad = 0;
   for (const auto& [k, values] : allowed) {
@@ -192,7 +206,8 @@ int Run(const Args& args) {
       ++reads;
       if (!r.ok() || !r->value || values.count(*r->value) == 0) {
         ++bad;
-        std::cerr << "key " << k << ": " << (r.ok() ? (r->value ? *r->value : std::string("<absent>")) : r.status().ToString())
+        std::cerr << "key " << k << ": "
+                  << (r.ok() ? (r->value ? r->value->substr(0, 64) : std::string("<absent>")) : r.status().ToString())
                   << "\n";
       }
     }
@@ -215,6 +230,8 @@ int main(int argc, char** argv) {
     else if (a == "--log") args.log = next();
     else if (a == "--seconds") args.seconds = std::stoi(next());
     else if (a == "--threads") args.threads = std::stoi(next());
+    else if (a == "--keys") args.keys = std::max(1, std::stoi(next()));
+    else if (a == "--value-size") args.value_size = std::stoul(next());
     else if (a == "write" || a == "verify") args.mode = a;
     else return cairn::Usage();
   }

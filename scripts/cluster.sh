@@ -24,7 +24,7 @@ NODES=(n1 n2 n3)
 # Bounded waits, in seconds.
 ETCD_START_WAIT=20
 FORM_WAIT=60
-STOP_WAIT=15
+STOP_WAIT=35  # longer than a node's 30 s drain
 
 CAIRN="${2:-${CAIRN:-$ROOT/build/release/src/cairn}}"
 ETCD="${CAIRN_ETCD_BIN:-/usr/bin/etcd}"

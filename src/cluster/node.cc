@@ -1,5 +1,8 @@
 #include "cluster/node.h"
 
+#include <signal.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -107,6 +110,7 @@ std::string StatusJson(const ClusterStatus& s) {
       {"resync", resync},
       {"local_replicas", local},
       {"fenced", s.fenced},
+      {"disk_failed", s.disk_failed},
       {"is_manager", s.is_manager},
       {"replicas", s.replicas},
       {"chain_count", s.chain_count},
@@ -268,7 +272,7 @@ void Node::Leave() {
   cv_.notify_all();
   if (refresher_.joinable()) refresher_.join();
   std::unique_ptr<Manager> manager;
-  std::unique_ptr<ReplicaService> replicas;
+  std::shared_ptr<ReplicaService> replicas;
   std::unique_ptr<Membership> membership;
   {
     std::lock_guard<std::mutex> l(mu_);
@@ -281,6 +285,9 @@ void Node::Leave() {
   // their threads and may wait on etcd, so they are destroyed outside mu_ (status readers see a
   // node that left).
   manager.reset();
+  // Stopped before the membership goes (the service uses it); a status request still holding
+  // the service gets nothing from it from now on.
+  if (replicas != nullptr) replicas->Stop();
   replicas.reset();
   membership.reset();
   auto& reg = metrics::Registry::Default();
@@ -336,13 +343,15 @@ Result<ClusterStatus> Node::ReadStatus(bool digests) const {
   }
   s.fenced = fenced();
   s.is_manager = is_manager();
-  ReplicaService* replicas = nullptr;
+  std::shared_ptr<ReplicaService> replicas;
   {
     std::lock_guard<std::mutex> l(mu_);
-    replicas = replicas_.get();
+    replicas = replicas_;
   }
-  // The service lives until Leave, which the server calls after its last status request.
-  if (replicas != nullptr) s.local_replicas = replicas->Replicas(digests);
+  if (replicas != nullptr) {
+    s.local_replicas = replicas->Replicas(digests);
+    s.disk_failed = replicas->disk_failed();
+  }
   return s;
 }
 
@@ -353,11 +362,21 @@ void Node::RefreshLoop() {
     auto status = ReadStatus(/*digests=*/false);
     l.lock();
     if (status.ok()) {
-      // The table was read after every renewal that finished before this read started.
-      // TODO(issue 5): a renewal that ends a lapse while this read is in flight is credited with
-      // it too; LeaseGuard needs the read's start time to tell the two apart.
-      if (membership_ != nullptr) membership_->TableRefreshed();
+      // Only the replicas' own round tells the membership that the table was re-read: it is the
+      // one that hands the new views to the replicas, and it unfences them only after a round
+      // that began once the lease was renewed (replica_service.cc), so no table read before a
+      // renewal ends a fence.
       status->fenced = membership_ == nullptr || !membership_->MayAcknowledge();
+      if (replicas_ != nullptr && replicas_->disk_failed()) {
+        status->disk_failed = true;
+        if (!disk_failure_signalled_) {
+          // Fail-stop: the node leaves (SIGTERM: its lease is revoked at once), so that the
+          // manager removes it from its chains instead of them waiting on a disk that fails.
+          CAIRN_LOG_ERROR("node {}: the replica store failed a write; leaving the cluster", options_.node_id);
+          disk_failure_signalled_ = true;
+          ::kill(::getpid(), SIGTERM);
+        }
+      }
       MaybeStartManager(*status);
       PublishMetrics(*status);
     } else {

@@ -55,8 +55,7 @@ struct NodeOptions {
   std::string rpc_address;  // where the node's replicas listen (ReplicaService)
   std::string zone;
   std::string data_dir;     // the replica store goes to <data_dir>/replicas
-  // The cluster secret (LoadClusterSecret). Kept for the RPC's mutual authentication
-  // (net/handshake.h), which nothing runs yet: chain replication over sockets is still to come.
+  // The cluster secret (LoadClusterSecret): the RPC's mutual authentication (net/handshake.h).
   std::string secret;
   std::chrono::seconds lease_ttl{3};
   uint32_t replicas = 3;
@@ -93,6 +92,7 @@ struct ClusterStatus {
   std::vector<ReplicaStatus> local_replicas;  // this node's replicas, by chain
   int64_t revision = 0;      // the etcd revision read
   bool fenced = true;        // this node may not acknowledge writes (not joined, lease lapsed)
+  bool disk_failed = false;  // this node's replica store failed a write (it leaves the cluster)
   bool is_manager = false;   // this node's manager loop holds the office
   uint32_t replicas = 0;     // as this node is configured
   uint32_t chain_count = 0;  // as this node is configured
@@ -101,9 +101,11 @@ struct ClusterStatus {
 // The status as `GET /_cairn/admin/v1/status` answers it (docs/design/cluster.md):
 // {"mode": "cluster", "node", "cluster", "manager" (id or null), "nodes": [{"id", "rpc", "s3",
 // "zone", "targets", "lease"}], "chains": [{"id", "version", "members": [{"target", "state",
-// "incarnation"}]}], "resync": [{"chain", "target", "incarnation", "version", "state": "done"}],
-// "fenced", "is_manager", "replicas", "chain_count", "revision"}. A member's incarnation is the
-// lease its node registered under when it was placed; 0 in tables written before incarnations.
+// "incarnation"}]}], "resync": [{"chain", "target", "incarnation", "version", "copy": "in progress"
+// | "complete"}] (every syncing member), "local_replicas": [{"chain", "version", "phase", "fenced",
+// "last_applied", "committed", "records", "digest"}] (this node's replicas the table names),
+// "fenced", "disk_failed", "is_manager", "replicas", "chain_count", "revision"}. A member's
+// incarnation is the lease its node registered under when it was placed.
 std::string StatusJson(const ClusterStatus& status);
 
 // The cluster secret: the contents of `file` when it is not empty (one trailing newline dropped),
@@ -154,11 +156,14 @@ class Node {
   std::condition_variable cv_;
   std::unique_ptr<Membership> membership_;  // GUARDED_BY(mu_)
   std::unique_ptr<Manager> manager_;        // GUARDED_BY(mu_)
-  std::unique_ptr<ReplicaService> replicas_;  // GUARDED_BY(mu_): the node's replicas, from Join to Leave
+  // GUARDED_BY(mu_): the node's replicas, from Join to Leave; shared with status readers, which
+  // may still hold it while Leave runs.
+  std::shared_ptr<ReplicaService> replicas_;
   bool stopping_ = false;                   // GUARDED_BY(mu_): the refresh thread ends
   std::thread refresher_;
   std::chrono::steady_clock::time_point joined_at_{};  // GUARDED_BY(mu_)
   uint64_t renewals_published_ = 0;                    // the refresh thread's own
+  bool disk_failure_signalled_ = false;                // the refresh thread's own
 };
 
 }  // namespace cairn::cluster

@@ -98,15 +98,24 @@ Result<std::unique_ptr<ReplicaService>> ReplicaService::Start(EtcdClient* etcd, 
   return service;
 }
 
-ReplicaService::~ReplicaService() {
+ReplicaService::~ReplicaService() { Stop(); }
+
+void ReplicaService::Stop() {
   {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  std::unique_lock state(state_mu_);
   client_.reset();
-  host_.reset();
+  host_.reset();  // its tick asks the membership: gone before the membership is
+  membership_ = nullptr;
+}
+
+bool ReplicaService::disk_failed() {
+  std::shared_lock state(state_mu_);
+  return host_ != nullptr && host_->disk_failed();
 }
 
 void ReplicaService::Run(Membership* membership) {
@@ -138,33 +147,47 @@ std::optional<std::string> ReplicaService::Address(uint32_t node) {
 }
 
 std::vector<ReplicaStatus> ReplicaService::Replicas(bool digests) {
-  std::vector<uint32_t> chains;
-  std::vector<ReplicaStatus> out;
+  std::shared_lock state(state_mu_);
+  if (host_ == nullptr || membership_ == nullptr) return {};
+  const uint32_t self = NodeNumber(options_.node_id);
+  const uint64_t incarnation = static_cast<uint64_t>(membership_->lease_id());
+  std::map<uint32_t, ChainView> views;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [chain, view] : views_) chains.push_back(chain);
+    views = views_;
   }
-  for (uint32_t chain : chains) {
-    auto info = host_->Inspect(chain, digests);
-    if (!info) continue;
-    if (!digests) {
-      out.push_back({chain, info->version, std::string(PhaseName(info->phase)), info->fenced, info->last_applied,
-                     info->exposed_level, 0, ""});
-      continue;
+  // Filled on the replicas' thread: the states are hashed where they are, not copied.
+  auto out = std::make_shared<std::vector<ReplicaStatus>>();
+  const bool done = host_->VisitAll([out, views, self, incarnation, digests](uint32_t chain,
+                                                                            const replication::ChainReplica& r) {
+    auto view = views.find(chain);
+    if (view == views.end() ||
+        std::none_of(view->second.members.begin(), view->second.members.end(), [&](const replication::Member& m) {
+          return m.id.node == self && m.id.incarnation == incarnation;
+        })) {
+      return;  // a replica this node no longer holds for the table
     }
-    crypto::Sha256Hasher hasher;
-    for (const auto& [key, record] : info->applied.records) {
-      const std::string head = std::to_string(key.size()) + ":" + key + ":" + std::to_string(record.seq) + ":" +
-                               (record.value ? std::to_string(record.value->size()) : std::string("-")) + ":";
-      hasher.Update(crypto::AsBytes(head));
-      if (record.value) hasher.Update(crypto::AsBytes(*record.value));
+    ReplicaStatus s{chain, r.view_version(), std::string(PhaseName(r.phase())), r.fenced(), r.last_applied(),
+                    r.exposed_level(), r.applied().records.size(), ""};
+    if (digests) {
+      crypto::Sha256Hasher hasher;
+      for (const auto& [key, record] : r.applied().records) {
+        const std::string head = std::to_string(key.size()) + ":" + key + ":" + std::to_string(record.seq) + ":" +
+                                 (record.value ? std::to_string(record.value->size()) : std::string("-")) + ":";
+        hasher.Update(crypto::AsBytes(head));
+        if (record.value) hasher.Update(crypto::AsBytes(*record.value));
+      }
+      for (const auto& [op, result] : r.applied().ops) {
+        hasher.Update(crypto::AsBytes("op:" + std::to_string(op) + ":" + std::to_string(result.seq) + ":" +
+                                      (result.existed ? "1" : "0")));
+      }
+      hasher.Update(crypto::AsBytes("last:" + std::to_string(r.applied().last_seq)));
+      s.digest = crypto::HexEncode(hasher.Finish());
     }
-    hasher.Update(crypto::AsBytes("last:" + std::to_string(info->applied.last_seq)));
-    const crypto::Sha256Digest digest = hasher.Finish();
-    out.push_back({chain, info->version, std::string(PhaseName(info->phase)), info->fenced, info->last_applied,
-                   info->exposed_level, info->applied.records.size(), crypto::HexEncode(digest)});
-  }
-  return out;
+    out->push_back(std::move(s));
+  });
+  if (!done) return {};
+  return std::move(*out);
 }
 
 void ReplicaService::Loop() {

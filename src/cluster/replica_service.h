@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <set>
+#include <shared_mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -79,19 +80,26 @@ class ReplicaService {
   // Opens the replica store and listens on the RPC address (before the node registers, so that
   // the registration can carry the bound address). `etcd` must outlive the service.
   static Result<std::unique_ptr<ReplicaService>> Start(EtcdClient* etcd, ReplicaServiceOptions options);
+  // Stop()s.
   ~ReplicaService();
   ReplicaService(const ReplicaService&) = delete;
   ReplicaService& operator=(const ReplicaService&) = delete;
 
   // The bound RPC address.
   const std::string& rpc_address() const { return host_->address(); }
-  // Starts following etcd; `membership` (the node's registration) must outlive the service.
+  // Starts following etcd; `membership` (the node's registration) must stay until Stop.
   void Run(Membership* membership);
+  // Stops following etcd and closes the replicas (to them, a crash: the disk keeps what they
+  // had); waits for status readers inside Replicas. Afterwards Replicas answers nothing and the
+  // membership is no longer used. Idempotent.
+  void Stop();
 
-  // This node's replicas; with `digests`, each one's digest too (it copies the whole state).
+  // This node's replicas that the current table names (this node, its current incarnation);
+  // with `digests`, each one's digest too (it hashes the whole state on the replicas' thread).
   std::vector<ReplicaStatus> Replicas(bool digests = true);
-  // A client over this node's copy of the chain table.
+  // A client over this node's copy of the chain table. Valid until Stop.
   replication::ChainClient& client() { return *client_; }
+  bool disk_failed();
   // Rounds of the loop completed (tests wait on it).
   uint64_t rounds() const { return rounds_.load(); }
 
@@ -107,6 +115,8 @@ class ReplicaService {
   const ReplicaServiceOptions options_;
   const std::string target_;  // "<node>/0"
   Membership* membership_ = nullptr;
+  // Replaced only by Stop, under state_mu_ held exclusively; Replicas holds it shared.
+  std::shared_mutex state_mu_;
   std::unique_ptr<replication::ChainHost> host_;
   std::unique_ptr<replication::ChainClient> client_;
 

@@ -317,6 +317,11 @@ Status ValidateCluster(const ClusterConfig& c) {
   if (!IsValidNodeId(c.name)) return bad_id("cluster.name", c.name);
   if (!c.zone.empty() && !IsValidNodeId(c.zone)) return bad_id("cluster.zone", c.zone);
   if (c.rpc.empty()) return Status::ConfigError("cluster.rpc: cluster mode needs an RPC address (--rpc)");
+  if (c.rpc.starts_with("0.0.0.0:") || c.rpc.starts_with("[::]:")) {
+    // The registration carries the address as bound: peers would dial themselves.
+    return Status::ConfigError("cluster.rpc: " + c.rpc +
+                               " is not an address peers can dial; give this node's own address (e.g. 10.0.0.5:9100)");
+  }
   if (c.lease_ttl_seconds < 1 || c.lease_ttl_seconds > 600) {
     return Status::ConfigError(fmt::format("cluster.lease_ttl_seconds: {} is outside [1, 600]", c.lease_ttl_seconds));
   }

@@ -70,8 +70,8 @@ struct ClusterConfig {
   // This node's id, unique in the cluster: 1 to 64 of [A-Za-z0-9._-]. Required in cluster mode.
   // The data directory remembers it (DATA/node.json) and refuses to serve another id.
   std::string node_id;
-  // ADDRESS:PORT of the node's internal RPC endpoint, as peers should dial it. Required in cluster
-  // mode; announced in the node's registration (chain replication over sockets is not built yet).
+  // ADDRESS:PORT of the node's internal RPC endpoint (its chain replicas), as peers should dial
+  // it: announced in the node's registration, so not 0.0.0.0. Required in cluster mode.
   std::string rpc;
   // The node's failure domain: the replicas of a chain go to distinct zones when enough exist.
   // Default empty (no zones). Same characters as node ids.

@@ -279,6 +279,13 @@ void ChainHost::RecoverWaiting() {
       ++it;
       continue;
     }
+    if (complete_.count(it->first) == 0) {
+      CAIRN_LOG_ERROR("node {}: chain {}: the table names this node its serving member, but its disk never held a "
+                      "complete copy; it waits to be resynced",
+                      options_.name, it->first);
+      it = recovering_.erase(it);
+      continue;
+    }
     CAIRN_LOG_INFO("node {}: chain {}: taken back as serving member; restarting from its durable state", options_.name,
                    it->first);
     replica.Crash();  // nothing in flight: only the volatile state goes
@@ -344,6 +351,17 @@ std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain, bool with_state) {
   return future.get();
 }
 
+bool ChainHost::VisitAll(std::function<void(ChainId, const ChainReplica&)> fn) {
+  if (stopping_) return false;
+  auto done = std::make_shared<std::promise<void>>();
+  auto future = done->get_future();
+  Post([this, done, fn = std::move(fn)] {
+    for (const auto& [chain, replica] : replicas_) fn(chain, *replica);
+    done->set_value();
+  });
+  return future.wait_for(std::chrono::seconds(5)) == std::future_status::ready;
+}
+
 // ---- The event thread ----
 
 void ChainHost::EventLoop() {
@@ -387,6 +405,7 @@ void ChainHost::Process(ChainId chain, Effects effects) {
   for (const DiskWrite& write : effects.disk_writes) {
     current_batch_.batch.Add(chain, write);
     current_batch_.writes.emplace_back(chain, write.id);
+    if (write.kind == DiskWrite::Kind::kInstall) installs_.emplace(chain, write.id);
   }
   for (Outbound& out : effects.sends) {
     if (out.to.kind == Endpoint::Kind::kClient) {
@@ -475,6 +494,7 @@ void ChainHost::DiskLoop() {
     for (DiskBatch& batch : batches) done.insert(done.end(), batch.writes.begin(), batch.writes.end());
     Post([this, done = std::move(done)] {
       for (const auto& [chain, id] : done) {
+        if (installs_.erase({chain, id}) > 0) complete_.insert(chain);  // the store marked it too
         auto it = replicas_.find(chain);
         if (it != replicas_.end()) Process(chain, it->second->OnDiskWriteDone(id));
       }

@@ -133,6 +133,10 @@ class ChainHost {
   // replica here or the host is stopping. Not to be called from the host's callbacks.
   // Without `with_state`, `applied` and `durable` are left empty (they copy the whole store).
   std::optional<ReplicaInfo> Inspect(ChainId chain, bool with_state = true);
+  // Calls fn for every replica, on the event thread, and waits (at most 5 s in all; false when
+  // that passed or the host is stopping: fn may then still run, so it must own what it uses).
+  // Reads a replica's state without copying it. Not to be called from the host's callbacks.
+  bool VisitAll(std::function<void(ChainId, const ChainReplica&)> fn);
   // Count of messages dropped because their peer was unreachable or its queue was full.
   uint64_t dropped_messages() const { return dropped_.load(); }
 
@@ -177,6 +181,7 @@ class ChainHost {
   std::map<ChainId, std::unique_ptr<ChainReplica>> replicas_;
   std::map<ChainId, DurableState> loaded_;  // what the disk held at Start, until AddChain takes it
   std::set<ChainId> complete_;              // chains whose stored copy was once complete
+  std::set<std::pair<ChainId, uint64_t>> installs_;  // resync installs on their way to the disk
   bool fence_requested_ = false;
   bool fenced_ = false;  // what the replicas were last told
   std::function<bool()> may_acknowledge_;

@@ -2,20 +2,25 @@
 // the loopback cluster tests need (tests/e2e/test_cluster.py).
 //
 //   chain_kv --etcd URL --cluster NAME --secret-file F write --seconds S --threads T --log FILE
-//            [--value-size N] [--keys K]
-//     T writers, each over its own K keys (default 200), write for S seconds; every acknowledged
+//            [--value-size N] [--keys K | --unique-keys] [--prefix P] [--until-file F]
+//     T writers, each over its own K keys (default 200; with --unique-keys every write is a key of
+//     its own, so that every acknowledged write is checked, not only each key's last), write for
+//     S seconds, or until file F exists (S then bounds the wait); every acknowledged
 //     write is appended to FILE as "A <key> <n>", every failed one as "F <key> <n>" (the value of
 //     write n of a key is a function of key, n and N). Prints one JSON line: {"acked", "failed",
 //     "max_gap_ms", "seconds", "bytes"} (max_gap_ms: the longest time any writer went without an
-//     acknowledgement, i.e. how long writes were unavailable).
+//     acknowledgement, the wait after the last one included, i.e. how long writes were
+//     unavailable).
 //   chain_kv ... verify --log FILE
 //     Reads every key of FILE from every serving member of its chain; each must hold the last
 //     acknowledged value, or the value of a write that failed after it (a write whose answer was
-//     lost may have applied). Prints {"keys", "reads", "bad"}; exits 1 when anything is wrong.
+//     lost may have applied); a key never acknowledged may also be absent. Prints {"keys" (keys
+//     with an acknowledged write), "reads", "bad"}; exits 1 when anything is wrong.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <map>
@@ -37,8 +42,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 
 struct Args {
-  std::string etcd, cluster = "default", secret_file, mode, log;
+  std::string etcd, cluster = "default", secret_file, mode, log, prefix = "t", until_file;
   int seconds = 10, threads = 2, keys = 200;
+  bool unique_keys = false;
   size_t value_size = 0;  // 0: just "<key>#<n>"
 };
 
@@ -152,12 +158,18 @@ int Run(const Args& args) {
     const auto start = Clock::now();
     std::atomic<int64_t> max_gap_ms{0};
     const auto end = Clock::now() + std::chrono::seconds(args.seconds);
+    auto more = [&] {
+      if (Clock::now() >= end) return false;
+      return args.until_file.empty() || !std::filesystem::exists(args.until_file);
+    };
     std::vector<std::thread> writers;
     for (int t = 0; t < args.threads; ++t) {
       writers.emplace_back([&, t] {
         auto last_ack = Clock::now();
-        for (uint64_t i = 0; Clock::now() < end; ++i) {
-          const std::string key = "t" + std::to_string(t) + "-k" + std::to_string(i % static_cast<uint64_t>(args.keys));
+        for (uint64_t i = 0; more(); ++i) {
+          const std::string key =
+              args.prefix + std::to_string(t) +
+              (args.unique_keys ? "-u" + std::to_string(i) : "-k" + std::to_string(i % static_cast<uint64_t>(args.keys)));
           const std::string value = ValueOf(key, std::to_string(i), args.value_size);
           auto r = client.Write(ChainOf(key, chains), key, value);
           const auto now = Clock::now();
@@ -175,6 +187,10 @@ int Run(const Args& args) {
           }
           log.flush();
         }
+        // The wait after the last acknowledgement counts too: a writer that never recovers shows.
+        const int64_t tail =
+            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_ack).count();
+        if (tail > max_gap_ms) max_gap_ms = tail;
       });
     }
     for (auto& w : writers) w.join();
@@ -187,32 +203,52 @@ int Run(const Args& args) {
   // verify
   std::ifstream log(args.log);
   std::map<std::string, std::set<std::string>> allowed;  // key -> values it may hold
+  std::set<std::string> acked_keys;
   std::string kind, key, value;
   while (log >> kind >> key >> value) {
-    if (kind == "A") allowed[key] = {ValueOf(key, value, args.value_size)};
-    else allowed[key].insert(ValueOf(key, value, args.value_size));  // a failed write may have applied
-  }
-  uint64_t reads = 0, bad = 0;
-  for (const auto& [k, values] : allowed) {
-    const uint32_t chain = ChainOf(k, chains);
-    auto view = table.View(chain);
-    if (!view || view->members.empty()) {
-      ++bad;
-      std::cerr << "chain " << chain << ": no members\n";
-      continue;
+    if (kind == "A") {
+      allowed[key] = {ValueOf(key, value, args.value_size)};
+      acked_keys.insert(key);
+    } else {
+      allowed[key].insert(ValueOf(key, value, args.value_size));  // a failed write may have applied
     }
-    for (const replication::Member& m : view->members) {
-      auto r = client.ReadFrom(chain, k, m.id.node);
-      ++reads;
-      if (!r.ok() || !r->value || values.count(*r->value) == 0) {
-        ++bad;
-        std::cerr << "key " << k << ": "
-                  << (r.ok() ? (r->value ? r->value->substr(0, 64) : std::string("<absent>")) : r.status().ToString())
-                  << "\n";
+  }
+  // Four readers over the keys; each key is read from every member of its chain.
+  std::vector<const std::pair<const std::string, std::set<std::string>>*> entries;
+  for (const auto& entry : allowed) entries.push_back(&entry);
+  std::atomic<uint64_t> reads{0}, bad{0};
+  std::atomic<size_t> next{0};
+  std::mutex err_mu;
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&] {
+      for (size_t e = next++; e < entries.size(); e = next++) {
+        const auto& [k, values] = *entries[e];
+        const uint32_t chain = ChainOf(k, chains);
+        auto view = table.View(chain);
+        if (!view || view->members.empty()) {
+          ++bad;
+          std::lock_guard lock(err_mu);
+          std::cerr << "chain " << chain << ": no members\n";
+          continue;
+        }
+        const bool absent_ok = acked_keys.count(k) == 0;  // never acknowledged: may never have applied
+        for (const replication::Member& m : view->members) {
+          auto r = client.ReadFrom(chain, k, m.id.node);
+          ++reads;
+          if (!r.ok() || (!r->value && !absent_ok) || (r->value && values.count(*r->value) == 0)) {
+            ++bad;
+            std::lock_guard lock(err_mu);
+            std::cerr << "key " << k << " on node " << m.id.node << ": "
+                      << (r.ok() ? (r->value ? r->value->substr(0, 64) : std::string("<absent>")) : r.status().ToString())
+                      << "\n";
+          }
+        }
       }
-    }
+    });
   }
-  std::cout << "{\"keys\": " << allowed.size() << ", \"reads\": " << reads << ", \"bad\": " << bad << "}" << std::endl;
+  for (auto& r : readers) r.join();
+  std::cout << "{\"keys\": " << acked_keys.size() << ", \"reads\": " << reads << ", \"bad\": " << bad << "}" << std::endl;
   return bad == 0 ? 0 : 1;
 }
 
@@ -231,6 +267,9 @@ int main(int argc, char** argv) {
     else if (a == "--seconds") args.seconds = std::stoi(next());
     else if (a == "--threads") args.threads = std::stoi(next());
     else if (a == "--keys") args.keys = std::max(1, std::stoi(next()));
+    else if (a == "--unique-keys") args.unique_keys = true;
+    else if (a == "--prefix") args.prefix = next();
+    else if (a == "--until-file") args.until_file = next();
     else if (a == "--value-size") args.value_size = std::stoul(next());
     else if (a == "write" || a == "verify") args.mode = a;
     else return cairn::Usage();

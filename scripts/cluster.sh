@@ -31,8 +31,12 @@ ETCD="${CAIRN_ETCD_BIN:-/usr/bin/etcd}"
 
 die() { echo "cluster.sh: $*" >&2; exit 1; }
 
-alive() {  # alive PIDFILE: the process of the pid file runs
-  [ -f "$1" ] && kill -0 "$(cat "$1")" 2>/dev/null
+alive() {  # alive PIDFILE: the process of the pid file runs, and is this cluster's (not a reused pid)
+  [ -f "$1" ] || return 1
+  local pid
+  pid=$(cat "$1")
+  kill -0 "$pid" 2>/dev/null || return 1
+  tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF -- "$DIR/"
 }
 
 node_index() { echo "${1#n}"; }
@@ -155,7 +159,7 @@ stop_pidfile() {  # stop_pidfile NAME: SIGTERM, then SIGKILL after STOP_WAIT sec
   local name=$1 file="$DIR/$1.pid" pid
   [ -f "$file" ] || return 0
   pid=$(cat "$file")
-  if kill -0 "$pid" 2>/dev/null; then
+  if alive "$file"; then
     kill -TERM "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + STOP_WAIT))
     while kill -0 "$pid" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done

@@ -194,7 +194,32 @@ Result<std::unique_ptr<Node>> Node::Connect(NodeOptions options) {
 
 Node::~Node() { Leave(); }
 
+Status Node::CheckClusterConfig() {
+  // The chain count and the replication factor are the cluster's, not a node's: the first node
+  // records them, and a node configured otherwise does not join (it would reshape the table
+  // whenever it held the office, and send keys to other chains).
+  const std::string key = prefix_ + "config";
+  const std::string mine = Json{{"replicas", options_.replicas}, {"chains", options_.chain_count}}.dump();
+  CAIRN_ASSIGN_OR_RETURN(EtcdTxnResult txn,
+                         etcd_->Txn({EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0)},
+                                    {EtcdOp::Put(key, mine)}, {EtcdOp::Get(key)}));
+  if (txn.succeeded) return Status::OK();  // the first node: its settings are the cluster's
+  if (txn.ranges.empty() || txn.ranges[0].kvs.empty()) return Status::Internal("etcd: the cluster config vanished");
+  const Json theirs = Json::parse(txn.ranges[0].kvs[0].value, nullptr, false);
+  if (theirs.is_discarded() || !theirs.is_object()) return Status::Corruption("etcd: malformed " + key);
+  const uint64_t replicas = theirs.value("replicas", uint64_t{0});
+  const uint64_t chains = theirs.value("chains", uint64_t{0});
+  if (replicas != options_.replicas || chains != options_.chain_count) {
+    return Status::ConfigError("cluster " + options_.cluster_name + " runs " + std::to_string(chains) +
+                               " chains of " + std::to_string(replicas) + " replicas; this node is configured for " +
+                               std::to_string(options_.chain_count) + " chains of " +
+                               std::to_string(options_.replicas) + " (--chains, --replicas must match the cluster)");
+  }
+  return Status::OK();
+}
+
 Status Node::Join(const std::string& s3_address) {
+  CAIRN_RETURN_IF_ERROR(CheckClusterConfig());
   MembershipOptions mo;
   mo.prefix = prefix_;
   mo.ttl = options_.lease_ttl;

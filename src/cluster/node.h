@@ -125,7 +125,8 @@ class Node {
 
   // Registers the node (its S3 endpoint announced as `s3_address`) and starts the view's refresh,
   // which starts the manager's loop. Retries while the id is still held by a live lease, up to
-  // start_timeout (then AlreadyExists: another process uses the id). REQUIRES: called once.
+  // start_timeout (then AlreadyExists: another process uses the id). ConfigError when the
+  // cluster runs another chain count or replication factor. REQUIRES: called once.
   Status Join(const std::string& s3_address);
   // Stops the refresh and the manager's loop, then revokes the lease: the registration, and the
   // office when this node held it, go at once. Idempotent.
@@ -143,6 +144,9 @@ class Node {
  private:
   Node(NodeOptions options, std::unique_ptr<EtcdClient> etcd);
   void RefreshLoop();
+  // Records this node's chain count and replication factor as the cluster's when it is the
+  // first; ConfigError when the cluster's differ.
+  Status CheckClusterConfig();
   // Starts the manager's loop when the cluster has formed. REQUIRES: mu_ held.
   void MaybeStartManager(const ClusterStatus& status);
   void PublishMetrics(const ClusterStatus& status);

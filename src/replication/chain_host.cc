@@ -42,10 +42,12 @@ bool FromClient(const Message& message) {
 // dropped and counted.
 class ChainHost::Outbox {
  public:
-  // A peer's outbox: dials `address` when it has something to send.
-  Outbox(std::string address, net::ConnectionOptions options, size_t max_queued, size_t max_bytes,
-         std::atomic<uint64_t>* dropped)
+  // A peer's outbox: dials `address` when it has something to send, and talks only to a process
+  // that proves (in the handshake) to be `expected_peer`.
+  Outbox(std::string address, std::string expected_peer, net::ConnectionOptions options, size_t max_queued,
+         size_t max_bytes, std::atomic<uint64_t>* dropped)
       : address_(std::move(address)),
+        expected_peer_(std::move(expected_peer)),
         options_(std::move(options)),
         max_queued_(max_queued),
         max_bytes_(max_bytes),
@@ -106,6 +108,11 @@ class ChainHost::Outbox {
         lock.unlock();
         auto dialled = net::Connection::Dial(address, options_, std::chrono::milliseconds(500));
         lock.lock();
+        if (dialled.ok() && (*dialled)->peer_id() != expected_peer_) {
+          // A stale address now used by another node: what is queued is not for it.
+          CAIRN_LOG_WARN("rpc {}: expected node {}, found {}", address, expected_peer_, (*dialled)->peer_id());
+          dialled = Status::IOError("rpc " + address + ": another node answers");
+        }
         if (!dialled.ok()) {
           CAIRN_LOG_DEBUG("rpc {}: {}", address, dialled.status().ToString());
           dropped_->fetch_add(queue_.size());
@@ -135,6 +142,7 @@ class ChainHost::Outbox {
   std::mutex mu_;
   std::condition_variable cv_;
   std::string address_;  // GUARDED_BY(mu_); empty for a client's outbox
+  const std::string expected_peer_;
   const net::ConnectionOptions options_;
   std::shared_ptr<net::Connection> connection_;  // GUARDED_BY(mu_)
   bool broken_ = false;                          // GUARDED_BY(mu_)
@@ -448,7 +456,7 @@ void ChainHost::SendToPeer(NodeId peer, const Message& message) {
       return;
     }
     net::ConnectionOptions options{options_.name, options_.secret};
-    outbox = std::make_unique<Outbox>(it->second.rpc_address, options, options_.max_queued_per_peer,
+    outbox = std::make_unique<Outbox>(it->second.rpc_address, it->second.name, options, options_.max_queued_per_peer,
                                       options_.max_queued_bytes_per_peer, &dropped_);
   }
   outbox->Send(std::move(body));

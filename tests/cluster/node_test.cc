@@ -205,6 +205,20 @@ TEST_F(NodeTest, LeavingIsSeenAtOnceAndTheOfficePassesOn) {
   EXPECT_TRUE(Eventually([&] { return nodes[*s.manager]->is_manager(); }));
 }
 
+TEST_F(NodeTest, ANodeConfiguredForAnotherTableShapeDoesNotJoin) {
+  auto n1 = Start(Options("n1"));
+  ASSERT_NE(n1, nullptr);
+  for (auto change : {+[](NodeOptions& o) { o.chain_count = 7; }, +[](NodeOptions& o) { o.replicas = 2; }}) {
+    NodeOptions o = Options("n2");
+    change(o);
+    auto node = Node::Connect(o);
+    ASSERT_OK(node);
+    const Status s = (*node)->Join("http://127.0.0.1:9/n2");
+    EXPECT_TRUE(s.IsConfigError()) << s;
+  }
+  EXPECT_OK(Start(Options("n3")) != nullptr ? Status::OK() : Status::Internal("n3 with the same shape must join"));
+}
+
 TEST_F(NodeTest, AnIdHeldByALiveLeaseWaitsThenFails) {
   auto first = Start(Options("n1"));
   ASSERT_TRUE(first);

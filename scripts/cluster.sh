@@ -6,7 +6,7 @@
 #                                      zones z1..z3, data in cluster/n1..n3; waits until
 #                                      `cairn admin status` shows three nodes and a manager
 #   scripts/cluster.sh stop            the nodes (SIGTERM: each leaves the cluster at once), then
-#                                      etcd; SIGKILL for whatever is still running after 15 s
+#                                      etcd; SIGKILL for whatever is still running after 35 s
 #   scripts/cluster.sh status [CAIRN]  `cairn admin status` of the first node that answers
 #
 # `make cluster` builds and runs `start`; `make cluster-stop` runs `stop`. CAIRN is the binary

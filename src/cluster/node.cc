@@ -1,7 +1,5 @@
 #include "cluster/node.h"
 
-#include <signal.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -219,7 +217,12 @@ Status Node::CheckClusterConfig() {
 }
 
 Status Node::Join(const std::string& s3_address) {
-  CAIRN_RETURN_IF_ERROR(CheckClusterConfig());
+  const auto config_deadline = std::chrono::steady_clock::now() + options_.start_timeout;
+  for (Status s = CheckClusterConfig(); !s.ok(); s = CheckClusterConfig()) {
+    if (!s.IsIOError() && !s.IsTimeout()) return s;  // etcd's hiccups are waited out, as below
+    if (std::chrono::steady_clock::now() + kRetryPause >= config_deadline) return s;
+    std::this_thread::sleep_for(kRetryPause);
+  }
   MembershipOptions mo;
   mo.prefix = prefix_;
   mo.ttl = options_.lease_ttl;
@@ -397,9 +400,9 @@ void Node::RefreshLoop() {
         if (!disk_failure_signalled_) {
           // Fail-stop: the node leaves (SIGTERM: its lease is revoked at once), so that the
           // manager removes it from its chains instead of them waiting on a disk that fails.
-          CAIRN_LOG_ERROR("node {}: the replica store failed a write; leaving the cluster", options_.node_id);
+          CAIRN_LOG_ERROR("node {}: the replica store failed a write", options_.node_id);
           disk_failure_signalled_ = true;
-          ::kill(::getpid(), SIGTERM);
+          if (options_.on_fatal) options_.on_fatal(Status::IOError("the replica store failed a write"));
         }
       }
       MaybeStartManager(*status);

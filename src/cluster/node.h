@@ -32,6 +32,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -71,6 +72,10 @@ struct NodeOptions {
   // all found the table as serving members (a new chain has nothing to copy), rather than the
   // first one alone and the others appended as syncing tails, one at a time. Default 10 s.
   std::chrono::milliseconds formation_wait{10000};
+  // Called once (on the refresh thread) when the node cannot go on: its replica store failed a
+  // write. The server makes it leave (SIGTERM to itself: the lease is revoked, the manager
+  // removes the node at once). Default: log only.
+  std::function<void(const Status&)> on_fatal;
 };
 
 // A registration as read from etcd.
@@ -135,7 +140,7 @@ class Node {
   // Reads the cluster's state from etcd now (one transaction), with this node's replicas (and a
   // digest of each one's state when `digests`: it reads the whole state). IOError / Timeout when
   // etcd does not answer.
-  Result<ClusterStatus> ReadStatus(bool digests = true) const;
+  Result<ClusterStatus> ReadStatus(bool digests = false) const;
   bool fenced() const;
   bool is_manager() const;
 

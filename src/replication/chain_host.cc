@@ -288,9 +288,11 @@ void ChainHost::RecoverWaiting() {
       continue;
     }
     if (complete_.count(it->first) == 0) {
-      CAIRN_LOG_ERROR("node {}: chain {}: the table names this node its serving member, but its disk never held a "
-                      "complete copy; it waits to be resynced",
-                      options_.name, it->first);
+      if (refused_recovery_.insert(it->first).second) {  // once, not every round that asks again
+        CAIRN_LOG_ERROR("node {}: chain {}: the table names this node its serving member, but its disk never held "
+                        "a complete copy; it waits to be resynced",
+                        options_.name, it->first);
+      }
       it = recovering_.erase(it);
       continue;
     }

@@ -186,6 +186,7 @@ class ChainHost {
   bool fenced_ = false;  // what the replicas were last told
   std::function<bool()> may_acknowledge_;
   std::map<ChainId, uint64_t> recovering_;  // chain -> incarnation, waiting for durable writes
+  std::set<ChainId> refused_recovery_;      // chains whose take-back was refused (logged once)
   DiskBatch current_batch_;
 
   std::mutex mu_;

@@ -36,6 +36,7 @@ struct AdminFlags {
   std::string secret_key;
   std::string region = "us-east-1";
   bool json = false;
+  bool digests = false;  // status: ask for the replicas' digests
   std::string name;  // the user or key the subcommand names
 };
 
@@ -287,7 +288,11 @@ void AddAdminCommand(CLI::App& root, CommandAction& action) {
 
   CLI::App* status = admin->add_subcommand("status", "The cluster's state: nodes, the manager, the chain table");
   common(status);
-  status->callback([&action, f] { action = [f] { return Call(*f, "GET", "status", "", PrintStatus); }; });
+  status->add_flag("--digests", f->digests,
+                   "Also a digest of each of this node's replicas (hashes all their data: for comparing replicas)");
+  status->callback([&action, f] {
+    action = [f] { return Call(*f, "GET", "status", f->digests ? "digests=1" : "", PrintStatus); };
+  });
 
   CLI::App* key = admin->add_subcommand("key", "Access keys")->require_subcommand(1);
   CLI::App* key_create = key->add_subcommand("create", "Create an access key for a user (the secret is shown once)");

@@ -18,6 +18,7 @@
 // sigwait on main's thread.
 #include <malloc.h>
 #include <signal.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cstdio>
@@ -103,6 +104,11 @@ int RunServer(const ServerArgs& args) {
     no.replicas = static_cast<uint32_t>(cc.replicas);
     no.chain_count = static_cast<uint32_t>(cc.chains);
     no.data_dir = config.server.data_dir;
+    // Fail-stop: a node whose replica store fails leaves the cluster the way SIGTERM makes it.
+    no.on_fatal = [](const Status& why) {
+      CAIRN_LOG_ERROR("leaving the cluster: {}", why.ToString());
+      ::kill(::getpid(), SIGTERM);
+    };
     if (no.etcd_endpoints.empty()) {
       return Fail(Status::ConfigError("--cluster: no etcd endpoint in \"" + cc.etcd + "\""));
     }
@@ -147,8 +153,8 @@ int RunServer(const ServerArgs& args) {
     options.cluster_name = cc.name;
     options.refuse_data_path = kNoDataPathYet;
     cluster::Node* const n = node.get();
-    options.status = [n]() -> Result<std::string> {
-      CAIRN_ASSIGN_OR_RETURN(cluster::ClusterStatus status, n->ReadStatus());
+    options.status = [n](bool digests) -> Result<std::string> {
+      CAIRN_ASSIGN_OR_RETURN(cluster::ClusterStatus status, n->ReadStatus(digests));
       return cluster::StatusJson(status);
     };
   }

@@ -165,9 +165,9 @@ class Cluster:
         p = subprocess.run(argv, capture_output=True, text=True, timeout=CLI_TIMEOUT_S)
         return p.returncode, p.stdout, p.stderr
 
-    def status(self, node_id):
+    def status(self, node_id, digests=False):
         """The status document as `cairn admin status --json` prints it, or None when it fails."""
-        code, out, _ = self.admin(node_id, "status", "--json")
+        code, out, _ = self.admin(node_id, "status", "--json", *(["--digests"] if digests else []))
         return json.loads(out) if code == 0 else None
 
     def wait_for(self, node_id, predicate, timeout, what):
@@ -396,7 +396,10 @@ class ChainWriter:
         self.log = str(tmp_path / "acked.log")
         self.stop_file = str(tmp_path / "stop")
         self.proc = subprocess.Popen(
-            self._argv("write", "--unique-keys", "--threads", "2", "--seconds", "120", "--until-file", self.stop_file),
+            # Keys of their own per test (the cluster lives on): a lost write cannot be covered
+            # by an earlier test's copy. The stop file ends the run; --seconds only bounds it.
+            self._argv("write", "--unique-keys", "--prefix", f"{tmp_path.name}-", "--threads", "2", "--seconds", "600",
+                       "--until-file", self.stop_file),
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=harness._die_with_parent)
 
     def _argv(self, *args):
@@ -432,7 +435,7 @@ def replicas_agree(cluster):
     with equal digests."""
     by_chain = {}
     for node_id in NODES:
-        s = cluster.status(node_id)
+        s = cluster.status(node_id, digests=True)
         if s is None:
             return False
         for r in s["local_replicas"]:

@@ -190,6 +190,7 @@ int Run(const Args& args) {
         // The wait after the last acknowledgement counts too: a writer that never recovers shows.
         const int64_t tail =
             std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_ack).count();
+        std::lock_guard lock(log_mu);  // max_gap_ms is written under it, as in the loop
         if (tail > max_gap_ms) max_gap_ms = tail;
       });
     }

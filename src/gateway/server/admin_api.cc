@@ -94,7 +94,7 @@ void S3Service::Admin(Request& r, std::string_view path) {
   };
 
   if (seg.size() == 1 && seg[0] == "status" && method == "GET" && options_.status) {
-    auto doc = options_.status();
+    auto doc = options_.status(r.Query("digests").value_or("") == "1");
     if (!doc.ok()) {
       CAIRN_LOG_WARN("admin {}: status: {}", r.request_id, doc.status().ToString());
       return SendJsonError(r, 503, "ServiceUnavailable", "cannot read the cluster's state: " + doc.status().ToString());

@@ -56,8 +56,9 @@ struct S3ServiceOptions {
   // that nothing is stored on one node unreplicated. Default empty.
   std::string refuse_data_path;
   // The JSON document GET /_cairn/admin/v1/status answers (admin_api.cc); an error from it is
-  // answered 503. Default: none, and the status request is 404.
-  std::function<Result<std::string>()> status = nullptr;
+  // answered 503. Its argument: `?digests=1` was asked (digests of the replicas' state, which
+  // reads all of it). Default: none, and the status request is 404.
+  std::function<Result<std::string>(bool digests)> status = nullptr;
 };
 
 class S3Service {

@@ -229,7 +229,7 @@ Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
   so.status = s->options_.status;
   if (!so.status) {
     Server* const server = s.get();
-    so.status = [server]() -> Result<std::string> { return server->SingleNodeStatus(); };
+    so.status = [server](bool) -> Result<std::string> { return server->SingleNodeStatus(); };
   }
   s->s3_ = std::make_unique<S3Service>(s->objects_.get(), s->meta_.get(), s->identities_.get(), std::move(so));
   return s;

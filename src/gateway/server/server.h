@@ -72,7 +72,7 @@ struct ServerOptions {
   std::string refuse_data_path;
   // S3ServiceOptions::status: the admin API's status document. Default: the single node's
   // ({"mode": "single", "node": "local", ...}).
-  std::function<Result<std::string>()> status = nullptr;
+  std::function<Result<std::string>(bool digests)> status = nullptr;
 };
 
 class Server {

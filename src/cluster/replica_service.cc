@@ -139,7 +139,7 @@ std::optional<ChainView> ReplicaService::View(uint32_t chain) {
   return it->second;
 }
 
-std::optional<std::string> ReplicaService::Address(uint32_t node) {
+std::optional<replication::PeerAddress> ReplicaService::Address(uint32_t node) {
   std::lock_guard lock(mu_);
   auto it = addresses_.find(node);
   if (it == addresses_.end()) return std::nullopt;
@@ -239,7 +239,7 @@ Status ReplicaService::Round() {
     std::lock_guard lock(mu_);
     views_ = views;
     addresses_.clear();
-    for (const auto& [number, peer] : peers) addresses_[number] = peer.rpc_address;
+    addresses_ = peers;
   }
 
   const uint32_t self = NodeNumber(options_.node_id);

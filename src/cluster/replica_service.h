@@ -109,7 +109,7 @@ class ReplicaService {
   Status Round();
   void RequestRefresh();
   std::optional<replication::ChainView> View(uint32_t chain);
-  std::optional<std::string> Address(uint32_t node);
+  std::optional<replication::PeerAddress> Address(uint32_t node);
 
   EtcdClient* const etcd_;
   const ReplicaServiceOptions options_;
@@ -126,7 +126,7 @@ class ReplicaService {
   bool refresh_ = false;                                    // GUARDED_BY(mu_)
   std::vector<replication::ManagerReport> reports_;         // GUARDED_BY(mu_)
   std::map<uint32_t, replication::ChainView> views_;        // GUARDED_BY(mu_): the table, as views
-  std::map<uint32_t, std::string> addresses_;               // GUARDED_BY(mu_): node number -> RPC address
+  std::map<uint32_t, replication::PeerAddress> addresses_;  // GUARDED_BY(mu_): by node number
   std::map<uint32_t, uint64_t> held_;                       // loop only: chain -> incarnation it runs under
   std::map<uint32_t, uint64_t> delivered_;                  // loop only: chain -> version delivered
   std::map<uint32_t, uint64_t> reported_;                   // loop only: chain -> version reported synced

@@ -60,6 +60,13 @@ struct MemberId {
   bool operator==(const MemberId&) const = default;
 };
 
+// Where a node's replicas listen, and the name its RPC handshake proves (for the hosts that carry
+// this state machine over sockets: chain_host.h, chain_client.h).
+struct PeerAddress {
+  std::string name;         // the node's id string
+  std::string rpc_address;  // "host:port"
+};
+
 struct Member {
   MemberId id;
   // false: syncing (appended by the manager, copying its predecessor). At most one member is

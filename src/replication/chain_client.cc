@@ -47,11 +47,15 @@ Result<std::shared_ptr<ChainClient::Link>> ChainClient::LinkTo(NodeId node) {
     auto it = links_.find(node);
     if (it != links_.end() && it->second->alive) return it->second;
   }
-  std::optional<std::string> address = options_.address ? options_.address(node) : std::nullopt;
-  if (!address) return Status::NotFound("no address for node " + std::to_string(node));
+  std::optional<PeerAddress> peer = options_.address ? options_.address(node) : std::nullopt;
+  if (!peer) return Status::NotFound("no address for node " + std::to_string(node));
   net::ConnectionOptions connection_options{options_.name, options_.secret};
   CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<net::Connection> connection,
-                         net::Connection::Dial(*address, connection_options, options_.attempt_timeout));
+                         net::Connection::Dial(peer->rpc_address, connection_options, options_.attempt_timeout));
+  if (connection->peer_id() != peer->name) {  // a stale address now used by another node
+    return Status::IOError("rpc " + peer->rpc_address + ": expected node " + peer->name + ", found " +
+                           connection->peer_id());
+  }
   auto link = std::make_shared<Link>();
   link->connection = std::move(connection);
   std::lock_guard lock(mu_);

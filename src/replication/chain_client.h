@@ -37,9 +37,10 @@ struct ChainClientOptions {
   std::chrono::milliseconds attempt_timeout{1000};
   // A call gives up (Timeout) after this long.
   std::chrono::milliseconds deadline{10000};
-  // The caller's copy of the chain table and of the nodes' RPC addresses.
+  // The caller's copy of the chain table and of the nodes' RPC addresses and names (a connection
+  // is used only when the node that answers proves to be the one named).
   std::function<std::optional<ChainView>(ChainId)> view;
-  std::function<std::optional<std::string>(NodeId)> address;
+  std::function<std::optional<PeerAddress>(NodeId)> address;
   // A replica refused the version the client used, or did not answer: re-read the table.
   std::function<void(ChainId)> refresh;
 };

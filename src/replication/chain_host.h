@@ -45,11 +45,6 @@
 
 namespace cairn::replication {
 
-struct PeerAddress {
-  std::string name;         // the node's id string, as its handshake presents it
-  std::string rpc_address;  // "host:port"
-};
-
 struct ChainHostOptions {
   NodeId node = 0;
   std::string name;                    // this node's id string

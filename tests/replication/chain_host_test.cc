@@ -107,14 +107,19 @@ class Cluster {
     options.deadline = deadline;
     options.attempt_timeout = 500ms;
     options.view = [this](ChainId c) { return View(c); };
-    options.address = [this](NodeId n) -> std::optional<std::string> {
+    options.address = [this](NodeId n) -> std::optional<PeerAddress> {
       std::lock_guard lock(mu_);
       auto it = peers_.find(n);
       if (it == peers_.end()) return std::nullopt;
-      return it->second.rpc_address;
+      return it->second;
     };
     clients_.push_back(std::make_unique<ChainClient>(options));
     return *clients_.back();
+  }
+
+  PeerAddress Peer(NodeId n) {
+    std::lock_guard lock(mu_);
+    return peers_.at(n);
   }
 
   std::vector<ManagerReport> Reports() {
@@ -245,6 +250,31 @@ TEST(ChainHost, WrongSecretCanNeitherWriteNorRead) {
   auto states = Settled(cluster, 1, {1, 2, 3});
   ASSERT_FALSE(states.empty());
   EXPECT_EQ(states[0].records.count("planted"), 0u);
+}
+
+// A client whose table has a stale address (node 1's name, node 2's address) does not take node 2
+// for node 1: the handshake names who answers.
+TEST(ChainHost, AClientTalksOnlyToTheNodeItNamed) {
+  test::TempDir dir;
+  Cluster cluster(dir.path());
+  cluster.SetView(1, {{1, true}, {2, true}, {3, true}});
+  ASSERT_TRUE(cluster.Client().Write(1, "k", std::string("v")).ok());
+  ChainClientOptions options;
+  options.name = "stale-client";
+  options.secret = kSecret;
+  options.deadline = 1500ms;
+  options.attempt_timeout = 300ms;
+  options.view = [&](ChainId c) { return cluster.View(c); };
+  const PeerAddress wrong{"n1", cluster.Peer(2).rpc_address};
+  options.address = [&](NodeId n) -> std::optional<PeerAddress> {
+    if (n == 1) return wrong;
+    return cluster.Peer(n);
+  };
+  ChainClient stale(options);
+  EXPECT_FALSE(stale.ReadFrom(1, "k", 1).ok()) << "node 2 answered for node 1";
+  auto from_2 = stale.ReadFrom(1, "k", 2);
+  ASSERT_TRUE(from_2.ok()) << from_2.status();
+  EXPECT_EQ(from_2->value, std::string("v"));
 }
 
 // The loopback version of the design's failure story: kill -9 of a member under load, the manager

@@ -98,11 +98,11 @@ class Table {
     if (it == table_.views.end()) return std::nullopt;
     return it->second;
   }
-  std::optional<std::string> Address(uint32_t node) {
+  std::optional<replication::PeerAddress> Address(uint32_t node) {
     std::lock_guard lock(mu_);
     auto it = table_.peers.find(node);
     if (it == table_.peers.end()) return std::nullopt;
-    return it->second.rpc_address;
+    return it->second;
   }
   size_t chains() {
     std::lock_guard lock(mu_);

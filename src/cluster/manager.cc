@@ -1,13 +1,33 @@
 #include "cluster/manager.h"
 
+#include <algorithm>
 #include <map>
 #include <nlohmann/json.hpp>
 
+#include "cluster/membership.h"
 #include "common/logging.h"
 
 namespace cairn::cluster {
 
 std::string ChainKey(const ManagerOptions& options, uint32_t id) { return options.prefix + "chains/" + std::to_string(id); }
+
+Result<std::vector<Chain>> DecodeChainTable(std::string_view prefix, const std::vector<EtcdKv>& kvs,
+                                            uint32_t chain_count, std::map<uint32_t, int64_t>* mod_revisions) {
+  const std::string chains_prefix = std::string(prefix) + "chains/";
+  std::vector<Chain> out;
+  for (const EtcdKv& kv : kvs) {
+    if (!kv.key.starts_with(chains_prefix)) continue;
+    const std::string id_text = kv.key.substr(chains_prefix.size());
+    char* end = nullptr;
+    const unsigned long id = std::strtoul(id_text.c_str(), &end, 10);
+    if (id_text.empty() || *end != '\0' || id >= chain_count) continue;
+    CAIRN_ASSIGN_OR_RETURN(Chain c, DecodeChain(static_cast<uint32_t>(id), kv.value));
+    if (mod_revisions != nullptr) (*mod_revisions)[c.id] = kv.mod_revision;
+    out.push_back(std::move(c));
+  }
+  std::sort(out.begin(), out.end(), [](const Chain& a, const Chain& b) { return a.id < b.id; });
+  return out;
+}
 
 std::string EncodeChain(const Chain& chain) {
   nlohmann::json members = nlohmann::json::array();
@@ -137,15 +157,11 @@ Status Manager::Round() {
   CAIRN_ASSIGN_OR_RETURN(EtcdRange nodes, etcd_->GetPrefix(options_.prefix + "nodes/"));
   std::vector<TargetInfo> live;
   for (const EtcdKv& kv : nodes.kvs) {
-    const auto j = nlohmann::json::parse(kv.value, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string()) continue;
-    const std::string node = j["id"].get<std::string>();
-    const std::string zone = j.contains("zone") && j["zone"].is_string() ? j["zone"].get<std::string>() : "";
-    // The registration's lease is the node's incarnation; etcd binds the key to it as well.
-    const uint64_t incarnation = static_cast<uint64_t>(kv.lease);
-    if (!j.contains("targets") || !j["targets"].is_array()) continue;
-    for (const auto& t : j["targets"]) {
-      if (t.is_string()) live.push_back({t.get<std::string>(), node, zone, incarnation});
+    const std::optional<RegisteredNode> n = DecodeNodeRecord(kv);
+    if (!n) continue;
+    // The registration's lease is the node's incarnation.
+    for (const std::string& t : n->info.targets) {
+      live.push_back({t, n->info.id, n->info.zone, static_cast<uint64_t>(n->lease)});
     }
   }
   // Syncing members' reports that their copy is complete.
@@ -157,17 +173,9 @@ Status Manager::Round() {
   }
   // The table as it stands, with the revision of each record.
   CAIRN_ASSIGN_OR_RETURN(EtcdRange stored, etcd_->GetPrefix(options_.prefix + "chains/"));
-  std::vector<Chain> current;
   std::map<uint32_t, int64_t> mod_revision;
-  for (const EtcdKv& kv : stored.kvs) {
-    const std::string id_text = kv.key.substr(options_.prefix.size() + 7);
-    char* end = nullptr;
-    const unsigned long id = std::strtoul(id_text.c_str(), &end, 10);
-    if (id_text.empty() || *end != '\0' || id >= options_.chain_count) continue;
-    CAIRN_ASSIGN_OR_RETURN(Chain c, DecodeChain(static_cast<uint32_t>(id), kv.value));
-    mod_revision[c.id] = kv.mod_revision;
-    current.push_back(std::move(c));
-  }
+  CAIRN_ASSIGN_OR_RETURN(std::vector<Chain> current,
+                         DecodeChainTable(options_.prefix, stored.kvs, options_.chain_count, &mod_revision));
   const RebuildResult r = Rebuild(current, live, options_.chain_count, options_.replicas, synced);
   if (r.changed.empty()) return Status::OK();
   std::vector<EtcdCompare> compares;

@@ -21,6 +21,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -44,6 +45,12 @@ struct ManagerOptions {
 std::string EncodeChain(const Chain& chain);
 Result<Chain> DecodeChain(uint32_t id, std::string_view json);
 std::string ChainKey(const ManagerOptions& options, uint32_t id);
+// The chain records of a range read of `<prefix>chains/`, by id (etcd orders keys as bytes:
+// "chains/10" before "chains/2"); records of ids >= `chain_count` are left out, unread. With
+// `mod_revisions`, each chain's mod_revision too. Corruption for a record that does not decode.
+Result<std::vector<Chain>> DecodeChainTable(std::string_view prefix, const std::vector<EtcdKv>& kvs,
+                                            uint32_t chain_count = UINT32_MAX,
+                                            std::map<uint32_t, int64_t>* mod_revisions = nullptr);
 // A syncing member's completion report, `<prefix>sync/<chain>/<target>` (written by the member's
 // node, bound to its lease): {"state": "done", "incarnation": 7587..., "version": 4}.
 std::string SyncKey(const ManagerOptions& options, uint32_t chain, std::string_view target);

@@ -13,6 +13,32 @@ std::string Membership::NodeKey(const MembershipOptions& options, std::string_vi
 Membership::Membership(EtcdClient* etcd, NodeInfo node, MembershipOptions options)
     : etcd_(etcd), node_(std::move(node)), options_(std::move(options)), guard_(options_.margin) {}
 
+std::string EncodeNodeRecord(const NodeInfo& node, int64_t lease) {
+  return nlohmann::json{{"id", node.id},     {"rpc", node.rpc_address}, {"s3", node.s3_address},
+                        {"zone", node.zone}, {"targets", node.targets}, {"lease", lease}}
+      .dump();
+}
+
+std::optional<RegisteredNode> DecodeNodeRecord(const EtcdKv& kv) {
+  const auto j = nlohmann::json::parse(kv.value, nullptr, false);
+  if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string()) return std::nullopt;
+  const auto text = [&](const char* key) {
+    return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
+  };
+  RegisteredNode n;
+  n.info.id = j["id"].get<std::string>();
+  n.info.rpc_address = text("rpc");
+  n.info.s3_address = text("s3");
+  n.info.zone = text("zone");
+  if (j.contains("targets") && j["targets"].is_array()) {
+    for (const auto& t : j["targets"]) {
+      if (t.is_string()) n.info.targets.push_back(t.get<std::string>());
+    }
+  }
+  n.lease = kv.lease;
+  return n;
+}
+
 Result<std::unique_ptr<Membership>> Membership::Join(EtcdClient* etcd, NodeInfo node, MembershipOptions options) {
   if (node.id.empty()) return Status::InvalidArgument("a node needs an id");
   if (options.margin >= options.ttl) return Status::InvalidArgument("the fencing margin must be below the lease TTL");
@@ -41,12 +67,10 @@ Status Membership::Register() {
     token = guard_.Sending(LeaseGuard::Clock::now());
   }
   CAIRN_ASSIGN_OR_RETURN(EtcdLease lease, etcd_->LeaseGrant(options_.ttl.count()));
-  const nlohmann::json info = {{"id", node_.id},       {"rpc", node_.rpc_address}, {"s3", node_.s3_address},
-                               {"zone", node_.zone},   {"targets", node_.targets}, {"lease", lease.id}};
   const std::string key = NodeKey(options_, node_.id);
   // Only one live node may hold an id: the key must be absent or left by an expired lease.
   auto txn = etcd_->Txn({EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0)},
-                        {EtcdOp::Put(key, info.dump(), lease.id)}, {});
+                        {EtcdOp::Put(key, EncodeNodeRecord(node_, lease.id), lease.id)}, {});
   if (!txn.ok() || !txn->succeeded) {
     (void)etcd_->LeaseRevoke(lease.id);
     if (!txn.ok()) return txn.status();

@@ -17,6 +17,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -34,6 +35,18 @@ struct NodeInfo {
   std::string zone;
   std::vector<std::string> targets;  // "<id>/<disk index>"
 };
+
+// A registration as read from etcd; its lease is the node's incarnation.
+struct RegisteredNode {
+  NodeInfo info;
+  int64_t lease = 0;
+};
+
+// The registration's JSON: {"id", "rpc", "s3", "zone", "targets", "lease"}.
+std::string EncodeNodeRecord(const NodeInfo& node, int64_t lease);
+// Decodes a registration (its lease is the one etcd binds the key to); nullopt for a record this
+// version cannot read.
+std::optional<RegisteredNode> DecodeNodeRecord(const EtcdKv& kv);
 
 struct MembershipOptions {
   std::string prefix = "/cairn/default/";  // the cluster's etcd prefix, ending in '/'

@@ -28,27 +28,6 @@ constexpr const char* kIsManagerHelp = "1 while this node holds the manager's of
 constexpr const char* kFencedGauge = "cairn_cluster_fenced";
 constexpr const char* kFencedHelp = "1 while this node may not acknowledge writes (not joined, or its lease lapsed)";
 
-// Decodes a registration (membership.cc writes it); nullopt for a record this version cannot read.
-std::optional<RegisteredNode> DecodeNode(std::string_view json) {
-  const Json j = Json::parse(json, nullptr, false);
-  if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string()) return std::nullopt;
-  RegisteredNode n;
-  const auto text = [&](const char* key) {
-    return j.contains(key) && j[key].is_string() ? j[key].get<std::string>() : std::string();
-  };
-  n.info.id = j["id"].get<std::string>();
-  n.info.rpc_address = text("rpc");
-  n.info.s3_address = text("s3");
-  n.info.zone = text("zone");
-  if (j.contains("targets") && j["targets"].is_array()) {
-    for (const auto& t : j["targets"]) {
-      if (t.is_string()) n.info.targets.push_back(t.get<std::string>());
-    }
-  }
-  if (j.contains("lease") && j["lease"].is_number_integer()) n.lease = j["lease"].get<int64_t>();
-  return n;
-}
-
 }  // namespace
 
 std::string StatusJson(const ClusterStatus& s) {
@@ -351,19 +330,9 @@ Result<ClusterStatus> Node::ReadStatus(bool digests) const {
   s.chain_count = options_.chain_count;
   if (!txn.ranges[0].kvs.empty()) s.manager = txn.ranges[0].kvs[0].value;
   for (const EtcdKv& kv : txn.ranges[1].kvs) {
-    if (auto n = DecodeNode(kv.value)) s.nodes.push_back(std::move(*n));
+    if (auto n = DecodeNodeRecord(kv)) s.nodes.push_back(std::move(*n));
   }
-  const std::string chains_prefix = prefix_ + "chains/";
-  for (const EtcdKv& kv : txn.ranges[2].kvs) {
-    const std::string id_text = kv.key.substr(chains_prefix.size());
-    char* end = nullptr;
-    const unsigned long id = std::strtoul(id_text.c_str(), &end, 10);
-    if (id_text.empty() || *end != '\0' || id > UINT32_MAX) continue;
-    CAIRN_ASSIGN_OR_RETURN(Chain c, DecodeChain(static_cast<uint32_t>(id), kv.value));
-    s.chains.push_back(std::move(c));
-  }
-  // etcd orders keys as bytes ("chains/10" before "chains/2"); people read them by number.
-  std::sort(s.chains.begin(), s.chains.end(), [](const Chain& a, const Chain& b) { return a.id < b.id; });
+  CAIRN_ASSIGN_OR_RETURN(s.chains, DecodeChainTable(prefix_, txn.ranges[2].kvs));
   ManagerOptions keys;
   keys.prefix = prefix_;
   for (const EtcdKv& kv : txn.ranges[3].kvs) {

@@ -78,12 +78,6 @@ struct NodeOptions {
   std::function<void(const Status&)> on_fatal;
 };
 
-// A registration as read from etcd.
-struct RegisteredNode {
-  NodeInfo info;
-  int64_t lease = 0;
-};
-
 // The cluster as one etcd revision shows it, from this node's side.
 struct ClusterStatus {
   std::string cluster;                 // its name

@@ -1,7 +1,5 @@
 #include "cluster/replica_service.h"
 
-#include <nlohmann/json.hpp>
-
 #include "common/crypto.h"
 #include "common/logging.h"
 
@@ -35,25 +33,18 @@ Result<ReplicationTable> ReadReplicationTable(EtcdClient* etcd, const std::strin
   ReplicationTable out;
   CAIRN_ASSIGN_OR_RETURN(EtcdRange nodes, etcd->GetPrefix(prefix + "nodes/"));
   for (const EtcdKv& kv : nodes.kvs) {
-    const auto j = nlohmann::json::parse(kv.value, nullptr, false);
-    if (j.is_discarded() || !j.is_object() || !j.contains("id") || !j["id"].is_string() || !j.contains("rpc") ||
-        !j["rpc"].is_string()) {
-      continue;
-    }
-    const std::string id = j["id"].get<std::string>();
+    const std::optional<RegisteredNode> n = DecodeNodeRecord(kv);
+    if (!n || n->info.rpc_address.empty()) continue;
+    const std::string& id = n->info.id;
     const uint32_t number = NodeNumber(id);
     if (auto it = out.peers.find(number); it != out.peers.end() && it->second.name != id) {
       return Status::ConfigError("nodes " + id + " and " + it->second.name + " have the same node number; rename one");
     }
-    out.peers[number] = {id, j["rpc"].get<std::string>()};
+    out.peers[number] = {id, n->info.rpc_address};
   }
   CAIRN_ASSIGN_OR_RETURN(EtcdRange stored, etcd->GetPrefix(prefix + "chains/"));
-  for (const EtcdKv& kv : stored.kvs) {
-    const std::string id_text = kv.key.substr(prefix.size() + 7);
-    char* end = nullptr;
-    const unsigned long id = std::strtoul(id_text.c_str(), &end, 10);
-    if (id_text.empty() || *end != '\0') continue;
-    CAIRN_ASSIGN_OR_RETURN(Chain chain, DecodeChain(static_cast<uint32_t>(id), kv.value));
+  CAIRN_ASSIGN_OR_RETURN(std::vector<Chain> chains, DecodeChainTable(prefix, stored.kvs));
+  for (const Chain& chain : chains) {
     ChainView view;
     view.chain_id = chain.id;
     view.version = chain.version;

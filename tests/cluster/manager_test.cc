@@ -73,15 +73,10 @@ class ManagerTest : public ::testing::Test {
   }
 
   std::vector<Chain> Table() {
-    std::vector<Chain> out;
     auto r = client_->GetPrefix(options_.prefix + "chains/");
-    if (!r.ok()) return out;
-    for (const EtcdKv& kv : r->kvs) {
-      const uint32_t id = static_cast<uint32_t>(std::stoul(kv.key.substr(options_.prefix.size() + 7)));
-      auto c = DecodeChain(id, kv.value);
-      if (c.ok()) out.push_back(*c);
-    }
-    return out;
+    if (!r.ok()) return {};
+    auto table = DecodeChainTable(options_.prefix, r->kvs);
+    return table.ok() ? std::move(*table) : std::vector<Chain>{};
   }
 
   // Waits (bounded) until every chain of the table satisfies pred.

@@ -90,14 +90,10 @@ class ReplicaServiceTest : public ::testing::Test {
   }
 
   std::vector<Chain> Table() {
-    std::vector<Chain> out;
     auto r = client_->GetPrefix(options_.prefix + "chains/");
-    if (!r.ok()) return out;
-    for (const EtcdKv& kv : r->kvs) {
-      auto c = DecodeChain(static_cast<uint32_t>(std::stoul(kv.key.substr(options_.prefix.size() + 7))), kv.value);
-      if (c.ok()) out.push_back(*c);
-    }
-    return out;
+    if (!r.ok()) return {};
+    auto table = DecodeChainTable(options_.prefix, r->kvs);
+    return table.ok() ? std::move(*table) : std::vector<Chain>{};
   }
   bool AllChains(const std::function<bool(const Chain&)>& pred) {
     const auto t = Table();

@@ -52,7 +52,7 @@ Status Connection::Authenticate(bool client) {
 
 Status Connection::SendFrame(const Frame& frame) {
   std::lock_guard lock(send_mu_);
-  return SendAll(fd_.get(), EncodeFrame(frame.type, frame.request_id, frame.body));
+  return SendPiece(frame.type, frame.request_id, frame.body);
 }
 
 Status Connection::Send(uint16_t type, uint64_t request_id, std::string_view body) {
@@ -61,10 +61,16 @@ Status Connection::Send(uint16_t type, uint64_t request_id, std::string_view bod
   }
   std::lock_guard lock(send_mu_);
   while (body.size() > kMaxFrameBody) {
-    CAIRN_RETURN_IF_ERROR(SendAll(fd_.get(), EncodeFrame(kFrameContinued, request_id, body.substr(0, kMaxFrameBody))));
+    CAIRN_RETURN_IF_ERROR(SendPiece(kFrameContinued, request_id, body.substr(0, kMaxFrameBody)));
     body.remove_prefix(kMaxFrameBody);
   }
-  return SendAll(fd_.get(), EncodeFrame(type, request_id, body));
+  return SendPiece(type, request_id, body);
+}
+
+Status Connection::SendPiece(uint16_t type, uint64_t request_id, std::string_view body) {
+  // The body goes out from where it lies: a chunk's bytes are not copied into a frame first.
+  const FrameEnvelope e = EncodeFrameEnvelope(type, request_id, body);
+  return SendAll(fd_.get(), {e.head, body, e.trailer});
 }
 
 Result<Frame> Connection::ReceiveFrame() {
@@ -89,7 +95,10 @@ Result<Frame> Connection::Receive() {
       joined.append(frame.body);
       continue;
     }
-    if (!joined.empty()) frame.body.insert(0, joined);
+    if (!joined.empty()) {
+      joined.append(frame.body);
+      frame.body = std::move(joined);
+    }
     return frame;
   }
 }

@@ -62,6 +62,8 @@ class Connection {
   // The next frame off the socket.
   Result<Frame> ReceiveFrame();
   Status SendFrame(const Frame& frame);
+  // One frame. REQUIRES: send_mu_ held.
+  Status SendPiece(uint16_t type, uint64_t request_id, std::string_view body);
 
   UniqueFd fd_;
   const ConnectionOptions options_;

@@ -28,15 +28,24 @@ uint64_t GetLe(std::string_view s, size_t at, size_t n) {
 
 }  // namespace
 
+FrameEnvelope EncodeFrameEnvelope(uint16_t type, uint64_t request_id, std::string_view body) {
+  FrameEnvelope e;
+  e.head.reserve(kFrameHeaderSize);
+  PutU16(&e.head, kFrameMagic);
+  PutU16(&e.head, type);
+  PutU32(&e.head, static_cast<uint32_t>(body.size()));
+  PutU64(&e.head, request_id);
+  uint32_t crc = crc32c::Value(e.head.data(), e.head.size());
+  crc = crc32c::Extend(crc, body.data(), body.size());
+  PutU32(&e.trailer, crc);
+  return e;
+}
+
 std::string EncodeFrame(uint16_t type, uint64_t request_id, std::string_view body) {
+  const FrameEnvelope e = EncodeFrameEnvelope(type, request_id, body);
   std::string out;
-  out.reserve(kFrameHeaderSize + body.size() + kFrameTrailerSize);
-  PutU16(&out, kFrameMagic);
-  PutU16(&out, type);
-  PutU32(&out, static_cast<uint32_t>(body.size()));
-  PutU64(&out, request_id);
-  out.append(body);
-  PutU32(&out, crc32c::Value(out.data(), out.size()));
+  out.reserve(e.head.size() + body.size() + e.trailer.size());
+  out.append(e.head).append(body).append(e.trailer);
   return out;
 }
 

@@ -43,6 +43,13 @@ struct Frame {
   friend bool operator==(const Frame&, const Frame&) = default;
 };
 
+// What goes around a body: head + body + trailer are the frame's bytes. A sender writes the body
+// from where it lies (no copy). REQUIRES: body.size() <= kMaxFrameBody.
+struct FrameEnvelope {
+  std::string head;     // kFrameHeaderSize bytes
+  std::string trailer;  // kFrameTrailerSize bytes: the CRC32C of head and body
+};
+FrameEnvelope EncodeFrameEnvelope(uint16_t type, uint64_t request_id, std::string_view body);
 // The frame's bytes. REQUIRES: body.size() <= kMaxFrameBody.
 std::string EncodeFrame(uint16_t type, uint64_t request_id, std::string_view body);
 

@@ -6,8 +6,10 @@
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
 #include <charconv>
 #include <cstring>
@@ -116,14 +118,34 @@ Result<UniqueFd> Connect(std::string_view address, std::chrono::milliseconds tim
   return fd;
 }
 
-Status SendAll(int fd, std::string_view data) {
-  while (!data.empty()) {
-    const ssize_t n = ::send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+Status SendAll(int fd, std::initializer_list<std::string_view> pieces) {
+  constexpr size_t kMaxPieces = 8;
+  std::array<iovec, kMaxPieces> iov{};
+  size_t count = 0;
+  for (std::string_view p : pieces) {
+    if (p.empty()) continue;
+    if (count == kMaxPieces) return Status::InvalidArgument("send: too many pieces");
+    iov[count++] = iovec{const_cast<char*>(p.data()), p.size()};
+  }
+  size_t first = 0;
+  while (first < count) {
+    msghdr msg{};
+    msg.msg_iov = &iov[first];
+    msg.msg_iovlen = count - first;
+    ssize_t n = ::sendmsg(fd, &msg, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       return Status::IOError(fmt::format("send: {}", std::strerror(errno)));
     }
-    data.remove_prefix(static_cast<size_t>(n));
+    // Skip what went out: whole pieces, then the start of the next one.
+    while (first < count && static_cast<size_t>(n) >= iov[first].iov_len) {
+      n -= static_cast<ssize_t>(iov[first].iov_len);
+      ++first;
+    }
+    if (first < count) {
+      iov[first].iov_base = static_cast<char*>(iov[first].iov_base) + n;
+      iov[first].iov_len -= static_cast<size_t>(n);
+    }
   }
   return Status::OK();
 }

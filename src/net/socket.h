@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <initializer_list>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -46,8 +47,9 @@ Result<std::pair<UniqueFd, std::string>> Listen(std::string_view address);
 // Connects to "HOST:PORT" (numeric hosts and "localhost"), waiting at most `timeout`. The socket
 // returned is blocking, with TCP_NODELAY.
 Result<UniqueFd> Connect(std::string_view address, std::chrono::milliseconds timeout);
-// Sends all of `data`. IOError when the peer is gone.
-Status SendAll(int fd, std::string_view data);
+// Sends all of the pieces (at most 8), in order, with as few system calls as the socket allows
+// (sendmsg). IOError when the peer is gone.
+Status SendAll(int fd, std::initializer_list<std::string_view> pieces);
 // Receives up to `capacity` bytes; 0 means the peer closed. Retries on EINTR.
 Result<size_t> ReceiveSome(int fd, char* buffer, size_t capacity);
 // Makes both directions fail at once; a thread blocked in recv or send returns.

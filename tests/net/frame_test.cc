@@ -103,5 +103,13 @@ TEST(FrameTest, AGoodFrameBeforeADamagedOneIsDelivered) {
   EXPECT_TRUE(d.status().IsCorruption());
 }
 
+TEST(FrameTest, TheEnvelopeAroundABodyIsTheEncodedFrame) {
+  const std::string body(3000, 'x');
+  const FrameEnvelope e = EncodeFrameEnvelope(7, 42, body);
+  EXPECT_EQ(e.head.size(), kFrameHeaderSize);
+  EXPECT_EQ(e.trailer.size(), kFrameTrailerSize);
+  EXPECT_EQ(e.head + body + e.trailer, EncodeFrame(7, 42, body));
+}
+
 }  // namespace
 }  // namespace cairn::net

@@ -342,23 +342,16 @@ void ChainHost::ApplyFence() {
   for (auto& [chain, replica] : replicas_) replica->SetFenced(fenced);
 }
 
-std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain, bool with_state) {
-  if (stopping_) return std::nullopt;
-  auto promise = std::make_shared<std::promise<std::optional<ReplicaInfo>>>();
-  auto future = promise->get_future();
-  Post([this, chain, promise, with_state] {
-    auto it = replicas_.find(chain);
-    if (it == replicas_.end()) {
-      promise->set_value(std::nullopt);
-      return;
-    }
-    const ChainReplica& r = *it->second;
-    promise->set_value(ReplicaInfo{r.phase(), r.view_version(), r.fenced(), r.last_applied(), r.durable_level(),
-                                  r.exposed_level(), r.Quiescent(), with_state ? r.applied() : StoreState(),
-                                  with_state ? r.durable() : DurableState()});
+std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain) {
+  // Filled on the event thread; shared, since a visit that outlives the wait still writes it.
+  auto info = std::make_shared<std::optional<ReplicaInfo>>();
+  const bool done = VisitAll([chain, info](ChainId id, const ChainReplica& r) {
+    if (id != chain) return;
+    *info = ReplicaInfo{r.phase(),         r.view_version(), r.fenced(), r.last_applied(), r.durable_level(),
+                        r.exposed_level(), r.Quiescent(),    r.applied(), r.durable()};
   });
-  if (future.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return std::nullopt;
-  return future.get();
+  if (!done) return std::nullopt;
+  return std::move(*info);
 }
 
 bool ChainHost::VisitAll(std::function<void(ChainId, const ChainReplica&)> fn) {

@@ -9,7 +9,9 @@
 
 namespace cairn::cluster {
 
-std::string ChainKey(const ManagerOptions& options, uint32_t id) { return options.prefix + "chains/" + std::to_string(id); }
+std::string ChainKey(const ManagerOptions& options, uint32_t id) {
+  return options.prefix + "chains/" + std::to_string(id);
+}
 
 Result<std::vector<Chain>> DecodeChainTable(std::string_view prefix, const std::vector<EtcdKv>& kvs,
                                             uint32_t chain_count, std::map<uint32_t, int64_t>* mod_revisions) {
@@ -194,8 +196,11 @@ Status Manager::Round() {
       CAIRN_LOG_INFO("manager: {} chains changed ({} live targets, {} short, {} lost)", r.changed.size(), live.size(),
                      r.short_chains.size(), r.lost.size());
       break;
-    case ManagerElection::Outcome::kStale: break;  // someone changed the table: read again next round
-    case ManagerElection::Outcome::kLostOffice: CAIRN_LOG_WARN("manager: {} lost the office", node_id_); break;
+    case ManagerElection::Outcome::kStale:
+      break;  // someone changed the table: read again next round
+    case ManagerElection::Outcome::kLostOffice:
+      CAIRN_LOG_WARN("manager: {} lost the office", node_id_);
+      break;
   }
   return Status::OK();
 }

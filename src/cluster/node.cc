@@ -1,6 +1,5 @@
 #include "cluster/node.h"
 
-
 #include <algorithm>
 #include <cerrno>
 #include <cstdint>
@@ -177,9 +176,8 @@ Status Node::CheckClusterConfig() {
   // whenever it held the office, and send keys to other chains).
   const std::string key = prefix_ + "config";
   const std::string mine = Json{{"replicas", options_.replicas}, {"chains", options_.chain_count}}.dump();
-  CAIRN_ASSIGN_OR_RETURN(EtcdTxnResult txn,
-                         etcd_->Txn({EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0)},
-                                    {EtcdOp::Put(key, mine)}, {EtcdOp::Get(key)}));
+  CAIRN_ASSIGN_OR_RETURN(EtcdTxnResult txn, etcd_->Txn({EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0)},
+                                                       {EtcdOp::Put(key, mine)}, {EtcdOp::Get(key)}));
   if (txn.succeeded) return Status::OK();  // the first node: its settings are the cluster's
   if (txn.ranges.empty() || txn.ranges[0].kvs.empty()) return Status::Internal("etcd: the cluster config vanished");
   const Json theirs = Json::parse(txn.ranges[0].kvs[0].value, nullptr, false);
@@ -187,8 +185,8 @@ Status Node::CheckClusterConfig() {
   const uint64_t replicas = theirs.value("replicas", uint64_t{0});
   const uint64_t chains = theirs.value("chains", uint64_t{0});
   if (replicas != options_.replicas || chains != options_.chain_count) {
-    return Status::ConfigError("cluster " + options_.cluster_name + " runs " + std::to_string(chains) +
-                               " chains of " + std::to_string(replicas) + " replicas; this node is configured for " +
+    return Status::ConfigError("cluster " + options_.cluster_name + " runs " + std::to_string(chains) + " chains of " +
+                               std::to_string(replicas) + " replicas; this node is configured for " +
                                std::to_string(options_.chain_count) + " chains of " +
                                std::to_string(options_.replicas) + " (--chains, --replicas must match the cluster)");
   }
@@ -392,9 +390,8 @@ void Node::PublishMetrics(const ClusterStatus& s) {
   reg.GetGauge(kFencedGauge, kFencedHelp)->Set(s.fenced ? 1 : 0);
   size_t syncing_members = 0;
   for (const Chain& c : s.chains) {
-    syncing_members += static_cast<size_t>(std::count_if(c.members.begin(), c.members.end(), [](const ChainMember& m) {
-      return m.state == ReplicaState::kSyncing;
-    }));
+    syncing_members += static_cast<size_t>(std::count_if(
+        c.members.begin(), c.members.end(), [](const ChainMember& m) { return m.state == ReplicaState::kSyncing; }));
   }
   reg.GetGauge("cairn_resync_members", "Chain members still syncing (resync in progress), cluster-wide")
       ->Set(static_cast<double>(syncing_members));

@@ -53,9 +53,9 @@ struct NodeOptions {
   std::vector<std::string> etcd_endpoints;  // required
   std::string cluster_name = "default";     // the etcd prefix is /cairn/<name>/
   std::string node_id;                      // required; the target is "<id>/0"
-  std::string rpc_address;  // where the node's replicas listen (ReplicaService)
+  std::string rpc_address;                  // where the node's replicas listen (ReplicaService)
   std::string zone;
-  std::string data_dir;     // the replica store goes to <data_dir>/replicas
+  std::string data_dir;  // the replica store goes to <data_dir>/replicas
   // The cluster secret (LoadClusterSecret): the RPC's mutual authentication (net/handshake.h).
   std::string secret;
   std::chrono::seconds lease_ttl{3};
@@ -89,12 +89,12 @@ struct ClusterStatus {
   // manager marks them serving.
   std::vector<SyncReport> sync_reports;
   std::vector<ReplicaStatus> local_replicas;  // this node's replicas, by chain
-  int64_t revision = 0;      // the etcd revision read
-  bool fenced = true;        // this node may not acknowledge writes (not joined, lease lapsed)
-  bool disk_failed = false;  // this node's replica store failed a write (it leaves the cluster)
-  bool is_manager = false;   // this node's manager loop holds the office
-  uint32_t replicas = 0;     // as this node is configured
-  uint32_t chain_count = 0;  // as this node is configured
+  int64_t revision = 0;                       // the etcd revision read
+  bool fenced = true;                         // this node may not acknowledge writes (not joined, lease lapsed)
+  bool disk_failed = false;                   // this node's replica store failed a write (it leaves the cluster)
+  bool is_manager = false;                    // this node's manager loop holds the office
+  uint32_t replicas = 0;                      // as this node is configured
+  uint32_t chain_count = 0;                   // as this node is configured
 };
 
 // The status as `GET /_cairn/admin/v1/status` answers it (docs/design/cluster.md):
@@ -162,7 +162,7 @@ class Node {
   // GUARDED_BY(mu_): the node's replicas, from Join to Leave; shared with status readers, which
   // may still hold it while Leave runs.
   std::shared_ptr<ReplicaService> replicas_;
-  bool stopping_ = false;                   // GUARDED_BY(mu_): the refresh thread ends
+  bool stopping_ = false;  // GUARDED_BY(mu_): the refresh thread ends
   std::thread refresher_;
   std::chrono::steady_clock::time_point joined_at_{};  // GUARDED_BY(mu_)
   uint64_t renewals_published_ = 0;                    // the refresh thread's own

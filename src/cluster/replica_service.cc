@@ -19,10 +19,14 @@ namespace {
 
 std::string_view PhaseName(replication::ChainReplica::Phase phase) {
   switch (phase) {
-    case replication::ChainReplica::Phase::kDown: return "down";
-    case replication::ChainReplica::Phase::kIdle: return "idle";
-    case replication::ChainReplica::Phase::kSyncing: return "syncing";
-    case replication::ChainReplica::Phase::kReady: return "ready";
+    case replication::ChainReplica::Phase::kDown:
+      return "down";
+    case replication::ChainReplica::Phase::kIdle:
+      return "idle";
+    case replication::ChainReplica::Phase::kSyncing:
+      return "syncing";
+    case replication::ChainReplica::Phase::kReady:
+      return "ready";
   }
   return "?";
 }
@@ -149,34 +153,40 @@ std::vector<ReplicaStatus> ReplicaService::Replicas(bool digests) {
   }
   // Filled on the replicas' thread: the states are hashed where they are, not copied.
   auto out = std::make_shared<std::vector<ReplicaStatus>>();
-  const bool done = host_->VisitAll([out, views, self, incarnation, digests](uint32_t chain,
-                                                                            const replication::ChainReplica& r) {
-    auto view = views.find(chain);
-    if (view == views.end() ||
-        std::none_of(view->second.members.begin(), view->second.members.end(), [&](const replication::Member& m) {
-          return m.id.node == self && m.id.incarnation == incarnation;
-        })) {
-      return;  // a replica this node no longer holds for the table
-    }
-    ReplicaStatus s{chain, r.view_version(), std::string(PhaseName(r.phase())), r.fenced(), r.last_applied(),
-                    r.exposed_level(), r.applied().records.size(), ""};
-    if (digests) {
-      crypto::Sha256Hasher hasher;
-      for (const auto& [key, record] : r.applied().records) {
-        const std::string head = std::to_string(key.size()) + ":" + key + ":" + std::to_string(record.seq) + ":" +
-                                 (record.value ? std::to_string(record.value->size()) : std::string("-")) + ":";
-        hasher.Update(crypto::AsBytes(head));
-        if (record.value) hasher.Update(crypto::AsBytes(*record.value));
-      }
-      for (const auto& [op, result] : r.applied().ops) {
-        hasher.Update(crypto::AsBytes("op:" + std::to_string(op) + ":" + std::to_string(result.seq) + ":" +
-                                      (result.existed ? "1" : "0")));
-      }
-      hasher.Update(crypto::AsBytes("last:" + std::to_string(r.applied().last_seq)));
-      s.digest = crypto::HexEncode(hasher.Finish());
-    }
-    out->push_back(std::move(s));
-  });
+  const bool done =
+      host_->VisitAll([out, views, self, incarnation, digests](uint32_t chain, const replication::ChainReplica& r) {
+        auto view = views.find(chain);
+        if (view == views.end() ||
+            std::none_of(view->second.members.begin(), view->second.members.end(), [&](const replication::Member& m) {
+              return m.id.node == self && m.id.incarnation == incarnation;
+            })) {
+          return;  // a replica this node no longer holds for the table
+        }
+        ReplicaStatus s{chain,
+                        r.view_version(),
+                        std::string(PhaseName(r.phase())),
+                        r.fenced(),
+                        r.last_applied(),
+                        r.exposed_level(),
+                        r.applied().records.size(),
+                        ""};
+        if (digests) {
+          crypto::Sha256Hasher hasher;
+          for (const auto& [key, record] : r.applied().records) {
+            const std::string head = std::to_string(key.size()) + ":" + key + ":" + std::to_string(record.seq) + ":" +
+                                     (record.value ? std::to_string(record.value->size()) : std::string("-")) + ":";
+            hasher.Update(crypto::AsBytes(head));
+            if (record.value) hasher.Update(crypto::AsBytes(*record.value));
+          }
+          for (const auto& [op, result] : r.applied().ops) {
+            hasher.Update(crypto::AsBytes("op:" + std::to_string(op) + ":" + std::to_string(result.seq) + ":" +
+                                          (result.existed ? "1" : "0")));
+          }
+          hasher.Update(crypto::AsBytes("last:" + std::to_string(r.applied().last_seq)));
+          s.digest = crypto::HexEncode(hasher.Finish());
+        }
+        out->push_back(std::move(s));
+      });
   if (!done) return {};
   return std::move(*out);
 }

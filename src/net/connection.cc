@@ -27,15 +27,16 @@ Connection::~Connection() { Close(); }
 Status Connection::Authenticate(bool client) {
   Nonce nonce;
   crypto::RandomBytes(nonce);
-  Handshake handshake(client ? Handshake::Role::kClient : Handshake::Role::kServer, options_.node_id,
-                      options_.secret, nonce);
+  Handshake handshake(client ? Handshake::Role::kClient : Handshake::Role::kServer, options_.node_id, options_.secret,
+                      nonce);
   // One deadline for the whole handshake, however slowly the peer trickles its bytes: every
   // receive waits at most what is left of it.
   const auto deadline = std::chrono::steady_clock::now() + options_.handshake_timeout;
   SetSendTimeout(fd_.get(), options_.handshake_timeout);
   if (client) CAIRN_RETURN_IF_ERROR(SendFrame(handshake.Start()));
   while (!handshake.done()) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    const auto left =
+        std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
     if (left.count() <= 0) return Status::Timeout("rpc handshake: timed out");
     SetReceiveTimeout(fd_.get(), std::min<std::chrono::milliseconds>(left, std::chrono::milliseconds(100)));
     auto received = ReceiveFrame();

@@ -37,7 +37,7 @@ class Connection {
  public:
   // Connects to `address` and authenticates (client role).
   static Result<std::unique_ptr<Connection>> Dial(std::string_view address, const ConnectionOptions& options,
-                                                   std::chrono::milliseconds connect_timeout);
+                                                  std::chrono::milliseconds connect_timeout);
   // Authenticates an accepted socket (server role).
   static Result<std::unique_ptr<Connection>> Accept(UniqueFd fd, const ConnectionOptions& options);
   ~Connection();

@@ -109,8 +109,10 @@ Result<UniqueFd> Connect(std::string_view address, std::chrono::milliseconds tim
     if (rc == 0) return Status::Timeout(fmt::format("connect {}: timed out", address));
     int err = 0;
     socklen_t len = sizeof err;
-    if (rc < 0) err = errno;
-    else if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+    if (rc < 0)
+      err = errno;
+    else if (::getsockopt(fd.get(), SOL_SOCKET, SO_ERROR, &err, &len) != 0)
+      err = errno;
     if (err != 0) return Status::IOError(fmt::format("connect {}: {}", address, std::strerror(err)));
   }
   const int flags = ::fcntl(fd.get(), F_GETFL);

@@ -101,7 +101,8 @@ std::optional<Message> ChainClient::Call(NodeId node, uint64_t request_id, const
   if (!link.ok()) {
     CAIRN_LOG_DEBUG("chain client {}: node {}: {}", options_.name, node, link.status().ToString());
     // A node that cannot be reached (or refuses us) is not dialled again at once.
-    std::this_thread::sleep_for(std::min<std::chrono::milliseconds>(options_.attempt_timeout, std::chrono::milliseconds(200)));
+    std::this_thread::sleep_for(
+        std::min<std::chrono::milliseconds>(options_.attempt_timeout, std::chrono::milliseconds(200)));
     return std::nullopt;
   }
   {
@@ -111,8 +112,7 @@ std::optional<Message> ChainClient::Call(NodeId node, uint64_t request_id, const
   std::optional<Message> answer;
   if ((*link)->connection->Send(wire::kFrameChainMessage, request_id, wire::Encode(message)).ok()) {
     std::unique_lock lock(mu_);
-    cv_.wait_for(lock, options_.attempt_timeout,
-                 [&] { return waiting_[request_id].has_value() || !(*link)->alive; });
+    cv_.wait_for(lock, options_.attempt_timeout, [&] { return waiting_[request_id].has_value() || !(*link)->alive; });
     answer = std::move(waiting_[request_id]);
     waiting_.erase(request_id);
   } else {

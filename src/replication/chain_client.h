@@ -76,11 +76,11 @@ class ChainClient {
   const ChainClientOptions options_;
   std::mutex mu_;
   std::condition_variable cv_;
-  std::map<NodeId, std::shared_ptr<Link>> links_;         // GUARDED_BY(mu_)
-  std::map<uint64_t, std::optional<Message>> waiting_;    // GUARDED_BY(mu_): request id -> answer
-  size_t readers_ = 0;                                    // GUARDED_BY(mu_): reader threads running
-  uint64_t next_request_ = 1;                             // GUARDED_BY(mu_)
-  std::mutex dial_mu_;                                    // one dial at a time
+  std::map<NodeId, std::shared_ptr<Link>> links_;       // GUARDED_BY(mu_)
+  std::map<uint64_t, std::optional<Message>> waiting_;  // GUARDED_BY(mu_): request id -> answer
+  size_t readers_ = 0;                                  // GUARDED_BY(mu_): reader threads running
+  uint64_t next_request_ = 1;                           // GUARDED_BY(mu_)
+  std::mutex dial_mu_;                                  // one dial at a time
 };
 
 }  // namespace cairn::replication

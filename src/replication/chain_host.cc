@@ -250,9 +250,10 @@ void ChainHost::AddChain(ChainId chain, uint64_t incarnation, StartMode mode) {
       if (mode == StartMode::kRecovered && complete_.count(chain) == 0) {
         // Named the chain's serving member, but this disk never held a complete copy (emptied,
         // replaced, or a sync that never finished): serving it would replace every other copy.
-        CAIRN_LOG_ERROR("node {}: chain {}: the table names this node its serving member, but its disk never held "
-                        "a complete copy; it waits to be resynced",
-                        options_.name, chain);
+        CAIRN_LOG_ERROR(
+            "node {}: chain {}: the table names this node its serving member, but its disk never held "
+            "a complete copy; it waits to be resynced",
+            options_.name, chain);
         replica->Start(incarnation);
       } else if (mode == StartMode::kRecovered) {
         replica->Bootstrap(incarnation);  // from the restored state, complete
@@ -289,9 +290,10 @@ void ChainHost::RecoverWaiting() {
     }
     if (complete_.count(it->first) == 0) {
       if (refused_recovery_.insert(it->first).second) {  // once, not every round that asks again
-        CAIRN_LOG_ERROR("node {}: chain {}: the table names this node its serving member, but its disk never held "
-                        "a complete copy; it waits to be resynced",
-                        options_.name, it->first);
+        CAIRN_LOG_ERROR(
+            "node {}: chain {}: the table names this node its serving member, but its disk never held "
+            "a complete copy; it waits to be resynced",
+            options_.name, it->first);
       }
       it = recovering_.erase(it);
       continue;
@@ -347,7 +349,7 @@ std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain) {
   auto info = std::make_shared<std::optional<ReplicaInfo>>();
   const bool done = VisitAll([chain, info](ChainId id, const ChainReplica& r) {
     if (id != chain) return;
-    *info = ReplicaInfo{r.phase(),         r.view_version(), r.fenced(), r.last_applied(), r.durable_level(),
+    *info = ReplicaInfo{r.phase(),         r.view_version(), r.fenced(),  r.last_applied(), r.durable_level(),
                         r.exposed_level(), r.Quiescent(),    r.applied(), r.durable()};
   });
   if (!done) return std::nullopt;
@@ -392,8 +394,8 @@ void ChainHost::Deliver(ChainId chain, Endpoint from, const Message& message) {
   if (it == replicas_.end() || !it->second->up()) {
     // No replica of that chain here: a client learns so at once instead of timing out.
     if (const auto* write = std::get_if<ClientWrite>(&message)) {
-      SendToClient(from.id, ClientWriteReply{write->request_id, write->op_id, Status::Busy("no replica of the chain here"),
-                                             {}, 0});
+      SendToClient(from.id, ClientWriteReply{
+                                write->request_id, write->op_id, Status::Busy("no replica of the chain here"), {}, 0});
     } else if (const auto* read = std::get_if<ClientRead>(&message)) {
       SendToClient(from.id, ClientReadReply{read->request_id, Status::Busy("no replica of the chain here"), {}, 0});
     }

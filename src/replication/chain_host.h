@@ -174,8 +174,8 @@ class ChainHost {
 
   // Event thread state (touched only by tasks running on it).
   std::map<ChainId, std::unique_ptr<ChainReplica>> replicas_;
-  std::map<ChainId, DurableState> loaded_;  // what the disk held at Start, until AddChain takes it
-  std::set<ChainId> complete_;              // chains whose stored copy was once complete
+  std::map<ChainId, DurableState> loaded_;           // what the disk held at Start, until AddChain takes it
+  std::set<ChainId> complete_;                       // chains whose stored copy was once complete
   std::set<std::pair<ChainId, uint64_t>> installs_;  // resync installs on their way to the disk
   bool fence_requested_ = false;
   bool fenced_ = false;  // what the replicas were last told
@@ -192,9 +192,9 @@ class ChainHost {
   std::condition_variable threads_cv_;
 
   std::mutex peers_mu_;
-  std::map<NodeId, PeerAddress> peers_;                  // GUARDED_BY(peers_mu_)
-  std::map<NodeId, std::unique_ptr<Outbox>> outboxes_;   // GUARDED_BY(peers_mu_)
-  std::map<uint32_t, std::shared_ptr<Inbound>> inbound_; // GUARDED_BY(peers_mu_): by client id
+  std::map<NodeId, PeerAddress> peers_;                   // GUARDED_BY(peers_mu_)
+  std::map<NodeId, std::unique_ptr<Outbox>> outboxes_;    // GUARDED_BY(peers_mu_)
+  std::map<uint32_t, std::shared_ptr<Inbound>> inbound_;  // GUARDED_BY(peers_mu_): by client id
   uint32_t next_inbound_id_ = 1;                          // GUARDED_BY(peers_mu_)
 
   std::mutex disk_mu_;

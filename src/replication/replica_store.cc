@@ -154,7 +154,8 @@ Result<ReplicaStore::Loaded> ReplicaStore::LoadAll() {
         state.store.last_seq = GetLe64(value);
         break;
       case kRecord: {
-        if (value.size() < 9 || static_cast<uint8_t>(value[0]) > 1) return Status::Corruption("replica store: bad record");
+        if (value.size() < 9 || static_cast<uint8_t>(value[0]) > 1)
+          return Status::Corruption("replica store: bad record");
         Record record;
         record.seq = GetLe64(value.substr(1));
         if (value[0] == 1) record.value = std::string(value.substr(9));

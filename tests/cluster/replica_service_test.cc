@@ -76,7 +76,8 @@ class ReplicaServiceTest : public ::testing::Test {
     node.membership = std::move(*membership);
     node.replicas->Run(node.membership.get());
     Membership* m = node.membership.get();
-    auto manager = Manager::Start(client_.get(), id, [m] { return m->lease_id(); }, options_);
+    auto manager = Manager::Start(
+        client_.get(), id, [m] { return m->lease_id(); }, options_);
     ASSERT_OK(manager);
     node.manager = std::move(*manager);
     nodes_[id] = std::move(node);
@@ -100,9 +101,8 @@ class ReplicaServiceTest : public ::testing::Test {
     return t.size() == options_.chain_count && std::all_of(t.begin(), t.end(), pred);
   }
   static bool FullAndServing(const Chain& c) {
-    return c.members.size() == 3 && std::all_of(c.members.begin(), c.members.end(), [](const ChainMember& m) {
-             return m.state == ReplicaState::kServing;
-           });
+    return c.members.size() == 3 && std::all_of(c.members.begin(), c.members.end(),
+                                                [](const ChainMember& m) { return m.state == ReplicaState::kServing; });
   }
 
   // Every listed node's replica of every chain: ready, at the same applied sequence, same records.
@@ -111,7 +111,8 @@ class ReplicaServiceTest : public ::testing::Test {
       std::optional<std::pair<uint64_t, uint64_t>> first;
       for (const std::string& id : ids) {
         const auto replicas = nodes_.at(id).replicas->Replicas();
-        auto it = std::find_if(replicas.begin(), replicas.end(), [&](const ReplicaStatus& r) { return r.chain == chain; });
+        auto it =
+            std::find_if(replicas.begin(), replicas.end(), [&](const ReplicaStatus& r) { return r.chain == chain; });
         if (it == replicas.end() || it->phase != "ready" || it->committed != it->last_applied) return false;
         const std::pair<uint64_t, uint64_t> here{it->last_applied, it->records};
         if (first && *first != here) return false;

@@ -159,7 +159,8 @@ std::vector<StoreState> Settled(Cluster& cluster, ChainId chain, const std::vect
     EXPECT_TRUE(WaitFor([&] {
       info = cluster.host(n).Inspect(chain);
       return info && info->quiescent && info->durable.store == info->applied;
-    })) << "node " << n << " did not settle";
+    })) << "node "
+        << n << " did not settle";
     if (info) out.push_back(info->applied);
   }
   return out;
@@ -218,7 +219,8 @@ TEST(ChainHost, StateSurvivesRestartFromDisk) {
     Cluster cluster(dir.path());
     cluster.SetView(1, {{1, true}, {2, true}, {3, true}});
     ChainClient& client = cluster.Client();
-    for (int i = 0; i < 50; ++i) ASSERT_TRUE(client.Write(1, "k" + std::to_string(i % 20), ValueFor("v" + std::to_string(i))).ok());
+    for (int i = 0; i < 50; ++i)
+      ASSERT_TRUE(client.Write(1, "k" + std::to_string(i % 20), ValueFor("v" + std::to_string(i))).ok());
     ASSERT_TRUE(client.Write(1, "k3", std::nullopt).ok());
     Settled(cluster, 1, {1, 2, 3});
     before = cluster.host(2).Inspect(1)->durable;
@@ -330,12 +332,15 @@ TEST(ChainHost, KilledMemberLeavesReturnsAndResyncs) {
 
   cluster.StartNode(3, /*incarnation=*/2, /*bootstrap=*/false);
   cluster.SetView(1, {{1, true}, {2, true}, {3, false}});
-  ASSERT_TRUE(WaitFor([&] {
-    for (const ManagerReport& r : cluster.Reports()) {
-      if (r.kind == ManagerReport::Kind::kSyncDone && r.member.node == 3) return true;
-    }
-    return false;
-  }, 20s)) << "node 3 never reported its sync done";
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const ManagerReport& r : cluster.Reports()) {
+          if (r.kind == ManagerReport::Kind::kSyncDone && r.member.node == 3) return true;
+        }
+        return false;
+      },
+      20s))
+      << "node 3 never reported its sync done";
   cluster.SetView(1, {{1, true}, {2, true}, {3, true}});
   std::this_thread::sleep_for(300ms);
   stop = true;

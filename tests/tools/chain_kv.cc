@@ -167,9 +167,9 @@ int Run(const Args& args) {
       writers.emplace_back([&, t] {
         auto last_ack = Clock::now();
         for (uint64_t i = 0; more(); ++i) {
-          const std::string key =
-              args.prefix + std::to_string(t) +
-              (args.unique_keys ? "-u" + std::to_string(i) : "-k" + std::to_string(i % static_cast<uint64_t>(args.keys)));
+          const std::string key = args.prefix + std::to_string(t) +
+                                  (args.unique_keys ? "-u" + std::to_string(i)
+                                                    : "-k" + std::to_string(i % static_cast<uint64_t>(args.keys)));
           const std::string value = ValueOf(key, std::to_string(i), args.value_size);
           auto r = client.Write(ChainOf(key, chains), key, value);
           const auto now = Clock::now();
@@ -188,8 +188,7 @@ int Run(const Args& args) {
           log.flush();
         }
         // The wait after the last acknowledgement counts too: a writer that never recovers shows.
-        const int64_t tail =
-            std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_ack).count();
+        const int64_t tail = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - last_ack).count();
         std::lock_guard lock(log_mu);  // max_gap_ms is written under it, as in the loop
         if (tail > max_gap_ms) max_gap_ms = tail;
       });
@@ -241,7 +240,8 @@ int Run(const Args& args) {
             ++bad;
             std::lock_guard lock(err_mu);
             std::cerr << "key " << k << " on node " << m.id.node << ": "
-                      << (r.ok() ? (r->value ? r->value->substr(0, 64) : std::string("<absent>")) : r.status().ToString())
+                      << (r.ok() ? (r->value ? r->value->substr(0, 64) : std::string("<absent>"))
+                                 : r.status().ToString())
                       << "\n";
           }
         }
@@ -249,7 +249,8 @@ int Run(const Args& args) {
     });
   }
   for (auto& r : readers) r.join();
-  std::cout << "{\"keys\": " << acked_keys.size() << ", \"reads\": " << reads << ", \"bad\": " << bad << "}" << std::endl;
+  std::cout << "{\"keys\": " << acked_keys.size() << ", \"reads\": " << reads << ", \"bad\": " << bad << "}"
+            << std::endl;
   return bad == 0 ? 0 : 1;
 }
 
@@ -261,19 +262,32 @@ int main(int argc, char** argv) {
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : std::string(); };
-    if (a == "--etcd") args.etcd = next();
-    else if (a == "--cluster") args.cluster = next();
-    else if (a == "--secret-file") args.secret_file = next();
-    else if (a == "--log") args.log = next();
-    else if (a == "--seconds") args.seconds = std::stoi(next());
-    else if (a == "--threads") args.threads = std::stoi(next());
-    else if (a == "--keys") args.keys = std::max(1, std::stoi(next()));
-    else if (a == "--unique-keys") args.unique_keys = true;
-    else if (a == "--prefix") args.prefix = next();
-    else if (a == "--until-file") args.until_file = next();
-    else if (a == "--value-size") args.value_size = std::stoul(next());
-    else if (a == "write" || a == "verify") args.mode = a;
-    else return cairn::Usage();
+    if (a == "--etcd")
+      args.etcd = next();
+    else if (a == "--cluster")
+      args.cluster = next();
+    else if (a == "--secret-file")
+      args.secret_file = next();
+    else if (a == "--log")
+      args.log = next();
+    else if (a == "--seconds")
+      args.seconds = std::stoi(next());
+    else if (a == "--threads")
+      args.threads = std::stoi(next());
+    else if (a == "--keys")
+      args.keys = std::max(1, std::stoi(next()));
+    else if (a == "--unique-keys")
+      args.unique_keys = true;
+    else if (a == "--prefix")
+      args.prefix = next();
+    else if (a == "--until-file")
+      args.until_file = next();
+    else if (a == "--value-size")
+      args.value_size = std::stoul(next());
+    else if (a == "write" || a == "verify")
+      args.mode = a;
+    else
+      return cairn::Usage();
   }
   if (args.etcd.empty() || args.secret_file.empty() || args.mode.empty() || args.log.empty()) return cairn::Usage();
   return cairn::Run(args);

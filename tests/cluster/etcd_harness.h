@@ -144,8 +144,15 @@ class EtcdHarness {
     ::waitpid(pid_, &wstatus, 0);
     pid_ = -1;
   }
+  // Returns once etcd is stopped: SIGSTOP is delivered asynchronously, and a thread of etcd
+  // still running on the other core could answer one more request; waitpid(WUNTRACED) reports
+  // the stop only when every thread of the child has stopped.
   void Pause() const {
-    if (pid_ > 0) ::kill(pid_, SIGSTOP);
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGSTOP);
+    int wstatus = 0;
+    while (::waitpid(pid_, &wstatus, WUNTRACED) < 0 && errno == EINTR) {
+    }
   }
   void Resume() const {
     if (pid_ > 0) ::kill(pid_, SIGCONT);

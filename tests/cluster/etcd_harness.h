@@ -41,8 +41,36 @@
 
 namespace cairn::test {
 
+// A loopback endpoint that refuses connections for as long as the object lives: a port bound and
+// never listened on, so no other process (another test's etcd) can take it meanwhile, as it
+// could a port found free and released. The "dead endpoint" of failover tests.
+class DeadEndpoint {
+ public:
+  DeadEndpoint() : fd_(::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0)) {
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof(addr);
+    if (fd_ >= 0 && ::bind(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0 &&
+        ::getsockname(fd_, reinterpret_cast<sockaddr*>(&addr), &len) == 0) {
+      url_ = "http://127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+    }
+  }
+  ~DeadEndpoint() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  DeadEndpoint(const DeadEndpoint&) = delete;
+  DeadEndpoint& operator=(const DeadEndpoint&) = delete;
+  // "http://127.0.0.1:<port>"; empty if no port could be bound.
+  const std::string& url() const { return url_; }
+
+ private:
+  int fd_;
+  std::string url_;
+};
+
 // A loopback TCP port nothing listens on at the moment of the call (bound to port 0, then
-// closed). Also the "dead endpoint" of failover tests: connecting to it is refused.
+// closed), for a process to listen on next.
 inline uint16_t FreeLoopbackPort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   if (fd < 0) return 0;

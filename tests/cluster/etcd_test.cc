@@ -51,7 +51,6 @@ class EtcdTest : public ::testing::Test {
     EXPECT_OK(client);
     return client.ok() ? std::move(*client) : nullptr;
   }
-  static std::string DeadEndpoint() { return "http://127.0.0.1:" + std::to_string(test::FreeLoopbackPort()); }
 
   std::string Key(std::string_view name) const { return prefix_ + std::string(name); }
 
@@ -488,7 +487,8 @@ TEST_F(EtcdTest, KilledEtcdBreaksTheWatchAndFailsCallsAtOnce) {
 }
 
 TEST_F(EtcdTest, FailsOverPastADeadEndpoint) {
-  std::unique_ptr<EtcdClient> client = NewClient({DeadEndpoint(), etcd_->endpoint()});
+  const test::DeadEndpoint dead;
+  std::unique_ptr<EtcdClient> client = NewClient({dead.url(), etcd_->endpoint()});
   ASSERT_NE(client, nullptr);
   ASSERT_OK(client->Put(Key("k"), "v"));
   Result<EtcdRange> got = client->Get(Key("k"));
@@ -499,8 +499,9 @@ TEST_F(EtcdTest, FailsOverPastADeadEndpoint) {
 }
 
 TEST_F(EtcdTest, NoLiveEndpointFailsAtOnceNamingEach) {
-  const std::string a = DeadEndpoint();
-  const std::string b = DeadEndpoint();
+  const test::DeadEndpoint dead_a, dead_b;
+  const std::string& a = dead_a.url();
+  const std::string& b = dead_b.url();
   const auto before = Clock::now();
   Result<std::unique_ptr<EtcdClient>> client = EtcdClient::Connect(EtcdOptions{{a, b}});
   EXPECT_LT(Clock::now() - before, 1s);

@@ -69,8 +69,10 @@ TEST(ClusterSecretTest, FromFileOrEnvironmentAndLongEnough) {
 }
 
 TEST(NodeConnectTest, GivesUpOnAnUnreachableEtcdWithinItsWait) {
+  const test::DeadEndpoint dead;
+  ASSERT_FALSE(dead.url().empty());
   NodeOptions o;
-  o.etcd_endpoints = {"http://127.0.0.1:" + std::to_string(test::FreeLoopbackPort())};
+  o.etcd_endpoints = {dead.url()};
   o.node_id = "n1";
   o.data_dir = "/nonexistent-unused";
   o.start_timeout = 1500ms;

@@ -280,38 +280,44 @@ def record(value, seq):
     return optional(value) + u64(seq)
 
 
-def write_result(seq, existed):
-    return u64(seq) + u8(1 if existed else 0)
+def write_result(seq, result):
+    return u64(seq) + string(result)
+
+
+def mutations(pairs):
+    """`pairs`: [(key, value or None)], in the order they apply."""
+    return u32(len(pairs)) + b"".join(string(k) + optional(v) for k, v in pairs)
 
 
 def store_state(records, ops, last_seq):
-    """`records`: {key: (value or None, seq)}, `ops`: {op id: (seq, existed)}; written in key order."""
+    """`records`: {key: (value or None, seq)}, `ops`: {op id: (seq, result)}; written in key order."""
     out = u32(len(records)) + b"".join(string(k) + record(*records[k]) for k in sorted(records))
     out += u32(len(ops)) + b"".join(u64(op) + write_result(*ops[op]) for op in sorted(ops))
     return out + u64(last_seq)
 
 
 def message(tag, fields):
-    return u8(1) + u8(tag) + fields
+    return u8(2) + u8(tag) + fields
 
 
 def chain_wire_seeds():
     binary = b"\x00k\xff\x01\x00"
     snapshot = store_state(
         {b"a": (b"1", 1), b"b/\x00": (None, 2), b"\x80": (b"", 3), b"photos/2024/cat.jpg": (b"\x00" * 40, 4)},
-        {1: (1, False), 2: (2, True), U64_MAX: (4, False)}, 4)
+        {1: (1, b"0"), 2: (2, b"1"), U64_MAX: (4, b"\x00result")}, 4)
     seeds = {
-        "update": message(0, u32(1) + u64(3) + u64(17) + u64(12) + u64(0x500000001) + string(b"key") +
-                          optional(b"value")),
+        "update": message(0, u32(1) + u64(3) + u64(17) + u64(12) + u64(0x500000001) +
+                          mutations([(b"key", b"value")]) + string(b"0")),
         "update_delete_edges": message(0, u32(U32_MAX) + u64(U64_MAX) + u64(U64_MAX) + u64(0) + u64(U64_MAX) +
-                                       string(binary) + optional(None)),
+                                       mutations([(binary, None), (b"a", b""), (binary, b"x")]) + string(binary)),
+        "update_empty": message(0, u32(1) + u64(3) + u64(18) + u64(12) + u64(7) + mutations([]) + string(b"?")),
         "ack": message(1, u32(1) + u64(3) + u64(17)),
         "commit": message(2, u32(1) + u64(3) + u64(16)),
         "stale_chain": message(3, u32(1) + u64(0)),
-        "client_write": message(4, u64(77) + u32(1) + u64(3) + u64(0x500000002) + string(b"k") + optional(b"")),
+        "client_write": message(4, u64(77) + u32(1) + u64(3) + u64(0x500000002) + string(b"P\x01\x00\x00\x00kv")),
         "client_write_reply_busy": message(5, u64(77) + u64(0x500000002) + status(STATUS_BUSY, b"not the head") +
-                                           write_result(0, False) + u64(3)),
-        "client_write_reply_ok": message(5, u64(78) + u64(9) + status(STATUS_OK) + write_result(18, True) + u64(3)),
+                                           write_result(0, b"") + u64(3)),
+        "client_write_reply_ok": message(5, u64(78) + u64(9) + status(STATUS_OK) + write_result(18, b"1") + u64(3)),
         "client_read": message(6, u64(79) + u32(1) + u64(3) + string(binary)),
         "client_read_reply": message(7, u64(79) + status(STATUS_OK) + record(b"v" * 100, 12) + u64(3)),
         "client_read_reply_tombstone": message(7, u64(80) + status(STATUS_NOT_FOUND, binary) + record(None, 13) +
@@ -321,11 +327,13 @@ def chain_wire_seeds():
         "sync_data_empty": message(9, u32(0) + u64(0) + store_state({}, {}, 0)),
         "version_query": message(10, u32(1) + u64(3) + u64(5) + string(b"key")),
         "version_reply": message(11, u32(1) + u64(3) + u64(5) + status(STATUS_NO_SUCH_BUCKET, b"x") + u64(U64_MAX)),
+        "client_query": message(12, u64(81) + u32(0) + u64(3) + string(binary)),
+        "client_query_reply": message(13, u64(81) + status(STATUS_OK) + string(b"=" + binary) + u64(3)),
     }
     # Refused: a truncated body, trailing bytes, an unknown tag, and a record count past the end.
     seeds["refused_truncated"] = seeds["sync_data"][:-3]
     seeds["refused_trailing"] = seeds["ack"] + b"\x00"
-    seeds["refused_tag"] = message(12, u32(1) + u64(3))
+    seeds["refused_tag"] = message(14, u32(1) + u64(3))
     seeds["refused_count"] = message(9, u32(1) + u64(4) + u32(U32_MAX) + u32(0) + u64(0))
     return seeds
 

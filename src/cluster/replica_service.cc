@@ -180,7 +180,8 @@ std::vector<ReplicaStatus> ReplicaService::Replicas(bool digests) {
           }
           for (const auto& [op, result] : r.applied().ops) {
             hasher.Update(crypto::AsBytes("op:" + std::to_string(op) + ":" + std::to_string(result.seq) + ":" +
-                                          (result.existed ? "1" : "0")));
+                                          std::to_string(result.result.size()) + ":"));
+            hasher.Update(crypto::AsBytes(result.result));
           }
           hasher.Update(crypto::AsBytes("last:" + std::to_string(r.applied().last_seq)));
           s.digest = crypto::HexEncode(hasher.Finish());

@@ -1,7 +1,9 @@
 #include "replication/chain.h"
 
 #include <algorithm>
+#include <functional>
 #include <limits>
+#include <memory>
 #include <utility>
 
 namespace cairn::replication {
@@ -28,14 +30,97 @@ Record Lookup(const StoreState& store, const std::string& key) {
 }  // namespace
 
 WriteResult ApplyToStore(StoreState& store, const Update& update) {
-  WriteResult result;
-  result.seq = update.seq;
-  auto it = store.records.find(update.key);
-  result.existed = it != store.records.end() && it->second.value.has_value();
-  store.records[update.key] = Record{update.value, update.seq};
+  for (const KvMutation& mutation : update.mutations) {
+    store.records[mutation.key] = Record{mutation.value, update.seq};
+  }
+  WriteResult result{update.seq, update.result};
   store.ops[update.op_id] = result;
   store.last_seq = std::max(store.last_seq, update.seq);
   return result;
+}
+
+namespace {
+
+// Iterates a record map, showing each key as `visible` says (nullopt: skip it; an error ends the
+// iteration).
+class RecordIterator final : public KvIterator {
+ public:
+  using Visible = std::function<Result<std::optional<std::string>>(const std::string& key, const Record& latest)>;
+  RecordIterator(const std::map<std::string, Record>& records, Visible visible)
+      : records_(records), visible_(std::move(visible)), it_(records.end()) {}
+
+  void Seek(std::string_view key) override {
+    it_ = records_.lower_bound(std::string(key));
+    Settle();
+  }
+  void Next() override {
+    ++it_;
+    Settle();
+  }
+  bool Valid() const override { return status_.ok() && it_ != records_.end(); }
+  std::string_view key() const override { return it_->first; }
+  std::string_view value() const override { return value_; }
+  Status status() const override { return status_; }
+
+ private:
+  // Moves to the first visible key at or after it_.
+  void Settle() {
+    for (; it_ != records_.end(); ++it_) {
+      auto visible = visible_(it_->first, it_->second);
+      if (!visible.ok()) {
+        status_ = visible.status();
+        return;
+      }
+      if (*visible) {
+        value_ = std::move(**visible);
+        return;
+      }
+    }
+  }
+
+  const std::map<std::string, Record>& records_;
+  Visible visible_;
+  std::map<std::string, Record>::const_iterator it_;
+  std::string value_;
+  Status status_;
+};
+
+// A reader whose Get and iteration both go through one `visible` function.
+class VisibleReader final : public KvReader {
+ public:
+  VisibleReader(const std::map<std::string, Record>& records, RecordIterator::Visible visible)
+      : records_(records), visible_(std::move(visible)) {}
+  Result<std::optional<std::string>> Get(std::string_view key) const override {
+    auto it = records_.find(std::string(key));
+    return visible_(std::string(key), it == records_.end() ? Record{} : it->second);
+  }
+  std::unique_ptr<KvIterator> NewIterator() const override {
+    return std::make_unique<RecordIterator>(records_, visible_);
+  }
+
+ private:
+  const std::map<std::string, Record>& records_;
+  RecordIterator::Visible visible_;
+};
+
+Result<std::optional<std::string>> LatestValue(const std::string&, const Record& record) { return record.value; }
+
+std::string MutationsText(const std::vector<KvMutation>& mutations) {
+  std::string out;
+  for (const KvMutation& m : mutations) out += " " + m.key + ValueText(m.value);
+  return out;
+}
+
+}  // namespace
+
+Result<std::optional<std::string>> StoreReader::Get(std::string_view key) const {
+  auto it = store_.records.find(std::string(key));
+  if (it == store_.records.end()) return std::optional<std::string>();
+  return it->second.value;
+}
+
+std::unique_ptr<KvIterator> StoreReader::NewIterator() const {
+  return std::make_unique<RecordIterator>(store_.records, LatestValue);
 }
 
 std::string_view MessageName(const Message& message) {
@@ -52,6 +137,8 @@ std::string_view MessageName(const Message& message) {
                         [](const SyncData&) { return "SyncData"; },
                         [](const VersionQuery&) { return "VersionQuery"; },
                         [](const VersionReply&) { return "VersionReply"; },
+                        [](const ClientQuery&) { return "ClientQuery"; },
+                        [](const ClientQueryReply&) { return "ClientQueryReply"; },
                     },
                     message);
 }
@@ -63,18 +150,18 @@ std::string Describe(const Message& message) {
       Overloaded{
           [&](const Update& m) {
             return v(m.chain_version) + " s" + std::to_string(m.seq) + " f" + std::to_string(m.first_seq) + " " +
-                   OpText(m.op_id) + " " + m.key + ValueText(m.value);
+                   OpText(m.op_id) + MutationsText(m.mutations);
           },
           [&](const Ack& m) { return v(m.chain_version) + " s" + std::to_string(m.seq); },
           [&](const Commit& m) { return v(m.chain_version) + " s" + std::to_string(m.seq); },
           [&](const StaleChain& m) { return v(m.version); },
           [&](const ClientWrite& m) {
-            return v(m.chain_version) + " r" + std::to_string(m.request_id) + " " + OpText(m.op_id) + " " + m.key +
-                   ValueText(m.value);
+            return v(m.chain_version) + " r" + std::to_string(m.request_id) + " " + OpText(m.op_id) + " command of " +
+                   std::to_string(m.command.size()) + " bytes";
           },
           [&](const ClientWriteReply& m) {
             return " r" + std::to_string(m.request_id) + " " + (m.status.ok() ? "ok" : m.status.ToString()) + " s" +
-                   std::to_string(m.result.seq) + (m.result.existed ? " existed" : "");
+                   std::to_string(m.result.seq) + " result of " + std::to_string(m.result.result.size()) + " bytes";
           },
           [&](const ClientRead& m) { return v(m.chain_version) + " r" + std::to_string(m.request_id) + " " + m.key; },
           [&](const ClientReadReply& m) {
@@ -91,13 +178,24 @@ std::string Describe(const Message& message) {
             return v(m.chain_version) + " q" + std::to_string(m.query_id) + " " +
                    (m.status.ok() ? "ok" : m.status.ToString()) + " s" + std::to_string(m.seq);
           },
+          [&](const ClientQuery& m) {
+            return v(m.chain_version) + " r" + std::to_string(m.request_id) + " query of " +
+                   std::to_string(m.query.size()) + " bytes";
+          },
+          [&](const ClientQueryReply& m) {
+            return " r" + std::to_string(m.request_id) + " " + (m.status.ok() ? "ok" : m.status.ToString()) +
+                   " result of " + std::to_string(m.result.size()) + " bytes";
+          },
       },
       message);
   return out;
 }
 
 ChainReplica::ChainReplica(ChainId chain_id, NodeId node, ReplicaOptions options)
-    : chain_id_(chain_id), node_(node), options_(options) {}
+    : chain_id_(chain_id),
+      node_(node),
+      options_(options),
+      machine_(options.machine ? *options.machine : KvStateMachine::Instance()) {}
 
 // ---- Lifecycle ----
 
@@ -287,6 +385,8 @@ Effects ChainReplica::OnMessage(Endpoint from, const Message& message) {
                  [&](const ClientWriteReply&) {},
                  [&](const ClientRead& m) { HandleClientRead(from, m, out); },
                  [&](const ClientReadReply&) {},
+                 [&](const ClientQuery& m) { HandleClientQuery(from, m, out); },
+                 [&](const ClientQueryReply&) {},
                  [&](const SyncRequest& m) {
                    if (from_replica) HandleSyncRequest(from.id, m, out);
                  },
@@ -370,7 +470,9 @@ void ChainReplica::Apply(const Update& update, Effects& out) {
   forwarded.chain_id = chain_id_;
   forwarded.chain_version = view_->version;
   forwarded.first_seq = first_seq_;
-  PendingUpdate pending{forwarded, Lookup(applied_, forwarded.key)};
+  PendingUpdate pending{forwarded, {}};
+  pending.priors.reserve(forwarded.mutations.size());
+  for (const KvMutation& mutation : forwarded.mutations) pending.priors.push_back(Lookup(applied_, mutation.key));
   const WriteResult result = ApplyToStore(applied_, forwarded);
   pending_[forwarded.seq] = std::move(pending);
   PendingWrite write;
@@ -402,8 +504,7 @@ void ChainReplica::StartWrite(PendingWrite write, Effects& out) {
   const PendingWrite& queued = disk_.back();  // a deque keeps its elements in place as it grows
   out.disk_writes.push_back({queued.id, std::move(what), queued.kind,
                              queued.kind == PendingWrite::Kind::kInstall ? nullptr : &queued.update,
-                             queued.kind == PendingWrite::Kind::kInstall ? &queued.image : nullptr,
-                             queued.result});
+                             queued.kind == PendingWrite::Kind::kInstall ? &queued.image : nullptr, queued.result});
 }
 
 void ChainReplica::Forward(uint64_t from_seq, uint64_t to_seq, Effects& out) {
@@ -477,9 +578,13 @@ std::optional<Record> ChainReplica::CommittedVersion(const std::string& key) con
   if (latest.seq <= exposed_level_) return latest;
   // The first update of the key above E replaced the committed version.
   for (auto it = pending_.upper_bound(exposed_level_); it != pending_.end(); ++it) {
-    if (it->second.update.key != key) continue;
-    if (it->second.prior.seq <= exposed_level_) return it->second.prior;
-    break;
+    const std::vector<KvMutation>& mutations = it->second.update.mutations;
+    for (size_t i = 0; i < mutations.size(); ++i) {
+      if (mutations[i].key != key) continue;
+      const Record& prior = it->second.priors[i];
+      if (prior.seq <= exposed_level_) return prior;
+      return std::nullopt;
+    }
   }
   return std::nullopt;  // replaced by an installed copy: not known here
 }
@@ -488,9 +593,14 @@ std::optional<Record> ChainReplica::VersionAt(const std::string& key, uint64_t s
   const Record latest = Lookup(applied_, key);
   if (latest.seq == seq) return latest;
   for (const auto& [pending_seq, pending] : pending_) {
-    if (pending.update.key != key) continue;
-    if (pending_seq == seq) return Record{pending.update.value, seq};
-    if (pending.prior.seq == seq) return pending.prior;
+    const std::vector<KvMutation>& mutations = pending.update.mutations;
+    std::optional<Record> written;  // the last mutation of the key in this update wins
+    for (size_t i = 0; i < mutations.size(); ++i) {
+      if (mutations[i].key != key) continue;
+      if (!written && pending.priors[i].seq == seq) return pending.priors[i];
+      written = Record{mutations[i].value, pending_seq};
+    }
+    if (written && pending_seq == seq) return written;
   }
   return std::nullopt;
 }
@@ -542,8 +652,10 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
   update.chain_version = view_->version;
   update.seq = applied_.last_seq + 1;
   update.op_id = write.op_id;
-  update.key = write.key;
-  update.value = write.value;
+  // The command meets the state every replica will have reached at this sequence number.
+  StateMachine::Outcome outcome = machine_.Execute(StoreReader(applied_), write.command);
+  update.mutations = std::move(outcome.mutations);
+  update.result = std::move(outcome.result);
   Apply(update, out);
   if (options_.faults.head_replies_before_commit) {
     ReplyWrite(waiter, out);
@@ -587,6 +699,35 @@ void ChainReplica::HandleClientRead(Endpoint from, const ClientRead& read, Effec
   ParkedRead parked{from, read.request_id, read.key, next_query_id_++, 0};
   out.sends.push_back({Endpoint::Replica(*Head()), VersionQuery{chain_id_, view_->version, parked.query_id, read.key}});
   parked_reads_.push_back(std::move(parked));
+}
+
+void ChainReplica::HandleClientQuery(Endpoint from, const ClientQuery& query, Effects& out) {
+  ClientQueryReply reply;
+  reply.request_id = query.request_id;
+  reply.chain_version = view_version();
+  if (!Serves()) {
+    reply.status = Status::Busy("fenced");
+  } else if (query.chain_id != chain_id_ || !VersionOk(query.chain_version)) {
+    if (query.chain_version > view_version()) out.refresh_view = true;
+    reply.status = Status::Busy("stale chain version");
+  } else if (phase_ != Phase::kReady || !IsHead() || !IsServing()) {
+    reply.status = Status::Busy("not the head");
+  } else {
+    // The head knows what is committed; every key's committed version is the one it shows.
+    auto committed = [this](const std::string& key, const Record&) -> Result<std::optional<std::string>> {
+      auto record = CommittedVersion(key);
+      if (!record) return Status::Busy("committed version not held");
+      return record->value;
+    };
+    VisibleReader reader(applied_.records, committed);
+    auto result = machine_.Query(reader, query.query);
+    if (result.ok()) {
+      reply.result = std::move(*result);
+    } else {
+      reply.status = result.status();
+    }
+  }
+  out.sends.push_back({from, std::move(reply)});
 }
 
 void ChainReplica::HandleVersionQuery(NodeId from, const VersionQuery& query, Effects& out) {

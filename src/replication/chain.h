@@ -42,7 +42,9 @@
 #include <variant>
 #include <vector>
 
+#include "common/kv.h"
 #include "common/status.h"
+#include "replication/state_machine.h"
 
 namespace cairn::replication {
 
@@ -103,7 +105,7 @@ struct Record {
 // The recorded result of an applied write; a retried operation id is answered with it.
 struct WriteResult {
   uint64_t seq = 0;
-  bool existed = false;  // the key had a value before this write
+  std::string result;  // the state machine's result of the command (StateMachine::Outcome)
   bool operator==(const WriteResult&) const = default;
 };
 
@@ -128,8 +130,9 @@ struct Update {
   uint64_t seq = 0;
   uint64_t first_seq = 0;
   OpId op_id = 0;
-  std::string key;
-  std::optional<std::string> value;  // no value: delete
+  // What the head's state machine made of the command: applied in order by every replica.
+  std::vector<KvMutation> mutations;
+  std::string result;
   bool operator==(const Update&) const = default;
 };
 
@@ -154,8 +157,7 @@ struct ClientWrite {
   ChainId chain_id = 0;
   uint64_t chain_version = 0;
   OpId op_id = 0;
-  std::string key;
-  std::optional<std::string> value;  // no value: delete
+  std::string command;  // for the chain's StateMachine
   bool operator==(const ClientWrite&) const = default;
 };
 
@@ -185,6 +187,25 @@ struct ClientReadReply {
   Record record;
   uint64_t chain_version = 0;
   bool operator==(const ClientReadReply&) const = default;
+};
+
+// A query of the state machine, answered by the head over committed state (linearizable: the
+// head decides commit in this chain).
+struct ClientQuery {
+  uint64_t request_id = 0;
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  std::string query;
+  bool operator==(const ClientQuery&) const = default;
+};
+
+// status: OK with the state machine's answer, or Busy as for writes.
+struct ClientQueryReply {
+  uint64_t request_id = 0;
+  Status status;
+  std::string result;
+  uint64_t chain_version = 0;
+  bool operator==(const ClientQueryReply&) const = default;
 };
 
 // A syncing tail asks its predecessor for a snapshot.
@@ -229,8 +250,9 @@ struct VersionReply {
   bool operator==(const VersionReply&) const = default;
 };
 
-using Message = std::variant<Update, Ack, Commit, StaleChain, ClientWrite, ClientWriteReply, ClientRead,
-                             ClientReadReply, SyncRequest, SyncData, VersionQuery, VersionReply>;
+using Message =
+    std::variant<Update, Ack, Commit, StaleChain, ClientWrite, ClientWriteReply, ClientRead, ClientReadReply,
+                 SyncRequest, SyncData, VersionQuery, VersionReply, ClientQuery, ClientQueryReply>;
 
 // "Update", "Ack", ...
 std::string_view MessageName(const Message& message);
@@ -274,8 +296,8 @@ struct DiskWrite {
   uint64_t id = 0;
   std::string what;  // for traces
   Kind kind = Kind::kApply;
-  const Update* update = nullptr;      // kApply, kSyncLog
-  const StoreState* image = nullptr;   // kInstall
+  const Update* update = nullptr;     // kApply, kSyncLog
+  const StoreState* image = nullptr;  // kInstall
   // kApply: what applying the update returns; the same on every replica and on the disk (writes
   // apply in sequence order to the same state), stored for retries of its operation id.
   WriteResult result;
@@ -312,6 +334,8 @@ struct ReplicaOptions {
   // A syncing member asks its predecessor for the snapshot again after this many ticks without
   // one. Default 5.
   uint32_t sync_request_ticks = 5;
+  // What the chain replicates; null: KvStateMachine. Must outlive the replica.
+  const StateMachine* machine = nullptr;
   TestFaults faults;
 };
 
@@ -387,10 +411,11 @@ class ChainReplica {
     StoreState image;    // kInstall
     bool done = false;
   };
-  // An update not yet known committed, and the version of its key it replaced.
+  // An update not yet known committed, and the versions of its keys it replaced (priors[i] for
+  // update.mutations[i]; for a key mutated twice by one update, the first one holds the prior).
   struct PendingUpdate {
     Update update;
-    Record prior;
+    std::vector<Record> priors;
   };
   struct Waiter {
     Endpoint client;
@@ -425,6 +450,7 @@ class ChainReplica {
   void HandleCommit(NodeId from, const Commit& commit);
   void HandleClientWrite(Endpoint from, const ClientWrite& write, Effects& out);
   void HandleClientRead(Endpoint from, const ClientRead& read, Effects& out);
+  void HandleClientQuery(Endpoint from, const ClientQuery& query, Effects& out);
   void HandleSyncRequest(NodeId from, const SyncRequest& request, Effects& out);
   void HandleSyncData(NodeId from, const SyncData& data, Effects& out);
   void HandleVersionQuery(NodeId from, const VersionQuery& query, Effects& out);
@@ -455,6 +481,7 @@ class ChainReplica {
   const ChainId chain_id_;
   const NodeId node_;
   const ReplicaOptions options_;
+  const StateMachine& machine_;
 
   // Durable: survives Crash.
   DurableState durable_;
@@ -503,8 +530,19 @@ class ChainReplica {
   uint64_t next_query_id_ = 1;
 };
 
-// Applies a write to a store and returns its result (deterministic: every replica computes the
-// same one).
+// Applies an update's mutations to a store and records its result for its operation id.
 WriteResult ApplyToStore(StoreState& store, const Update& update);
+
+// The live values of a store (tombstones hidden), for a StateMachine. Reads the store in place:
+// it must not change while the reader or its iterators are in use.
+class StoreReader final : public KvReader {
+ public:
+  explicit StoreReader(const StoreState& store) : store_(store) {}
+  Result<std::optional<std::string>> Get(std::string_view key) const override;
+  std::unique_ptr<KvIterator> NewIterator() const override;
+
+ private:
+  const StoreState& store_;
+};
 
 }  // namespace cairn::replication

@@ -22,6 +22,7 @@ uint64_t RandomU64() {
 std::optional<uint64_t> RequestIdOf(const Message& message) {
   if (const auto* w = std::get_if<ClientWriteReply>(&message)) return w->request_id;
   if (const auto* r = std::get_if<ClientReadReply>(&message)) return r->request_id;
+  if (const auto* q = std::get_if<ClientQueryReply>(&message)) return q->request_id;
   return std::nullopt;
 }
 
@@ -126,6 +127,10 @@ std::optional<Message> ChainClient::Call(NodeId node, uint64_t request_id, const
 
 Result<WriteResult> ChainClient::Write(ChainId chain, const std::string& key, const std::optional<std::string>& value,
                                        OpId op) {
+  return Execute(chain, value ? KvStateMachine::Put(key, *value) : KvStateMachine::Delete(key), op);
+}
+
+Result<WriteResult> ChainClient::Execute(ChainId chain, const std::string& command, OpId op) {
   if (op == 0) op = RandomU64() | 1;
   const auto deadline = Clock::now() + options_.deadline;
   Status last = Status::Timeout("no chain view");
@@ -138,7 +143,7 @@ Result<WriteResult> ChainClient::Write(ChainId chain, const std::string& key, co
         request_id = next_request_++;
       }
       const NodeId head = view->members.front().id.node;
-      auto answer = Call(head, request_id, ClientWrite{request_id, chain, view->version, op, key, value});
+      auto answer = Call(head, request_id, ClientWrite{request_id, chain, view->version, op, command});
       const auto* reply = answer ? std::get_if<ClientWriteReply>(&*answer) : nullptr;
       if (reply != nullptr && reply->status.ok()) return reply->result;
       last = reply != nullptr ? reply->status : Status::Timeout("no answer from the head");
@@ -147,6 +152,29 @@ Result<WriteResult> ChainClient::Write(ChainId chain, const std::string& key, co
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return Status::Timeout("chain " + std::to_string(chain) + " write: " + last.ToString());
+}
+
+Result<std::string> ChainClient::Query(ChainId chain, const std::string& query) {
+  const auto deadline = Clock::now() + options_.deadline;
+  Status last = Status::Timeout("no chain view");
+  while (Clock::now() < deadline) {
+    std::optional<ChainView> view = options_.view(chain);
+    if (view && !view->members.empty()) {
+      uint64_t request_id;
+      {
+        std::lock_guard lock(mu_);
+        request_id = next_request_++;
+      }
+      const NodeId head = view->members.front().id.node;
+      auto answer = Call(head, request_id, ClientQuery{request_id, chain, view->version, query});
+      const auto* reply = answer ? std::get_if<ClientQueryReply>(&*answer) : nullptr;
+      if (reply != nullptr && reply->status.ok()) return reply->result;
+      last = reply != nullptr ? reply->status : Status::Timeout("no answer from the head");
+    }
+    if (options_.refresh) options_.refresh(chain);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Status::Timeout("chain " + std::to_string(chain) + " query: " + last.ToString());
 }
 
 Result<Record> ChainClient::Read(ChainId chain, const std::string& key) { return ReadImpl(chain, key, std::nullopt); }

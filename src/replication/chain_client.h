@@ -52,8 +52,13 @@ class ChainClient {
   ChainClient(const ChainClient&) = delete;
   ChainClient& operator=(const ChainClient&) = delete;
 
-  // Writes `value` under `key` (no value: deletes) and returns once committed. `op`: the
-  // operation id (0: a random one); reusing the id of an applied write returns its result.
+  // Runs a command of the chain's state machine (state_machine.h) and returns once it is
+  // committed, with its result. `op`: the operation id (0: a random one), sent with every retry;
+  // reusing the id of an applied command returns its recorded result.
+  Result<WriteResult> Execute(ChainId chain, const std::string& command, OpId op = 0);
+  // A query of the chain's state machine, answered by the head over committed state.
+  Result<std::string> Query(ChainId chain, const std::string& query);
+  // KvStateMachine chains: writes `value` under `key` (no value: deletes), as Execute.
   Result<WriteResult> Write(ChainId chain, const std::string& key, const std::optional<std::string>& value,
                             OpId op = 0);
   // The committed version of `key` (no value: absent or deleted).

@@ -26,13 +26,15 @@ std::optional<ChainId> ChainOf(const Message& message) {
   return std::visit(Overloaded{
                         [](const ClientWriteReply&) -> std::optional<ChainId> { return std::nullopt; },
                         [](const ClientReadReply&) -> std::optional<ChainId> { return std::nullopt; },
+                        [](const ClientQueryReply&) -> std::optional<ChainId> { return std::nullopt; },
                         [](const auto& m) -> std::optional<ChainId> { return m.chain_id; },
                     },
                     message);
 }
 
 bool FromClient(const Message& message) {
-  return std::holds_alternative<ClientWrite>(message) || std::holds_alternative<ClientRead>(message);
+  return std::holds_alternative<ClientWrite>(message) || std::holds_alternative<ClientRead>(message) ||
+         std::holds_alternative<ClientQuery>(message);
 }
 
 }  // namespace

@@ -15,6 +15,10 @@ constexpr char kOp = 'o';
 constexpr char kLastSeq = 'm';
 constexpr char kSyncLog = 'l';
 constexpr char kComplete = 'c';
+// The store's format, outside every chain's range: "V" -> one byte. Format 2 records a command's
+// result bytes per operation id (format 1, a bool, was never used outside tests).
+constexpr std::string_view kFormatKey = "V";
+constexpr char kFormat = 2;
 
 void PutBe32(std::string* out, uint32_t v) {
   for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -72,7 +76,7 @@ std::string RecordValue(const Record& record) {
 std::string OpValue(const WriteResult& result) {
   std::string out;
   PutLe64(&out, result.seq);
-  out.push_back(result.existed ? 1 : 0);
+  out.append(result.result);
   return out;
 }
 
@@ -94,7 +98,8 @@ void ReplicaStore::Batch::Add(ChainId chain, const DiskWrite& write) {
   switch (write.kind) {
     case DiskWrite::Kind::kApply: {
       const Update& u = *write.update;
-      batch_->Put(Key(chain, kRecord, u.key), RecordValue(Record{u.value, u.seq}));
+      for (const KvMutation& m : u.mutations)
+        batch_->Put(Key(chain, kRecord, m.key), RecordValue(Record{m.value, u.seq}));
       batch_->Put(Key(chain, kOp, Be64(u.op_id)), OpValue(write.result));
       // Updates apply in sequence order, so the last one written is the highest.
       batch_->Put(Key(chain, kLastSeq), LastSeqValue(u.seq));
@@ -127,7 +132,22 @@ Result<std::unique_ptr<ReplicaStore>> ReplicaStore::Open(const std::string& dir)
   options.paranoid_checks = true;
   rocksdb::DB* raw = nullptr;
   CAIRN_RETURN_IF_ERROR(FromRocks(rocksdb::DB::Open(options, dir, &raw), "open " + dir));
-  return std::unique_ptr<ReplicaStore>(new ReplicaStore(std::unique_ptr<rocksdb::DB>(raw)));
+  std::unique_ptr<rocksdb::DB> db(raw);
+  std::string format;
+  rocksdb::Status s = db->Get(rocksdb::ReadOptions(), kFormatKey, &format);
+  if (s.IsNotFound()) {
+    std::unique_ptr<rocksdb::Iterator> it(db->NewIterator(rocksdb::ReadOptions()));
+    it->SeekToFirst();
+    CAIRN_RETURN_IF_ERROR(FromRocks(it->status(), "open " + dir));
+    if (it->Valid()) return Status::Corruption("replica store " + dir + " was written in an older format");
+    rocksdb::WriteOptions sync;
+    sync.sync = true;
+    CAIRN_RETURN_IF_ERROR(FromRocks(db->Put(sync, kFormatKey, std::string(1, kFormat)), "open " + dir));
+  } else {
+    CAIRN_RETURN_IF_ERROR(FromRocks(s, "open " + dir));
+    if (format != std::string(1, kFormat)) return Status::Corruption("replica store " + dir + ": unknown format");
+  }
+  return std::unique_ptr<ReplicaStore>(new ReplicaStore(std::move(db)));
 }
 
 Status ReplicaStore::Commit(Batch& batch, bool sync) {
@@ -144,6 +164,7 @@ Result<ReplicaStore::Loaded> ReplicaStore::LoadAll() {
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     const std::string_view key(it->key().data(), it->key().size());
     const std::string_view value(it->value().data(), it->value().size());
+    if (key == kFormatKey) continue;
     if (key.size() < 6 || key[0] != 'C') return Status::Corruption("replica store: unknown key");
     const ChainId chain = GetBe32(key.substr(1, 4));
     DurableState& state = out[chain];
@@ -163,8 +184,8 @@ Result<ReplicaStore::Loaded> ReplicaStore::LoadAll() {
         break;
       }
       case kOp: {
-        if (rest.size() != 8 || value.size() != 9) return Status::Corruption("replica store: bad op result");
-        state.store.ops.emplace(GetBe64(rest), WriteResult{GetLe64(value), value[8] != 0});
+        if (rest.size() != 8 || value.size() < 8) return Status::Corruption("replica store: bad op result");
+        state.store.ops.emplace(GetBe64(rest), WriteResult{GetLe64(value), std::string(value.substr(8))});
         break;
       }
       case kSyncLog: {

@@ -11,11 +11,14 @@
 // keys are one ordered range):
 //   C<chain>m            last applied sequence: u64 little-endian
 //   C<chain>r<key>       record: u8 1 = value, 0 = tombstone; u64 seq; the value bytes
-//   C<chain>o<op, 8 BE>  result of an applied operation id: u64 seq; u8 existed
+//   C<chain>o<op, 8 BE>  result of an applied operation id: u64 seq; the state machine's result
+//                        bytes
 //   C<chain>l<seq, 8 BE> an update of the sync log, encoded as a wire message (wire.h)
 //   C<chain>c            present once the replica held a complete copy (founding member, or a
 //                        resync installed): only such a replica may be taken back as the chain's
 //                        serving member after a restart (an emptied or replaced disk is not)
+//   V                    the store's format (one byte, 2); a store without it that holds anything
+//                        is refused
 //
 // Thread-safety: Open, Load and Commit are thread-safe; a Batch belongs to one thread.
 #pragma once

@@ -15,7 +15,7 @@ namespace {
 // The tags are the variant's indices (wire.h); a reordered or extended Message fails here.
 template <Tag tag, class M>
 constexpr bool kTagIs = std::is_same_v<std::variant_alternative_t<static_cast<size_t>(tag), Message>, M>;
-static_assert(std::variant_size_v<Message> == 12, "a new message needs a Tag and an encoding");
+static_assert(std::variant_size_v<Message> == 14, "a new message needs a Tag and an encoding");
 static_assert(kTagIs<Tag::kUpdate, Update>);
 static_assert(kTagIs<Tag::kAck, Ack>);
 static_assert(kTagIs<Tag::kCommit, Commit>);
@@ -28,11 +28,14 @@ static_assert(kTagIs<Tag::kSyncRequest, SyncRequest>);
 static_assert(kTagIs<Tag::kSyncData, SyncData>);
 static_assert(kTagIs<Tag::kVersionQuery, VersionQuery>);
 static_assert(kTagIs<Tag::kVersionReply, VersionReply>);
+static_assert(kTagIs<Tag::kClientQuery, ClientQuery>);
+static_assert(kTagIs<Tag::kClientQueryReply, ClientQueryReply>);
 
 constexpr size_t kHeaderSize = 2;  // version, tag
 // The smallest encodings of one map entry, for checking counts against the bytes left.
 constexpr size_t kMinRecordEntrySize = 4 + 1 + 8;  // empty key, tombstone, seq
-constexpr size_t kMinOpEntrySize = 8 + 8 + 1;      // op id, seq, existed
+constexpr size_t kMinOpEntrySize = 8 + 8 + 4;      // op id, seq, empty result
+constexpr size_t kMinMutationSize = 4 + 1;         // empty key, no value
 
 bool IsKnownStatusCode(uint16_t code) {
   switch (static_cast<StatusCode>(code)) {
@@ -100,7 +103,15 @@ void Write(Writer& w, const Record& r) {
 
 void Write(Writer& w, const WriteResult& r) {
   w.U64(r.seq);
-  w.Bool(r.existed);
+  w.String(r.result);
+}
+
+void Write(Writer& w, const std::vector<KvMutation>& mutations) {
+  w.Count(mutations.size());
+  for (const KvMutation& m : mutations) {
+    w.String(m.key);
+    w.OptionalString(m.value);
+  }
 }
 
 void Write(Writer& w, const StoreState& s) {
@@ -123,8 +134,8 @@ void Write(Writer& w, const Update& m) {
   w.U64(m.seq);
   w.U64(m.first_seq);
   w.U64(m.op_id);
-  w.String(m.key);
-  w.OptionalString(m.value);
+  Write(w, m.mutations);
+  w.String(m.result);
 }
 
 void Write(Writer& w, const Ack& m) {
@@ -149,8 +160,7 @@ void Write(Writer& w, const ClientWrite& m) {
   w.U32(m.chain_id);
   w.U64(m.chain_version);
   w.U64(m.op_id);
-  w.String(m.key);
-  w.OptionalString(m.value);
+  w.String(m.command);
 }
 
 void Write(Writer& w, const ClientWriteReply& m) {
@@ -199,6 +209,20 @@ void Write(Writer& w, const VersionReply& m) {
   w.U64(m.query_id);
   w.StatusValue(m.status);
   w.U64(m.seq);
+}
+
+void Write(Writer& w, const ClientQuery& m) {
+  w.U64(m.request_id);
+  w.U32(m.chain_id);
+  w.U64(m.chain_version);
+  w.String(m.query);
+}
+
+void Write(Writer& w, const ClientQueryReply& m) {
+  w.U64(m.request_id);
+  w.StatusValue(m.status);
+  w.String(m.result);
+  w.U64(m.chain_version);
 }
 
 void WriteMessage(Writer& w, const Message& message) {
@@ -285,7 +309,18 @@ void Read(Reader& r, Record& out) {
 
 void Read(Reader& r, WriteResult& out) {
   out.seq = r.U64();
-  out.existed = r.Bool();
+  out.result = r.String();
+}
+
+void Read(Reader& r, std::vector<KvMutation>& out) {
+  const uint32_t n = r.Count(kMinMutationSize);
+  out.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) {
+    KvMutation m;
+    m.key = r.String();
+    m.value = r.OptionalString();
+    out.push_back(std::move(m));
+  }
 }
 
 // Entries are appended at the end of the maps: keys must come strictly ascending, which keeps the
@@ -318,8 +353,8 @@ void Read(Reader& r, Update& m) {
   m.seq = r.U64();
   m.first_seq = r.U64();
   m.op_id = r.U64();
-  m.key = r.String();
-  m.value = r.OptionalString();
+  Read(r, m.mutations);
+  m.result = r.String();
 }
 
 void Read(Reader& r, Ack& m) {
@@ -344,8 +379,7 @@ void Read(Reader& r, ClientWrite& m) {
   m.chain_id = r.U32();
   m.chain_version = r.U64();
   m.op_id = r.U64();
-  m.key = r.String();
-  m.value = r.OptionalString();
+  m.command = r.String();
 }
 
 void Read(Reader& r, ClientWriteReply& m) {
@@ -396,6 +430,20 @@ void Read(Reader& r, VersionReply& m) {
   m.seq = r.U64();
 }
 
+void Read(Reader& r, ClientQuery& m) {
+  m.request_id = r.U64();
+  m.chain_id = r.U32();
+  m.chain_version = r.U64();
+  m.query = r.String();
+}
+
+void Read(Reader& r, ClientQueryReply& m) {
+  m.request_id = r.U64();
+  m.status = r.StatusValue();
+  m.result = r.String();
+  m.chain_version = r.U64();
+}
+
 template <class M>
 Message ReadAs(Reader& r) {
   M m;
@@ -430,6 +478,10 @@ std::optional<Message> ReadMessage(Reader& r, uint8_t tag) {
       return ReadAs<VersionQuery>(r);
     case Tag::kVersionReply:
       return ReadAs<VersionReply>(r);
+    case Tag::kClientQuery:
+      return ReadAs<ClientQuery>(r);
+    case Tag::kClientQueryReply:
+      return ReadAs<ClientQueryReply>(r);
   }
   return std::nullopt;
 }

@@ -4,7 +4,7 @@
 // A body:
 //
 //   offset  size  field
-//   0       1     format version, kWireVersion (1)
+//   0       1     format version, kWireVersion (2)
 //   1       1     message tag (Tag below: the message's index in the Message variant)
 //   2       n     the message's fields, in the order chain.h declares them
 //
@@ -16,19 +16,20 @@
 //   Status             u16 code (the StatusCode value from common/error_codes.h, whose values are
 //                      stable and exceed a byte), then the message as a string
 //   Record             optional<string> value, u64 seq           (no value: a tombstone)
-//   WriteResult        u64 seq, bool existed
+//   WriteResult        u64 seq, string result
+//   mutations          u32 count, then per mutation: string key, optional<string> value (no value:
+//                      delete), in the order they apply
 //   StoreState         u32 count, then per record: string key, Record   (keys strictly ascending)
 //                      u32 count, then per op: u64 op id, WriteResult  (ids strictly ascending)
 //                      u64 last_seq
 //
 // Messages (tag: fields):
 //   0  Update            u32 chain_id, u64 chain_version, u64 seq, u64 first_seq, u64 op_id,
-//                        string key, optional<string> value
+//                        mutations, string result
 //   1  Ack               u32 chain_id, u64 chain_version, u64 seq
 //   2  Commit            u32 chain_id, u64 chain_version, u64 seq
 //   3  StaleChain        u32 chain_id, u64 version
-//   4  ClientWrite       u64 request_id, u32 chain_id, u64 chain_version, u64 op_id, string key,
-//                        optional<string> value
+//   4  ClientWrite       u64 request_id, u32 chain_id, u64 chain_version, u64 op_id, string command
 //   5  ClientWriteReply  u64 request_id, u64 op_id, Status status, WriteResult result,
 //                        u64 chain_version
 //   6  ClientRead        u64 request_id, u32 chain_id, u64 chain_version, string key
@@ -37,6 +38,10 @@
 //   9  SyncData          u32 chain_id, u64 chain_version, StoreState snapshot
 //   10 VersionQuery      u32 chain_id, u64 chain_version, u64 query_id, string key
 //   11 VersionReply      u32 chain_id, u64 chain_version, u64 query_id, Status status, u64 seq
+//   12 ClientQuery       u64 request_id, u32 chain_id, u64 chain_version, string query
+//   13 ClientQueryReply  u64 request_id, Status status, string result, u64 chain_version
+//
+// Version 1 carried one key and value in Update and ClientWrite, and a bool in WriteResult.
 //
 // The encoding is canonical: every message has exactly one encoding, and Decode accepts nothing
 // else (presence flags and bools other than 0 and 1, map keys out of order or repeated, and
@@ -60,7 +65,7 @@ namespace cairn::replication::wire {
 inline constexpr uint16_t kFrameChainMessage = 16;
 
 // The first byte of every body.
-inline constexpr uint8_t kWireVersion = 1;
+inline constexpr uint8_t kWireVersion = 2;
 
 // The second byte of every body. Equal to the message's index in the Message variant (wire.cc
 // checks this at compile time, so reordering the variant breaks the build, not the wire).
@@ -77,6 +82,8 @@ enum class Tag : uint8_t {
   kSyncData = 9,
   kVersionQuery = 10,
   kVersionReply = 11,
+  kClientQuery = 12,
+  kClientQueryReply = 13,
 };
 
 // The body that carries `message`, laid out as above. Sized exactly before it is written (one

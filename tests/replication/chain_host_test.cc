@@ -175,11 +175,11 @@ TEST(ChainHost, WritesReachEveryReplicaDurably) {
     const std::string key = "k" + std::to_string(i);
     auto written = client.Write(1, key, ValueFor(key));
     ASSERT_TRUE(written.ok()) << written.status();
-    EXPECT_FALSE(written->existed);
+    EXPECT_FALSE(KvStateMachine::Existed(written->result));
   }
   auto deleted = client.Write(1, "k7", std::nullopt);
   ASSERT_TRUE(deleted.ok()) << deleted.status();
-  EXPECT_TRUE(deleted->existed);
+  EXPECT_TRUE(KvStateMachine::Existed(deleted->result));
   for (int i = 0; i < 200; ++i) {
     const std::string key = "k" + std::to_string(i);
     auto read = client.Read(1, key);

@@ -17,7 +17,8 @@ Member M(NodeId node, uint64_t incarnation = 1, bool serving = true) { return Me
 ChainView View(uint64_t version, std::vector<Member> members) { return ChainView{kChain, version, std::move(members)}; }
 
 Update Up(uint64_t version, uint64_t seq, std::string key, std::string value, uint64_t first_seq = 1) {
-  return Update{kChain, version, seq, first_seq, /*op_id=*/1000 + seq, std::move(key), std::move(value)};
+  return Update{kChain, version, seq, first_seq, /*op_id=*/1000 + seq, {KvMutation{std::move(key), std::move(value)}},
+                "0"};
 }
 
 // The messages of type T in `effects` sent to `to`.
@@ -137,7 +138,7 @@ TEST(ChainReplica, RetransmittedUpdateIsAcknowledgedAgain) {
 
 TEST(ChainReplica, HeadAnswersAtCommitAndRetriesGetTheRecordedResult) {
   ChainReplica head = Founding(1, View(1, {M(1), M(2)}));
-  const ClientWrite write{/*request_id=*/1, kChain, 1, /*op_id=*/77, "k", "a"};
+  const ClientWrite write{/*request_id=*/1, kChain, 1, /*op_id=*/77, KvStateMachine::Put("k", "a")};
   Effects first = head.OnMessage(kClient, write);
   ASSERT_EQ(Sent<Update>(first, Endpoint::Replica(2)).size(), 1u);
   EXPECT_EQ(Sent<Update>(first, Endpoint::Replica(2))[0].seq, 1u);
@@ -156,7 +157,7 @@ TEST(ChainReplica, HeadAnswersAtCommitAndRetriesGetTheRecordedResult) {
   ASSERT_EQ(replies.size(), 2u);
   for (const auto& reply : replies) {
     EXPECT_TRUE(reply.status.ok());
-    EXPECT_EQ(reply.result, (WriteResult{1, false}));
+    EXPECT_EQ(reply.result, (WriteResult{1, "0"}));
   }
 
   // After the commit a retry is answered at once, from the record.
@@ -164,18 +165,18 @@ TEST(ChainReplica, HeadAnswersAtCommitAndRetriesGetTheRecordedResult) {
   Effects late = head.OnMessage(kClient, retry);
   EXPECT_TRUE(late.disk_writes.empty());
   ASSERT_EQ(Sent<ClientWriteReply>(late, kClient).size(), 1u);
-  EXPECT_EQ(Sent<ClientWriteReply>(late, kClient)[0].result, (WriteResult{1, false}));
+  EXPECT_EQ(Sent<ClientWriteReply>(late, kClient)[0].result, (WriteResult{1, "0"}));
   EXPECT_TRUE(Sent<Update>(late, Endpoint::Replica(2)).empty());
 
   // A new op id is a new update.
-  Effects next = head.OnMessage(kClient, ClientWrite{4, kChain, 1, /*op_id=*/78, "k", "b"});
+  Effects next = head.OnMessage(kClient, ClientWrite{4, kChain, 1, /*op_id=*/78, KvStateMachine::Put("k", "b")});
   ASSERT_EQ(Sent<Update>(next, Endpoint::Replica(2)).size(), 1u);
   EXPECT_EQ(Sent<Update>(next, Endpoint::Replica(2))[0].seq, 2u);
 }
 
 TEST(ChainReplica, OnlyTheHeadTakesWrites) {
   ChainReplica middle = Founding(2, View(1, {M(1), M(2), M(3)}));
-  Effects out = middle.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, "k", "a"});
+  Effects out = middle.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, KvStateMachine::Put("k", "a")});
   ASSERT_EQ(Sent<ClientWriteReply>(out, kClient).size(), 1u);
   EXPECT_TRUE(Sent<ClientWriteReply>(out, kClient)[0].status.IsBusy());
   EXPECT_EQ(middle.last_applied(), 0u);
@@ -183,7 +184,7 @@ TEST(ChainReplica, OnlyTheHeadTakesWrites) {
 
 TEST(ChainReplica, HeadAnnouncesTheCommit) {
   ChainReplica head = Founding(1, View(1, {M(1), M(2), M(3)}));
-  Effects write = head.OnMessage(kClient, ClientWrite{1, kChain, 1, 7, "k", "a"});
+  Effects write = head.OnMessage(kClient, ClientWrite{1, kChain, 1, 7, KvStateMachine::Put("k", "a")});
   (void)Persist(head, write);
   Effects commit = head.OnMessage(Endpoint::Replica(2), Ack{kChain, 1, 1});
   for (NodeId member : {2u, 3u}) {
@@ -236,9 +237,10 @@ TEST(ChainReplica, CraqReadOfUncommittedKeyAsksTheHead) {
 
 TEST(ChainReplica, HeadAnswersItsCommittedVersion) {
   ChainReplica head = Founding(1, View(1, {M(1), M(2)}));
-  (void)Persist(head, head.OnMessage(kClient, ClientWrite{1, kChain, 1, 7, "k", "a"}));
+  (void)Persist(head, head.OnMessage(kClient, ClientWrite{1, kChain, 1, 7, KvStateMachine::Put("k", "a")}));
   (void)head.OnMessage(Endpoint::Replica(2), Ack{kChain, 1, 1});
-  (void)Persist(head, head.OnMessage(kClient, ClientWrite{2, kChain, 1, 8, "k", "b"}));  // not acknowledged
+  (void)Persist(
+      head, head.OnMessage(kClient, ClientWrite{2, kChain, 1, 8, KvStateMachine::Put("k", "b")}));  // not acknowledged
   Effects read = head.OnMessage(kClient, ClientRead{3, kChain, 1, "k"});
   ASSERT_EQ(Sent<ClientReadReply>(read, kClient).size(), 1u);
   EXPECT_EQ(Sent<ClientReadReply>(read, kClient)[0].record, (Record{"a", 1}));
@@ -262,7 +264,7 @@ TEST(ChainReplica, TailDoesNotShowWhatIsNotCommitted) {
 TEST(ChainReplica, FencedReplicaRefusesAndStaysSilent) {
   ChainReplica head = Founding(1, View(1, {M(1), M(2)}));
   head.SetFenced(true);
-  Effects write = head.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, "k", "a"});
+  Effects write = head.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, KvStateMachine::Put("k", "a")});
   ASSERT_EQ(Sent<ClientWriteReply>(write, kClient).size(), 1u);
   EXPECT_TRUE(Sent<ClientWriteReply>(write, kClient)[0].status.IsBusy());
   EXPECT_EQ(head.last_applied(), 0u);
@@ -281,8 +283,8 @@ TEST(ChainReplica, SyncingTailRecordsNewUpdatesThenInstallsTheSnapshot) {
   ChainReplica replica(kChain, 3);
   replica.Bootstrap(1);
   (void)replica.OnView(View(1, {M(3)}));
-  (void)Persist(replica, replica.OnMessage(kClient, ClientWrite{1, kChain, 1, 500, "k", "old"}));
-  (void)Persist(replica, replica.OnMessage(kClient, ClientWrite{2, kChain, 1, 501, "stale", "x"}));
+  (void)Persist(replica, replica.OnMessage(kClient, ClientWrite{1, kChain, 1, 500, KvStateMachine::Put("k", "old")}));
+  (void)Persist(replica, replica.OnMessage(kClient, ClientWrite{2, kChain, 1, 501, KvStateMachine::Put("stale", "x")}));
   replica.Crash();
   replica.Start(2);
   EXPECT_EQ(replica.durable().store.records.size(), 2u);
@@ -301,7 +303,7 @@ TEST(ChainReplica, SyncingTailRecordsNewUpdatesThenInstallsTheSnapshot) {
   // Node 1's snapshot, taken at seq 3, knows nothing of `stale` and has k=mine.
   StoreState snapshot;
   snapshot.records["k"] = Record{"mine", 3};
-  snapshot.ops[900] = WriteResult{3, false};
+  snapshot.ops[900] = WriteResult{3, "0"};
   snapshot.last_seq = 3;
   Effects install = replica.OnMessage(Endpoint::Replica(1), SyncData{kChain, 5, snapshot});
   EXPECT_EQ(replica.phase(), ChainReplica::Phase::kReady);
@@ -309,7 +311,7 @@ TEST(ChainReplica, SyncingTailRecordsNewUpdatesThenInstallsTheSnapshot) {
   EXPECT_EQ(replica.applied().records.at("k"), (Record{"mine", 3}));
   EXPECT_EQ(replica.applied().records.at("j"), (Record{"new", 4}));
   EXPECT_EQ(replica.last_applied(), 4u);
-  EXPECT_TRUE(install.reports.empty());  // not before the copy is durable
+  EXPECT_TRUE(install.reports.empty());           // not before the copy is durable
   EXPECT_TRUE(replica.OnTick().reports.empty());  // nor on a tick while its write is in flight
 
   Effects done = Persist(replica, install);
@@ -330,8 +332,8 @@ TEST(ChainReplica, SyncingTailRecordsNewUpdatesThenInstallsTheSnapshot) {
 
 TEST(ChainReplica, CrashKeepsOnlyDurableWritesAndTheOldMemberIsNotThisOne) {
   ChainReplica alone = Founding(1, View(1, {M(1)}));
-  (void)Persist(alone, alone.OnMessage(kClient, ClientWrite{1, kChain, 1, 10, "k", "a"}));
-  (void)alone.OnMessage(kClient, ClientWrite{2, kChain, 1, 11, "k", "b"});  // never durable
+  (void)Persist(alone, alone.OnMessage(kClient, ClientWrite{1, kChain, 1, 10, KvStateMachine::Put("k", "a")}));
+  (void)alone.OnMessage(kClient, ClientWrite{2, kChain, 1, 11, KvStateMachine::Put("k", "b")});  // never durable
   EXPECT_EQ(alone.last_applied(), 2u);
   alone.Crash();
   alone.Start(2);
@@ -344,6 +346,174 @@ TEST(ChainReplica, CrashKeepsOnlyDurableWritesAndTheOldMemberIsNotThisOne) {
   Effects read = alone.OnMessage(kClient, ClientRead{3, kChain, 2, "k"});
   ASSERT_EQ(Sent<ClientReadReply>(read, kClient).size(), 1u);
   EXPECT_TRUE(Sent<ClientReadReply>(read, kClient)[0].status.IsBusy());
+}
+
+// ---- Commands of a state machine ------------------------------------------------------------
+
+// A machine with multi-key and conditional commands, to test what the key-value one cannot:
+//   "set k1=v1 k2=v2 ..."   sets every key in one update; result "ok"
+//   "cas k expected new"    sets k to new only when its value is `expected` ("-" = absent);
+//                           result "ok" or "was <value>"
+// Queries: "get k" -> the value or "-"; "scan" -> "k=v;" for every key in order.
+class TestMachine final : public StateMachine {
+ public:
+  Outcome Execute(const KvReader& state, std::string_view command) const override {
+    std::vector<std::string> words = Split(command);
+    Outcome outcome;
+    if (!words.empty() && words[0] == "set") {
+      for (size_t i = 1; i < words.size(); ++i) {
+        const size_t eq = words[i].find('=');
+        outcome.mutations.push_back({words[i].substr(0, eq), words[i].substr(eq + 1)});
+      }
+      outcome.result = "ok";
+    } else if (words.size() == 4 && words[0] == "cas") {
+      auto current = state.Get(words[1]);
+      const std::string now = current.ok() && current->has_value() ? **current : "-";
+      if (now == words[2]) {
+        outcome.mutations.push_back({words[1], words[3]});
+        outcome.result = "ok";
+      } else {
+        outcome.result = "was " + now;
+      }
+    } else {
+      outcome.result = "?";
+    }
+    return outcome;
+  }
+  Result<std::string> Query(const KvReader& committed, std::string_view query) const override {
+    std::vector<std::string> words = Split(query);
+    if (words.size() == 2 && words[0] == "get") {
+      CAIRN_ASSIGN_OR_RETURN(std::optional<std::string> value, committed.Get(words[1]));
+      return value.value_or("-");
+    }
+    std::string out;
+    auto it = committed.NewIterator();
+    for (it->Seek(""); it->Valid(); it->Next()) out += std::string(it->key()) + "=" + std::string(it->value()) + ";";
+    if (!it->status().ok()) return it->status();
+    return out;
+  }
+
+ private:
+  static std::vector<std::string> Split(std::string_view s) {
+    std::vector<std::string> out;
+    size_t start = 0;
+    while (start <= s.size()) {
+      const size_t end = std::min(s.find(' ', start), s.size());
+      if (end > start) out.emplace_back(s.substr(start, end - start));
+      start = end + 1;
+    }
+    return out;
+  }
+};
+
+const TestMachine kTestMachine;
+
+ReplicaOptions WithTestMachine() {
+  ReplicaOptions options;
+  options.machine = &kTestMachine;
+  return options;
+}
+
+ClientWrite Command(uint64_t request_id, OpId op, std::string command) {
+  return ClientWrite{request_id, kChain, 1, op, std::move(command)};
+}
+
+std::string QueryAt(ChainReplica& replica, std::string query, Status* status = nullptr) {
+  Effects out = replica.OnMessage(kClient, ClientQuery{99, kChain, replica.view_version(), std::move(query)});
+  auto replies = Sent<ClientQueryReply>(out, kClient);
+  if (replies.size() != 1) return "<" + std::to_string(replies.size()) + " replies>";
+  if (status != nullptr) *status = replies[0].status;
+  return replies[0].status.ok() ? replies[0].result : "<" + replies[0].status.ToString() + ">";
+}
+
+TEST(ChainCommands, AMultiKeyCommandIsOneUpdateAppliedEverywhere) {
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}), WithTestMachine());
+  ChainReplica tail = Founding(2, View(1, {M(1), M(2)}), WithTestMachine());
+  Effects write = head.OnMessage(kClient, Command(1, 7, "set a=1 b=2 c=3"));
+  const auto updates = Sent<Update>(write, Endpoint::Replica(2));
+  ASSERT_EQ(updates.size(), 1u);
+  EXPECT_EQ(updates[0].mutations, (std::vector<KvMutation>{{"a", "1"}, {"b", "2"}, {"c", "3"}}));
+  EXPECT_EQ(updates[0].result, "ok");
+  (void)Persist(head, write);
+  Effects at_tail = tail.OnMessage(Endpoint::Replica(1), updates[0]);
+  EXPECT_EQ(tail.applied(), head.applied());
+  Effects acked = Persist(tail, at_tail);
+  ASSERT_EQ(Sent<Ack>(acked, Endpoint::Replica(1)).size(), 1u);
+  Effects commit = head.OnMessage(Endpoint::Replica(2), Sent<Ack>(acked, Endpoint::Replica(1))[0]);
+  ASSERT_EQ(Sent<ClientWriteReply>(commit, kClient).size(), 1u);
+  EXPECT_EQ(Sent<ClientWriteReply>(commit, kClient)[0].result, (WriteResult{1, "ok"}));
+  EXPECT_EQ(head.durable().store, tail.durable().store);
+}
+
+TEST(ChainCommands, ConditionsMeetEveryEarlierUpdateAndQueriesOnlyCommittedOnes) {
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}), WithTestMachine());
+  Effects first = head.OnMessage(kClient, Command(1, 1, "set a=1 b=1"));
+  (void)Persist(head, first);
+  // Not committed yet (the tail has not acknowledged): a condition already sees it, since every
+  // replica applies this update before the next one, but a query does not.
+  Effects cas = head.OnMessage(kClient, Command(2, 2, "cas a 1 2"));
+  ASSERT_EQ(Sent<Update>(cas, Endpoint::Replica(2)).size(), 1u);
+  EXPECT_EQ(Sent<Update>(cas, Endpoint::Replica(2))[0].result, "ok");
+  Effects refused = head.OnMessage(kClient, Command(3, 3, "cas b 5 6"));
+  EXPECT_EQ(Sent<Update>(refused, Endpoint::Replica(2))[0].result, "was 1");
+  EXPECT_TRUE(Sent<Update>(refused, Endpoint::Replica(2))[0].mutations.empty());
+  (void)Persist(head, cas);
+  (void)Persist(head, refused);
+  EXPECT_EQ(QueryAt(head, "scan"), "");
+  EXPECT_EQ(QueryAt(head, "get a"), "-");
+
+  // The first update commits: the query shows it, and not the second.
+  (void)head.OnMessage(Endpoint::Replica(2), Ack{kChain, 1, 1});
+  EXPECT_EQ(QueryAt(head, "scan"), "a=1;b=1;");
+  (void)head.OnMessage(Endpoint::Replica(2), Ack{kChain, 1, 3});
+  EXPECT_EQ(QueryAt(head, "scan"), "a=2;b=1;");
+  EXPECT_EQ(QueryAt(head, "get a"), "2");
+}
+
+TEST(ChainCommands, QueriesGoToTheHeadOnly) {
+  ChainReplica tail = Founding(2, View(1, {M(1), M(2)}), WithTestMachine());
+  Status status;
+  QueryAt(tail, "scan", &status);
+  EXPECT_TRUE(status.IsBusy()) << status;
+  tail.SetFenced(true);
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}), WithTestMachine());
+  head.SetFenced(true);
+  QueryAt(head, "scan", &status);
+  EXPECT_TRUE(status.IsBusy()) << status;
+}
+
+TEST(ChainCommands, CraqReadsSeeTheCommittedVersionOfEveryKeyOfAPendingUpdate) {
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}), WithTestMachine());
+  ChainReplica tail = Founding(2, View(1, {M(1), M(2)}), WithTestMachine());
+  auto run = [&](uint64_t op, std::string command) {
+    Effects write = head.OnMessage(kClient, Command(op, op, std::move(command)));
+    (void)Persist(head, write);
+    Effects at_tail = tail.OnMessage(Endpoint::Replica(1), Sent<Update>(write, Endpoint::Replica(2))[0]);
+    return Persist(tail, at_tail);
+  };
+  Effects acked = run(1, "set a=1 b=1");
+  (void)head.OnMessage(Endpoint::Replica(2), Sent<Ack>(acked, Endpoint::Replica(1))[0]);
+  (void)tail.OnMessage(Endpoint::Replica(1), Commit{kChain, 1, 1});
+  (void)run(2, "set b=2 a=2 b=3");  // applied at both, not committed
+
+  // The tail asks the head which version of each key is committed: seq 1's.
+  for (const std::string key : {"a", "b"}) {
+    Effects read = tail.OnMessage(kClient, ClientRead{5, kChain, 1, key});
+    const auto queries = Sent<VersionQuery>(read, Endpoint::Replica(1));
+    ASSERT_EQ(queries.size(), 1u) << key;
+    Effects answer = head.OnMessage(Endpoint::Replica(2), queries[0]);
+    const auto replies = Sent<VersionReply>(answer, Endpoint::Replica(2));
+    ASSERT_EQ(replies.size(), 1u);
+    EXPECT_EQ(replies[0].seq, 1u);
+    Effects done = tail.OnMessage(Endpoint::Replica(1), replies[0]);
+    ASSERT_EQ(Sent<ClientReadReply>(done, kClient).size(), 1u);
+    EXPECT_EQ(Sent<ClientReadReply>(done, kClient)[0].record, (Record{"1", 1})) << key;
+  }
+  // Once seq 2 is committed, b is its last write in that update.
+  (void)tail.OnMessage(Endpoint::Replica(1), Commit{kChain, 1, 2});
+  Effects read = tail.OnMessage(kClient, ClientRead{6, kChain, 1, "b"});
+  ASSERT_EQ(Sent<ClientReadReply>(read, kClient).size(), 1u);
+  EXPECT_EQ(Sent<ClientReadReply>(read, kClient)[0].record, (Record{"3", 2}));
 }
 
 }  // namespace

@@ -763,8 +763,9 @@ class Simulation {
         ClientRead read{cl.request_id, kChain, cl.view.version, KeyName(op.key)};
         Send(Endpoint::Client(c), Endpoint::Replica(serving[rng_() % serving.size()]), read);
       } else {
-        ClientWrite write{cl.request_id, kChain, cl.view.version, op.op_id, KeyName(op.key), std::nullopt};
-        if (op.kind == RegisterOp::Kind::kPut) write.value = op.value;
+        ClientWrite write{cl.request_id, kChain, cl.view.version, op.op_id,
+                          op.kind == RegisterOp::Kind::kPut ? KvStateMachine::Put(KeyName(op.key), op.value)
+                                                            : KvStateMachine::Delete(KeyName(op.key))};
         Send(Endpoint::Client(c), Endpoint::Replica(cl.view.members.front().id.node), write);
       }
     }
@@ -908,7 +909,7 @@ class Simulation {
         r.value = op.value;
         r.invoke = op.invoke;
         r.response = op.response;
-        r.existed = op.result.existed;
+        r.existed = KvStateMachine::Existed(op.result.result);
         r.read = op.read.value;
         r.label = "c" + std::to_string(op.client) + " op" + std::to_string(op.op_id & 0xffffffffu) + " " +
                   std::to_string(op.invoke_ms) + "ms.." +

@@ -34,7 +34,7 @@ StoreState BigStore(size_t records) {
   for (size_t i = 0; i < records; ++i) {
     const std::string key = "key/" + std::to_string(i) + std::string(1, '\0');
     s.records[key] = i % 3 == 0 ? Record{std::nullopt, i} : Record{std::string(i % 50, static_cast<char>(i)), i};
-    s.ops[i * 7919] = WriteResult{i, i % 2 == 0};
+    s.ops[i * 7919] = WriteResult{i, i % 2 == 0 ? "1" : std::string(i % 7, static_cast<char>(i))};
   }
   s.last_seq = records;
   return s;
@@ -44,17 +44,17 @@ StoreState BigStore(size_t records) {
 std::vector<Message> Samples() {
   std::vector<Message> out;
   out.push_back(Update{});
-  out.push_back(Update{kMax32, kMax, kMax, kMax, kMax, kBinary, kBinary});
-  out.push_back(Update{1, 2, 3, 1, 4, "k", std::string()});  // an empty value is not a delete
-  out.push_back(Update{1, 2, 3, 1, 4, "", std::nullopt});
+  out.push_back(Update{kMax32, kMax, kMax, kMax, kMax, {KvMutation{kBinary, kBinary}}, kBinary});
+  out.push_back(Update{1, 2, 3, 1, 4, {KvMutation{"k", std::string()}}, ""});  // an empty value is not a delete
+  out.push_back(Update{1, 2, 3, 1, 4, {KvMutation{"", std::nullopt}, KvMutation{"k", "v"}}, "r"});
   out.push_back(Ack{});
   out.push_back(Ack{kMax32, kMax, kMax});
   out.push_back(Commit{7, 8, 9});
   out.push_back(StaleChain{kMax32, 0});
-  out.push_back(ClientWrite{kMax, 1, 2, kMax, kBinary, std::nullopt});
-  out.push_back(ClientWrite{0, 0, 0, 0, "", std::string(1, '\0')});
+  out.push_back(ClientWrite{kMax, 1, 2, kMax, kBinary});
+  out.push_back(ClientWrite{0, 0, 0, 0, std::string(1, '\0')});
   out.push_back(ClientWriteReply{});
-  out.push_back(ClientWriteReply{kMax, kMax, Status::Busy("not the head"), WriteResult{kMax, true}, kMax});
+  out.push_back(ClientWriteReply{kMax, kMax, Status::Busy("not the head"), WriteResult{kMax, kBinary}, kMax});
   out.push_back(ClientRead{1, 2, 3, kBinary});
   out.push_back(ClientReadReply{});
   out.push_back(ClientReadReply{5, Status::OK(), Record{kBinary, kMax}, 6});
@@ -65,6 +65,10 @@ std::vector<Message> Samples() {
   out.push_back(VersionQuery{1, 2, kMax, ""});
   out.push_back(VersionReply{1, 2, 3, Status::NotFound(), 0});
   out.push_back(VersionReply{kMax32, kMax, kMax, Status(StatusCode::kInvalidChunkSize, "x"), kMax});
+  out.push_back(ClientQuery{});
+  out.push_back(ClientQuery{kMax, kMax32, kMax, kBinary});
+  out.push_back(ClientQueryReply{});
+  out.push_back(ClientQueryReply{kMax, Status::Busy("not the head"), kBinary, kMax});
   return out;
 }
 
@@ -95,14 +99,18 @@ void PutLe(std::string& body, size_t at, uint64_t v, size_t width) {
 
 TEST(ChainWire, LayoutIsAsDocumented) {
   const std::string ack = Encode(Ack{0x04030201, 0x0c0b0a0908070605, 0x14131211100f0e0d});
-  EXPECT_EQ(ack, std::string("\x01\x01"
+  EXPECT_EQ(ack, std::string("\x02\x01"
                              "\x01\x02\x03\x04"
                              "\x05\x06\x07\x08\x09\x0a\x0b\x0c"
                              "\x0d\x0e\x0f\x10\x11\x12\x13\x14",
                              22));
-  const std::string update = Encode(Update{1, 2, 3, 4, 5, "k", "vv"});
-  EXPECT_EQ(update.substr(0, 2), std::string("\x01\x00", 2));
-  EXPECT_EQ(update.substr(38), std::string("\x01\x00\x00\x00k\x01\x02\x00\x00\x00vv", 12));
+  const std::string update = Encode(Update{1, 2, 3, 4, 5, {KvMutation{"k", "vv"}}, "r"});
+  EXPECT_EQ(update.substr(0, 2), std::string("\x02\x00", 2));
+  EXPECT_EQ(update.substr(38), std::string("\x01\x00\x00\x00"        // one mutation
+                                           "\x01\x00\x00\x00k"       // its key
+                                           "\x01\x02\x00\x00\x00vv"  // its value
+                                           "\x01\x00\x00\x00r",      // the result
+                                           21));
   // The status code is two bytes: NoSuchBucket is 600 (0x0258).
   const std::string reply = Encode(VersionReply{1, 2, 3, Status::NoSuchBucket("b"), 4});
   EXPECT_EQ(reply.substr(1, 1), "\x0b");
@@ -129,7 +137,8 @@ TEST(ChainWire, EveryKindRoundTrips) {
 TEST(ChainWire, EveryStatusCodeRoundTrips) {
   for (StatusCode code : kAllCodes) {
     SCOPED_TRACE(StatusCodeName(code));
-    ExpectRoundTrip(ClientWriteReply{1, 2, Status(code, ""), WriteResult{3, false}, 4});
+    ExpectRoundTrip(ClientWriteReply{1, 2, Status(code, ""), WriteResult{3, "0"}, 4});
+    ExpectRoundTrip(ClientQueryReply{1, Status(code, "why"), kBinary, 4});
     ExpectRoundTrip(ClientReadReply{1, Status(code, kBinary), Record{}, 2});
     ExpectRoundTrip(VersionReply{1, 2, 3, Status(code, "why"), 4});
   }
@@ -140,10 +149,10 @@ TEST(ChainWire, LargeBodiesRoundTripInOneAllocation) {
   ExpectRoundTrip(sync);
   std::string mib(1 << 20, '\0');
   for (size_t i = 0; i < mib.size(); ++i) mib[i] = static_cast<char>(i * 31);
-  const Update update{1, 2, 3, 1, 4, "big", mib};
+  const Update update{1, 2, 3, 1, 4, {KvMutation{"big", mib}}, "0"};
   ExpectRoundTrip(update);
   const std::string body = Encode(update);
-  EXPECT_EQ(body.size(), 2 + 4 + 4 * 8 + 4 + 3 + 1 + 4 + mib.size());
+  EXPECT_EQ(body.size(), 2 + 4 + 4 * 8 + 4 + 4 + 3 + 1 + 4 + mib.size() + 4 + 1);
   EXPECT_LE(body.capacity(), body.size() + 32);  // sized before writing, not grown
 }
 
@@ -165,23 +174,24 @@ TEST(ChainWire, TrailingBytesAreCorruption) {
 
 TEST(ChainWire, UnknownVersionOrTagIsCorruption) {
   const std::string good = Encode(Commit{1, 2, 3});
-  for (int version : {0, 2, 255}) {
+  for (int version : {0, 1, 3, 255}) {
     std::string bad = good;
     bad[0] = static_cast<char>(version);
     ExpectCorrupt(bad, "version " + std::to_string(version));
   }
-  for (int tag : {12, 13, 128, 255}) {
+  for (int tag : {14, 15, 128, 255}) {
     std::string bad = good;
     bad[1] = static_cast<char>(tag);
     ExpectCorrupt(bad, "tag " + std::to_string(tag));
   }
 }
 
-TEST(ChainWire, PresenceFlagsAndBoolsOtherThanZeroOrOneAreCorruption) {
-  // Update{key "k"}: the value's presence flag follows the key, at 2 + 4 + 32 + 4 + 1.
-  constexpr size_t kPresenceAt = 43;
-  const std::string present = Encode(Update{1, 2, 3, 1, 4, "k", "v"});
-  const std::string absent = Encode(Update{1, 2, 3, 1, 4, "k", std::nullopt});
+TEST(ChainWire, PresenceFlagsOtherThanZeroOrOneAreCorruption) {
+  // Update{one mutation of key "k"}: the value's presence flag follows the mutation count and the
+  // key, at 2 + 4 + 32 + 4 + 4 + 1.
+  constexpr size_t kPresenceAt = 47;
+  const std::string present = Encode(Update{1, 2, 3, 1, 4, {KvMutation{"k", "v"}}, ""});
+  const std::string absent = Encode(Update{1, 2, 3, 1, 4, {KvMutation{"k", std::nullopt}}, ""});
   ASSERT_EQ(present[kPresenceAt], 1);
   ASSERT_EQ(absent[kPresenceAt], 0);
   for (int flag : {2, 0x80, 0xff}) {
@@ -195,12 +205,6 @@ TEST(ChainWire, PresenceFlagsAndBoolsOtherThanZeroOrOneAreCorruption) {
   flipped = absent;
   flipped[kPresenceAt] = 1;  // a value that is not there
   ExpectCorrupt(flipped, "absent flagged present");
-
-  // WriteResult.existed is the byte before chain_version, the last field.
-  std::string existed = Encode(ClientWriteReply{1, 2, Status::OK(), WriteResult{3, true}, 4});
-  ASSERT_EQ(existed[existed.size() - 9], 1);
-  existed[existed.size() - 9] = 2;
-  ExpectCorrupt(existed, "existed 2");
 }
 
 TEST(ChainWire, UnknownStatusCodeIsCorruption) {
@@ -234,11 +238,14 @@ TEST(ChainWire, HugeCountsAndLengthsAreCorruption) {
   ExpectCorrupt(padded, "records past the end");
   EXPECT_NE(Decode(padded).status().message().find("count"), std::string::npos) << Decode(padded).status();
 
-  // Update: the key's length at 2 + 4 + 32.
-  const std::string update = Encode(Update{1, 2, 3, 1, 4, "k", std::nullopt});
+  // Update: the mutation count at 2 + 4 + 32, the first key's length after it.
+  const std::string update = Encode(Update{1, 2, 3, 1, 4, {KvMutation{"k", std::nullopt}}, ""});
   for (uint32_t n : {2u, 1u << 20, kMax32}) {
     std::string bad = update;
     PutLe(bad, 38, n, 4);
+    ExpectCorrupt(bad, "mutation count " + std::to_string(n));
+    bad = update;
+    PutLe(bad, 42, n, 4);
     ExpectCorrupt(bad, "key length " + std::to_string(n));
   }
 }
@@ -262,17 +269,17 @@ TEST(ChainWire, MapKeysMustBeStrictlyAscending) {
   bad[36] = '\x80';
   EXPECT_EQ(std::get<SyncData>(MustDecode(bad)).snapshot.records.size(), 2u);
 
-  // No records, two ops 5 and 6: op ids at 22 and 39.
+  // No records, two ops 5 and 6 with empty results: op ids at 22 and 42.
   StoreState ops;
-  ops.ops[5] = WriteResult{1, false};
-  ops.ops[6] = WriteResult{2, true};
+  ops.ops[5] = WriteResult{1, ""};
+  ops.ops[6] = WriteResult{2, ""};
   const std::string good_ops = Encode(SyncData{1, 2, ops});
   ASSERT_EQ(good_ops[22], 5);
-  ASSERT_EQ(good_ops[39], 6);
+  ASSERT_EQ(good_ops[42], 6);
   bad = good_ops;
-  bad[39] = 5;
+  bad[42] = 5;
   ExpectCorrupt(bad, "repeated op id");
-  bad[39] = 4;
+  bad[42] = 4;
   ExpectCorrupt(bad, "descending op ids");
 }
 
@@ -300,12 +307,17 @@ class Random {
   }
   std::optional<std::string> Value() { return Bool() ? std::optional<std::string>(Bytes()) : std::nullopt; }
   Status AnyStatus() { return Status(kAllCodes[rng_() % kAllCodes.size()], Bool() ? "" : Bytes()); }
+  std::vector<KvMutation> Mutations() {
+    std::vector<KvMutation> out(rng_() % 4);
+    for (KvMutation& m : out) m = KvMutation{Bytes(), Value()};
+    return out;
+  }
   StoreState Store() {
     StoreState s;
     const size_t n = rng_() % 40;
     for (size_t i = 0; i < n; ++i) {
       s.records[Bytes()] = Record{Value(), U64()};
-      s.ops[U64()] = WriteResult{U64(), Bool()};
+      s.ops[U64()] = WriteResult{U64(), Bytes()};
     }
     s.last_seq = U64();
     return s;
@@ -313,7 +325,7 @@ class Random {
   Message Any() {
     switch (rng_() % std::variant_size_v<Message>) {
       case 0:
-        return Update{U32(), U64(), U64(), U64(), U64(), Bytes(), Value()};
+        return Update{U32(), U64(), U64(), U64(), U64(), Mutations(), Bytes()};
       case 1:
         return Ack{U32(), U64(), U64()};
       case 2:
@@ -321,9 +333,9 @@ class Random {
       case 3:
         return StaleChain{U32(), U64()};
       case 4:
-        return ClientWrite{U64(), U32(), U64(), U64(), Bytes(), Value()};
+        return ClientWrite{U64(), U32(), U64(), U64(), Bytes()};
       case 5:
-        return ClientWriteReply{U64(), U64(), AnyStatus(), WriteResult{U64(), Bool()}, U64()};
+        return ClientWriteReply{U64(), U64(), AnyStatus(), WriteResult{U64(), Bytes()}, U64()};
       case 6:
         return ClientRead{U64(), U32(), U64(), Bytes()};
       case 7:
@@ -334,8 +346,12 @@ class Random {
         return SyncData{U32(), U64(), Store()};
       case 10:
         return VersionQuery{U32(), U64(), U64(), Bytes()};
-      default:
+      case 11:
         return VersionReply{U32(), U64(), U64(), AnyStatus(), U64()};
+      case 12:
+        return ClientQuery{U64(), U32(), U64(), Bytes()};
+      default:
+        return ClientQueryReply{U64(), AnyStatus(), Bytes(), U64()};
     }
   }
   size_t Below(size_t n) { return rng_() % n; }

@@ -17,6 +17,12 @@ The fuzz_chain_wire inputs are chain message bodies laid out as src/replication/
 encoded here independently of the C++ codec: every message kind, edge values (empty and binary
 strings, 0 and UINT64_MAX, absent values, status codes past one byte), a SyncData with records and
 operations, and a few bodies the decoder refuses.
+
+The fuzz_meta_command inputs are metadata commands, queries and replies laid out as
+docs/formats/meta.md ("Commands and queries (cluster mode)") describes, encoded here independently
+of the C++ codec, against the state fuzz/fuzz_meta_command.cc builds: commands that succeed and
+fail, one with an embedded record (whose CRC32C is computed here), queries of every listing, and
+replies; plus a few inputs every decoder refuses.
 Run from anywhere: python3 fuzz/make_seeds.py
 """
 import base64
@@ -307,14 +313,15 @@ def chain_wire_seeds():
         {1: (1, b"0"), 2: (2, b"1"), U64_MAX: (4, b"\x00result")}, 4)
     seeds = {
         "update": message(0, u32(1) + u64(3) + u64(17) + u64(12) + u64(0x500000001) +
-                          mutations([(b"key", b"value")]) + string(b"0")),
+                          mutations([(b"key", b"value")]) + string(b"0") + u8(0)),
         "update_delete_edges": message(0, u32(U32_MAX) + u64(U64_MAX) + u64(U64_MAX) + u64(0) + u64(U64_MAX) +
-                                       mutations([(binary, None), (b"a", b""), (binary, b"x")]) + string(binary)),
-        "update_empty": message(0, u32(1) + u64(3) + u64(18) + u64(12) + u64(7) + mutations([]) + string(b"?")),
+                                       mutations([(binary, None), (b"a", b""), (binary, b"x")]) + string(binary) + u8(0)),
+        "update_empty": message(0, u32(1) + u64(3) + u64(18) + u64(12) + u64(7) + mutations([]) + string(b"?") + u8(0)),
         "ack": message(1, u32(1) + u64(3) + u64(17)),
         "commit": message(2, u32(1) + u64(3) + u64(16)),
         "stale_chain": message(3, u32(1) + u64(0)),
-        "client_write": message(4, u64(77) + u32(1) + u64(3) + u64(0x500000002) + string(b"P\x01\x00\x00\x00kv")),
+        "client_write": message(4, u64(77) + u32(1) + u64(3) + u64(0x500000002) + string(b"P\x01\x00\x00\x00kv") +
+                                u8(0) + u32(0)),
         "client_write_reply_busy": message(5, u64(77) + u64(0x500000002) + status(STATUS_BUSY, b"not the head") +
                                            write_result(0, b"") + u64(3)),
         "client_write_reply_ok": message(5, u64(78) + u64(9) + status(STATUS_OK) + write_result(18, b"1") + u64(3)),
@@ -327,20 +334,105 @@ def chain_wire_seeds():
         "sync_data_empty": message(9, u32(0) + u64(0) + store_state({}, {}, 0)),
         "version_query": message(10, u32(1) + u64(3) + u64(5) + string(b"key")),
         "version_reply": message(11, u32(1) + u64(3) + u64(5) + status(STATUS_NO_SUCH_BUCKET, b"x") + u64(U64_MAX)),
+        "update_blob": message(0, u32(2) + u64(3) + u64(19) + u64(12) + u64(8) +
+                               mutations([(b"\xff\xffblob/c1", u64(3) + u32(0x12345678))]) + string(b"") +
+                               u8(1) + string(b"c1") + string(b"abc") + u32(0x12345678)),
+        "client_write_blob": message(4, u64(82) + u32(2) + u64(3) + u64(9) + string(b"") + u8(1) + string(b"c2") +
+                                     string(b"\x00" * 64) + u32(1) + u32(2) + string(b"c0") + string(binary)),
+        "blob_read": message(14, u64(83) + u32(2) + u64(3) + string(b"c2") + u64(0) + u64(64)),
+        "blob_read_reply": message(15, u64(83) + status(STATUS_OK) + string(b"\x00" * 64) + u64(3)),
         "client_query": message(12, u64(81) + u32(0) + u64(3) + string(binary)),
         "client_query_reply": message(13, u64(81) + status(STATUS_OK) + string(b"=" + binary) + u64(3)),
     }
     # Refused: a truncated body, trailing bytes, an unknown tag, and a record count past the end.
     seeds["refused_truncated"] = seeds["sync_data"][:-3]
     seeds["refused_trailing"] = seeds["ack"] + b"\x00"
-    seeds["refused_tag"] = message(14, u32(1) + u64(3))
+    seeds["refused_tag"] = message(16, u32(1) + u64(3))
     seeds["refused_count"] = message(9, u32(1) + u64(4) + u32(U32_MAX) + u32(0) + u64(0))
+    return seeds
+
+
+# ---- fuzz_meta_command: src/meta/meta_commands.h ------------------------------------------------
+
+META_VERSION = 1
+
+
+def crc32c(data):
+    """CRC-32C (Castagnoli), bitwise: the seeds are short."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def varint(v):
+    out = b""
+    while v >= 0x80:
+        out += bytes([(v & 0x7F) | 0x80])
+        v >>= 7
+    return out + bytes([v])
+
+
+def user_value(name, canonical_id, created_ms):
+    """A user record as meta/format.h encodes it under "I/" name (format version 3)."""
+    value = b"I" + u8(3) + varint(len(canonical_id)) + canonical_id + u64(created_ms)
+    return value + u32(crc32c(b"I/" + name + value))
+
+
+def meta(tag, fields):
+    return u8(META_VERSION) + u8(tag) + fields
+
+
+def meta_acl(owner, grants):
+    """`grants`: [(grantee type, grantee, permission)]."""
+    return string(owner) + u32(len(grants)) + b"".join(u8(t) + string(g) + u8(p) for t, g, p in grants)
+
+
+def meta_command_seeds():
+    all_users = b"http://acs.amazonaws.com/groups/global/AllUsers"
+    seeds = {
+        "create_user": meta(0x0B, string(b"bob") + string(user_value(b"bob", b"id-b", 5))),
+        "create_user_exists": meta(0x0B, string(b"alice") + string(user_value(b"alice", b"id", 1))),
+        "delete_bucket_expected": meta(0x02, string(b"empty") + u8(1) + string(b"o") + u64(2)),
+        "delete_bucket_not_empty": meta(0x02, string(b"b") + u8(0)),
+        "set_object_acl": meta(0x05, string(b"b") + string(b"dir/k") +
+                               meta_acl(b"o", [(1, b"o", 5), (2, all_users, 1)]) + u8(1) + string(b"e") + u64(0)),
+        "delete_object": meta(0x06, string(b"b") + string(b"dir/\x00x")),
+        "complete_upload": meta(0x09, string(b"b") + string(b"m") + string(b"u") + u32(1) + u32(1) + string(b'"p"') +
+                                string(b"etag-1") + u64(99) + u8(0) + u8(0)),
+        "complete_upload_if_none_match": meta(0x09, string(b"b") + string(b"m") + string(b"u") + u32(1) + u32(1) +
+                                              string(b"p") + string(b"e") + u64(U64_MAX) + u8(1) + string(b"*") +
+                                              u8(1)),
+        "abort_upload": meta(0x0A, string(b"b") + string(b"m") + string(b"u")),
+        "delete_user": meta(0x0C, string(b"alice")),
+        "set_access_key_enabled": meta(0x0E, string(b"AKIA") + u8(0)),
+        "query_get_object": meta(0x43, string(b"b") + string(b"dir/k")),
+        "query_list_objects": meta(0x44, string(b"b") + string(b"dir/") + string(b"/") + string(b"") + u32(1)),
+        "query_list_buckets": meta(0x42, b""),
+        "query_get_upload": meta(0x45, string(b"b") + string(b"m") + string(b"u")),
+        "query_list_parts": meta(0x47, string(b"b") + string(b"m") + string(b"u") + u32(0) + u32(U32_MAX)),
+        "query_list_uploads": meta(0x48, string(b"b") + string(b"") + string(b"") + string(b"") + u32(1000)),
+        "query_list_chunk_refs": meta(0x4B, string(b"") + u32(1)),
+        "query_stats": meta(0x4C, b""),
+        "reply_not_found": meta(0x43, u16(STATUS_NOT_FOUND) + string(b"object k")),
+        "reply_stats": meta(0x4C, u16(STATUS_OK) + string(b"") + u32(2) + string(b"buckets") + u64(2) +
+                            string(b"objects") + u64(1)),
+        "reply_update_bucket": meta(0x03, u16(STATUS_OK) + string(b"") + u8(0)),
+    }
+    # Refused: a truncated command, trailing bytes, an unknown tag and version, a bool of 2.
+    seeds["refused_truncated"] = seeds["complete_upload"][:-1]
+    seeds["refused_trailing"] = seeds["query_stats"] + b"\x00"
+    seeds["refused_tag"] = meta(0x10, b"")
+    seeds["refused_version"] = u8(2) + seeds["query_stats"][1:]
+    seeds["refused_bool"] = meta(0x0E, string(b"AKIA") + u8(2))
     return seeds
 
 
 def main():
     for target, seeds in (("fuzz_sigv4", sigv4_seeds()), ("fuzz_http", http_seeds()),
-                          ("fuzz_chain_wire", chain_wire_seeds())):
+                          ("fuzz_chain_wire", chain_wire_seeds()), ("fuzz_meta_command", meta_command_seeds())):
         out = CORPUS / target
         out.mkdir(parents=True, exist_ok=True)
         for name, content in seeds.items():

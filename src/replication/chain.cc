@@ -6,6 +6,8 @@
 #include <memory>
 #include <utility>
 
+#include "common/crc32c.h"
+
 namespace cairn::replication {
 namespace {
 
@@ -25,6 +27,42 @@ std::string OpText(OpId op) { return "op" + std::to_string(op >> 32) + "." + std
 Record Lookup(const StoreState& store, const std::string& key) {
   auto it = store.records.find(key);
   return it == store.records.end() ? Record{} : it->second;
+}
+
+}  // namespace
+
+std::string BlobKey(std::string_view id) {
+  std::string key(kBlobKeyPrefix);
+  key.append(id);
+  return key;
+}
+
+bool IsBlobKey(std::string_view key) { return key.starts_with(kBlobKeyPrefix); }
+
+std::string EncodeBlobDescriptor(uint64_t size, uint32_t crc32c) {
+  std::string out;
+  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((size >> (8 * i)) & 0xff));
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc32c >> (8 * i)) & 0xff));
+  return out;
+}
+
+std::optional<BlobInfo> DecodeBlobDescriptor(std::string_view id, std::string_view value) {
+  if (value.size() != 12) return std::nullopt;
+  BlobInfo info;
+  info.id = std::string(id);
+  for (int i = 0; i < 8; ++i) info.size |= uint64_t{static_cast<uint8_t>(value[i])} << (8 * i);
+  for (int i = 0; i < 4; ++i) info.crc32c |= uint32_t{static_cast<uint8_t>(value[8 + i])} << (8 * i);
+  return info;
+}
+
+namespace {
+
+bool BlobIntact(const Blob& blob) { return crc32c::Value(blob.bytes.data(), blob.bytes.size()) == blob.crc32c; }
+
+// The update as the logs keep it: the blob's bytes are in the blob store.
+Update WithoutBlobBytes(Update update) {
+  update.blob.reset();
+  return update;
 }
 
 }  // namespace
@@ -103,7 +141,10 @@ class VisibleReader final : public KvReader {
   RecordIterator::Visible visible_;
 };
 
-Result<std::optional<std::string>> LatestValue(const std::string&, const Record& record) { return record.value; }
+Result<std::optional<std::string>> LatestValue(const std::string& key, const Record& record) {
+  if (IsBlobKey(key)) return std::optional<std::string>();  // the chain's own, not the machine's
+  return record.value;
+}
 
 std::string MutationsText(const std::vector<KvMutation>& mutations) {
   std::string out;
@@ -116,7 +157,7 @@ std::string MutationsText(const std::vector<KvMutation>& mutations) {
 Result<std::optional<std::string>> StoreReader::Get(std::string_view key) const {
   auto it = store_.records.find(std::string(key));
   if (it == store_.records.end()) return std::optional<std::string>();
-  return it->second.value;
+  return LatestValue(it->first, it->second);
 }
 
 std::unique_ptr<KvIterator> StoreReader::NewIterator() const {
@@ -139,6 +180,8 @@ std::string_view MessageName(const Message& message) {
                         [](const VersionReply&) { return "VersionReply"; },
                         [](const ClientQuery&) { return "ClientQuery"; },
                         [](const ClientQueryReply&) { return "ClientQueryReply"; },
+                        [](const BlobRead&) { return "BlobRead"; },
+                        [](const BlobReadReply&) { return "BlobReadReply"; },
                     },
                     message);
 }
@@ -182,6 +225,15 @@ std::string Describe(const Message& message) {
             return v(m.chain_version) + " r" + std::to_string(m.request_id) + " query of " +
                    std::to_string(m.query.size()) + " bytes";
           },
+          [&](const BlobRead& m) {
+            return v(m.chain_version) + " r" + std::to_string(m.request_id) + " blob of " +
+                   std::to_string(m.id.size()) + " bytes id [" + std::to_string(m.offset) + ", +" +
+                   std::to_string(m.length) + ")";
+          },
+          [&](const BlobReadReply& m) {
+            return " r" + std::to_string(m.request_id) + " " + (m.status.ok() ? "ok" : m.status.ToString()) + " " +
+                   std::to_string(m.bytes.size()) + " bytes";
+          },
           [&](const ClientQueryReply& m) {
             return " r" + std::to_string(m.request_id) + " " + (m.status.ok() ? "ok" : m.status.ToString()) +
                    " result of " + std::to_string(m.result.size()) + " bytes";
@@ -219,6 +271,7 @@ void ChainReplica::ResetVolatile() {
   sync_next_ = 0;
   installed_ = false;
   install_durable_ = false;
+  blobs_copied_ = false;
   parked_reads_.clear();
   ++session_;
 }
@@ -387,6 +440,8 @@ Effects ChainReplica::OnMessage(Endpoint from, const Message& message) {
                  [&](const ClientReadReply&) {},
                  [&](const ClientQuery& m) { HandleClientQuery(from, m, out); },
                  [&](const ClientQueryReply&) {},
+                 [&](const BlobRead& m) { HandleBlobRead(from, m, out); },
+                 [&](const BlobReadReply&) {},
                  [&](const SyncRequest& m) {
                    if (from_replica) HandleSyncRequest(from.id, m, out);
                  },
@@ -418,6 +473,8 @@ void ChainReplica::HandleUpdate(NodeId from, const Update& update, Effects& out)
     return;
   }
   if (Predecessor() != from && !options_.faults.skip_version_check) return;
+  // Bytes damaged on the way are never written (the predecessor resends the update).
+  if (update.blob && !BlobIntact(*update.blob)) return;
 
   if (phase_ == Phase::kSyncing) {
     // Design "Resync", step 1: record every new update, contiguous from the predecessor's
@@ -427,7 +484,7 @@ void ChainReplica::HandleUpdate(NodeId from, const Update& update, Effects& out)
       sync_next_ = update.first_seq;
     }
     if (update.seq == sync_next_) {
-      sync_buffer_.push_back(update);
+      sync_buffer_.push_back(WithoutBlobBytes(update));
       ++sync_next_;
       PendingWrite write;
       write.kind = PendingWrite::Kind::kSyncLog;
@@ -647,15 +704,30 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
     }
     return;
   }
+  if (write.blob && !BlobIntact(*write.blob)) {
+    ClientWriteReply reply = WriteRefusal(write, "");
+    reply.status = Status::Corruption("blob " + std::to_string(write.blob->bytes.size()) +
+                                      " bytes: its CRC32C does not match its bytes");
+    out.sends.push_back({from, std::move(reply)});
+    return;
+  }
   Update update;
   update.chain_id = chain_id_;
   update.chain_version = view_->version;
   update.seq = applied_.last_seq + 1;
   update.op_id = write.op_id;
   // The command meets the state every replica will have reached at this sequence number.
-  StateMachine::Outcome outcome = machine_.Execute(StoreReader(applied_), write.command);
-  update.mutations = std::move(outcome.mutations);
-  update.result = std::move(outcome.result);
+  if (!write.command.empty()) {
+    StateMachine::Outcome outcome = machine_.Execute(StoreReader(applied_), write.command);
+    update.mutations = std::move(outcome.mutations);
+    update.result = std::move(outcome.result);
+  }
+  if (write.blob) {
+    update.mutations.push_back(
+        {BlobKey(write.blob->id), EncodeBlobDescriptor(write.blob->bytes.size(), write.blob->crc32c)});
+    update.blob = write.blob;
+  }
+  for (const std::string& id : write.drop_blobs) update.mutations.push_back({BlobKey(id), std::nullopt});
   Apply(update, out);
   if (options_.faults.head_replies_before_commit) {
     ReplyWrite(waiter, out);
@@ -688,6 +760,7 @@ void ChainReplica::HandleClientRead(Endpoint from, const ClientRead& read, Effec
     return FailRead(from, read.request_id, "stale chain version", out);
   }
   if (phase_ != Phase::kReady || !IsServing()) return FailRead(from, read.request_id, "not serving", out);
+  if (IsBlobKey(read.key)) return ReplyRead(from, read.request_id, Record{}, out);  // the chain's own
   if (options_.faults.read_dirty_locally) return ReplyRead(from, read.request_id, Lookup(applied_, read.key), out);
   // CRAQ: a key whose last update here is known committed is answered locally; so is every key
   // at the head, which knows the commit. Otherwise the head names the committed version.
@@ -715,6 +788,7 @@ void ChainReplica::HandleClientQuery(Endpoint from, const ClientQuery& query, Ef
   } else {
     // The head knows what is committed; every key's committed version is the one it shows.
     auto committed = [this](const std::string& key, const Record&) -> Result<std::optional<std::string>> {
+      if (IsBlobKey(key)) return std::optional<std::string>();
       auto record = CommittedVersion(key);
       if (!record) return Status::Busy("committed version not held");
       return record->value;
@@ -801,6 +875,7 @@ void ChainReplica::HandleSyncData(NodeId from, const SyncData& data, Effects& ou
   complete_ = true;
   installed_ = true;
   install_durable_ = false;
+  blobs_copied_ = false;
   PendingWrite write;
   write.kind = PendingWrite::Kind::kInstall;
   write.level_after = image.last_seq;
@@ -827,14 +902,24 @@ Effects ChainReplica::OnDiskWriteDone(uint64_t write_id) {
         ApplyToStore(durable_.store, write.update);
         break;
       case PendingWrite::Kind::kSyncLog:
-        durable_.sync_log.push_back(write.update);
+        durable_.sync_log.push_back(WithoutBlobBytes(std::move(write.update)));
         break;
       case PendingWrite::Kind::kInstall:
         durable_.store = std::move(write.image);
         durable_.sync_log.clear();
         // The copy is on disk only now: the logged updates may have raised the durable level
         // long before, so that level says nothing about the install.
-        if (write.session == session_) install_durable_ = true;
+        if (write.session == session_) {
+          install_durable_ = true;
+          // The copy names blobs its predecessor stored before this replica joined: they are
+          // copied now, and the sync is done only once they are here.
+          std::vector<BlobInfo> blobs = BlobsNamed(nullptr);
+          if (blobs.empty() || !Predecessor()) {
+            blobs_copied_ = true;
+          } else {
+            out.blob_copy = BlobCopyJob{*Predecessor(), view_->version, std::move(blobs)};
+          }
+        }
         break;
     }
     if (write.session == session_) durable_level_ = std::max(durable_level_, write.level_after);
@@ -843,6 +928,71 @@ Effects ChainReplica::OnDiskWriteDone(uint64_t write_id) {
   Progress(out);
   if (Serves()) ReportSyncDone(out);
   return out;
+}
+
+Effects ChainReplica::OnBlobsCopied(uint64_t chain_version, const std::vector<std::string>& missing) {
+  Effects out;
+  if (phase_ != Phase::kReady || !installed_ || !install_durable_ || blobs_copied_) return out;
+  if (!view_ || view_->version != chain_version) return out;  // a job of an earlier session
+  std::vector<BlobInfo> still = BlobsNamed(&missing);
+  if (still.empty() || !Predecessor()) {
+    blobs_copied_ = true;
+    if (Serves()) ReportSyncDone(out);
+  } else {
+    out.blob_copy = BlobCopyJob{*Predecessor(), view_->version, std::move(still)};
+  }
+  return out;
+}
+
+std::vector<BlobInfo> ChainReplica::BlobsNamed(const std::vector<std::string>* ids) const {
+  std::vector<BlobInfo> out;
+  auto add = [&](const std::string& key, const Record& record) {
+    if (!record.value) return;
+    auto info = DecodeBlobDescriptor(std::string_view(key).substr(kBlobKeyPrefix.size()), *record.value);
+    if (info) out.push_back(std::move(*info));
+  };
+  if (ids != nullptr) {
+    for (const std::string& id : *ids) {
+      auto it = applied_.records.find(BlobKey(id));
+      if (it != applied_.records.end()) add(it->first, it->second);
+    }
+    return out;
+  }
+  for (auto it = applied_.records.lower_bound(std::string(kBlobKeyPrefix));
+       it != applied_.records.end() && IsBlobKey(it->first); ++it) {
+    add(it->first, it->second);
+  }
+  return out;
+}
+
+void ChainReplica::HandleBlobRead(Endpoint from, const BlobRead& read, Effects& out) {
+  BlobReadReply reply;
+  reply.request_id = read.request_id;
+  reply.chain_version = view_version();
+  if (!Serves()) {
+    reply.status = Status::Busy("fenced");
+  } else if (read.chain_id != chain_id_ || !VersionOk(read.chain_version)) {
+    if (read.chain_version > view_version()) out.refresh_view = true;
+    reply.status = Status::Busy("stale chain version");
+  } else if (phase_ != Phase::kReady || !IsServing()) {
+    reply.status = Status::Busy("not serving");
+  } else {
+    // A blob is immutable: a descriptor here, committed or not, names the bytes every replica
+    // holds (readers only ask for blobs of committed records).
+    auto it = applied_.records.find(BlobKey(read.id));
+    std::optional<BlobInfo> info;
+    if (it != applied_.records.end() && it->second.value) info = DecodeBlobDescriptor(read.id, *it->second.value);
+    if (!info) {
+      reply.status = Status::NotFound("no such blob in this chain");
+    } else if (read.offset > info->size || read.length > info->size - read.offset) {
+      reply.status = Status::InvalidArgument("blob range past its end");
+    } else {
+      out.blob_reads.push_back(
+          BlobReadJob{from, read.request_id, view_->version, std::move(*info), read.offset, read.length});
+      return;
+    }
+  }
+  out.sends.push_back({from, std::move(reply)});
 }
 
 Effects ChainReplica::OnTick() {
@@ -882,7 +1032,7 @@ Effects ChainReplica::OnTick() {
 }
 
 void ChainReplica::ReportSyncDone(Effects& out) const {
-  if (phase_ == Phase::kReady && installed_ && install_durable_ && !IsServing()) {
+  if (phase_ == Phase::kReady && installed_ && install_durable_ && blobs_copied_ && !IsServing()) {
     out.reports.push_back({ManagerReport::Kind::kSyncDone, chain_id_, view_->version, MemberId{node_, incarnation_}});
   }
 }

@@ -109,6 +109,36 @@ struct WriteResult {
   bool operator==(const WriteResult&) const = default;
 };
 
+// Bytes a chain stores beside its state machine (the chunks of objects): immutable, named by an id
+// unique in the cluster, kept by each replica in its node's BlobStore (the engine), never in the
+// replicated state. The state holds each stored blob's descriptor (size and CRC32C) under
+// BlobKey(id), which is how a resync knows which blobs to copy; the state machines never see
+// those keys (StoreReader hides them). The CRC is verified by every replica before it writes
+// (ARCHITECTURE decision 6) and by the blob store on every read.
+struct Blob {
+  std::string id;
+  std::string bytes;
+  uint32_t crc32c = 0;
+  bool operator==(const Blob&) const = default;
+};
+
+struct BlobInfo {
+  std::string id;
+  uint64_t size = 0;
+  uint32_t crc32c = 0;
+  bool operator==(const BlobInfo&) const = default;
+};
+
+// Keys from kBlobKeyPrefix on are the chain's own; a state machine's keys must sort before it.
+inline constexpr std::string_view kBlobKeyPrefix =
+    "\xff\xff"
+    "blob/";
+std::string BlobKey(std::string_view id);
+bool IsBlobKey(std::string_view key);
+// The descriptor stored under BlobKey: u64 size, u32 crc32c, little-endian.
+std::string EncodeBlobDescriptor(uint64_t size, uint32_t crc32c);
+std::optional<BlobInfo> DecodeBlobDescriptor(std::string_view id, std::string_view value);
+
 // A replica's store: the state machine the chain replicates.
 struct StoreState {
   std::map<std::string, Record> records;
@@ -133,6 +163,9 @@ struct Update {
   // What the head's state machine made of the command: applied in order by every replica.
   std::vector<KvMutation> mutations;
   std::string result;
+  // A blob stored by this update (its descriptor is among the mutations); every replica writes it
+  // to its blob store, durably, before the update counts as durable there.
+  std::optional<Blob> blob;
   bool operator==(const Update&) const = default;
 };
 
@@ -157,7 +190,11 @@ struct ClientWrite {
   ChainId chain_id = 0;
   uint64_t chain_version = 0;
   OpId op_id = 0;
-  std::string command;  // for the chain's StateMachine
+  std::string command;  // for the chain's StateMachine; empty: none
+  // Stored with the command, atomically: a blob to store (refused unless its CRC matches), and
+  // blobs to delete (every replica deletes them from its blob store once the update is durable).
+  std::optional<Blob> blob;
+  std::vector<std::string> drop_blobs;
   bool operator==(const ClientWrite&) const = default;
 };
 
@@ -208,6 +245,28 @@ struct ClientQueryReply {
   bool operator==(const ClientQueryReply&) const = default;
 };
 
+// Bytes [offset, offset + length) of a blob, from any serving replica that holds it.
+struct BlobRead {
+  uint64_t request_id = 0;
+  ChainId chain_id = 0;
+  uint64_t chain_version = 0;
+  std::string id;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  bool operator==(const BlobRead&) const = default;
+};
+
+// status: OK with the bytes (verified by the blob store), NotFound (no such blob here),
+// InvalidArgument (the range passes its end), Corruption (the stored copy is bad: read another
+// replica), or Busy as for reads.
+struct BlobReadReply {
+  uint64_t request_id = 0;
+  Status status;
+  std::string bytes;
+  uint64_t chain_version = 0;
+  bool operator==(const BlobReadReply&) const = default;
+};
+
 // A syncing tail asks its predecessor for a snapshot.
 struct SyncRequest {
   ChainId chain_id = 0;
@@ -250,9 +309,9 @@ struct VersionReply {
   bool operator==(const VersionReply&) const = default;
 };
 
-using Message =
-    std::variant<Update, Ack, Commit, StaleChain, ClientWrite, ClientWriteReply, ClientRead, ClientReadReply,
-                 SyncRequest, SyncData, VersionQuery, VersionReply, ClientQuery, ClientQueryReply>;
+using Message = std::variant<Update, Ack, Commit, StaleChain, ClientWrite, ClientWriteReply, ClientRead,
+                             ClientReadReply, SyncRequest, SyncData, VersionQuery, VersionReply, ClientQuery,
+                             ClientQueryReply, BlobRead, BlobReadReply>;
 
 // "Update", "Ack", ...
 std::string_view MessageName(const Message& message);
@@ -303,10 +362,32 @@ struct DiskWrite {
   WriteResult result;
 };
 
+// A blob read the caller performs (a read of the replica's blob store) and answers `client` with
+// a BlobReadReply.
+struct BlobReadJob {
+  Endpoint client;
+  uint64_t request_id = 0;
+  uint64_t chain_version = 0;
+  BlobInfo blob;
+  uint64_t offset = 0;
+  uint64_t length = 0;
+};
+
+// After a resync installed its copy: the blobs the copy names, which the caller copies from
+// `from` (with BlobReads) unless its blob store already holds them, then answers with
+// OnBlobsCopied. Until then the replica does not report its sync done.
+struct BlobCopyJob {
+  NodeId from = 0;
+  uint64_t chain_version = 0;
+  std::vector<BlobInfo> blobs;
+};
+
 // The outputs of one input.
 struct Effects {
   std::vector<Outbound> sends;
   std::vector<DiskWrite> disk_writes;
+  std::vector<BlobReadJob> blob_reads;
+  std::optional<BlobCopyJob> blob_copy;
   std::vector<ManagerReport> reports;
   // The replica saw a chain version newer than its own: the caller re-reads the chain table.
   bool refresh_view = false;
@@ -375,6 +456,9 @@ class ChainReplica {
   [[nodiscard]] Effects OnView(const ChainView& view);
   [[nodiscard]] Effects OnMessage(Endpoint from, const Message& message);
   [[nodiscard]] Effects OnDiskWriteDone(uint64_t write_id);
+  // The BlobCopyJob of `chain_version` ended; `missing`: the blobs it could not copy. Those the
+  // state no longer names (deleted meanwhile) are not needed; for the others a new job follows.
+  [[nodiscard]] Effects OnBlobsCopied(uint64_t chain_version, const std::vector<std::string>& missing);
   // Retransmission and timeouts; the caller ticks at a fixed period.
   [[nodiscard]] Effects OnTick();
 
@@ -451,6 +535,9 @@ class ChainReplica {
   void HandleClientWrite(Endpoint from, const ClientWrite& write, Effects& out);
   void HandleClientRead(Endpoint from, const ClientRead& read, Effects& out);
   void HandleClientQuery(Endpoint from, const ClientQuery& query, Effects& out);
+  void HandleBlobRead(Endpoint from, const BlobRead& read, Effects& out);
+  // The blobs the applied state names, of those in `ids` (all when null).
+  std::vector<BlobInfo> BlobsNamed(const std::vector<std::string>* ids) const;
   void HandleSyncRequest(NodeId from, const SyncRequest& request, Effects& out);
   void HandleSyncData(NodeId from, const SyncData& data, Effects& out);
   void HandleVersionQuery(NodeId from, const VersionQuery& query, Effects& out);
@@ -523,6 +610,7 @@ class ChainReplica {
   // Ready after a resync, until the manager marks this member serving.
   bool installed_ = false;
   bool install_durable_ = false;  // the installed copy's write completed (this session)
+  bool blobs_copied_ = false;     // the installed copy's blobs are in the blob store (this session)
 
   uint32_t sync_request_ticks_ = 0;  // ticks since the last SyncRequest
 

@@ -23,6 +23,7 @@ std::optional<uint64_t> RequestIdOf(const Message& message) {
   if (const auto* w = std::get_if<ClientWriteReply>(&message)) return w->request_id;
   if (const auto* r = std::get_if<ClientReadReply>(&message)) return r->request_id;
   if (const auto* q = std::get_if<ClientQueryReply>(&message)) return q->request_id;
+  if (const auto* b = std::get_if<BlobReadReply>(&message)) return b->request_id;
   return std::nullopt;
 }
 
@@ -131,27 +132,99 @@ Result<WriteResult> ChainClient::Write(ChainId chain, const std::string& key, co
 }
 
 Result<WriteResult> ChainClient::Execute(ChainId chain, const std::string& command, OpId op) {
-  if (op == 0) op = RandomU64() | 1;
+  ClientWrite write;
+  write.op_id = op;
+  write.command = command;
+  return Submit(chain, std::move(write));
+}
+
+Result<WriteResult> ChainClient::PutBlob(ChainId chain, Blob blob, OpId op) {
+  ClientWrite write;
+  write.op_id = op;
+  write.blob = std::move(blob);
+  return Submit(chain, std::move(write));
+}
+
+Result<WriteResult> ChainClient::DropBlobs(ChainId chain, std::vector<std::string> ids, OpId op) {
+  ClientWrite write;
+  write.op_id = op;
+  write.drop_blobs = std::move(ids);
+  return Submit(chain, std::move(write));
+}
+
+uint64_t ChainClient::NextRequestId() {
+  std::lock_guard lock(mu_);
+  return next_request_++;
+}
+
+Result<WriteResult> ChainClient::Submit(ChainId chain, ClientWrite write) {
+  if (write.op_id == 0) write.op_id = RandomU64() | 1;
+  write.chain_id = chain;
   const auto deadline = Clock::now() + options_.deadline;
   Status last = Status::Timeout("no chain view");
   while (Clock::now() < deadline) {
-    std::optional<ChainView> view = options_.view(chain);
+    std::optional<ChainView> view = options_.view ? options_.view(chain) : std::nullopt;
     if (view && !view->members.empty()) {
-      uint64_t request_id;
-      {
-        std::lock_guard lock(mu_);
-        request_id = next_request_++;
-      }
+      write.request_id = NextRequestId();
+      write.chain_version = view->version;
       const NodeId head = view->members.front().id.node;
-      auto answer = Call(head, request_id, ClientWrite{request_id, chain, view->version, op, command});
+      auto answer = Call(head, write.request_id, write);
       const auto* reply = answer ? std::get_if<ClientWriteReply>(&*answer) : nullptr;
       if (reply != nullptr && reply->status.ok()) return reply->result;
+      if (reply != nullptr && !reply->status.IsBusy()) return reply->status;  // refused for good
       last = reply != nullptr ? reply->status : Status::Timeout("no answer from the head");
     }
     if (options_.refresh) options_.refresh(chain);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return Status::Timeout("chain " + std::to_string(chain) + " write: " + last.ToString());
+}
+
+Result<std::string> ChainClient::ReadBlobAt(NodeId node, ChainId chain, uint64_t version, const std::string& id,
+                                            uint64_t offset, uint64_t length) {
+  const uint64_t request_id = NextRequestId();
+  auto answer = Call(node, request_id, BlobRead{request_id, chain, version, id, offset, length});
+  const auto* reply = answer ? std::get_if<BlobReadReply>(&*answer) : nullptr;
+  if (reply == nullptr) return Status::Timeout("no answer from node " + std::to_string(node));
+  if (!reply->status.ok()) return reply->status;
+  if (reply->bytes.size() != length) return Status::Corruption("blob read answered with the wrong length");
+  return std::move(reply->bytes);
+}
+
+Result<std::string> ChainClient::ReadBlob(ChainId chain, const std::string& id, uint64_t offset, uint64_t length) {
+  const auto deadline = Clock::now() + options_.deadline;
+  Status last = Status::Timeout("no chain view");
+  size_t turn = static_cast<size_t>(RandomU64() % 1024);
+  while (Clock::now() < deadline) {
+    std::optional<ChainView> view = options_.view ? options_.view(chain) : std::nullopt;
+    std::vector<NodeId> serving;
+    if (view) {
+      for (const Member& m : view->members) {
+        if (m.serving) serving.push_back(m.id.node);
+      }
+    }
+    // Every serving member once, from a different one each time; a missing or damaged copy sends
+    // the reader on to the next.
+    size_t not_found = 0;
+    bool other = false;
+    for (size_t i = 0; i < serving.size(); ++i) {
+      auto bytes = ReadBlobAt(serving[turn++ % serving.size()], chain, view->version, id, offset, length);
+      if (bytes.ok()) return bytes;
+      last = bytes.status();
+      if (last.IsInvalidArgument()) return last;
+      if (last.IsNotFound()) {
+        ++not_found;
+      } else {
+        other = true;
+      }
+    }
+    if (!serving.empty() && not_found == serving.size() && !other) {
+      return Status::NotFound("chain " + std::to_string(chain) + ": no replica holds the blob");
+    }
+    if (options_.refresh) options_.refresh(chain);
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return Status::Timeout("chain " + std::to_string(chain) + " blob read: " + last.ToString());
 }
 
 Result<std::string> ChainClient::Query(ChainId chain, const std::string& query) {

@@ -56,6 +56,18 @@ class ChainClient {
   // committed, with its result. `op`: the operation id (0: a random one), sent with every retry;
   // reusing the id of an applied command returns its recorded result.
   Result<WriteResult> Execute(ChainId chain, const std::string& command, OpId op = 0);
+  // Stores a blob on every replica of `chain` (durable everywhere when it returns OK); with a
+  // command, atomically with it. Corruption when its CRC does not match its bytes.
+  Result<WriteResult> PutBlob(ChainId chain, Blob blob, OpId op = 0);
+  // Deletes blobs from every replica (absent ones are no error).
+  Result<WriteResult> DropBlobs(ChainId chain, std::vector<std::string> ids, OpId op = 0);
+  // Bytes [offset, offset + length) of a blob, from a serving replica. A replica that lacks the
+  // blob or holds a damaged copy is passed over for the next; NotFound when none has it.
+  Result<std::string> ReadBlob(ChainId chain, const std::string& id, uint64_t offset, uint64_t length);
+  // One attempt at `node` under chain version `version`, without the table (a host copying the
+  // blobs of a resync from its predecessor).
+  Result<std::string> ReadBlobAt(NodeId node, ChainId chain, uint64_t version, const std::string& id, uint64_t offset,
+                                 uint64_t length);
   // A query of the chain's state machine, answered by the head over committed state.
   Result<std::string> Query(ChainId chain, const std::string& query);
   // KvStateMachine chains: writes `value` under `key` (no value: deletes), as Execute.
@@ -72,6 +84,10 @@ class ChainClient {
     bool alive = true;
   };
 
+  // Sends `write` (request id and chain version filled in per attempt) to the head until it is
+  // committed, refused for good (a status other than Busy), or the deadline passes.
+  Result<WriteResult> Submit(ChainId chain, ClientWrite write);
+  uint64_t NextRequestId();
   // Sends `message` to `node` and waits for the answer to `request_id`; nullopt on no answer.
   std::optional<Message> Call(NodeId node, uint64_t request_id, const Message& message);
   Result<std::shared_ptr<Link>> LinkTo(NodeId node);

@@ -7,6 +7,7 @@
 #include <future>
 #include <system_error>
 
+#include "common/crc32c.h"
 #include "common/logging.h"
 #include "fmt/format.h"
 #include "replication/wire.h"
@@ -27,6 +28,7 @@ std::optional<ChainId> ChainOf(const Message& message) {
                         [](const ClientWriteReply&) -> std::optional<ChainId> { return std::nullopt; },
                         [](const ClientReadReply&) -> std::optional<ChainId> { return std::nullopt; },
                         [](const ClientQueryReply&) -> std::optional<ChainId> { return std::nullopt; },
+                        [](const BlobReadReply&) -> std::optional<ChainId> { return std::nullopt; },
                         [](const auto& m) -> std::optional<ChainId> { return m.chain_id; },
                     },
                     message);
@@ -34,7 +36,7 @@ std::optional<ChainId> ChainOf(const Message& message) {
 
 bool FromClient(const Message& message) {
   return std::holds_alternative<ClientWrite>(message) || std::holds_alternative<ClientRead>(message) ||
-         std::holds_alternative<ClientQuery>(message);
+         std::holds_alternative<ClientQuery>(message) || std::holds_alternative<BlobRead>(message);
 }
 
 }  // namespace
@@ -180,8 +182,19 @@ Status ChainHost::Init() {
   CAIRN_ASSIGN_OR_RETURN(auto listening, net::Listen(options_.listen));
   listen_fd_ = std::move(listening.first);
   address_ = std::move(listening.second);
+  ChainClientOptions copier;
+  copier.name = options_.name;
+  copier.secret = options_.secret;
+  copier.address = [this](NodeId node) -> std::optional<PeerAddress> {
+    std::lock_guard lock(peers_mu_);
+    auto it = peers_.find(node);
+    if (it == peers_.end()) return std::nullopt;
+    return it->second;
+  };
+  copier_ = std::make_unique<ChainClient>(std::move(copier));
   event_thread_ = std::thread([this] { EventLoop(); });
   disk_thread_ = std::thread([this] { DiskLoop(); });
+  blob_thread_ = std::thread([this] { BlobLoop(); });
   accept_thread_ = std::thread([this] { AcceptLoop(); });
   return Status::OK();
 }
@@ -192,8 +205,11 @@ ChainHost::~ChainHost() {
   if (accept_thread_.joinable()) accept_thread_.join();
   cv_.notify_all();
   disk_cv_.notify_all();
+  blob_cv_.notify_all();
   if (event_thread_.joinable()) event_thread_.join();
   if (disk_thread_.joinable()) disk_thread_.join();
+  if (blob_thread_.joinable()) blob_thread_.join();
+  copier_.reset();
   std::map<uint32_t, std::shared_ptr<Inbound>> inbound;
   std::map<NodeId, std::unique_ptr<Outbox>> outboxes;
   {
@@ -400,6 +416,10 @@ void ChainHost::Deliver(ChainId chain, Endpoint from, const Message& message) {
                                 write->request_id, write->op_id, Status::Busy("no replica of the chain here"), {}, 0});
     } else if (const auto* read = std::get_if<ClientRead>(&message)) {
       SendToClient(from.id, ClientReadReply{read->request_id, Status::Busy("no replica of the chain here"), {}, 0});
+    } else if (const auto* query = std::get_if<ClientQuery>(&message)) {
+      SendToClient(from.id, ClientQueryReply{query->request_id, Status::Busy("no replica of the chain here"), {}, 0});
+    } else if (const auto* blob = std::get_if<BlobRead>(&message)) {
+      SendTo(from, BlobReadReply{blob->request_id, Status::Busy("no replica of the chain here"), {}, 0});
     }
     return;
   }
@@ -412,6 +432,12 @@ void ChainHost::Process(ChainId chain, Effects effects) {
   for (const DiskWrite& write : effects.disk_writes) {
     current_batch_.batch.Add(chain, write);
     current_batch_.writes.emplace_back(chain, write.id);
+    if (write.update != nullptr && write.update->blob) current_batch_.blobs.push_back(*write.update->blob);
+    if (write.kind == DiskWrite::Kind::kApply) {
+      for (const KvMutation& m : write.update->mutations) {
+        if (!m.value && IsBlobKey(m.key)) current_batch_.dropped_blobs.push_back(m.key.substr(kBlobKeyPrefix.size()));
+      }
+    }
     if (write.kind == DiskWrite::Kind::kInstall) installs_.emplace(chain, write.id);
   }
   for (Outbound& out : effects.sends) {
@@ -425,6 +451,12 @@ void ChainHost::Process(ChainId chain, Effects effects) {
   }
   for (const ManagerReport& report : effects.reports) {
     if (options_.on_report) options_.on_report(report);
+  }
+  for (BlobReadJob& job : effects.blob_reads) {
+    RunBlob([this, job = std::move(job)] { ReadBlobFor(job); });
+  }
+  if (effects.blob_copy) {
+    RunBlob([this, chain, job = std::move(*effects.blob_copy)] { CopyBlobs(chain, job); });
   }
   if (effects.refresh_view && options_.on_refresh) options_.on_refresh(chain);
 }
@@ -483,8 +515,26 @@ void ChainHost::DiskLoop() {
     batches.swap(disk_queue_);
     lock.unlock();
     Status status;
+    // A blob is durable before the update that names it: after a crash, a record never names a
+    // blob the node lacks (a blob without its record is an orphan, reclaimed later).
+    std::vector<const Blob*> blobs;
+    for (const DiskBatch& batch : batches) {
+      for (const Blob& blob : batch.blobs) blobs.push_back(&blob);
+    }
+    if (!blobs.empty()) {
+      status =
+          options_.blobs != nullptr ? options_.blobs->PutMany(blobs) : Status::Internal("this host has no blob store");
+    }
     for (size_t i = 0; i < batches.size() && status.ok(); ++i) {
       status = store_->Commit(batches[i].batch, /*sync=*/i + 1 == batches.size());
+    }
+    if (status.ok() && options_.blobs != nullptr) {
+      for (const DiskBatch& batch : batches) {
+        for (const std::string& id : batch.dropped_blobs) {
+          Status deleted = options_.blobs->Delete(id);
+          if (!deleted.ok()) CAIRN_LOG_WARN("node {}: deleting a blob: {}", options_.name, deleted.ToString());
+        }
+      }
     }
     if (!status.ok()) {
       // Nothing of these batches is reported done, so nothing depending on them is acknowledged;
@@ -509,6 +559,86 @@ void ChainHost::DiskLoop() {
     });
     lock.lock();
   }
+}
+
+// ---- Blobs ----
+
+void ChainHost::RunBlob(std::function<void()> job) {
+  {
+    std::lock_guard lock(blob_mu_);
+    blob_jobs_.push_back(std::move(job));
+  }
+  blob_cv_.notify_one();
+}
+
+void ChainHost::BlobLoop() {
+  std::unique_lock lock(blob_mu_);
+  while (true) {
+    blob_cv_.wait(lock, [&] { return stopping_.load() || !blob_jobs_.empty(); });
+    if (stopping_) return;
+    std::function<void()> job = std::move(blob_jobs_.front());
+    blob_jobs_.pop_front();
+    lock.unlock();
+    job();
+    lock.lock();
+  }
+}
+
+void ChainHost::SendTo(Endpoint to, const Message& message) {
+  if (to.kind == Endpoint::Kind::kClient) {
+    SendToClient(to.id, message);
+  } else {
+    SendToPeer(to.id, message);
+  }
+}
+
+void ChainHost::ReadBlobFor(const BlobReadJob& job) {
+  BlobReadReply reply;
+  reply.request_id = job.request_id;
+  reply.chain_version = job.chain_version;
+  if (options_.blobs == nullptr) {
+    reply.status = Status::NotFound("this host has no blob store");
+  } else {
+    auto bytes = options_.blobs->Read(job.blob, job.offset, job.length);
+    if (bytes.ok()) {
+      reply.bytes = std::move(*bytes);
+    } else {
+      reply.status = bytes.status();
+      if (reply.status.IsCorruption()) {
+        CAIRN_LOG_ERROR("node {}: a stored blob failed its checksum: {}", options_.name, reply.status.ToString());
+      }
+    }
+  }
+  SendTo(job.client, reply);
+}
+
+void ChainHost::CopyBlobs(ChainId chain, const BlobCopyJob& job) {
+  std::vector<std::string> missing;
+  for (const BlobInfo& info : job.blobs) {
+    if (stopping_) return;
+    if (options_.blobs == nullptr) {
+      missing.push_back(info.id);
+      continue;
+    }
+    if (options_.blobs->Has(info)) continue;  // kept from before a restart, or written meanwhile
+    auto bytes = copier_->ReadBlobAt(job.from, chain, job.chain_version, info.id, 0, info.size);
+    Status status = bytes.status();
+    if (bytes.ok()) {
+      Blob blob{info.id, std::move(*bytes), info.crc32c};
+      status = crc32c::Value(blob.bytes.data(), blob.bytes.size()) == info.crc32c
+                   ? options_.blobs->PutMany({&blob})
+                   : Status::Corruption("copied blob fails its checksum");
+    }
+    if (!status.ok()) {
+      CAIRN_LOG_DEBUG("node {}: chain {}: copying a blob: {}", options_.name, chain, status.ToString());
+      missing.push_back(info.id);
+    }
+  }
+  if (!missing.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // then a new job
+  Post([this, chain, version = job.chain_version, missing = std::move(missing)] {
+    auto it = replicas_.find(chain);
+    if (it != replicas_.end()) Process(chain, it->second->OnBlobsCopied(version, missing));
+  });
 }
 
 // ---- The network ----

@@ -40,7 +40,9 @@
 
 #include "common/result.h"
 #include "net/connection.h"
+#include "replication/blob_store.h"
 #include "replication/chain.h"
+#include "replication/chain_client.h"
 #include "replication/replica_store.h"
 
 namespace cairn::replication {
@@ -60,6 +62,9 @@ struct ChainHostOptions {
   size_t max_queued_bytes_per_peer = 256u << 20;
   // Connections still in their handshake beyond this are closed at once.
   size_t max_handshakes = 64;
+  // Where the blobs of this node's replicas go (chain.h, "Blob"); must outlive the host. Null: a
+  // blob write fails the disk (fail-stop), so only chains without blobs may run on such a host.
+  BlobStore* blobs = nullptr;
   std::function<void(const ManagerReport&)> on_report;
   std::function<void(ChainId)> on_refresh;
 };
@@ -141,6 +146,8 @@ class ChainHost {
   struct DiskBatch {
     ReplicaStore::Batch batch;
     std::vector<std::pair<ChainId, uint64_t>> writes;  // in start order
+    std::vector<Blob> blobs;                           // written, durably, before the batch
+    std::vector<std::string> dropped_blobs;            // deleted once the batch is durable
   };
 
   explicit ChainHost(ChainHostOptions options);
@@ -162,6 +169,12 @@ class ChainHost {
   void ServeConnection(int fd);
   void ReadLoop(std::shared_ptr<Inbound> inbound);
   void DiskLoop();
+  // Blob reads and resync copies, off the event and disk threads.
+  void BlobLoop();
+  void RunBlob(std::function<void()> job);
+  void ReadBlobFor(const BlobReadJob& job);
+  void CopyBlobs(ChainId chain, const BlobCopyJob& job);
+  void SendTo(Endpoint to, const Message& message);
 
   void SendToPeer(NodeId peer, const Message& message);
   void SendToClient(uint32_t client, const Message& message);
@@ -202,7 +215,13 @@ class ChainHost {
   std::deque<DiskBatch> disk_queue_;  // GUARDED_BY(disk_mu_)
   std::atomic<bool> disk_failed_{false};
 
+  std::mutex blob_mu_;
+  std::condition_variable blob_cv_;
+  std::deque<std::function<void()>> blob_jobs_;  // GUARDED_BY(blob_mu_)
+  std::unique_ptr<ChainClient> copier_;          // reads the blobs a resync copies
+
   std::atomic<uint64_t> dropped_{0};
+  std::thread blob_thread_;
   std::thread event_thread_;
   std::thread accept_thread_;
   std::thread disk_thread_;

@@ -105,9 +105,13 @@ void ReplicaStore::Batch::Add(ChainId chain, const DiskWrite& write) {
       batch_->Put(Key(chain, kLastSeq), LastSeqValue(u.seq));
       break;
     }
-    case DiskWrite::Kind::kSyncLog:
-      batch_->Put(Key(chain, kSyncLog, Be64(write.update->seq)), wire::Encode(Message{*write.update}));
+    case DiskWrite::Kind::kSyncLog: {
+      // The blob's bytes go to the blob store; the log keeps the update without them.
+      const Update& u = *write.update;
+      Update logged{u.chain_id, u.chain_version, u.seq, u.first_seq, u.op_id, u.mutations, u.result, std::nullopt};
+      batch_->Put(Key(chain, kSyncLog, Be64(u.seq)), wire::Encode(Message{std::move(logged)}));
       break;
+    }
     case DiskWrite::Kind::kInstall: {
       batch_->DeleteRange(ChainPrefix(chain), ChainPrefix(chain + 1));  // chain ids stay below 2^32-1
       const StoreState& image = *write.image;

@@ -15,7 +15,7 @@ namespace {
 // The tags are the variant's indices (wire.h); a reordered or extended Message fails here.
 template <Tag tag, class M>
 constexpr bool kTagIs = std::is_same_v<std::variant_alternative_t<static_cast<size_t>(tag), Message>, M>;
-static_assert(std::variant_size_v<Message> == 14, "a new message needs a Tag and an encoding");
+static_assert(std::variant_size_v<Message> == 16, "a new message needs a Tag and an encoding");
 static_assert(kTagIs<Tag::kUpdate, Update>);
 static_assert(kTagIs<Tag::kAck, Ack>);
 static_assert(kTagIs<Tag::kCommit, Commit>);
@@ -30,6 +30,8 @@ static_assert(kTagIs<Tag::kVersionQuery, VersionQuery>);
 static_assert(kTagIs<Tag::kVersionReply, VersionReply>);
 static_assert(kTagIs<Tag::kClientQuery, ClientQuery>);
 static_assert(kTagIs<Tag::kClientQueryReply, ClientQueryReply>);
+static_assert(kTagIs<Tag::kBlobRead, BlobRead>);
+static_assert(kTagIs<Tag::kBlobReadReply, BlobReadReply>);
 
 constexpr size_t kHeaderSize = 2;  // version, tag
 // The smallest encodings of one map entry, for checking counts against the bytes left.
@@ -106,6 +108,19 @@ void Write(Writer& w, const WriteResult& r) {
   w.String(r.result);
 }
 
+void Write(Writer& w, const std::optional<Blob>& blob) {
+  w.U8(blob.has_value() ? 1 : 0);
+  if (!blob) return;
+  w.String(blob->id);
+  w.String(blob->bytes);
+  w.U32(blob->crc32c);
+}
+
+void Write(Writer& w, const std::vector<std::string>& strings) {
+  w.Count(strings.size());
+  for (const std::string& s : strings) w.String(s);
+}
+
 void Write(Writer& w, const std::vector<KvMutation>& mutations) {
   w.Count(mutations.size());
   for (const KvMutation& m : mutations) {
@@ -136,6 +151,7 @@ void Write(Writer& w, const Update& m) {
   w.U64(m.op_id);
   Write(w, m.mutations);
   w.String(m.result);
+  Write(w, m.blob);
 }
 
 void Write(Writer& w, const Ack& m) {
@@ -161,6 +177,8 @@ void Write(Writer& w, const ClientWrite& m) {
   w.U64(m.chain_version);
   w.U64(m.op_id);
   w.String(m.command);
+  Write(w, m.blob);
+  Write(w, m.drop_blobs);
 }
 
 void Write(Writer& w, const ClientWriteReply& m) {
@@ -222,6 +240,22 @@ void Write(Writer& w, const ClientQueryReply& m) {
   w.U64(m.request_id);
   w.StatusValue(m.status);
   w.String(m.result);
+  w.U64(m.chain_version);
+}
+
+void Write(Writer& w, const BlobRead& m) {
+  w.U64(m.request_id);
+  w.U32(m.chain_id);
+  w.U64(m.chain_version);
+  w.String(m.id);
+  w.U64(m.offset);
+  w.U64(m.length);
+}
+
+void Write(Writer& w, const BlobReadReply& m) {
+  w.U64(m.request_id);
+  w.StatusValue(m.status);
+  w.String(m.bytes);
   w.U64(m.chain_version);
 }
 
@@ -312,6 +346,23 @@ void Read(Reader& r, WriteResult& out) {
   out.result = r.String();
 }
 
+void Read(Reader& r, std::optional<Blob>& out) {
+  const uint8_t presence = r.U8();
+  if (presence > 1) r.Fail("presence flag " + std::to_string(presence));
+  if (presence != 1) return;
+  Blob blob;
+  blob.id = r.String();
+  blob.bytes = r.String();
+  blob.crc32c = r.U32();
+  out = std::move(blob);
+}
+
+void Read(Reader& r, std::vector<std::string>& out) {
+  const uint32_t n = r.Count(4);
+  out.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) out.push_back(r.String());
+}
+
 void Read(Reader& r, std::vector<KvMutation>& out) {
   const uint32_t n = r.Count(kMinMutationSize);
   out.reserve(n);
@@ -355,6 +406,7 @@ void Read(Reader& r, Update& m) {
   m.op_id = r.U64();
   Read(r, m.mutations);
   m.result = r.String();
+  Read(r, m.blob);
 }
 
 void Read(Reader& r, Ack& m) {
@@ -380,6 +432,8 @@ void Read(Reader& r, ClientWrite& m) {
   m.chain_version = r.U64();
   m.op_id = r.U64();
   m.command = r.String();
+  Read(r, m.blob);
+  Read(r, m.drop_blobs);
 }
 
 void Read(Reader& r, ClientWriteReply& m) {
@@ -444,6 +498,22 @@ void Read(Reader& r, ClientQueryReply& m) {
   m.chain_version = r.U64();
 }
 
+void Read(Reader& r, BlobRead& m) {
+  m.request_id = r.U64();
+  m.chain_id = r.U32();
+  m.chain_version = r.U64();
+  m.id = r.String();
+  m.offset = r.U64();
+  m.length = r.U64();
+}
+
+void Read(Reader& r, BlobReadReply& m) {
+  m.request_id = r.U64();
+  m.status = r.StatusValue();
+  m.bytes = r.String();
+  m.chain_version = r.U64();
+}
+
 template <class M>
 Message ReadAs(Reader& r) {
   M m;
@@ -482,6 +552,10 @@ std::optional<Message> ReadMessage(Reader& r, uint8_t tag) {
       return ReadAs<ClientQuery>(r);
     case Tag::kClientQueryReply:
       return ReadAs<ClientQueryReply>(r);
+    case Tag::kBlobRead:
+      return ReadAs<BlobRead>(r);
+    case Tag::kBlobReadReply:
+      return ReadAs<BlobReadReply>(r);
   }
   return std::nullopt;
 }

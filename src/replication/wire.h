@@ -17,6 +17,8 @@
 //                      stable and exceed a byte), then the message as a string
 //   Record             optional<string> value, u64 seq           (no value: a tombstone)
 //   WriteResult        u64 seq, string result
+//   optional<Blob>     u8 presence, then when present: string id, string bytes, u32 crc32c
+//   strings            u32 count, then each string
 //   mutations          u32 count, then per mutation: string key, optional<string> value (no value:
 //                      delete), in the order they apply
 //   StoreState         u32 count, then per record: string key, Record   (keys strictly ascending)
@@ -25,11 +27,12 @@
 //
 // Messages (tag: fields):
 //   0  Update            u32 chain_id, u64 chain_version, u64 seq, u64 first_seq, u64 op_id,
-//                        mutations, string result
+//                        mutations, string result, optional<Blob> blob
 //   1  Ack               u32 chain_id, u64 chain_version, u64 seq
 //   2  Commit            u32 chain_id, u64 chain_version, u64 seq
 //   3  StaleChain        u32 chain_id, u64 version
-//   4  ClientWrite       u64 request_id, u32 chain_id, u64 chain_version, u64 op_id, string command
+//   4  ClientWrite       u64 request_id, u32 chain_id, u64 chain_version, u64 op_id, string command,
+//                        optional<Blob> blob, strings drop_blobs
 //   5  ClientWriteReply  u64 request_id, u64 op_id, Status status, WriteResult result,
 //                        u64 chain_version
 //   6  ClientRead        u64 request_id, u32 chain_id, u64 chain_version, string key
@@ -40,6 +43,9 @@
 //   11 VersionReply      u32 chain_id, u64 chain_version, u64 query_id, Status status, u64 seq
 //   12 ClientQuery       u64 request_id, u32 chain_id, u64 chain_version, string query
 //   13 ClientQueryReply  u64 request_id, Status status, string result, u64 chain_version
+//   14 BlobRead          u64 request_id, u32 chain_id, u64 chain_version, string id, u64 offset,
+//                        u64 length
+//   15 BlobReadReply     u64 request_id, Status status, string bytes, u64 chain_version
 //
 // Version 1 carried one key and value in Update and ClientWrite, and a bool in WriteResult.
 //
@@ -84,6 +90,8 @@ enum class Tag : uint8_t {
   kVersionReply = 11,
   kClientQuery = 12,
   kClientQueryReply = 13,
+  kBlobRead = 14,
+  kBlobReadReply = 15,
 };
 
 // The body that carries `message`, laid out as above. Sized exactly before it is written (one

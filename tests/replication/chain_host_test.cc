@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <atomic>
 #include <filesystem>
 #include <map>
@@ -13,6 +14,7 @@
 #include <set>
 #include <thread>
 
+#include "common/crc32c.h"
 #include "replication/chain_client.h"
 #include "test_util.h"
 
@@ -51,6 +53,9 @@ class Cluster {
     options.name = "n" + std::to_string(n);
     options.secret = kSecret;
     options.data_dir = root_ + "/n" + std::to_string(n);
+    auto& blobs = blobs_[n];  // the node's engine: it survives the node's restarts
+    if (!blobs) blobs = std::make_unique<MemoryBlobStore>();
+    options.blobs = blobs.get();
     options.on_report = [this](const ManagerReport& report) {
       std::lock_guard lock(mu_);
       reports_.push_back(report);
@@ -128,6 +133,13 @@ class Cluster {
   }
 
   ChainHost& host(NodeId n) { return *hosts_.at(n); }
+  MemoryBlobStore& blobs(NodeId n) { return *blobs_.at(n); }
+  // A node whose disk was replaced: its replica store and its blobs are gone.
+  void WipeNode(NodeId n) {
+    hosts_.erase(n);
+    std::filesystem::remove_all(root_ + "/n" + std::to_string(n));
+    blobs_.erase(n);
+  }
   std::vector<ChainId> chains_ = {1};
 
  private:
@@ -138,6 +150,7 @@ class Cluster {
   std::map<ChainId, uint64_t> versions_;
   std::map<ChainId, ChainView> views_;
   std::vector<ManagerReport> reports_;
+  std::map<NodeId, std::unique_ptr<MemoryBlobStore>> blobs_;  // outlive their hosts
   std::map<NodeId, std::unique_ptr<ChainHost>> hosts_;
   std::vector<std::unique_ptr<ChainClient>> clients_;
 };
@@ -374,6 +387,102 @@ TEST(ChainHost, KilledMemberLeavesReturnsAndResyncs) {
     auto read = reader.Read(1, key);
     ASSERT_TRUE(read.ok()) << read.status();
     EXPECT_EQ(read->value, value) << key;
+  }
+}
+
+Blob MakeBlob(const std::string& id, size_t size) {
+  Blob blob{id, ValueFor(id, size), 0};
+  blob.crc32c = crc32c::Value(blob.bytes.data(), blob.bytes.size());
+  return blob;
+}
+
+TEST(ChainHost, BlobsAreStoredOnEveryReplicaReadFromAnyAndDeleted) {
+  test::TempDir dir;
+  Cluster cluster(dir.path());
+  cluster.SetView(1, {{1, true}, {2, true}, {3, true}});
+  ChainClient& client = cluster.Client();
+  const Blob big = MakeBlob("big", 3u << 20);  // larger than one frame
+  ASSERT_OK(client.PutBlob(1, big));
+  for (int i = 0; i < 20; ++i) ASSERT_OK(client.PutBlob(1, MakeBlob("b" + std::to_string(i), 1000 + i)));
+  for (NodeId n : {1, 2, 3}) {
+    EXPECT_EQ(cluster.blobs(n).size(), 21u) << "node " << n;  // durable everywhere once acknowledged
+    auto bytes = client.ReadBlobAt(n, 1, 1, "big", 1000, 2u << 20);
+    ASSERT_OK(bytes);
+    EXPECT_TRUE(*bytes == big.bytes.substr(1000, 2u << 20)) << "node " << n;
+  }
+  auto whole = client.ReadBlob(1, "b7", 0, 1007);
+  ASSERT_OK(whole);
+  EXPECT_EQ(*whole, MakeBlob("b7", 1007).bytes);
+  EXPECT_TRUE(client.ReadBlob(1, "b7", 1000, 8).status().IsInvalidArgument());
+  EXPECT_TRUE(client.ReadBlob(1, "nothing", 0, 1).status().IsNotFound());
+
+  // Bytes that do not match their CRC are refused at the head, for good.
+  Blob bad = MakeBlob("bad", 100);
+  bad.crc32c ^= 1;
+  EXPECT_TRUE(client.PutBlob(1, bad).status().IsCorruption());
+  EXPECT_TRUE(client.ReadBlob(1, "bad", 0, 1).status().IsNotFound());
+
+  // A damaged copy is never served: the reader goes on to another replica.
+  cluster.blobs(1).Damage("b3");
+  cluster.blobs(2).Damage("b3");
+  for (int i = 0; i < 6; ++i) {
+    auto bytes = client.ReadBlob(1, "b3", 0, 1003);
+    ASSERT_OK(bytes);
+    EXPECT_EQ(*bytes, MakeBlob("b3", 1003).bytes);
+  }
+  EXPECT_TRUE(client.ReadBlobAt(1, 1, 1, "b3", 0, 1003).status().IsCorruption());
+
+  ASSERT_OK(client.DropBlobs(1, {"b0", "b1", "never-stored"}));
+  for (NodeId n : {1, 2, 3}) {
+    EXPECT_TRUE(WaitFor([&] { return cluster.blobs(n).size() == 19u; })) << "node " << n;
+  }
+  EXPECT_TRUE(client.ReadBlob(1, "b0", 0, 1).status().IsNotFound());
+  // The state machine never sees the chain's blob keys.
+  auto value = client.Read(1, BlobKey("b2"));
+  ASSERT_OK(value);
+  EXPECT_FALSE(value->value.has_value());
+}
+
+TEST(ChainHost, AReturningMemberCopiesTheBlobsItLacksBeforeItSyncs) {
+  test::TempDir dir;
+  Cluster cluster(dir.path());
+  cluster.SetView(1, {{1, true}, {2, true}, {3, true}});
+  ChainClient& client = cluster.Client();
+  for (int i = 0; i < 10; ++i) ASSERT_OK(client.PutBlob(1, MakeBlob("old" + std::to_string(i), 5000 + i)));
+
+  // Node 3 loses its disk; the chain goes on without it, storing and dropping blobs.
+  cluster.WipeNode(3);
+  cluster.SetView(1, {{1, true}, {2, true}});
+  for (int i = 0; i < 10; ++i) ASSERT_OK(client.PutBlob(1, MakeBlob("new" + std::to_string(i), 7000 + i)));
+  ASSERT_OK(client.DropBlobs(1, {"old0", "new0"}));
+  ASSERT_OK(client.Write(1, "plain", std::string("value")));
+
+  // It returns empty, is appended as the syncing tail, copies state and blobs, and reports.
+  cluster.StartNode(3, /*incarnation=*/2, /*bootstrap=*/false);
+  cluster.SetView(1, {{1, true}, {2, true}, {3, false}});
+  ASSERT_OK(client.PutBlob(1, MakeBlob("during", 9000)));  // while it syncs
+  ASSERT_TRUE(WaitFor(
+      [&] {
+        for (const ManagerReport& r : cluster.Reports()) {
+          if (r.kind == ManagerReport::Kind::kSyncDone && r.member.node == 3) return true;
+        }
+        return false;
+      },
+      20s));
+  std::vector<std::string> expected;
+  for (int i = 1; i < 10; ++i) expected.push_back("new" + std::to_string(i));
+  for (int i = 1; i < 10; ++i) expected.push_back("old" + std::to_string(i));
+  expected.push_back("during");
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(cluster.blobs(3).Ids(), expected);  // reported done only with every blob here
+
+  cluster.SetView(1, {{1, true}, {2, true}, {3, true}});
+  auto settled = Settled(cluster, 1, {1, 2, 3});
+  ASSERT_EQ(settled.size(), 3u);
+  EXPECT_EQ(settled[0], settled[2]);
+  for (const std::string& id : expected) {
+    auto bytes = client.ReadBlobAt(3, 1, cluster.View(1)->version, id, 0, 10);
+    EXPECT_TRUE(bytes.ok()) << id << ": " << bytes.status();
   }
 }
 

@@ -6,6 +6,8 @@
 
 #include <vector>
 
+#include "common/crc32c.h"
+
 namespace cairn::replication {
 namespace {
 
@@ -48,6 +50,7 @@ Effects Persist(ChainReplica& replica, const Effects& effects) {
     Effects out = replica.OnDiskWriteDone(write.id);
     all.sends.insert(all.sends.end(), out.sends.begin(), out.sends.end());
     all.reports.insert(all.reports.end(), out.reports.begin(), out.reports.end());
+    if (out.blob_copy) all.blob_copy = std::move(out.blob_copy);
   }
   return all;
 }
@@ -514,6 +517,66 @@ TEST(ChainCommands, CraqReadsSeeTheCommittedVersionOfEveryKeyOfAPendingUpdate) {
   Effects read = tail.OnMessage(kClient, ClientRead{6, kChain, 1, "b"});
   ASSERT_EQ(Sent<ClientReadReply>(read, kClient).size(), 1u);
   EXPECT_EQ(Sent<ClientReadReply>(read, kClient)[0].record, (Record{"3", 2}));
+}
+
+TEST(ChainBlobs, AReplicaNeverWritesABlobThatFailsItsChecksum) {
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}));
+  ChainReplica tail = Founding(2, View(1, {M(1), M(2)}));
+  Blob blob{"id", "bytes of the blob", 0};
+  blob.crc32c = crc32c::Value(blob.bytes.data(), blob.bytes.size());
+  ClientWrite write{1, kChain, 1, 5, "", blob, {}};
+  Effects at_head = head.OnMessage(kClient, write);
+  ASSERT_EQ(at_head.disk_writes.size(), 1u);
+  ASSERT_NE(at_head.disk_writes[0].update->blob, std::nullopt);
+  Update update = Sent<Update>(at_head, Endpoint::Replica(2)).at(0);
+  EXPECT_EQ(update.mutations, (std::vector<KvMutation>{{BlobKey("id"), EncodeBlobDescriptor(17, blob.crc32c)}}));
+
+  Update damaged = update;
+  damaged.blob->bytes[3] ^= 1;
+  Effects dropped = tail.OnMessage(Endpoint::Replica(1), damaged);
+  EXPECT_TRUE(dropped.disk_writes.empty());
+  EXPECT_TRUE(dropped.sends.empty());
+  EXPECT_EQ(tail.last_applied(), 0u);
+  Effects applied = tail.OnMessage(Endpoint::Replica(1), update);  // the retransmission
+  EXPECT_EQ(applied.disk_writes.size(), 1u);
+  EXPECT_EQ(tail.last_applied(), 1u);
+
+  // At the head, a damaged blob is refused for good (not Busy: a retry cannot help).
+  write.op_id = 6;
+  write.blob->bytes[0] ^= 1;
+  Effects refused = head.OnMessage(kClient, write);
+  ASSERT_EQ(Sent<ClientWriteReply>(refused, kClient).size(), 1u);
+  EXPECT_TRUE(Sent<ClientWriteReply>(refused, kClient)[0].status.IsCorruption());
+  EXPECT_TRUE(refused.disk_writes.empty());
+}
+
+TEST(ChainBlobs, ASyncedMemberReportsOnlyOnceItsBlobsAreCopied) {
+  ChainReplica head = Founding(1, View(1, {M(1)}));
+  Blob blob{"b", "xyz", 0};
+  blob.crc32c = crc32c::Value(blob.bytes.data(), blob.bytes.size());
+  (void)Persist(head, head.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, "", blob, {}}));
+
+  ChainReplica joiner(kChain, 2);
+  joiner.Start(1);
+  const ChainView two = View(2, {M(1), M(2, 1, /*serving=*/false)});
+  (void)head.OnView(two);
+  Effects asked = joiner.OnView(two);
+  ASSERT_EQ(Sent<SyncRequest>(asked, Endpoint::Replica(1)).size(), 1u);
+  Effects snapshot = head.OnMessage(Endpoint::Replica(2), Sent<SyncRequest>(asked, Endpoint::Replica(1))[0]);
+  Effects installed = joiner.OnMessage(Endpoint::Replica(1), Sent<SyncData>(snapshot, Endpoint::Replica(2)).at(0));
+  Effects durable = Persist(joiner, installed);
+  EXPECT_TRUE(durable.reports.empty());  // the blob is not here yet
+  ASSERT_TRUE(durable.blob_copy.has_value());
+  EXPECT_EQ(durable.blob_copy->from, 1u);
+  EXPECT_EQ(durable.blob_copy->blobs, (std::vector<BlobInfo>{{"b", 3, blob.crc32c}}));
+  // Copying failed: a new job for what the state still names.
+  Effects again = joiner.OnBlobsCopied(2, {"b"});
+  EXPECT_TRUE(again.reports.empty());
+  ASSERT_TRUE(again.blob_copy.has_value());
+  EXPECT_TRUE(joiner.OnBlobsCopied(1, {}).reports.empty());  // an older session's job
+  Effects done = joiner.OnBlobsCopied(2, {});
+  ASSERT_EQ(done.reports.size(), 1u);
+  EXPECT_EQ(done.reports[0].kind, ManagerReport::Kind::kSyncDone);
 }
 
 }  // namespace

@@ -1,0 +1,50 @@
+// BlobStore: where a node keeps the blobs (object chunks) of the chains it replicates
+// (chain.h, "Blob"). The server puts them in its engine; tests use MemoryBlobStore.
+//
+// Thread-safety: every method may be called from any thread.
+#pragma once
+
+#include <map>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "common/status.h"
+#include "replication/chain.h"
+
+namespace cairn::replication {
+
+class BlobStore {
+ public:
+  virtual ~BlobStore() = default;
+  // Stores every blob and returns once all are on stable storage. A blob already stored under
+  // its id with the same CRC is left as it is (a resent update, a copy after a restart).
+  virtual Status PutMany(const std::vector<const Blob*>& blobs) = 0;
+  // Bytes [offset, offset + length) of a stored blob, verified against its stored checksum:
+  // Corruption rather than damaged bytes; NotFound when it is not here.
+  virtual Result<std::string> Read(const BlobInfo& blob, uint64_t offset, uint64_t length) = 0;
+  // Whether the blob is here with that size and CRC.
+  virtual bool Has(const BlobInfo& blob) = 0;
+  // Deletes a blob durably; OK when it is not here.
+  virtual Status Delete(const std::string& id) = 0;
+};
+
+// In memory; for tests. Damage() corrupts a stored blob, so readers' verification is tested.
+class MemoryBlobStore final : public BlobStore {
+ public:
+  Status PutMany(const std::vector<const Blob*>& blobs) override;
+  Result<std::string> Read(const BlobInfo& blob, uint64_t offset, uint64_t length) override;
+  bool Has(const BlobInfo& blob) override;
+  Status Delete(const std::string& id) override;
+
+  size_t size() const;
+  std::vector<std::string> Ids() const;
+  void Damage(const std::string& id);
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::string, Blob> blobs_;  // GUARDED_BY(mu_)
+};
+
+}  // namespace cairn::replication

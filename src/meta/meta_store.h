@@ -40,6 +40,8 @@ struct WritePrecondition {
   std::optional<std::string> if_match_etag;
   // If-None-Match: "*": there must be no current object.
   bool must_not_exist = false;
+
+  friend bool operator==(const WritePrecondition&, const WritePrecondition&) = default;
 };
 
 struct ListObjectsOptions {
@@ -47,6 +49,8 @@ struct ListObjectsOptions {
   std::string delimiter;    // empty: no grouping
   std::string start_after;  // exclusive; "" lists from the start
   uint32_t max_keys = 1000;
+
+  friend bool operator==(const ListObjectsOptions&, const ListObjectsOptions&) = default;
 };
 
 // A listing page. Entries come in key order; objects and common prefixes are interleaved in
@@ -63,12 +67,16 @@ struct ListObjectsResult {
   bool is_truncated = false;
   // The last key or common prefix of this page; empty when the page is empty.
   std::string next_start_after;
+
+  friend bool operator==(const ListObjectsResult&, const ListObjectsResult&) = default;
 };
 
 struct ListPartsResult {
   std::vector<PartRecord> parts;  // ascending part numbers
   bool is_truncated = false;
   uint32_t next_part_number_marker = 0;  // the last part number returned; 0 when none
+
+  friend bool operator==(const ListPartsResult&, const ListPartsResult&) = default;
 };
 
 struct ListUploadsOptions {
@@ -78,6 +86,8 @@ struct ListUploadsOptions {
   std::string key_marker;
   std::string upload_id_marker;
   uint32_t max_uploads = 1000;
+
+  friend bool operator==(const ListUploadsOptions&, const ListUploadsOptions&) = default;
 };
 
 struct ListUploadsResult {
@@ -85,12 +95,16 @@ struct ListUploadsResult {
   bool is_truncated = false;
   std::string next_key_marker;
   std::string next_upload_id_marker;
+
+  friend bool operator==(const ListUploadsResult&, const ListUploadsResult&) = default;
 };
 
 // One entry of a CompleteMultipartUpload request.
 struct CompletedPart {
   uint32_t part_number = 0;
   std::string etag;  // quotes are ignored
+
+  friend bool operator==(const CompletedPart&, const CompletedPart&) = default;
 };
 
 struct CompleteUploadResult {
@@ -98,6 +112,8 @@ struct CompleteUploadResult {
   std::optional<ObjectRecord> replaced;  // the object it replaced, if any
   // Chunks of the upload's parts that the completion did not use.
   std::vector<ChunkRef> unused_chunks;
+
+  friend bool operator==(const CompleteUploadResult&, const CompleteUploadResult&) = default;
 };
 
 class MetaStore {

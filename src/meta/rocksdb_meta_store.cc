@@ -1,7 +1,9 @@
-// RocksDbMetaStore implementation. The contracts are in meta/meta_store.h, the layout in
-// meta/format.h and docs/formats/meta.md, the locking in meta/rocksdb_meta_store.h.
-// RocksDB exceptions (it may throw std::bad_alloc and the like) are caught at each public
-// method and returned as Internal.
+// RocksDbMetaStore: the operations of meta/meta_logic.h run over RocksDB. This file adds only
+// what is RocksDB's: the locks that make each read-check-write atomic (meta/rocksdb_meta_store.h),
+// a KvReader over the database or a snapshot of it, a KvWriter into one WriteBatch (counters as
+// merge operands), the in-memory bucket cache, and the storage figures of Stats(). RocksDB
+// exceptions (it may throw std::bad_alloc and the like) are caught at each public method and
+// returned as Internal.
 #include "meta/rocksdb_meta_store.h"
 
 #include <rocksdb/cache.h>
@@ -22,34 +24,19 @@
 #include <random>
 #include <shared_mutex>
 #include <utility>
+#include <vector>
 
+#include "common/kv.h"
 #include "meta/format.h"
+#include "meta/meta_logic.h"
 
 namespace cairn::meta {
 namespace {
-
-// Read options pinned to one snapshot, released when this goes out of scope: every read of a
-// public method sees one consistent state.
-struct SnapshotRead {
-  explicit SnapshotRead(rocksdb::DB* db) : snapshot(db) { options.snapshot = snapshot.snapshot(); }
-  rocksdb::ManagedSnapshot snapshot;
-  rocksdb::ReadOptions options;
-};
-
-// Names of the record counters (meta.md, "Counters").
-constexpr std::string_view kBuckets = "buckets";
-constexpr std::string_view kObjects = "objects";
-constexpr std::string_view kObjectBytes = "object_bytes";
-constexpr std::string_view kUploads = "uploads";
-constexpr std::string_view kParts = "parts";
-constexpr std::array<std::string_view, 5> kCounterNames = {kBuckets, kObjects, kObjectBytes, kUploads, kParts};
 
 // Number of lock stripes for (bucket, key) mutations.
 constexpr size_t kStripeCount = 64;
 // Bloom filter bits per key.
 constexpr double kBloomBitsPerKey = 10;
-// Random upload ids: 128 bits as 32 hex digits.
-constexpr int kUploadIdWords = 2;
 
 // RocksDB integer properties reported by Stats().
 constexpr std::array<const char*, 8> kRocksProperties = {
@@ -111,62 +98,110 @@ class CounterAddOperator final : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "cairn.meta.CounterAdd"; }
 };
 
-std::string_view StripQuotes(std::string_view etag) {
-  if (etag.size() >= 2 && etag.front() == '"' && etag.back() == '"') return etag.substr(1, etag.size() - 2);
-  return etag;
-}
-
-Status ValidateBucketName(std::string_view bucket) {
-  if (bucket.empty() || bucket.find('\0') != std::string_view::npos) {
-    return Status::InvalidArgument("bucket name is empty or contains NUL");
-  }
-  return Status::OK();
-}
-
-Status ValidateObjectName(std::string_view bucket, std::string_view key) {
-  CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
-  if (key.empty()) return Status::InvalidArgument("object key is empty");
-  return Status::OK();
-}
-
-Status ValidateUploadId(std::string_view upload_id) {
-  if (upload_id.empty() || upload_id.find('\0') != std::string_view::npos) {
-    return Status::InvalidArgument("upload id is empty or contains NUL");
-  }
-  return Status::OK();
-}
-
-Status CheckPrecondition(const WritePrecondition& pre, const std::optional<ObjectRecord>& current) {
-  if (pre.must_not_exist && current.has_value()) return Status::PreconditionFailed("If-None-Match: object exists");
-  if (pre.if_match_etag.has_value()) {
-    if (!current.has_value()) return Status::NotFound("If-Match: no such object");
-    const std::string_view want = StripQuotes(*pre.if_match_etag);
-    if (want != "*" && want != current->etag) return Status::PreconditionFailed("If-Match: etag differs");
-  }
-  return Status::OK();
-}
-
-// Counter changes that go into the same WriteBatch as the records they count.
-struct CounterDeltas {
-  int64_t buckets = 0;
-  int64_t objects = 0;
-  int64_t object_bytes = 0;
-  int64_t uploads = 0;
-  int64_t parts = 0;
-
-  Status AddTo(rocksdb::WriteBatch* batch) const {
-    const std::array<std::pair<std::string_view, int64_t>, 5> rows = {
-        {{kBuckets, buckets}, {kObjects, objects}, {kObjectBytes, object_bytes}, {kUploads, uploads}, {kParts, parts}}};
-    for (const auto& [name, delta] : rows) {
-      if (delta == 0) continue;
-      CAIRN_RETURN_IF_ERROR(
-          FromRocks(batch->Merge(format::CounterKey(name), format::EncodeCounter(delta)), "batch merge"));
-    }
-    return Status::OK();
-  }
+// Read options pinned to one snapshot, released when this goes out of scope: every read of a
+// public method sees one consistent state.
+struct SnapshotRead {
+  explicit SnapshotRead(rocksdb::DB* db) : snapshot(db) { options.snapshot = snapshot.snapshot(); }
+  rocksdb::ManagedSnapshot snapshot;
+  rocksdb::ReadOptions options;
 };
 
-int64_t SizeDelta(uint64_t now, uint64_t before) { return static_cast<int64_t>(now - before); }
+// Every bucket record, by name, as stored (the raw value) and decoded (or the decoding error of a
+// damaged record).
+struct CachedBucket {
+  std::string value;
+  Result<BucketInfo> info;
+};
+using BucketCache = std::map<std::string, CachedBucket, std::less<>>;
+
+class RocksIterator final : public KvIterator {
+ public:
+  // `upper_bound`: empty for none.
+  RocksIterator(rocksdb::DB* db, rocksdb::ReadOptions ro, std::string upper_bound)
+      : upper_(std::move(upper_bound)), upper_slice_(upper_) {
+    if (!upper_.empty()) ro.iterate_upper_bound = &upper_slice_;
+    it_.reset(db->NewIterator(ro));
+  }
+  void Seek(std::string_view key) override { it_->Seek(rocksdb::Slice(key.data(), key.size())); }
+  void Next() override { it_->Next(); }
+  bool Valid() const override { return it_->Valid(); }
+  std::string_view key() const override { return it_->key().ToStringView(); }
+  std::string_view value() const override { return it_->value().ToStringView(); }
+  Status status() const override { return FromRocks(it_->status(), "meta scan"); }
+
+ private:
+  const std::string upper_;
+  const rocksdb::Slice upper_slice_;  // points into upper_
+  std::unique_ptr<rocksdb::Iterator> it_;
+};
+
+// The state that meta/meta_logic.h reads: the database as `ro` sees it (the live database, or a
+// snapshot), except the bucket records, which come from the bucket cache (equal to the database
+// for every reader created under bucket_mu_, and the same answer the store gave before the
+// logic was extracted for snapshot readers). Thread-safety: as the database; the cache is read
+// under its lock.
+class RocksReader final : public KvReader {
+ public:
+  RocksReader(rocksdb::DB* db, const rocksdb::ReadOptions& ro, std::shared_mutex* cache_mu, const BucketCache* cache)
+      : db_(db), ro_(ro), cache_mu_(cache_mu), cache_(cache) {}
+
+  // Iterators stop at `upper` (exclusive): the end of the key range the operation scans, which
+  // spares RocksDB stepping over deleted keys past it. The logic never scans past the range of
+  // its operation, so the bound changes no result; it is an optimization only.
+  RocksReader& BoundScansAt(std::optional<std::string> upper) {
+    upper_ = upper.value_or("");
+    return *this;
+  }
+
+  Result<std::optional<std::string>> Get(std::string_view key) const override {
+    if (key.starts_with(format::kBucketPrefix)) {
+      std::shared_lock lock(*cache_mu_);
+      auto it = cache_->find(key.substr(format::kBucketPrefix.size()));
+      if (it == cache_->end()) return std::optional<std::string>();
+      return std::optional<std::string>(it->second.value);
+    }
+    std::string value;
+    const rocksdb::Status s = db_->Get(ro_, rocksdb::Slice(key.data(), key.size()), &value);
+    if (s.IsNotFound()) return std::optional<std::string>();
+    CAIRN_RETURN_IF_ERROR(FromRocks(s, "meta get"));
+    return std::optional<std::string>(std::move(value));
+  }
+
+  std::unique_ptr<KvIterator> NewIterator() const override { return std::make_unique<RocksIterator>(db_, ro_, upper_); }
+
+ private:
+  rocksdb::DB* const db_;
+  const rocksdb::ReadOptions ro_;
+  std::shared_mutex* const cache_mu_;
+  const BucketCache* const cache_;
+  std::string upper_;  // empty: unbounded
+};
+
+// One WriteBatch; counters become merge operands. Remembers the bucket records it writes, for
+// the cache, and the first error the batch reported.
+class BatchWriter final : public KvWriter {
+ public:
+  void Put(std::string_view key, std::string_view value) override {
+    Note(batch.Put(rocksdb::Slice(key.data(), key.size()), rocksdb::Slice(value.data(), value.size())), "batch put");
+    if (key.starts_with(format::kBucketPrefix)) buckets.push_back(KvMutation{std::string(key), std::string(value)});
+  }
+  void Delete(std::string_view key) override {
+    Note(batch.Delete(rocksdb::Slice(key.data(), key.size())), "batch delete");
+    if (key.starts_with(format::kBucketPrefix)) buckets.push_back(KvMutation{std::string(key), std::nullopt});
+  }
+  void AddCounter(std::string_view name, int64_t delta) override {
+    Note(batch.Merge(format::CounterKey(name), format::EncodeCounter(delta)), "batch merge");
+  }
+
+  rocksdb::WriteBatch batch;
+  std::vector<KvMutation> buckets;
+  Status status;
+
+ private:
+  void Note(const rocksdb::Status& s, std::string_view what) {
+    if (status.ok()) status = FromRocks(s, what);
+  }
+};
 
 class RocksDbMetaStoreImpl final : public MetaStore {
  public:
@@ -178,45 +213,27 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   }
 
   // ---- Buckets ----------------------------------------------------------------------------
+  // Bucket mutations take bucket_mu_ exclusively: they exclude every object and upload mutation,
+  // so DeleteBucket's emptiness check cannot race with a PutObject.
 
   Status CreateBucket(const BucketInfo& bucket) override {
     return Guard("CreateBucket", [&]() -> Status {
-      CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket.name));
       std::unique_lock lock(bucket_mu_);
-      const std::string key = format::BucketKey(bucket.name);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
-      if (found) return Status::AlreadyExists("bucket " + bucket.name);
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeBucket(key, bucket)), "batch put"));
-      CAIRN_RETURN_IF_ERROR(CounterDeltas{.buckets = 1}.AddTo(&batch));
-      CAIRN_RETURN_IF_ERROR(Write(&batch));
-      CacheBucket(bucket);
-      return Status::OK();
+      return Mutate([&](const KvReader& r, KvWriter& w) { return logic::CreateBucket(r, w, bucket); });
     });
   }
 
   Status DeleteBucket(std::string_view bucket, const BucketInfo* expected) override {
     return Guard("DeleteBucket", [&]() -> Status {
-      CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
       std::unique_lock lock(bucket_mu_);
-      CAIRN_ASSIGN_OR_RETURN(BucketInfo current, CachedBucket(bucket));
-      if (expected != nullptr && !SameBucket(current, *expected)) {
-        return Status::PreconditionFailed("the bucket was deleted and created again");
-      }
-      for (const std::string& prefix : {format::ObjectKeyPrefix(bucket), format::UploadKeyPrefix(bucket)}) {
-        bool any = false;
-        CAIRN_RETURN_IF_ERROR(AnyKeyWithPrefix(prefix, &any));
-        if (any) return Status::BucketNotEmpty("bucket " + std::string(bucket));
-      }
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(format::BucketKey(bucket)), "batch delete"));
-      CAIRN_RETURN_IF_ERROR(CounterDeltas{.buckets = -1}.AddTo(&batch));
-      CAIRN_RETURN_IF_ERROR(Write(&batch));
-      std::unique_lock cache_lock(bucket_cache_mu_);
-      bucket_cache_.erase(std::string(bucket));
-      return Status::OK();
+      return Mutate([&](const KvReader& r, KvWriter& w) { return logic::DeleteBucket(r, w, bucket, expected); });
+    });
+  }
+
+  Status UpdateBucket(std::string_view bucket, const std::function<Status(BucketInfo*)>& mutate) override {
+    return Guard("UpdateBucket", [&]() -> Status {
+      std::unique_lock lock(bucket_mu_);
+      return Mutate([&](const KvReader& r, KvWriter& w) { return logic::UpdateBucket(r, w, bucket, mutate); });
     });
   }
 
@@ -224,28 +241,14 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   // policy, CORS), and this store is the only writer of its database.
   Result<BucketInfo> GetBucket(std::string_view bucket) override {
     return Guard("GetBucket", [&]() -> Result<BucketInfo> {
-      CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
-      return CachedBucket(bucket);
+      if (bucket.empty() || bucket.find('\0') != std::string_view::npos) {
+        return Status::InvalidArgument("bucket name is empty or contains NUL");
+      }
+      std::shared_lock cache_lock(bucket_cache_mu_);
+      auto it = bucket_cache_.find(bucket);
+      if (it == bucket_cache_.end()) return Status::NoSuchBucket(std::string(bucket));
+      return it->second.info;
     });
-  }
-
-  // Fills the bucket cache at open (called once, before any other method).
-  Status LoadBuckets() {
-    return Scan(rocksdb::ReadOptions(), std::string(format::kBucketPrefix),
-                [&](std::string_view key, std::string_view value) -> Status {
-                  BucketInfo info;
-                  const Status decoded = format::DecodeBucket(key, value, &info);
-                  if (decoded.ok()) {
-                    CacheBucket(info);
-                  } else {
-                    // A damaged bucket record is reported by every GetBucket of it, as a read of
-                    // the database would; the store still opens for the other buckets.
-                    std::unique_lock cache_lock(bucket_cache_mu_);
-                    bucket_cache_.insert_or_assign(std::string(key.substr(format::kBucketPrefix.size())),
-                                                   Result<BucketInfo>(decoded));
-                  }
-                  return Status::OK();
-                });
   }
 
   // From the bucket cache too, which holds every bucket in name order.
@@ -254,86 +257,35 @@ class RocksDbMetaStoreImpl final : public MetaStore {
       std::vector<BucketInfo> out;
       std::shared_lock cache_lock(bucket_cache_mu_);
       out.reserve(bucket_cache_.size());
-      for (const auto& [name, info] : bucket_cache_) {
-        if (!info.ok()) return info.status();
-        out.push_back(*info);
+      for (const auto& [name, cached] : bucket_cache_) {
+        if (!cached.info.ok()) return cached.info.status();
+        out.push_back(*cached.info);
       }
       return out;
     });
   }
 
-  Status UpdateBucket(std::string_view bucket, const std::function<Status(BucketInfo*)>& mutate) override {
-    return Guard("UpdateBucket", [&]() -> Status {
-      CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
-      std::unique_lock lock(bucket_mu_);
-      const std::string key = format::BucketKey(bucket);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
-      if (!found) return Status::NoSuchBucket(std::string(bucket));
-      BucketInfo info;
-      CAIRN_RETURN_IF_ERROR(format::DecodeBucket(key, value, &info));
-      BucketInfo updated = info;
-      CAIRN_RETURN_IF_ERROR(mutate(&updated));
-      if (updated.name != info.name || updated.owner != info.owner || updated.created_ms != info.created_ms) {
-        return Status::InvalidArgument("UpdateBucket may not change the name, owner or creation time");
-      }
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeBucket(key, updated)), "batch put"));
-      CAIRN_RETURN_IF_ERROR(Write(&batch));
-      CacheBucket(updated);
-      return Status::OK();
-    });
+  // Fills the bucket cache at open (called once, before any other method). A damaged bucket
+  // record is reported by every GetBucket of it, as a read of the database would; the store
+  // still opens for the other buckets.
+  Status LoadBuckets() {
+    RocksIterator it(db_.get(), rocksdb::ReadOptions(), *format::PrefixSuccessor(format::kBucketPrefix));
+    std::unique_lock cache_lock(bucket_cache_mu_);
+    for (it.Seek(format::kBucketPrefix); it.Valid(); it.Next()) CacheBucket(it.key(), it.value());
+    return it.status();
   }
 
   // ---- Objects ----------------------------------------------------------------------------
-
-  Status SetObjectAcl(std::string_view bucket, std::string_view key, const Acl& acl,
-                      const ObjectRecord* expected) override {
-    return Guard("SetObjectAcl", [&]() -> Status {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
-      std::shared_lock bucket_lock(bucket_mu_);
-      std::lock_guard key_lock(Stripe(bucket, key));
-      const rocksdb::ReadOptions ro;
-      const std::string db_key = format::ObjectKey(bucket, key);
-      std::optional<ObjectRecord> current;
-      CAIRN_RETURN_IF_ERROR(ReadObject(ro, db_key, &current));
-      if (!current) {
-        CAIRN_RETURN_IF_ERROR(CheckBucket(ro, bucket));
-        return Status::NotFound("object " + std::string(key));
-      }
-      if (expected != nullptr &&
-          (expected->etag != current->etag || expected->last_modified_ms != current->last_modified_ms)) {
-        return Status::PreconditionFailed("the object changed");
-      }
-      const std::string owner = current->acl.owner.empty() ? acl.owner : current->acl.owner;
-      current->acl = acl;
-      current->acl.owner = owner;
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(db_key, format::EncodeObject(db_key, *current)), "batch put"));
-      return Write(&batch);
-    });
-  }
+  // Object and upload mutations take bucket_mu_ shared and the stripe of their (bucket, key).
 
   Status PutObject(const ObjectRecord& record, const WritePrecondition& precondition,
                    std::optional<ObjectRecord>* replaced) override {
     return Guard("PutObject", [&]() -> Status {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(record.bucket, record.key));
       std::shared_lock bucket_lock(bucket_mu_);
       std::lock_guard key_lock(Stripe(record.bucket, record.key));
-      const rocksdb::ReadOptions ro;
-      CAIRN_RETURN_IF_ERROR(CheckBucket(ro, record.bucket));
-      const std::string key = format::ObjectKey(record.bucket, record.key);
       std::optional<ObjectRecord> current;
-      CAIRN_RETURN_IF_ERROR(ReadObject(ro, key, &current));
-      CAIRN_RETURN_IF_ERROR(CheckPrecondition(precondition, current));
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeObject(key, record)), "batch put"));
-      CounterDeltas deltas;
-      deltas.objects = current ? 0 : 1;
-      deltas.object_bytes = SizeDelta(record.size, current ? current->size : 0);
-      CAIRN_RETURN_IF_ERROR(deltas.AddTo(&batch));
-      CAIRN_RETURN_IF_ERROR(Write(&batch));
+      CAIRN_RETURN_IF_ERROR(Mutate(
+          [&](const KvReader& r, KvWriter& w) { return logic::PutObject(r, w, record, precondition, &current); }));
       if (replaced != nullptr) *replaced = std::move(current);
       return Status::OK();
     });
@@ -341,48 +293,40 @@ class RocksDbMetaStoreImpl final : public MetaStore {
 
   Result<ObjectRecord> GetObject(std::string_view bucket, std::string_view key) override {
     return Guard("GetObject", [&]() -> Result<ObjectRecord> {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
       SnapshotRead snap(db_.get());
-      rocksdb::ReadOptions& ro = snap.options;
-      std::optional<ObjectRecord> current;
-      CAIRN_RETURN_IF_ERROR(ReadObject(ro, format::ObjectKey(bucket, key), &current));
-      if (!current) {
-        CAIRN_RETURN_IF_ERROR(CheckBucket(ro, bucket));
-        return Status::NotFound("object " + std::string(key));
-      }
-      return std::move(*current);
+      return logic::GetObject(Reader(snap.options), bucket, key);
+    });
+  }
+
+  Status SetObjectAcl(std::string_view bucket, std::string_view key, const Acl& acl,
+                      const ObjectRecord* expected) override {
+    return Guard("SetObjectAcl", [&]() -> Status {
+      std::shared_lock bucket_lock(bucket_mu_);
+      std::lock_guard key_lock(Stripe(bucket, key));
+      return Mutate(
+          [&](const KvReader& r, KvWriter& w) { return logic::SetObjectAcl(r, w, bucket, key, acl, expected); });
     });
   }
 
   Result<ObjectRecord> DeleteObject(std::string_view bucket, std::string_view key) override {
     return Guard("DeleteObject", [&]() -> Result<ObjectRecord> {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
       std::shared_lock bucket_lock(bucket_mu_);
       std::lock_guard key_lock(Stripe(bucket, key));
-      const rocksdb::ReadOptions ro;
-      const std::string db_key = format::ObjectKey(bucket, key);
-      std::optional<ObjectRecord> current;
-      CAIRN_RETURN_IF_ERROR(ReadObject(ro, db_key, &current));
-      if (!current) {
-        CAIRN_RETURN_IF_ERROR(CheckBucket(ro, bucket));
-        return Status::NotFound("object " + std::string(key));
-      }
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(db_key), "batch delete"));
-      const CounterDeltas deltas{.objects = -1, .object_bytes = SizeDelta(0, current->size)};
-      CAIRN_RETURN_IF_ERROR(deltas.AddTo(&batch));
-      CAIRN_RETURN_IF_ERROR(Write(&batch));
-      return std::move(*current);
+      return MutateResult<ObjectRecord>(
+          [&](const KvReader& r, KvWriter& w) { return logic::DeleteObject(r, w, bucket, key); });
     });
   }
 
   Result<ListObjectsResult> ListObjects(std::string_view bucket, const ListObjectsOptions& options) override {
     return Guard("ListObjects", [&]() -> Result<ListObjectsResult> {
-      CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
       SnapshotRead snap(db_.get());
-      rocksdb::ReadOptions& ro = snap.options;
-      CAIRN_RETURN_IF_ERROR(CheckBucket(ro, bucket));
-      return ListObjectsAt(ro, bucket, options);
+      // The logic scans the keys that start with the bucket's base and the prefix.
+      RocksReader reader = Reader(snap.options);
+      reader.BoundScansAt(format::PrefixSuccessor(format::ObjectKeyPrefix(bucket) + options.prefix));
+      uint64_t steps = 0;
+      Result<ListObjectsResult> result = logic::ListObjects(reader, bucket, options, &steps);
+      list_steps_.fetch_add(steps, std::memory_order_relaxed);
+      return result;
     });
   }
 
@@ -390,50 +334,24 @@ class RocksDbMetaStoreImpl final : public MetaStore {
 
   Result<std::string> CreateUpload(const MultipartUpload& upload) override {
     return Guard("CreateUpload", [&]() -> Result<std::string> {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(upload.bucket, upload.key));
-      std::string upload_id = upload.upload_id.empty() ? NewUploadId() : upload.upload_id;
-      CAIRN_RETURN_IF_ERROR(ValidateUploadId(upload_id));
+      MultipartUpload with_id = upload;
+      if (with_id.upload_id.empty()) with_id.upload_id = NewUploadId();
       std::shared_lock bucket_lock(bucket_mu_);
       std::lock_guard key_lock(Stripe(upload.bucket, upload.key));
-      const rocksdb::ReadOptions ro;
-      CAIRN_RETURN_IF_ERROR(CheckBucket(ro, upload.bucket));
-      const std::string key = format::UploadKey(upload.bucket, upload.key, upload_id);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(ro, key, &value, &found));
-      if (found) return Status::AlreadyExists("upload " + upload_id);
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeUpload(key, upload)), "batch put"));
-      CAIRN_RETURN_IF_ERROR(CounterDeltas{.uploads = 1}.AddTo(&batch));
-      CAIRN_RETURN_IF_ERROR(Write(&batch));
-      return upload_id;
+      return MutateResult<std::string>(
+          [&](const KvReader& r, KvWriter& w) { return logic::CreateUpload(r, w, with_id); });
     });
   }
 
   Status PutPart(std::string_view bucket, std::string_view key, std::string_view upload_id, const PartRecord& part,
                  std::optional<PartRecord>* replaced) override {
     return Guard("PutPart", [&]() -> Status {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
-      CAIRN_RETURN_IF_ERROR(ValidateUploadId(upload_id));
-      if (part.part_number == 0) return Status::InvalidArgument("part number 0");
       std::shared_lock bucket_lock(bucket_mu_);
       std::lock_guard key_lock(Stripe(bucket, key));
-      const rocksdb::ReadOptions ro;
-      MultipartUpload upload;
-      CAIRN_RETURN_IF_ERROR(ReadUpload(ro, bucket, key, upload_id, &upload));
-      const std::string part_key = format::PartKey(upload_id, part.part_number);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(ro, part_key, &value, &found));
       std::optional<PartRecord> current;
-      if (found) {
-        current.emplace();
-        CAIRN_RETURN_IF_ERROR(format::DecodePart(part_key, value, &*current));
-      }
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(part_key, format::EncodePart(part_key, part)), "batch put"));
-      CAIRN_RETURN_IF_ERROR(CounterDeltas{.parts = current ? 0 : 1}.AddTo(&batch));
-      CAIRN_RETURN_IF_ERROR(Write(&batch));
+      CAIRN_RETURN_IF_ERROR(Mutate([&](const KvReader& r, KvWriter& w) {
+        return logic::PutPart(r, w, bucket, key, upload_id, part, &current);
+      }));
       if (replaced != nullptr) *replaced = std::move(current);
       return Status::OK();
     });
@@ -442,94 +360,36 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   Result<MultipartUpload> GetUpload(std::string_view bucket, std::string_view key,
                                     std::string_view upload_id) override {
     return Guard("GetUpload", [&]() -> Result<MultipartUpload> {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
-      CAIRN_RETURN_IF_ERROR(ValidateUploadId(upload_id));
       SnapshotRead snap(db_.get());
-      rocksdb::ReadOptions& ro = snap.options;
-      MultipartUpload upload;
-      CAIRN_RETURN_IF_ERROR(ReadUpload(ro, bucket, key, upload_id, &upload));
-      CAIRN_RETURN_IF_ERROR(ReadParts(ro, upload_id, &upload.parts));
-      return upload;
+      RocksReader reader = Reader(snap.options);
+      reader.BoundScansAt(PartsEnd(upload_id));
+      return logic::GetUpload(reader, bucket, key, upload_id);
     });
   }
 
   Result<MultipartUpload> GetUploadInfo(std::string_view bucket, std::string_view key,
                                         std::string_view upload_id) override {
     return Guard("GetUploadInfo", [&]() -> Result<MultipartUpload> {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
-      CAIRN_RETURN_IF_ERROR(ValidateUploadId(upload_id));
-      MultipartUpload upload;
-      CAIRN_RETURN_IF_ERROR(ReadUpload(rocksdb::ReadOptions(), bucket, key, upload_id, &upload));
-      return upload;
+      return logic::GetUploadInfo(Reader(rocksdb::ReadOptions()), bucket, key, upload_id);
     });
   }
 
   Result<ListPartsResult> ListParts(std::string_view bucket, std::string_view key, std::string_view upload_id,
                                     uint32_t part_number_marker, uint32_t max_parts) override {
     return Guard("ListParts", [&]() -> Result<ListPartsResult> {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
-      CAIRN_RETURN_IF_ERROR(ValidateUploadId(upload_id));
       SnapshotRead snap(db_.get());
-      rocksdb::ReadOptions& ro = snap.options;
-      MultipartUpload upload;
-      CAIRN_RETURN_IF_ERROR(ReadUpload(ro, bucket, key, upload_id, &upload));
-      ListPartsResult result;
-      if (part_number_marker == UINT32_MAX) return result;
-      const std::string prefix = format::PartKeyPrefix(upload_id);
-      const std::string upper = *format::PrefixSuccessor(prefix);
-      const rocksdb::Slice upper_slice(upper);
-      ro.iterate_upper_bound = &upper_slice;
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-      for (it->Seek(format::PartKey(upload_id, part_number_marker + 1)); it->Valid(); it->Next()) {
-        if (result.parts.size() == max_parts) {
-          result.is_truncated = true;
-          break;
-        }
-        PartRecord part;
-        CAIRN_RETURN_IF_ERROR(format::DecodePart(it->key().ToStringView(), it->value().ToStringView(), &part));
-        result.next_part_number_marker = part.part_number;
-        result.parts.push_back(std::move(part));
-      }
-      CAIRN_RETURN_IF_ERROR(FromRocks(it->status(), "ListParts iterator"));
-      return result;
+      RocksReader reader = Reader(snap.options);
+      reader.BoundScansAt(PartsEnd(upload_id));
+      return logic::ListParts(reader, bucket, key, upload_id, part_number_marker, max_parts);
     });
   }
 
   Result<ListUploadsResult> ListUploads(std::string_view bucket, const ListUploadsOptions& options) override {
     return Guard("ListUploads", [&]() -> Result<ListUploadsResult> {
-      CAIRN_RETURN_IF_ERROR(ValidateBucketName(bucket));
       SnapshotRead snap(db_.get());
-      rocksdb::ReadOptions& ro = snap.options;
-      CAIRN_RETURN_IF_ERROR(CheckBucket(ro, bucket));
-      const std::string lower = format::UploadKeyPrefixForKeys(bucket, options.prefix);
-      // `lower` always starts with "U/", so it has a successor.
-      const std::string upper = *format::PrefixSuccessor(lower);
-      std::string start = lower;
-      if (!options.key_marker.empty()) {
-        // The smallest key after the marker: past every upload of key_marker, or just past
-        // (key_marker, upload_id_marker) (appending a NUL gives the next string).
-        std::string after = options.upload_id_marker.empty()
-                                ? *format::PrefixSuccessor(format::UploadKeyPrefixForKey(bucket, options.key_marker))
-                                : format::UploadKey(bucket, options.key_marker, options.upload_id_marker) + '\0';
-        start = std::max(start, after);
-      }
-      const rocksdb::Slice upper_slice(upper);
-      ro.iterate_upper_bound = &upper_slice;
-      std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-      ListUploadsResult result;
-      for (it->Seek(start); it->Valid(); it->Next()) {
-        if (result.uploads.size() == options.max_uploads) {
-          result.is_truncated = true;
-          break;
-        }
-        MultipartUpload upload;
-        CAIRN_RETURN_IF_ERROR(format::DecodeUpload(it->key().ToStringView(), it->value().ToStringView(), &upload));
-        result.next_key_marker = upload.key;
-        result.next_upload_id_marker = upload.upload_id;
-        result.uploads.push_back(std::move(upload));
-      }
-      CAIRN_RETURN_IF_ERROR(FromRocks(it->status(), "ListUploads iterator"));
-      return result;
+      RocksReader reader = Reader(snap.options);
+      reader.BoundScansAt(format::PrefixSuccessor(format::UploadKeyPrefixForKeys(bucket, options.prefix)));
+      return logic::ListUploads(reader, bucket, options);
     });
   }
 
@@ -538,90 +398,24 @@ class RocksDbMetaStoreImpl final : public MetaStore {
                                               int64_t last_modified_ms,
                                               const WritePrecondition& precondition) override {
     return Guard("CompleteUpload", [&]() -> Result<CompleteUploadResult> {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
-      CAIRN_RETURN_IF_ERROR(ValidateUploadId(upload_id));
-      if (parts.empty()) return Status::InvalidPartOrder("no parts listed");
-      for (size_t i = 1; i < parts.size(); ++i) {
-        if (parts[i].part_number <= parts[i - 1].part_number) {
-          return Status::InvalidPartOrder("part " + std::to_string(parts[i].part_number) + " after " +
-                                          std::to_string(parts[i - 1].part_number));
-        }
-      }
       std::shared_lock bucket_lock(bucket_mu_);
       std::lock_guard key_lock(Stripe(bucket, key));
-      const rocksdb::ReadOptions ro;
-      MultipartUpload upload;
-      CAIRN_RETURN_IF_ERROR(ReadUpload(ro, bucket, key, upload_id, &upload));
-      CAIRN_RETURN_IF_ERROR(ReadParts(ro, upload_id, &upload.parts));
-
-      CompleteUploadResult result;
-      ObjectRecord& object = result.object;
-      object.bucket = std::string(bucket);
-      object.key = std::string(key);
-      object.etag = std::string(StripQuotes(etag));
-      object.last_modified_ms = last_modified_ms;
-      object.SetHeaders(upload.headers);
-      object.acl = upload.acl;
-      object.part_count = static_cast<uint32_t>(parts.size());
-      for (const CompletedPart& wanted : parts) {
-        auto found = upload.parts.find(wanted.part_number);
-        if (found == upload.parts.end()) {
-          return Status::InvalidPart("part " + std::to_string(wanted.part_number) + " was not uploaded");
-        }
-        PartRecord& part = found->second;
-        if (StripQuotes(wanted.etag) != part.etag) {
-          return Status::InvalidPart("part " + std::to_string(wanted.part_number) + " has another etag");
-        }
-        for (ChunkRef chunk : part.chunks) {
-          chunk.offset += object.size;
-          object.chunks.push_back(chunk);
-        }
-        object.size += part.size;
-        object.part_sizes.push_back(part.size);
-        upload.parts.erase(found);
-      }
-      for (const auto& [number, unused] : upload.parts) {
-        result.unused_chunks.insert(result.unused_chunks.end(), unused.chunks.begin(), unused.chunks.end());
-      }
-
-      const std::string object_key = format::ObjectKey(bucket, key);
-      CAIRN_RETURN_IF_ERROR(ReadObject(ro, object_key, &result.replaced));
-      CAIRN_RETURN_IF_ERROR(CheckPrecondition(precondition, result.replaced));
-
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(object_key, format::EncodeObject(object_key, object)), "batch put"));
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(format::UploadKey(bucket, key, upload_id)), "batch delete"));
-      CAIRN_RETURN_IF_ERROR(DeleteParts(ro, upload_id, &batch, /*chunks=*/nullptr, /*count=*/nullptr));
-      CounterDeltas deltas;
-      deltas.objects = result.replaced ? 0 : 1;
-      deltas.object_bytes = SizeDelta(object.size, result.replaced ? result.replaced->size : 0);
-      deltas.uploads = -1;
-      deltas.parts = -static_cast<int64_t>(parts.size() + upload.parts.size());
-      CAIRN_RETURN_IF_ERROR(deltas.AddTo(&batch));
-      CAIRN_RETURN_IF_ERROR(Write(&batch));
-      return result;
+      return MutateResult<CompleteUploadResult>(
+          [&](const KvReader& r, KvWriter& w) {
+            return logic::CompleteUpload(r, w, bucket, key, upload_id, parts, etag, last_modified_ms, precondition);
+          },
+          PartsEnd(upload_id));
     });
   }
 
   Result<std::vector<ChunkRef>> AbortUpload(std::string_view bucket, std::string_view key,
                                             std::string_view upload_id) override {
     return Guard("AbortUpload", [&]() -> Result<std::vector<ChunkRef>> {
-      CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
-      CAIRN_RETURN_IF_ERROR(ValidateUploadId(upload_id));
       std::shared_lock bucket_lock(bucket_mu_);
       std::lock_guard key_lock(Stripe(bucket, key));
-      const rocksdb::ReadOptions ro;
-      MultipartUpload upload;
-      CAIRN_RETURN_IF_ERROR(ReadUpload(ro, bucket, key, upload_id, &upload));
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(format::UploadKey(bucket, key, upload_id)), "batch delete"));
-      std::vector<ChunkRef> chunks;
-      int64_t part_count = 0;
-      CAIRN_RETURN_IF_ERROR(DeleteParts(ro, upload_id, &batch, &chunks, &part_count));
-      const CounterDeltas deltas{.uploads = -1, .parts = -part_count};
-      CAIRN_RETURN_IF_ERROR(deltas.AddTo(&batch));
-      CAIRN_RETURN_IF_ERROR(Write(&batch));
-      return chunks;
+      return MutateResult<std::vector<ChunkRef>>(
+          [&](const KvReader& r, KvWriter& w) { return logic::AbortUpload(r, w, bucket, key, upload_id); },
+          PartsEnd(upload_id));
     });
   }
 
@@ -631,95 +425,56 @@ class RocksDbMetaStoreImpl final : public MetaStore {
 
   Status CreateUser(const UserRecord& user) override {
     return Guard("CreateUser", [&]() -> Status {
-      if (user.name.empty()) return Status::InvalidArgument("user name is empty");
       std::lock_guard lock(identity_mu_);
-      const std::string key = format::UserKey(user.name);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
-      if (found) return Status::AlreadyExists("user " + user.name);
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeUser(key, user)), "batch put"));
-      return Write(&batch);
+      return Mutate([&](const KvReader& r, KvWriter& w) { return logic::CreateUser(r, w, user); });
     });
   }
 
   Result<std::vector<AccessKeyRecord>> DeleteUser(std::string_view name) override {
     return Guard("DeleteUser", [&]() -> Result<std::vector<AccessKeyRecord>> {
       std::lock_guard lock(identity_mu_);
-      const std::string key = format::UserKey(name);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
-      if (!found) return Status::NotFound("user " + std::string(name));
-      CAIRN_ASSIGN_OR_RETURN(std::vector<AccessKeyRecord> all, ReadAccessKeys());
-      std::vector<AccessKeyRecord> removed;
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(key), "batch delete"));
-      for (AccessKeyRecord& k : all) {
-        if (k.user != name) continue;
-        CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(format::AccessKeyKey(k.access_key)), "batch delete"));
-        removed.push_back(std::move(k));
-      }
-      CAIRN_RETURN_IF_ERROR(Write(&batch));
-      return removed;
+      return MutateResult<std::vector<AccessKeyRecord>>(
+          [&](const KvReader& r, KvWriter& w) { return logic::DeleteUser(r, w, name); },
+          format::PrefixSuccessor(format::kAccessKeyPrefix));
     });
   }
 
   Result<std::vector<UserRecord>> ListUsers() override {
-    return Guard("ListUsers", [&]() { return ReadAll<UserRecord>(format::kUserPrefix, format::DecodeUser); });
+    return Guard("ListUsers", [&]() {
+      RocksReader reader = Reader(rocksdb::ReadOptions());
+      reader.BoundScansAt(format::PrefixSuccessor(format::kUserPrefix));
+      return logic::ListUsers(reader);
+    });
   }
 
   Status CreateAccessKey(const AccessKeyRecord& record) override {
     return Guard("CreateAccessKey", [&]() -> Status {
-      if (record.access_key.empty()) return Status::InvalidArgument("access key is empty");
       std::lock_guard lock(identity_mu_);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), format::UserKey(record.user), &value, &found));
-      if (!found) return Status::NotFound("user " + record.user);
-      const std::string key = format::AccessKeyKey(record.access_key);
-      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
-      if (found) return Status::AlreadyExists("access key " + record.access_key);
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeAccessKey(key, record)), "batch put"));
-      return Write(&batch);
+      return Mutate([&](const KvReader& r, KvWriter& w) { return logic::CreateAccessKey(r, w, record); });
     });
   }
 
   Status SetAccessKeyEnabled(std::string_view access_key, bool enabled) override {
     return Guard("SetAccessKeyEnabled", [&]() -> Status {
       std::lock_guard lock(identity_mu_);
-      const std::string key = format::AccessKeyKey(access_key);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
-      if (!found) return Status::NotFound("access key " + std::string(access_key));
-      AccessKeyRecord record;
-      CAIRN_RETURN_IF_ERROR(format::DecodeAccessKey(key, value, &record));
-      record.enabled = enabled;
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Put(key, format::EncodeAccessKey(key, record)), "batch put"));
-      return Write(&batch);
+      return Mutate(
+          [&](const KvReader& r, KvWriter& w) { return logic::SetAccessKeyEnabled(r, w, access_key, enabled); });
     });
   }
 
   Status DeleteAccessKey(std::string_view access_key) override {
     return Guard("DeleteAccessKey", [&]() -> Status {
       std::lock_guard lock(identity_mu_);
-      const std::string key = format::AccessKeyKey(access_key);
-      std::string value;
-      bool found = false;
-      CAIRN_RETURN_IF_ERROR(Get(rocksdb::ReadOptions(), key, &value, &found));
-      if (!found) return Status::NotFound("access key " + std::string(access_key));
-      rocksdb::WriteBatch batch;
-      CAIRN_RETURN_IF_ERROR(FromRocks(batch.Delete(key), "batch delete"));
-      return Write(&batch);
+      return Mutate([&](const KvReader& r, KvWriter& w) { return logic::DeleteAccessKey(r, w, access_key); });
     });
   }
 
   Result<std::vector<AccessKeyRecord>> ListAccessKeys() override {
-    return Guard("ListAccessKeys", [&]() -> Result<std::vector<AccessKeyRecord>> { return ReadAccessKeys(); });
+    return Guard("ListAccessKeys", [&]() {
+      RocksReader reader = Reader(rocksdb::ReadOptions());
+      reader.BoundScansAt(format::PrefixSuccessor(format::kAccessKeyPrefix));
+      return logic::ListAccessKeys(reader);
+    });
   }
 
   // ---- Maintenance ------------------------------------------------------------------------
@@ -727,40 +482,14 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   Status ForEachChunkRef(const std::function<Status(const ChunkRef&)>& fn) override {
     return Guard("ForEachChunkRef", [&]() -> Status {
       SnapshotRead snap(db_.get());
-      rocksdb::ReadOptions& ro = snap.options;
-      ro.fill_cache = false;
-      const Status s = Scan(ro, std::string(format::kObjectPrefix), [&](std::string_view k, std::string_view v) {
-        ObjectRecord object;
-        CAIRN_RETURN_IF_ERROR(format::DecodeObject(k, v, &object));
-        for (const ChunkRef& c : object.chunks) CAIRN_RETURN_IF_ERROR(fn(c));
-        return Status::OK();
-      });
-      if (!s.ok()) return s;
-      return Scan(ro, std::string(format::kPartPrefix), [&](std::string_view k, std::string_view v) {
-        PartRecord part;
-        CAIRN_RETURN_IF_ERROR(format::DecodePart(k, v, &part));
-        for (const ChunkRef& c : part.chunks) CAIRN_RETURN_IF_ERROR(fn(c));
-        return Status::OK();
-      });
+      snap.options.fill_cache = false;
+      return logic::ForEachChunkRef(Reader(snap.options), fn);
     });
   }
 
   Result<std::map<std::string, uint64_t>> Stats() override {
     return Guard("Stats", [&]() -> Result<std::map<std::string, uint64_t>> {
-      std::map<std::string, uint64_t> out;
-      const rocksdb::ReadOptions ro;
-      for (std::string_view name : kCounterNames) {
-        std::string value;
-        bool found = false;
-        CAIRN_RETURN_IF_ERROR(Get(ro, format::CounterKey(name), &value, &found));
-        int64_t n = 0;
-        if (found) {
-          const auto decoded = format::DecodeCounter(value);
-          if (!decoded) return Status::Corruption("counter " + std::string(name));
-          n = *decoded;
-        }
-        out[std::string(name)] = n < 0 ? 0 : static_cast<uint64_t>(n);
-      }
+      CAIRN_ASSIGN_OR_RETURN(auto out, logic::ReadCounters(Reader(rocksdb::ReadOptions())));
       out[RocksDbMetaStore::kListIteratorSteps] = list_steps_.load(std::memory_order_relaxed);
       for (const char* property : kRocksProperties) {
         uint64_t v = 0;
@@ -780,232 +509,85 @@ class RocksDbMetaStoreImpl final : public MetaStore {
     return stripes_[h % kStripeCount];
   }
 
-  Status Write(rocksdb::WriteBatch* batch) {
-    rocksdb::WriteOptions wo;
-    wo.sync = options_.sync_writes;
-    return FromRocks(db_->Write(wo, batch), "meta write");
+  RocksReader Reader(const rocksdb::ReadOptions& ro) {
+    return RocksReader(db_.get(), ro, &bucket_cache_mu_, &bucket_cache_);
   }
 
-  Status Get(const rocksdb::ReadOptions& ro, const std::string& key, std::string* value, bool* found) {
-    const rocksdb::Status s = db_->Get(ro, key, value);
-    *found = s.ok();
-    if (s.IsNotFound()) return Status::OK();
-    return FromRocks(s, "meta get");
+  // The end of the part keys of an upload (PartKeyPrefix always has a successor: it starts "P/").
+  static std::optional<std::string> PartsEnd(std::string_view upload_id) {
+    return format::PrefixSuccessor(format::PartKeyPrefix(upload_id));
   }
 
-  // From the bucket cache (which every bucket mutation updates under an exclusive bucket_mu_).
-  Status CheckBucket(const rocksdb::ReadOptions& /*ro*/, std::string_view bucket) {
-    return CachedBucket(bucket).status();
-  }
-
-  Result<BucketInfo> CachedBucket(std::string_view bucket) {
-    std::shared_lock cache_lock(bucket_cache_mu_);
-    auto it = bucket_cache_.find(bucket);
-    if (it == bucket_cache_.end()) return Status::NoSuchBucket(std::string(bucket));
-    return it->second;
-  }
-
-  // The same bucket, not one deleted and created again under its name.
-  static bool SameBucket(const BucketInfo& a, const BucketInfo& b) {
-    return a.owner == b.owner && a.created_ms == b.created_ms;
-  }
-
-  void CacheBucket(const BucketInfo& info) {
-    std::unique_lock cache_lock(bucket_cache_mu_);
-    bucket_cache_.insert_or_assign(info.name, Result<BucketInfo>(info));
-  }
-
-  Result<std::vector<AccessKeyRecord>> ReadAccessKeys() {
-    return ReadAll<AccessKeyRecord>(format::kAccessKeyPrefix, format::DecodeAccessKey);
-  }
-
-  // Every record under `prefix`, decoded, in key order; the first value that fails to decode
-  // fails the whole read.
-  template <typename T>
-  Result<std::vector<T>> ReadAll(std::string_view prefix,
-                                 Status (*decode)(std::string_view, std::string_view, T*)) {
-    std::vector<T> out;
-    const Status s = Scan(rocksdb::ReadOptions(), std::string(prefix),
-                          [&](std::string_view key, std::string_view value) -> Status {
-                            T record;
-                            CAIRN_RETURN_IF_ERROR(decode(key, value, &record));
-                            out.push_back(std::move(record));
-                            return Status::OK();
-                          });
-    if (!s.ok()) return s;
-    return out;
-  }
-
-  Status ReadObject(const rocksdb::ReadOptions& ro, const std::string& db_key, std::optional<ObjectRecord>* out) {
-    std::string value;
-    bool found = false;
-    CAIRN_RETURN_IF_ERROR(Get(ro, db_key, &value, &found));
-    out->reset();
-    if (!found) return Status::OK();
-    ObjectRecord record;
-    CAIRN_RETURN_IF_ERROR(format::DecodeObject(db_key, value, &record));
-    *out = std::move(record);
-    return Status::OK();
-  }
-
-  // NoSuchUpload when the upload is absent (NoSuchBucket when its bucket is).
-  Status ReadUpload(const rocksdb::ReadOptions& ro, std::string_view bucket, std::string_view key,
-                    std::string_view upload_id, MultipartUpload* out) {
-    const std::string db_key = format::UploadKey(bucket, key, upload_id);
-    std::string value;
-    bool found = false;
-    CAIRN_RETURN_IF_ERROR(Get(ro, db_key, &value, &found));
-    if (!found) {
-      CAIRN_RETURN_IF_ERROR(CheckBucket(ro, bucket));
-      return Status::NoSuchUpload(std::string(upload_id));
-    }
-    return format::DecodeUpload(db_key, value, out);
-  }
-
-  Status ReadParts(const rocksdb::ReadOptions& ro, std::string_view upload_id, std::map<uint32_t, PartRecord>* out) {
-    return Scan(ro, format::PartKeyPrefix(upload_id), [&](std::string_view k, std::string_view v) {
-      PartRecord part;
-      CAIRN_RETURN_IF_ERROR(format::DecodePart(k, v, &part));
-      const uint32_t number = part.part_number;
-      (*out)[number] = std::move(part);
-      return Status::OK();
-    });
-  }
-
-  // Adds a Delete of every part of the upload to the batch; collects their chunks and count
-  // when asked to.
-  Status DeleteParts(const rocksdb::ReadOptions& ro, std::string_view upload_id, rocksdb::WriteBatch* batch,
-                     std::vector<ChunkRef>* chunks, int64_t* count) {
-    return Scan(ro, format::PartKeyPrefix(upload_id), [&](std::string_view k, std::string_view v) {
-      if (chunks != nullptr) {
-        PartRecord part;
-        CAIRN_RETURN_IF_ERROR(format::DecodePart(k, v, &part));
-        chunks->insert(chunks->end(), part.chunks.begin(), part.chunks.end());
-      }
-      if (count != nullptr) ++*count;
-      return FromRocks(batch->Delete(rocksdb::Slice(k.data(), k.size())), "batch delete");
-    });
-  }
-
-  // Calls fn(key, value) for every key that starts with `prefix`, in order.
-  template <typename Fn>
-  Status Scan(rocksdb::ReadOptions ro, const std::string& prefix, Fn&& fn) {
-    const std::optional<std::string> upper = format::PrefixSuccessor(prefix);
-    rocksdb::Slice upper_slice;
-    if (upper) {
-      upper_slice = rocksdb::Slice(*upper);
-      ro.iterate_upper_bound = &upper_slice;
-    }
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-    for (it->Seek(prefix); it->Valid(); it->Next()) {
-      CAIRN_RETURN_IF_ERROR(fn(it->key().ToStringView(), it->value().ToStringView()));
-    }
-    return FromRocks(it->status(), "meta scan");
-  }
-
-  Status AnyKeyWithPrefix(const std::string& prefix, bool* any) {
-    rocksdb::ReadOptions ro;
-    const std::string upper = *format::PrefixSuccessor(prefix);
-    const rocksdb::Slice upper_slice(upper);
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-    it->Seek(prefix);
-    *any = it->Valid();
-    return FromRocks(it->status(), "meta scan");
-  }
-
-  // One ordered scan of the bucket's objects from max(prefix, start_after). A common-prefix
-  // group is never stepped through: the scan seeks to the group's successor (the common prefix
-  // with its last byte incremented), so a page costs O(max_keys) seeks and nexts however many
-  // keys the groups hold.
-  Result<ListObjectsResult> ListObjectsAt(rocksdb::ReadOptions ro, std::string_view bucket,
-                                          const ListObjectsOptions& options) {
-    const std::string& prefix = options.prefix;
-    const std::string& delimiter = options.delimiter;
-    const std::string& start_after = options.start_after;
-    const std::string base = format::ObjectKeyPrefix(bucket);
-    // base ends in NUL, so base + prefix always has a successor.
-    const std::string upper = *format::PrefixSuccessor(base + prefix);
-    const rocksdb::Slice upper_slice(upper);
-    ro.iterate_upper_bound = &upper_slice;
-    std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(ro));
-    uint64_t steps = 0;
-
-    // A key equal to start_after is skipped below, and so is a group whose common prefix equals
-    // start_after (after one seek), so the scan can start at max(prefix, start_after).
-    it->Seek(base + std::max(prefix, start_after));
-    ++steps;
-
-    ListObjectsResult result;
-    uint32_t count = 0;
-    Status status;
-    while (it->Valid()) {
-      const std::string_view db_key = it->key().ToStringView();
-      const std::string_view key = db_key.substr(base.size());
-      if (key == start_after) {
-        it->Next();
-        ++steps;
-        continue;
-      }
-      const size_t pos = delimiter.empty() ? std::string_view::npos : key.find(delimiter, prefix.size());
-      if (pos != std::string_view::npos) {
-        const std::string_view common = key.substr(0, pos + delimiter.size());
-        if (common != start_after) {
-          if (count == options.max_keys) {
-            result.is_truncated = true;
-            break;
-          }
-          result.common_prefixes.emplace_back(common);
-          result.next_start_after = std::string(common);
-          ++count;
-        }
-        // Every key of the group starts with base + common; seek past all of them.
-        it->Seek(*format::PrefixSuccessor(base + std::string(common)));
-        ++steps;
-        continue;
-      }
-      if (count == options.max_keys) {
-        result.is_truncated = true;
-        break;
-      }
-      ObjectRecord record;
-      status = format::DecodeObject(db_key, it->value().ToStringView(), &record);
-      if (!status.ok()) break;
-      result.next_start_after = record.key;
-      result.objects.push_back(std::move(record));
-      ++count;
-      it->Next();
-      ++steps;
-    }
-    list_steps_.fetch_add(steps, std::memory_order_relaxed);
-    CAIRN_RETURN_IF_ERROR(status);
-    CAIRN_RETURN_IF_ERROR(FromRocks(it->status(), "ListObjects iterator"));
+  // Runs a mutation of meta/meta_logic.h over the live database and writes what it wrote as one
+  // batch when it succeeds. REQUIRES: the locks that serialize this mutation with every other
+  // one that touches its keys. `scan_end`: see RocksReader::BoundScansAt.
+  template <typename T, typename Fn>
+  Result<T> MutateResult(Fn&& fn, std::optional<std::string> scan_end = std::nullopt) {
+    RocksReader reader = Reader(rocksdb::ReadOptions());
+    reader.BoundScansAt(std::move(scan_end));
+    BatchWriter writer;
+    Result<T> result = fn(reader, writer);
+    if (!result.ok()) return result;
+    CAIRN_RETURN_IF_ERROR(Commit(&writer));
     return result;
   }
 
-  std::string NewUploadId() {
-    static constexpr char kHex[] = "0123456789abcdef";
-    std::lock_guard lock(rng_mu_);
-    std::string id;
-    for (int w = 0; w < kUploadIdWords; ++w) {
-      uint64_t v = rng_();
-      for (int i = 0; i < 16; ++i, v >>= 4) id.push_back(kHex[v & 0xf]);
+  template <typename Fn>
+  Status Mutate(Fn&& fn) {
+    RocksReader reader = Reader(rocksdb::ReadOptions());
+    BatchWriter writer;
+    CAIRN_RETURN_IF_ERROR(fn(reader, writer));
+    return Commit(&writer);
+  }
+
+  // Writes the batch durably, then applies its bucket records to the cache. REQUIRES: bucket_mu_
+  // held exclusively when the batch holds bucket records (every bucket mutation takes it so).
+  Status Commit(BatchWriter* writer) {
+    CAIRN_RETURN_IF_ERROR(writer->status);
+    rocksdb::WriteOptions wo;
+    wo.sync = options_.sync_writes;
+    CAIRN_RETURN_IF_ERROR(FromRocks(db_->Write(wo, &writer->batch), "meta write"));
+    if (writer->buckets.empty()) return Status::OK();
+    std::unique_lock cache_lock(bucket_cache_mu_);
+    for (const KvMutation& m : writer->buckets) {
+      if (m.value) {
+        CacheBucket(m.key, *m.value);
+      } else {
+        bucket_cache_.erase(m.key.substr(format::kBucketPrefix.size()));
+      }
     }
-    return id;
+    return Status::OK();
+  }
+
+  // REQUIRES: bucket_cache_mu_ held exclusively.
+  void CacheBucket(std::string_view db_key, std::string_view value) {
+    BucketInfo info;
+    const Status decoded = format::DecodeBucket(db_key, value, &info);
+    bucket_cache_.insert_or_assign(std::string(db_key.substr(format::kBucketPrefix.size())),
+                                   CachedBucket{std::string(value), decoded.ok() ? Result<BucketInfo>(std::move(info))
+                                                                                 : Result<BucketInfo>(decoded)});
+  }
+
+  std::string NewUploadId() {
+    std::lock_guard lock(rng_mu_);
+    const uint64_t word0 = rng_();
+    const uint64_t word1 = rng_();
+    return logic::FormatUploadId(word0, word1);
   }
 
   const std::unique_ptr<rocksdb::DB> db_;
   const RocksDbMetaStore::Options options_;
-  // Shared by every mutation of an object or upload, exclusive for bucket creation and
-  // deletion, so that DeleteBucket's emptiness check cannot race with a PutObject.
+  // Shared by every mutation of an object or upload, exclusive for bucket mutations, so that
+  // DeleteBucket's emptiness check cannot race with a PutObject.
   std::shared_mutex bucket_mu_;
   // Serialize mutations of one (bucket, key): its object record and its uploads and parts.
   // Always taken after bucket_mu_.
   std::array<std::mutex, kStripeCount> stripes_;
   // Every bucket record, by name: written after each durable bucket mutation (under bucket_mu_,
-  // held exclusively by those), read by GetBucket. Always taken after bucket_mu_.
+  // held exclusively by those), read by GetBucket and by every reader of a bucket key. Always
+  // taken after bucket_mu_.
   std::shared_mutex bucket_cache_mu_;
-  std::map<std::string, Result<BucketInfo>, std::less<>> bucket_cache_;
+  BucketCache bucket_cache_;
   // Serializes user and access key mutations.
   std::mutex identity_mu_;
   std::mutex rng_mu_;

@@ -1,6 +1,10 @@
-// Tests of the metadata store (RocksDbMetaStore behind the MetaStore interface): buckets,
-// objects with replacement and preconditions, listing checked against a brute-force model,
-// multipart uploads, durability across reopen, and detection of corrupted values.
+// Tests of the metadata store behind the MetaStore interface: buckets, objects with replacement
+// and preconditions, listing checked against a brute-force model, multipart uploads, durability
+// across reopen, and detection of corrupted values. Every test runs against both implementations
+// (value-parameterized): RocksDbMetaStore, and CommandMetaStore over an in-memory transport that
+// executes its commands and queries as a chain's head would (memory_kv.h). For the command store a
+// "reopen" is a new store over the same transport: the state lives where the commands run. Tests
+// of RocksDB itself (iterator step counts) run against RocksDbMetaStore only.
 // Thread-safety: each test owns its store; the concurrency test shares one across threads.
 #include "meta/meta_store.h"
 
@@ -13,6 +17,8 @@
 #include <set>
 #include <thread>
 
+#include "memory_kv.h"
+#include "meta/command_meta_store.h"
 #include "meta/format.h"
 #include "meta/rocksdb_meta_store.h"
 #include "test_util.h"
@@ -21,6 +27,12 @@ namespace cairn::meta {
 namespace {
 
 using ::cairn::test::TempDir;
+
+enum class Backend { kRocksDb, kCommand };
+
+std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
+  return info.param == Backend::kRocksDb ? "RocksDb" : "Command";
+}
 
 engine::ChunkId Id(uint64_t n) { return engine::ChunkId{.hi = 7, .lo = n}; }
 
@@ -46,12 +58,16 @@ PartRecord Part(uint32_t number, uint64_t size, std::string etag, uint64_t chunk
                     .chunks = {ChunkRef{.id = Id(chunk), .offset = 0, .length = static_cast<uint32_t>(size)}}};
 }
 
-class MetaStoreTest : public ::testing::Test {
+class MetaStoreTest : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override { Open(/*sync_writes=*/true); }
 
   void Open(bool sync_writes) {
     store_.reset();
+    if (GetParam() == Backend::kCommand) {
+      store_ = std::make_unique<CommandMetaStore>(&transport_);
+      return;
+    }
     RocksDbMetaStore::Options options;
     options.sync_writes = sync_writes;
     auto opened = RocksDbMetaStore::Open(dir_.path() + "/meta", options);
@@ -75,8 +91,15 @@ class MetaStoreTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  test::MemoryTransport transport_;  // the command store's state
   std::unique_ptr<MetaStore> store_;
 };
+
+INSTANTIATE_TEST_SUITE_P(Backends, MetaStoreTest, ::testing::Values(Backend::kRocksDb, Backend::kCommand), BackendName);
+
+// Tests of RocksDbMetaStore alone.
+class RocksDbMetaStoreTest : public MetaStoreTest {};
+INSTANTIATE_TEST_SUITE_P(RocksDbOnly, RocksDbMetaStoreTest, ::testing::Values(Backend::kRocksDb), BackendName);
 
 // ---- Access control and identities ------------------------------------------------------------
 
@@ -86,7 +109,7 @@ Acl PublicRead(std::string owner) {
               {GranteeType::kGroup, "http://acs.amazonaws.com/groups/global/AllUsers", AclPermission::kRead}}};
 }
 
-TEST_F(MetaStoreTest, DeleteBucketChecksTheExpectedOwner) {
+TEST_P(MetaStoreTest, DeleteBucketChecksTheExpectedOwner) {
   CreateBucket("b");
   BucketInfo other{.name = "b", .owner = "someone-else", .created_ms = 5};
   EXPECT_TRUE(store_->DeleteBucket("b", &other).IsPreconditionFailed());
@@ -99,7 +122,7 @@ TEST_F(MetaStoreTest, DeleteBucketChecksTheExpectedOwner) {
   EXPECT_TRUE(store_->GetBucket("b").status().IsNoSuchBucket());
 }
 
-TEST_F(MetaStoreTest, GetUploadInfoHasNoParts) {
+TEST_P(MetaStoreTest, GetUploadInfoHasNoParts) {
   CreateBucket("b");
   MultipartUpload u{.bucket = "b", .key = "k"};
   u.acl.owner = "initiator";
@@ -113,7 +136,7 @@ TEST_F(MetaStoreTest, GetUploadInfoHasNoParts) {
   EXPECT_TRUE(store_->GetUploadInfo("b", "k", "nope").status().IsNoSuchUpload());
 }
 
-TEST_F(MetaStoreTest, UpdateBucketChangesAclPolicyAndCorsDurably) {
+TEST_P(MetaStoreTest, UpdateBucketChangesAclPolicyAndCorsDurably) {
   CreateBucket("b");
   ASSERT_OK(store_->UpdateBucket("b", [](BucketInfo* b) {
     b->acl = PublicRead("owner1");
@@ -131,17 +154,21 @@ TEST_F(MetaStoreTest, UpdateBucketChangesAclPolicyAndCorsDurably) {
   EXPECT_EQ(b->created_ms, 5);
 }
 
-TEST_F(MetaStoreTest, UpdateBucketRefusesIdentityChangesAndKeepsMutateErrors) {
+TEST_P(MetaStoreTest, UpdateBucketRefusesIdentityChangesAndKeepsMutateErrors) {
   CreateBucket("b");
-  EXPECT_TRUE(store_->UpdateBucket("b", [](BucketInfo* b) {
-                      b->owner = "thief";
-                      return Status::OK();
-                    })
+  EXPECT_TRUE(store_
+                  ->UpdateBucket("b",
+                                 [](BucketInfo* b) {
+                                   b->owner = "thief";
+                                   return Status::OK();
+                                 })
                   .IsInvalidArgument());
-  EXPECT_TRUE(store_->UpdateBucket("b", [](BucketInfo* b) {
-                      b->policy = "x";
-                      return Status::Busy("no");
-                    })
+  EXPECT_TRUE(store_
+                  ->UpdateBucket("b",
+                                 [](BucketInfo* b) {
+                                   b->policy = "x";
+                                   return Status::Busy("no");
+                                 })
                   .IsBusy());
   auto b = store_->GetBucket("b");
   ASSERT_OK(b);
@@ -150,7 +177,7 @@ TEST_F(MetaStoreTest, UpdateBucketRefusesIdentityChangesAndKeepsMutateErrors) {
   EXPECT_TRUE(store_->UpdateBucket("nope", [](BucketInfo*) { return Status::OK(); }).IsNoSuchBucket());
 }
 
-TEST_F(MetaStoreTest, SetObjectAclReplacesOnlyTheAcl) {
+TEST_P(MetaStoreTest, SetObjectAclReplacesOnlyTheAcl) {
   CreateBucket("b");
   ObjectRecord r = Object("b", "k");
   Put(r);
@@ -176,7 +203,7 @@ TEST_F(MetaStoreTest, SetObjectAclReplacesOnlyTheAcl) {
   EXPECT_TRUE(store_->SetObjectAcl("nope", "k", Acl{}, nullptr).IsNoSuchBucket());
 }
 
-TEST_F(MetaStoreTest, UploadAclBecomesTheObjectAcl) {
+TEST_P(MetaStoreTest, UploadAclBecomesTheObjectAcl) {
   CreateBucket("b");
   MultipartUpload u{.bucket = "b", .key = "k"};
   u.acl = PublicRead("u2");
@@ -191,7 +218,7 @@ TEST_F(MetaStoreTest, UploadAclBecomesTheObjectAcl) {
   EXPECT_EQ(got->acl, PublicRead("u2"));
 }
 
-TEST_F(MetaStoreTest, UsersAndAccessKeysPersistAndDeleteTogether) {
+TEST_P(MetaStoreTest, UsersAndAccessKeysPersistAndDeleteTogether) {
   ASSERT_OK(store_->CreateUser(UserRecord{"alice", "id-a", 1}));
   ASSERT_OK(store_->CreateUser(UserRecord{"bob", "id-b", 2}));
   EXPECT_TRUE(store_->CreateUser(UserRecord{"alice", "id-x", 3}).IsAlreadyExists());
@@ -230,7 +257,7 @@ TEST_F(MetaStoreTest, UsersAndAccessKeysPersistAndDeleteTogether) {
 
 // ---- Buckets ---------------------------------------------------------------------------------
 
-TEST_F(MetaStoreTest, BucketsAreCreatedListedInOrderAndDeleted) {
+TEST_P(MetaStoreTest, BucketsAreCreatedListedInOrderAndDeleted) {
   CreateBucket("charlie");
   CreateBucket("alpha");
   CreateBucket("bravo");
@@ -253,12 +280,12 @@ TEST_F(MetaStoreTest, BucketsAreCreatedListedInOrderAndDeleted) {
   EXPECT_EQ(StatValue("buckets"), 2u);
 }
 
-TEST_F(MetaStoreTest, BucketNamesMustBeNonEmptyWithoutNul) {
+TEST_P(MetaStoreTest, BucketNamesMustBeNonEmptyWithoutNul) {
   EXPECT_TRUE(store_->CreateBucket(BucketInfo{.name = ""}).IsInvalidArgument());
   EXPECT_TRUE(store_->CreateBucket(BucketInfo{.name = std::string("a\0b", 3)}).IsInvalidArgument());
 }
 
-TEST_F(MetaStoreTest, BucketWithObjectOrUploadIsNotEmpty) {
+TEST_P(MetaStoreTest, BucketWithObjectOrUploadIsNotEmpty) {
   CreateBucket("b");
   Put(Object("b", "k"));
   EXPECT_TRUE(store_->DeleteBucket("b", nullptr).IsBucketNotEmpty());
@@ -271,7 +298,7 @@ TEST_F(MetaStoreTest, BucketWithObjectOrUploadIsNotEmpty) {
   ASSERT_OK(store_->DeleteBucket("b", nullptr));
 }
 
-TEST_F(MetaStoreTest, BucketsWhoseNamesShareAPrefixDoNotMix) {
+TEST_P(MetaStoreTest, BucketsWhoseNamesShareAPrefixDoNotMix) {
   CreateBucket("ab");
   CreateBucket("ab.c");
   Put(Object("ab", "z"));
@@ -286,7 +313,7 @@ TEST_F(MetaStoreTest, BucketsWhoseNamesShareAPrefixDoNotMix) {
 
 // ---- Objects ---------------------------------------------------------------------------------
 
-TEST_F(MetaStoreTest, PutGetRoundTripsEveryField) {
+TEST_P(MetaStoreTest, PutGetRoundTripsEveryField) {
   CreateBucket("b");
   ObjectRecord r = Object("b", "dir/file.txt", 3000, "0123456789abcdef0123456789abcdef-2");
   r.content_encoding = "gzip";
@@ -303,7 +330,7 @@ TEST_F(MetaStoreTest, PutGetRoundTripsEveryField) {
   EXPECT_EQ(*got, r);
 }
 
-TEST_F(MetaStoreTest, PutReplacesAndReturnsTheReplacedRecord) {
+TEST_P(MetaStoreTest, PutReplacesAndReturnsTheReplacedRecord) {
   CreateBucket("b");
   std::optional<ObjectRecord> replaced;
   ASSERT_OK(store_->PutObject(Object("b", "k", 10, "e1", 1), {}, &replaced));
@@ -317,7 +344,7 @@ TEST_F(MetaStoreTest, PutReplacesAndReturnsTheReplacedRecord) {
   EXPECT_EQ(StatValue("object_bytes"), 20u);
 }
 
-TEST_F(MetaStoreTest, MissingBucketAndMissingKeyAreDistinct) {
+TEST_P(MetaStoreTest, MissingBucketAndMissingKeyAreDistinct) {
   CreateBucket("b");
   EXPECT_TRUE(store_->GetObject("b", "nope").status().IsNotFound());
   EXPECT_TRUE(store_->GetObject("nobucket", "k").status().IsNoSuchBucket());
@@ -326,7 +353,7 @@ TEST_F(MetaStoreTest, MissingBucketAndMissingKeyAreDistinct) {
   EXPECT_TRUE(store_->PutObject(Object("b", ""), {}, nullptr).IsInvalidArgument());
 }
 
-TEST_F(MetaStoreTest, DeleteReturnsTheDeletedRecord) {
+TEST_P(MetaStoreTest, DeleteReturnsTheDeletedRecord) {
   CreateBucket("b");
   Put(Object("b", "k", 10, "e1", 4));
   auto deleted = store_->DeleteObject("b", "k");
@@ -338,7 +365,7 @@ TEST_F(MetaStoreTest, DeleteReturnsTheDeletedRecord) {
   EXPECT_EQ(StatValue("object_bytes"), 0u);
 }
 
-TEST_F(MetaStoreTest, ConditionalPut) {
+TEST_P(MetaStoreTest, ConditionalPut) {
   CreateBucket("b");
   const WritePrecondition if_none_match{.must_not_exist = true};
   ASSERT_OK(store_->PutObject(Object("b", "k", 1, "e1"), if_none_match, nullptr));
@@ -352,7 +379,7 @@ TEST_F(MetaStoreTest, ConditionalPut) {
   EXPECT_TRUE(store_->GetObject("b", "other").status().IsNotFound());
 }
 
-TEST_F(MetaStoreTest, KeysAreOrderedByTheirBytesIncludingNulAndFF) {
+TEST_P(MetaStoreTest, KeysAreOrderedByTheirBytesIncludingNulAndFF) {
   CreateBucket("b");
   const std::vector<std::string> keys = {std::string("a\0b", 3), "a", "a\xff", "a\x01", "\xff\xff", "A"};
   for (const auto& k : keys) Put(Object("b", k));
@@ -367,7 +394,7 @@ TEST_F(MetaStoreTest, KeysAreOrderedByTheirBytesIncludingNulAndFF) {
   EXPECT_EQ(want[2], std::string("a\0b", 3));
 }
 
-TEST_F(MetaStoreTest, ConcurrentReplacementsHandEachRecordBackExactlyOnce) {
+TEST_P(MetaStoreTest, ConcurrentReplacementsHandEachRecordBackExactlyOnce) {
   Open(/*sync_writes=*/false);
   CreateBucket("b");
   constexpr int kThreads = 4;
@@ -446,7 +473,7 @@ std::string RandomString(std::mt19937_64& rng, int max_tokens) {
   return s;
 }
 
-TEST_F(MetaStoreTest, ListingMatchesTheModelForRandomQueriesAndPaging) {
+TEST_P(MetaStoreTest, ListingMatchesTheModelForRandomQueriesAndPaging) {
   Open(/*sync_writes=*/false);
   CreateBucket("b");
   const uint64_t seed = 20240601;
@@ -496,7 +523,7 @@ TEST_F(MetaStoreTest, ListingMatchesTheModelForRandomQueriesAndPaging) {
   }
 }
 
-TEST_F(MetaStoreTest, MaxKeysZeroReturnsNothingButReportsTruncation) {
+TEST_P(MetaStoreTest, MaxKeysZeroReturnsNothingButReportsTruncation) {
   CreateBucket("b");
   Put(Object("b", "k"));
   auto page = store_->ListObjects("b", {.max_keys = 0});
@@ -505,7 +532,7 @@ TEST_F(MetaStoreTest, MaxKeysZeroReturnsNothingButReportsTruncation) {
   EXPECT_TRUE(page->is_truncated);
 }
 
-TEST_F(MetaStoreTest, ACommonPrefixGroupIsSkippedWithBoundedIteratorSteps) {
+TEST_P(RocksDbMetaStoreTest, ACommonPrefixGroupIsSkippedWithBoundedIteratorSteps) {
   Open(/*sync_writes=*/false);
   CreateBucket("b");
   for (int i = 0; i < 10000; ++i) Put(Object("b", "big/" + std::to_string(i)));
@@ -547,7 +574,9 @@ class MultipartTest : public MetaStoreTest {
   std::string id_;
 };
 
-TEST_F(MultipartTest, UploadIdIsGeneratedAndPartsAreStored) {
+INSTANTIATE_TEST_SUITE_P(Backends, MultipartTest, ::testing::Values(Backend::kRocksDb, Backend::kCommand), BackendName);
+
+TEST_P(MultipartTest, UploadIdIsGeneratedAndPartsAreStored) {
   EXPECT_EQ(id_.size(), 32u);
   auto upload = store_->GetUpload("b", "big.bin", id_);
   ASSERT_OK(upload);
@@ -561,7 +590,7 @@ TEST_F(MultipartTest, UploadIdIsGeneratedAndPartsAreStored) {
   EXPECT_TRUE(store_->GetUpload("b", "other", id_).status().IsNoSuchUpload());
 }
 
-TEST_F(MultipartTest, PutPartReplacesTheSameNumberAndReturnsTheOldPart) {
+TEST_P(MultipartTest, PutPartReplacesTheSameNumberAndReturnsTheOldPart) {
   std::optional<PartRecord> replaced;
   ASSERT_OK(store_->PutPart("b", "big.bin", id_, Part(2, 222, "p2b", 99), &replaced));
   ASSERT_TRUE(replaced.has_value());
@@ -572,7 +601,7 @@ TEST_F(MultipartTest, PutPartReplacesTheSameNumberAndReturnsTheOldPart) {
   EXPECT_TRUE(store_->PutPart("b", "big.bin", "nope", Part(1, 1, "x", 1), nullptr).IsNoSuchUpload());
 }
 
-TEST_F(MultipartTest, ListPartsPages) {
+TEST_P(MultipartTest, ListPartsPages) {
   auto page = store_->ListParts("b", "big.bin", id_, /*part_number_marker=*/0, /*max_parts=*/2);
   ASSERT_OK(page);
   ASSERT_EQ(page->parts.size(), 2u);
@@ -585,7 +614,7 @@ TEST_F(MultipartTest, ListPartsPages) {
   EXPECT_FALSE(page->is_truncated);
 }
 
-TEST_F(MultipartTest, CompleteCommitsTheChosenPartsAndReturnsTheRest) {
+TEST_P(MultipartTest, CompleteCommitsTheChosenPartsAndReturnsTheRest) {
   Put(Object("b", "big.bin", 5, "old", 50));
   EXPECT_TRUE(store_->CompleteUpload("b", "big.bin", id_, {{3, "p3"}, {1, "p1"}}, "etag-2", 1, {})
                   .status()
@@ -623,7 +652,7 @@ TEST_F(MultipartTest, CompleteCommitsTheChosenPartsAndReturnsTheRest) {
   EXPECT_EQ(StatValue("object_bytes"), 400u);
 }
 
-TEST_F(MultipartTest, AbortReturnsEveryChunk) {
+TEST_P(MultipartTest, AbortReturnsEveryChunk) {
   auto chunks = store_->AbortUpload("b", "big.bin", id_);
   ASSERT_OK(chunks);
   ASSERT_EQ(chunks->size(), 3u);
@@ -632,7 +661,7 @@ TEST_F(MultipartTest, AbortReturnsEveryChunk) {
   EXPECT_EQ(StatValue("parts"), 0u);
 }
 
-TEST_F(MultipartTest, ListUploadsOrdersByKeyThenIdAndPages) {
+TEST_P(MultipartTest, ListUploadsOrdersByKeyThenIdAndPages) {
   ASSERT_OK(store_->AbortUpload("b", "big.bin", id_));
   // Keys that an unescaped encoding would misorder: "a" < "a\0b" < "a\x01".
   const std::vector<std::string> keys = {"a", std::string("a\0b", 3), "a\x01", "b"};
@@ -668,7 +697,7 @@ TEST_F(MultipartTest, ListUploadsOrdersByKeyThenIdAndPages) {
   EXPECT_EQ(with_prefix->uploads.size(), 2u);
 }
 
-TEST_F(MultipartTest, ForEachChunkRefVisitsObjectsAndParts) {
+TEST_P(MultipartTest, ForEachChunkRefVisitsObjectsAndParts) {
   Put(Object("b", "x", 10, "e", 70));
   std::set<engine::ChunkId> seen;
   ASSERT_OK(store_->ForEachChunkRef([&](const ChunkRef& c) {
@@ -681,7 +710,7 @@ TEST_F(MultipartTest, ForEachChunkRefVisitsObjectsAndParts) {
 
 // ---- Durability and corruption ---------------------------------------------------------------
 
-TEST_F(MultipartTest, EverythingSurvivesReopen) {
+TEST_P(MultipartTest, EverythingSurvivesReopen) {
   Put(Object("b", "k", 42, "e42", 5));
   Reopen();
   EXPECT_EQ(store_->GetBucket("b")->owner, "owner1");
@@ -705,33 +734,69 @@ class TestCounterAdd final : public rocksdb::AssociativeMergeOperator {
   const char* Name() const override { return "cairn.meta.CounterAdd"; }
 };
 
+// The stored state, read and written behind the store's back.
+class RawState {
+ public:
+  virtual ~RawState() = default;
+  virtual std::string Get(const std::string& key) = 0;  // REQUIRES: the key exists
+  virtual void Put(const std::string& key, const std::string& value) = 0;
+};
+
 class CorruptionTest : public MetaStoreTest {
  protected:
-  // Runs fn on a raw handle of the store's database while the store is closed.
+  // Runs fn on the raw state while the store is closed: the RocksDB database through a raw
+  // handle, or the command store's key-value state.
   template <typename Fn>
-  void WithRawDb(Fn fn) {
+  void WithRawState(Fn fn) {
     store_.reset();
+    if (GetParam() == Backend::kCommand) {
+      transport_.WithState([&](test::KvMap* map) {
+        struct MapState final : RawState {
+          explicit MapState(test::KvMap* m) : map(m) {}
+          std::string Get(const std::string& key) override { return map->at(key); }
+          void Put(const std::string& key, const std::string& value) override { (*map)[key] = value; }
+          test::KvMap* map;
+        } state(map);
+        fn(&state);
+      });
+      Reopen();
+      return;
+    }
     rocksdb::Options options;
     options.merge_operator = std::make_shared<TestCounterAdd>();
     rocksdb::DB* raw = nullptr;
     ASSERT_TRUE(rocksdb::DB::Open(options, dir_.path() + "/meta", &raw).ok());
     std::unique_ptr<rocksdb::DB> db(raw);
-    fn(db.get());
+    struct DbState final : RawState {
+      explicit DbState(rocksdb::DB* d) : db(d) {}
+      std::string Get(const std::string& key) override {
+        std::string value;
+        EXPECT_TRUE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+        return value;
+      }
+      void Put(const std::string& key, const std::string& value) override {
+        EXPECT_TRUE(db->Put(rocksdb::WriteOptions(), key, value).ok());
+      }
+      rocksdb::DB* db;
+    } state(db.get());
+    fn(&state);
     ASSERT_TRUE(db->Close().ok());
     db.reset();
     Reopen();
   }
 };
 
-TEST_F(CorruptionTest, AFlippedByteIsReportedAsCorruption) {
+INSTANTIATE_TEST_SUITE_P(Backends, CorruptionTest, ::testing::Values(Backend::kRocksDb, Backend::kCommand),
+                         BackendName);
+
+TEST_P(CorruptionTest, AFlippedByteIsReportedAsCorruption) {
   CreateBucket("b");
   Put(Object("b", "k"));
-  WithRawDb([](rocksdb::DB* db) {
+  WithRawState([](RawState* state) {
     const std::string key = format::ObjectKey("b", "k");
-    std::string value;
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+    std::string value = state->Get(key);
     value[value.size() / 2] ^= 0x10;
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, value).ok());
+    state->Put(key, value);
   });
   EXPECT_TRUE(store_->GetObject("b", "k").status().IsCorruption());
   EXPECT_TRUE(store_->ListObjects("b", {}).status().IsCorruption());
@@ -739,28 +804,24 @@ TEST_F(CorruptionTest, AFlippedByteIsReportedAsCorruption) {
   EXPECT_TRUE(store_->PutObject(Object("b", "k"), {}, nullptr).IsCorruption());
 }
 
-TEST_F(CorruptionTest, ADamagedBucketRecordIsReportedAfterReopen) {
+TEST_P(CorruptionTest, ADamagedBucketRecordIsReportedAfterReopen) {
   CreateBucket("b");
   CreateBucket("c");
-  WithRawDb([](rocksdb::DB* db) {
+  WithRawState([](RawState* state) {
     const std::string key = format::BucketKey("b");
-    std::string value;
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), key, &value).ok());
+    std::string value = state->Get(key);
     value[value.size() / 2] ^= 0x10;
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), key, value).ok());
+    state->Put(key, value);
   });
   EXPECT_TRUE(store_->GetBucket("b").status().IsCorruption());
   ASSERT_OK(store_->GetBucket("c"));
 }
 
-TEST_F(CorruptionTest, AValueUnderAnotherKeyIsReportedAsCorruption) {
+TEST_P(CorruptionTest, AValueUnderAnotherKeyIsReportedAsCorruption) {
   CreateBucket("b");
   Put(Object("b", "k1"));
-  WithRawDb([](rocksdb::DB* db) {
-    std::string value;
-    ASSERT_TRUE(db->Get(rocksdb::ReadOptions(), format::ObjectKey("b", "k1"), &value).ok());
-    ASSERT_TRUE(db->Put(rocksdb::WriteOptions(), format::ObjectKey("b", "k2"), value).ok());
-  });
+  WithRawState(
+      [](RawState* state) { state->Put(format::ObjectKey("b", "k2"), state->Get(format::ObjectKey("b", "k1"))); });
   EXPECT_OK(store_->GetObject("b", "k1"));
   EXPECT_TRUE(store_->GetObject("b", "k2").status().IsCorruption());
 }
@@ -800,7 +861,7 @@ namespace {
 
 // GetBucket answers from memory; what it answers must be what the database holds, across every
 // mutation and a reopen, and a damaged bucket record is still reported as Corruption.
-TEST_F(MetaStoreTest, BucketReadsFollowEveryMutationAndReopen) {
+TEST_P(MetaStoreTest, BucketReadsFollowEveryMutationAndReopen) {
   CreateBucket("b");
   ASSERT_OK(store_->UpdateBucket("b", [](BucketInfo* b) {
     b->policy = "p1";

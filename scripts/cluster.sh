@@ -147,11 +147,12 @@ sys.exit(0 if len(s["nodes"]) == 3 and s["manager"] else 1)' <<<"$doc"; then
 The cluster runs: etcd http://$ETCD_CLIENT, nodes n1..n3 with S3 on http://127.0.0.1:9001..9003.
   set -a; . cluster/credentials; set +a        # the root credentials every node accepts
   $CAIRN admin --endpoint http://127.0.0.1:9002 status
-  $CAIRN admin --endpoint http://127.0.0.1:9001 user create alice   # users and keys: per node for now
+  aws --endpoint-url http://127.0.0.1:9001 s3 mb s3://my-bucket     # any node: the same buckets
+  aws --endpoint-url http://127.0.0.1:9002 s3 cp README.md s3://my-bucket/
+  $CAIRN admin --endpoint http://127.0.0.1:9003 user create alice   # users and keys: the cluster's
   kill -9 \$(cat cluster/n3.pid); sleep 4; make cluster-status        # a node leaves its chains
   make cluster-stop                                                    # stop everything
-S3 requests answer 503 ServiceUnavailable in cluster mode: the replicated data path is not built
-yet (issue 5); use \`make run\` (the single node) to store objects. Logs: cluster/*.log.
+Objects are stored on three nodes; every node serves them all. Logs: cluster/*.log.
 EOF
 }
 

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "cluster/chain_data.h"
 #include "common/logging.h"
 #include "common/metrics.h"
 
@@ -133,7 +134,28 @@ Result<std::string> LoadClusterSecret(const std::string& file) {
 }
 
 Node::Node(NodeOptions options, std::unique_ptr<EtcdClient> etcd)
-    : options_(std::move(options)), prefix_("/cairn/" + options_.cluster_name + "/"), etcd_(std::move(etcd)) {}
+    : options_(std::move(options)), prefix_("/cairn/" + options_.cluster_name + "/"), etcd_(std::move(etcd)) {
+  replication::ChainClientOptions client;
+  client.name = options_.node_id + "/s3";
+  client.secret = options_.secret;
+  // The calls go to the replicas' copy of the table while the node is joined.
+  auto replicas = [this] {
+    std::lock_guard<std::mutex> l(mu_);
+    return replicas_;
+  };
+  client.view = [replicas](uint32_t chain) -> std::optional<replication::ChainView> {
+    auto r = replicas();
+    return r ? r->View(chain) : std::nullopt;
+  };
+  client.address = [replicas](uint32_t node) -> std::optional<replication::PeerAddress> {
+    auto r = replicas();
+    return r ? r->Address(node) : std::nullopt;
+  };
+  client.refresh = [replicas](uint32_t) {
+    if (auto r = replicas()) r->RequestRefresh();
+  };
+  chain_client_ = std::make_unique<replication::ChainClient>(std::move(client));
+}
 
 Result<std::unique_ptr<Node>> Node::Connect(NodeOptions options) {
   if (options.etcd_endpoints.empty()) return Status::InvalidArgument("no etcd endpoint");
@@ -193,7 +215,7 @@ Status Node::CheckClusterConfig() {
   return Status::OK();
 }
 
-Status Node::Join(const std::string& s3_address) {
+Status Node::Join(const std::string& s3_address, replication::BlobStore* blobs) {
   const auto config_deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   for (Status s = CheckClusterConfig(); !s.ok(); s = CheckClusterConfig()) {
     if (!s.IsIOError() && !s.IsTimeout()) return s;  // etcd's hiccups are waited out, as below
@@ -213,6 +235,10 @@ Status Node::Join(const std::string& s3_address) {
   ro.rpc_listen = options_.rpc_address;
   ro.secret = options_.secret;
   ro.data_dir = options_.data_dir + "/replicas";
+  ro.blobs = blobs;
+  ro.machine_for = [](uint32_t chain) -> const replication::StateMachine* {
+    return chain == kMetaChain ? &MetaStateMachine::Instance() : nullptr;
+  };
   CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<ReplicaService> replicas, ReplicaService::Start(etcd_.get(), ro));
   const NodeInfo info{options_.node_id, replicas->rpc_address(), s3_address, options_.zone, {options_.node_id + "/0"}};
 

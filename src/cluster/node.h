@@ -46,6 +46,7 @@
 #include "cluster/placement.h"
 #include "cluster/replica_service.h"
 #include "common/result.h"
+#include "replication/chain_client.h"
 
 namespace cairn::cluster {
 
@@ -126,7 +127,8 @@ class Node {
   // which starts the manager's loop. Retries while the id is still held by a live lease, up to
   // start_timeout (then AlreadyExists: another process uses the id). ConfigError when the
   // cluster runs another chain count or replication factor. REQUIRES: called once.
-  Status Join(const std::string& s3_address);
+  // `blobs` (may be null: no chunks here) must stay until Leave.
+  Status Join(const std::string& s3_address, replication::BlobStore* blobs = nullptr);
   // Stops the refresh and the manager's loop, then revokes the lease: the registration, and the
   // office when this node held it, go at once. Idempotent.
   void Leave();
@@ -139,6 +141,9 @@ class Node {
   bool is_manager() const;
 
   const std::string& prefix() const { return prefix_; }
+  // A client of the cluster's chains over this node's copy of the table (the S3 data path). It
+  // lives as long as the node; before Join and after Leave it has no table, and its calls time out.
+  replication::ChainClient& chain_client() { return *chain_client_; }
 
  private:
   Node(NodeOptions options, std::unique_ptr<EtcdClient> etcd);
@@ -162,6 +167,7 @@ class Node {
   // GUARDED_BY(mu_): the node's replicas, from Join to Leave; shared with status readers, which
   // may still hold it while Leave runs.
   std::shared_ptr<ReplicaService> replicas_;
+  std::unique_ptr<replication::ChainClient> chain_client_;
   bool stopping_ = false;  // GUARDED_BY(mu_): the refresh thread ends
   std::thread refresher_;
   std::chrono::steady_clock::time_point joined_at_{};  // GUARDED_BY(mu_)

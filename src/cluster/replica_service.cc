@@ -74,6 +74,8 @@ Result<std::unique_ptr<ReplicaService>> ReplicaService::Start(EtcdClient* etcd, 
   host.secret = self->options_.secret;
   host.data_dir = self->options_.data_dir;
   host.tick = self->options_.tick;
+  host.blobs = self->options_.blobs;
+  host.machine_for = self->options_.machine_for;
   host.on_report = [self](const ManagerReport& report) {
     std::lock_guard lock(self->mu_);
     self->reports_.push_back(report);

@@ -59,6 +59,11 @@ struct ReplicaServiceOptions {
   std::string data_dir;    // the replica store's directory
   std::chrono::milliseconds poll{250};
   std::chrono::milliseconds tick{20};
+  // Where the replicas keep their blobs (chunks); must outlive the service. Null: chains carry no
+  // blobs here (chain_host.h).
+  replication::BlobStore* blobs = nullptr;
+  // The state machine of each chain; null (or a null answer): replication::KvStateMachine.
+  std::function<const replication::StateMachine*(uint32_t chain)> machine_for;
 };
 
 // One chain as this node's replica sees it, for `cairn admin status` and /metrics.
@@ -102,14 +107,16 @@ class ReplicaService {
   bool disk_failed();
   // Rounds of the loop completed (tests wait on it).
   uint64_t rounds() const { return rounds_.load(); }
+  // This node's copy of the chain table and of the peers' addresses, for chain clients; a
+  // refresh re-reads them now rather than at the next poll.
+  std::optional<replication::ChainView> View(uint32_t chain);
+  std::optional<replication::PeerAddress> Address(uint32_t node);
+  void RequestRefresh();
 
  private:
   ReplicaService(EtcdClient* etcd, ReplicaServiceOptions options);
   void Loop();
   Status Round();
-  void RequestRefresh();
-  std::optional<replication::ChainView> View(uint32_t chain);
-  std::optional<replication::PeerAddress> Address(uint32_t node);
 
   EtcdClient* const etcd_;
   const ReplicaServiceOptions options_;

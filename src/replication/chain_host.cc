@@ -246,7 +246,11 @@ void ChainHost::AddChain(ChainId chain, uint64_t incarnation, StartMode mode) {
   Post([this, chain, incarnation, mode] {
     auto& replica = replicas_[chain];
     if (replica && replica->up()) return;
-    replica = std::make_unique<ChainReplica>(chain, options_.node, options_.replica);
+    ReplicaOptions replica_options = options_.replica;
+    if (options_.machine_for) {
+      if (const StateMachine* machine = options_.machine_for(chain)) replica_options.machine = machine;
+    }
+    replica = std::make_unique<ChainReplica>(chain, options_.node, replica_options);
     auto it = loaded_.find(chain);
     if (mode == StartMode::kFounding) {
       if (it != loaded_.end()) loaded_.erase(it);

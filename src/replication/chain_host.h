@@ -65,6 +65,8 @@ struct ChainHostOptions {
   // Where the blobs of this node's replicas go (chain.h, "Blob"); must outlive the host. Null: a
   // blob write fails the disk (fail-stop), so only chains without blobs may run on such a host.
   BlobStore* blobs = nullptr;
+  // The state machine of each chain's replica; null (or a null answer): `replica.machine`.
+  std::function<const StateMachine*(ChainId)> machine_for;
   std::function<void(const ManagerReport&)> on_report;
   std::function<void(ChainId)> on_refresh;
 };

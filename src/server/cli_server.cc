@@ -10,9 +10,9 @@
 // not start); then etcd must answer (waiting up to 30 s); the storage opens (the data directory
 // must belong to this node id, DATA/node.json); the listener starts; the node registers under its
 // lease and runs the manager's loop. On SIGTERM it leaves first (its lease revoked: the cluster
-// sees it gone at once, and another node takes the manager's office), then drains. S3 requests
-// are refused with 503 until the replicated data path exists (issue 5); the admin API answers,
-// with the users and keys of this node's own store.
+// sees it gone at once, and another node takes the manager's office), then drains. Metadata and
+// chunks live on the chains (cluster/chain_data.h): every node serves the same buckets, objects,
+// users and keys; this node's engine keeps the blobs of its replicas.
 //
 // Thread-safety: see cli.h. Signals are blocked before any thread starts and taken with
 // sigwait on main's thread.
@@ -21,15 +21,21 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
+#include "cluster/chain_data.h"
 #include "cluster/node.h"
 #include "common/config.h"
+#include "common/crypto.h"
+#include "common/executor.h"
 #include "common/logging.h"
 #include "gateway/server/server.h"
 #include "server/cli.h"
@@ -37,9 +43,10 @@
 namespace cairn::cli {
 namespace {
 
-// What S3 requests are answered in cluster mode, until chunks and metadata go through chains.
-constexpr const char* kNoDataPathYet =
-    "cluster mode: the replicated data path is not built yet (issue 5); use the single-node server";
+// A cluster node re-reads users and keys this often (another node may have changed them).
+constexpr std::chrono::milliseconds kIdentityRefresh{1000};
+// Chunk writes a node keeps in flight to the chains, over all its connections.
+constexpr size_t kChunkWriteThreads = 32;
 
 struct ServerArgs {
   std::string config_file;
@@ -90,9 +97,14 @@ int RunServer(const ServerArgs& args) {
   // Cluster mode: refused before anything starts when the secret is missing, then etcd must
   // answer. The connect runs before the signals are blocked: Ctrl-C still ends its wait.
   std::unique_ptr<cluster::Node> node;
+  std::optional<crypto::SealKey> seal_key;
   if (cluster_mode) {
     auto secret = cluster::LoadClusterSecret(cc.secret_file);
     if (!secret.ok()) return Fail(secret.status());
+    // Access keys' secrets are sealed under a key every node derives alike from the cluster secret.
+    const crypto::Sha256Digest derived = crypto::HmacSha256(*secret, "cairn access-key seal key v1");
+    seal_key.emplace();
+    std::copy(derived.begin(), derived.end(), seal_key->begin());
     cluster::NodeOptions no;
     no.etcd_endpoints = SplitEndpoints(cc.etcd);
     no.cluster_name = cc.name;
@@ -148,10 +160,20 @@ int RunServer(const ServerArgs& args) {
     return 1;
   }
   options.root = *creds;
+  // Cluster mode's data path: declared before the server, so that they outlive it.
+  std::unique_ptr<cluster::ChainMetaTransport> meta_transport;
+  std::unique_ptr<ThreadPool> chunk_writes;
   if (cluster_mode) {
     options.node_id = cc.node_id;
     options.cluster_name = cc.name;
-    options.refuse_data_path = kNoDataPathYet;
+    meta_transport = std::make_unique<cluster::ChainMetaTransport>(&node->chain_client());
+    chunk_writes = std::make_unique<ThreadPool>(kChunkWriteThreads);
+    options.make_meta = [t = meta_transport.get()] { return std::make_unique<meta::CommandMetaStore>(t); };
+    options.make_chunks = [n = node.get(), pool = chunk_writes.get(), chains = static_cast<uint32_t>(cc.chains)] {
+      return std::make_unique<cluster::ChainChunkStore>(&n->chain_client(), chains, pool);
+    };
+    options.seal_key = seal_key;
+    options.identity_refresh = kIdentityRefresh;
     cluster::Node* const n = node.get();
     options.status = [n](bool digests) -> Result<std::string> {
       CAIRN_ASSIGN_OR_RETURN(cluster::ClusterStatus status, n->ReadStatus(digests));
@@ -163,9 +185,11 @@ int RunServer(const ServerArgs& args) {
   if (!server.ok()) return Fail(server.status());
   if (Status s = (*server)->Start(); !s.ok()) return Fail(s);
   const std::string endpoint = (*server)->endpoint();
+  std::unique_ptr<cluster::EngineBlobStore> blobs;  // gone before the server (and its engine)
   if (cluster_mode) {
+    blobs = std::make_unique<cluster::EngineBlobStore>((*server)->engine());
     // After Start: the registration announces the address the listener really has.
-    if (Status s = node->Join(endpoint); !s.ok()) {
+    if (Status s = node->Join(endpoint, blobs.get()); !s.ok()) {
       (*server)->Stop(std::chrono::milliseconds(0));
       return Fail(s.WithContext("joining cluster " + cc.name + " as node " + cc.node_id));
     }
@@ -175,8 +199,8 @@ int RunServer(const ServerArgs& args) {
   if (cluster_mode) {
     std::printf("  cluster %s: node %s, zone %s, RPC %s, etcd %s\n", cc.name.c_str(), cc.node_id.c_str(),
                 cc.zone.empty() ? "(none)" : cc.zone.c_str(), cc.rpc.c_str(), cc.etcd.c_str());
-    std::printf("  S3 requests are answered 503: %s\n", kNoDataPathYet);
-    std::printf("  the admin API answers; users and keys are this node's own for now\n");
+    std::printf("  every node serves the cluster's buckets, users and keys; data is on %d replicas\n",
+                static_cast<int>(cc.replicas));
   }
   std::printf("  access key: %s\n", options.root.access_key.c_str());
   if (generated) {
@@ -191,15 +215,15 @@ int RunServer(const ServerArgs& args) {
   if (std::getenv("CAIRN_ROOT_ACCESS_KEY") == nullptr) {
     std::printf("  set -a; . %s; set +a\n", cred_file.c_str());
   } else {
-    std::printf("  export AWS_ACCESS_KEY_ID=\"$CAIRN_ROOT_ACCESS_KEY\" AWS_SECRET_ACCESS_KEY=\"$CAIRN_ROOT_SECRET_KEY\"\n");
+    std::printf(
+        "  export AWS_ACCESS_KEY_ID=\"$CAIRN_ROOT_ACCESS_KEY\" AWS_SECRET_ACCESS_KEY=\"$CAIRN_ROOT_SECRET_KEY\"\n");
   }
   if (cluster_mode) {
     std::printf("  cairn admin --endpoint %s --region %s status\n", endpoint.c_str(), args.region.c_str());
-  } else {
-    std::printf("  aws --endpoint-url %s --region %s s3 mb s3://my-bucket\n", endpoint.c_str(), args.region.c_str());
-    std::printf("  aws --endpoint-url %s --region %s s3 cp README.md s3://my-bucket/\n", endpoint.c_str(),
-                args.region.c_str());
   }
+  std::printf("  aws --endpoint-url %s --region %s s3 mb s3://my-bucket\n", endpoint.c_str(), args.region.c_str());
+  std::printf("  aws --endpoint-url %s --region %s s3 cp README.md s3://my-bucket/\n", endpoint.c_str(),
+              args.region.c_str());
   std::printf("Give each person or program its own user and keys (with the root credentials loaded):\n");
   std::printf("  cairn admin --endpoint %s --region %s user create alice\n", endpoint.c_str(), args.region.c_str());
   std::printf("  cairn admin --endpoint %s --region %s key create alice\n", endpoint.c_str(), args.region.c_str());
@@ -213,6 +237,7 @@ int RunServer(const ServerArgs& args) {
   // gone: the status answer reads through it.
   if (node) node->Leave();
   (*server)->Stop(std::chrono::seconds(args.shutdown_grace_seconds));
+  blobs.reset();
   server->reset();
   node.reset();
   return 0;

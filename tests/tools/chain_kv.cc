@@ -119,8 +119,11 @@ class Table {
   std::thread thread_;
 };
 
+// Chain 0 holds the cluster's metadata (its state machine is not a key-value one): keys go to the
+// other chains.
 uint32_t ChainOf(const std::string& key, size_t chains) {
-  return static_cast<uint32_t>(std::hash<std::string>{}(key) % chains);
+  if (chains <= 1) return 0;
+  return static_cast<uint32_t>(1 + std::hash<std::string>{}(key) % (chains - 1));
 }
 
 int Run(const Args& args) {

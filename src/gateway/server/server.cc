@@ -158,8 +158,11 @@ Result<Credentials> LoadOrCreateRootCredentials(const std::string& data_dir, boo
   c.secret_key = RandomString("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789", 40);
   const std::string contents =
       "# Cairn root credentials, generated at first start. Keep this file private.\n"
-      "# Load them into a shell with:  set -a; . " + path + "; set +a\n"
-      "AWS_ACCESS_KEY_ID=" + c.access_key + "\nAWS_SECRET_ACCESS_KEY=" + c.secret_key + "\n";
+      "# Load them into a shell with:  set -a; . " +
+      path +
+      "; set +a\n"
+      "AWS_ACCESS_KEY_ID=" +
+      c.access_key + "\nAWS_SECRET_ACCESS_KEY=" + c.secret_key + "\n";
   CAIRN_RETURN_IF_ERROR(CreateFileDurably(path, contents, 0600));
   *generated = true;
   return c;
@@ -202,25 +205,42 @@ Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
                    es.recovered_from_checkpoint ? "starting" : "not starting");
   }
   CAIRN_LOG_INFO("opening the metadata store in {}/meta", dir);
-  CAIRN_ASSIGN_OR_RETURN(s->meta_, meta::RocksDbMetaStore::Open(dir + "/meta"));
-  s->chunks_ = std::make_unique<object::EngineChunkStore>(s->engine_.get());
+  const bool cluster_data = static_cast<bool>(s->options_.make_meta);
+  if (cluster_data) {
+    s->meta_ = s->options_.make_meta();
+    s->chunks_ = s->options_.make_chunks();
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(s->meta_, meta::RocksDbMetaStore::Open(dir + "/meta"));
+    s->chunks_ = std::make_unique<object::EngineChunkStore>(s->engine_.get());
+  }
   // Commits run on the connection threads (ObjectWriter::FinishSync); this pool only cleans up
   // after writers abandoned without a finish.
   s->blocking_ = std::make_unique<ThreadPool>(2);
   s->objects_ = std::make_unique<object::ObjectStore>(s->chunks_.get(), s->meta_.get(), s->blocking_.get());
 
-  CAIRN_ASSIGN_OR_RETURN(s->orphans_collected_, s->objects_->CollectOrphans());
-  if (s->orphans_collected_ > 0) {
-    CAIRN_LOG_INFO("start-up: deleted {} chunks no committed object referenced", s->orphans_collected_);
+  if (!cluster_data) {  // a cluster's chunks are spread over the nodes: no one node can tell orphans
+    CAIRN_ASSIGN_OR_RETURN(s->orphans_collected_, s->objects_->CollectOrphans());
+    if (s->orphans_collected_ > 0) {
+      CAIRN_LOG_INFO("start-up: deleted {} chunks no committed object referenced", s->orphans_collected_);
+    }
   }
 
-  CAIRN_ASSIGN_OR_RETURN(std::vector<meta::AccessKeyRecord> stored_keys, s->meta_->ListAccessKeys());
-  CAIRN_ASSIGN_OR_RETURN(crypto::SealKey seal_key, LoadOrCreateSealKey(dir, !stored_keys.empty()));
+  crypto::SealKey seal_key{};
+  if (s->options_.seal_key) {
+    seal_key = *s->options_.seal_key;
+  } else {
+    CAIRN_ASSIGN_OR_RETURN(std::vector<meta::AccessKeyRecord> stored_keys, s->meta_->ListAccessKeys());
+    CAIRN_ASSIGN_OR_RETURN(seal_key, LoadOrCreateSealKey(dir, !stored_keys.empty()));
+  }
   s->identities_ = std::make_unique<Identities>(s->meta_.get(), s->options_.root.access_key,
                                                 s->options_.root.secret_key, RootCanonicalId(), seal_key);
-  CAIRN_RETURN_IF_ERROR(s->identities_->Load());
-  CAIRN_LOG_INFO("identities: {} users, {} access keys", s->identities_->ListUsers().size(),
-                 s->identities_->ListKeys("").size());
+  if (s->options_.identity_refresh.count() == 0) {
+    // Otherwise the metadata may not be reachable yet (a cluster still forming): the maintenance
+    // loop loads them, and the root credentials work meanwhile.
+    CAIRN_RETURN_IF_ERROR(s->identities_->Load());
+    CAIRN_LOG_INFO("identities: {} users, {} access keys", s->identities_->ListUsers().size(),
+                   s->identities_->ListKeys("").size());
+  }
 
   S3ServiceOptions so;
   so.region = s->options_.region;
@@ -465,10 +485,12 @@ std::string Server::MetricsText() {
   gauge("cairn_engine_live_bytes", "Bytes of live chunks", static_cast<double>(es.live_bytes));
   gauge("cairn_engine_dead_bytes", "Bytes of deleted or replaced chunks not yet compacted",
         static_cast<double>(es.dead_bytes));
-  gauge("cairn_engine_index_memory_bytes", "Memory held by the chunk index", static_cast<double>(es.index_memory_bytes));
+  gauge("cairn_engine_index_memory_bytes", "Memory held by the chunk index",
+        static_cast<double>(es.index_memory_bytes));
   gauge("cairn_engine_appends", "Chunk appends since start", static_cast<double>(es.appends));
   gauge("cairn_engine_deletes", "Chunk deletes since start", static_cast<double>(es.deletes));
-  gauge("cairn_engine_group_commits", "fdatasync calls that acknowledged writes", static_cast<double>(es.group_commits));
+  gauge("cairn_engine_group_commits", "fdatasync calls that acknowledged writes",
+        static_cast<double>(es.group_commits));
   gauge("cairn_engine_corruptions_detected", "Reads refused and records skipped for bad checksums",
         static_cast<double>(es.corruptions_detected));
   gauge("cairn_engine_compactions", "Segments compacted since start", static_cast<double>(es.compactions));
@@ -477,7 +499,8 @@ std::string Server::MetricsText() {
   gauge("cairn_engine_segments", "Segment files", static_cast<double>(es.segments.size()));
   if (auto ms = meta_->Stats(); ms.ok()) {
     for (const auto& [name, value] : *ms) {
-      reg.GetGauge("cairn_meta_" + name, "Metadata store figure (docs/design/meta.md)")->Set(static_cast<double>(value));
+      reg.GetGauge("cairn_meta_" + name, "Metadata store figure (docs/design/meta.md)")
+          ->Set(static_cast<double>(value));
     }
   }
   gauge("cairn_server_connections", "Open client connections", [&] {
@@ -517,27 +540,40 @@ void Server::MaintenanceLoop() {
   // Every 10 s: hand memory that malloc keeps in its free lists back to the kernel (small
   // allocations of many connection threads would otherwise stay resident once the traffic
   // stops). Every maintenance_interval: expire abandoned uploads.
+  // With identity_refresh, users and keys are re-read that often.
   constexpr auto kTrimInterval = std::chrono::seconds(10);
-  auto next_expiry = std::chrono::steady_clock::now();
+  const auto now = std::chrono::steady_clock::now();
+  // A cluster node expires uploads a while after it started (its cluster may still be forming).
+  auto next_expiry = options_.identity_refresh.count() > 0 ? now + std::chrono::seconds(60) : now;
+  auto next_trim = now;
+  const auto wake = options_.identity_refresh.count() > 0
+                        ? std::min<std::chrono::milliseconds>(options_.identity_refresh, kTrimInterval)
+                        : std::chrono::milliseconds(kTrimInterval);
   std::unique_lock<std::mutex> l(mu_);
   while (!stopping_) {
     l.unlock();
+    if (options_.identity_refresh.count() > 0) {
+      if (Status s = identities_->Load(); !s.ok()) CAIRN_LOG_DEBUG("identities: reload: {}", s.ToString());
+    }
     if (std::chrono::steady_clock::now() >= next_expiry) {
       ExpireUploads();
       next_expiry = std::chrono::steady_clock::now() + options_.maintenance_interval;
     }
-    malloc_trim(0);
+    if (std::chrono::steady_clock::now() >= next_trim) {
+      malloc_trim(0);
+      next_trim = std::chrono::steady_clock::now() + kTrimInterval;
+    }
     l.lock();
-    cv_.wait_for(l, kTrimInterval, [&] { return stopping_; });
+    cv_.wait_for(l, wake, [&] { return stopping_; });
   }
 }
 
 void Server::ExpireUploads() {
   auto buckets = meta_->ListBuckets();
   if (!buckets.ok()) return;
-  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
-                             std::chrono::system_clock::now().time_since_epoch())
-                             .count();
+  const int64_t now_ms =
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+          .count();
   const int64_t cutoff = now_ms - std::chrono::duration_cast<std::chrono::milliseconds>(options_.upload_expiry).count();
   uint64_t aborted = 0;
   for (const auto& b : *buckets) {

@@ -29,16 +29,19 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "common/config.h"
+#include "common/crypto.h"
 #include "common/executor.h"
 #include "common/result.h"
 #include "gateway/server/s3_service.h"
 #include "gateway/sigv4.h"
+#include "object/object_store.h"
 
 namespace cairn::io {
 class Env;
@@ -73,6 +76,18 @@ struct ServerOptions {
   // S3ServiceOptions::status: the admin API's status document. Default: the single node's
   // ({"mode": "single", "node": "local", ...}).
   std::function<Result<std::string>(bool digests)> status = nullptr;
+
+  // Cluster mode's data path (docs/design/cluster.md): where metadata and chunks live instead of
+  // this directory's RocksDB and engine. The engine still opens (it holds this node's replicas'
+  // blobs, engine()). Null: the single node's.
+  std::function<std::unique_ptr<meta::MetaStore>()> make_meta;
+  std::function<std::unique_ptr<object::ChunkStore>()> make_chunks;
+  // The key access-key secrets are sealed with. Default: server.key in the data directory (one
+  // node's own); a cluster derives one from its secret, so that every node opens every key.
+  std::optional<crypto::SealKey> seal_key;
+  // Users and keys are re-read from the metadata this often (0: only at start). In a cluster
+  // another node may create or delete them; a failed read at start is then not fatal either.
+  std::chrono::milliseconds identity_refresh{0};
 };
 
 class Server {
@@ -96,6 +111,8 @@ class Server {
 
   // Orphaned chunks deleted at start-up.
   uint64_t orphans_collected() const { return orphans_collected_; }
+  // The engine of the data directory (in cluster mode, the store of this node's blobs).
+  engine::Engine* engine() const { return engine_.get(); }
 
  private:
   struct Connection;
@@ -131,8 +148,8 @@ class Server {
 
   std::mutex mu_;
   std::condition_variable cv_;
-  bool stopping_ = false;                         // GUARDED_BY(mu_)
-  bool stopped_ = false;                          // GUARDED_BY(mu_)
+  bool stopping_ = false;                        // GUARDED_BY(mu_)
+  bool stopped_ = false;                         // GUARDED_BY(mu_)
   std::set<std::shared_ptr<Connection>> conns_;  // GUARDED_BY(mu_)
 };
 

@@ -1,0 +1,92 @@
+// The data path of cluster mode: what the object layer's ChunkStore and the metadata's
+// MetaStore become when they run over chains (docs/design/cluster.md, "Writes", "Metadata across
+// chains", "Blobs").
+//
+//   MetaStateMachine     the metadata as a chain's state machine: meta::ExecuteCommand and
+//                        ExecuteQuery (one implementation of every MetaStore operation, the single
+//                        node's too), run by the metadata chain's head.
+//   ChainMetaTransport   carries meta::CommandMetaStore's commands and queries to that chain.
+//   ChainChunkStore      an object's chunks as blobs of the chains, chain = hash(chunk id) mod the
+//                        chain count; reads from any serving replica, verified.
+//   EngineBlobStore      a node's blobs in its engine.
+//
+// Until the metadata is split into ranges, all of it (buckets, objects, uploads, users and keys)
+// is on one chain, kMetaChain: one MetaStore operation is one update of one chain.
+//
+// Thread-safety: every class here is thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/executor.h"
+#include "engine/engine.h"
+#include "meta/command_meta_store.h"
+#include "object/object_store.h"
+#include "replication/blob_store.h"
+#include "replication/chain_client.h"
+#include "replication/state_machine.h"
+
+namespace cairn::cluster {
+
+inline constexpr replication::ChainId kMetaChain = 0;
+
+class MetaStateMachine final : public replication::StateMachine {
+ public:
+  static const MetaStateMachine& Instance();
+  Outcome Execute(const KvReader& state, std::string_view command) const override;
+  Result<std::string> Query(const KvReader& committed, std::string_view query) const override;
+};
+
+class ChainMetaTransport final : public meta::CommandTransport {
+ public:
+  // `client` must outlive the transport.
+  explicit ChainMetaTransport(replication::ChainClient* client) : client_(client) {}
+  Result<std::string> Write(std::string command) override;
+  Result<std::string> Query(std::string query) override;
+
+ private:
+  replication::ChainClient* client_;
+};
+
+// The chain that stores a chunk.
+replication::ChainId ChainOfChunk(const engine::ChunkId& id, uint32_t chain_count);
+
+class ChainChunkStore final : public object::ChunkStore {
+ public:
+  // `client` and `io` must outlive the store; `io` runs the blocking chain writes behind
+  // AppendAsync (its thread count bounds the chunk writes in flight).
+  ChainChunkStore(replication::ChainClient* client, uint32_t chain_count, Executor* io)
+      : client_(client), chain_count_(chain_count), io_(io) {}
+  void AppendAsync(const engine::ChunkId& id, std::span<const std::byte> data, uint32_t crc32c,
+                   std::function<void(const Status&)> done) override;
+  Status Read(const engine::ChunkId& id, uint64_t offset, std::span<std::byte> out) override;
+  Result<engine::SendableRange> ReadForSend(const engine::ChunkId& id, uint64_t offset, uint64_t length) override;
+  Status Delete(const engine::ChunkId& id) override;
+  void DeleteMany(std::span<const engine::ChunkId> ids, std::vector<Status>* results) override;
+  // The chains hold no list a node could walk cheaply; orphan collection is not run in cluster
+  // mode yet, so this visits nothing.
+  void ForEachChunk(const std::function<void(const engine::ChunkId&)>& fn) override;
+
+ private:
+  replication::ChainClient* client_;
+  uint32_t chain_count_;
+  Executor* io_;
+};
+
+class EngineBlobStore final : public replication::BlobStore {
+ public:
+  // `engine` must outlive the store.
+  explicit EngineBlobStore(engine::Engine* engine) : engine_(engine) {}
+  Status PutMany(const std::vector<const replication::Blob*>& blobs) override;
+  Result<std::string> Read(const replication::BlobInfo& blob, uint64_t offset, uint64_t length) override;
+  bool Has(const replication::BlobInfo& blob) override;
+  Status Delete(const std::string& id) override;
+
+ private:
+  engine::Engine* engine_;
+};
+
+}  // namespace cairn::cluster

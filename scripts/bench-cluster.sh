@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Cluster benchmarks on the local three-node cluster (scripts/cluster.sh, 64 chains of 3): what the
-# chains do before S3 runs through them (docs/benchmarks.md, "Cluster").
+# Cluster benchmarks on the local three-node cluster (scripts/cluster.sh, 64 chains of 3): the
+# chains alone, then S3 through them against the single node (docs/benchmarks.md, "Cluster").
 #
 #   1. chain writes, small values: ops/s of 4 writers (each waits for its write's commit: every
 #      replica has it on stable storage);
@@ -8,7 +8,8 @@
 #   3. failover: writers running, `kill -9` of node n3; the longest time any writer waited for an
 #      acknowledgement is how long writes were unavailable (lease TTL 3 s by default);
 #   4. resync: n3 restarted on its old directory; the time until every chain has it serving
-#      again, and the data it copied over that time (every chain holds a replica on n3).
+#      again, and the data it copied over that time (every chain holds a replica on n3);
+#   5. S3 PUT and GET, 4 KiB and 64 MiB, 3 nodes against the single node (below).
 #
 # Run with `make bench-cluster` (it starts the cluster if needed; stop it with `make cluster-stop`).
 # Uses tests/tools/chain_kv from the same build. Prints the machine and every figure.
@@ -92,3 +93,52 @@ end=$(date +%s.%N)
 python3 -c "
 t = $end - $start
 print(f'resync: n3 restarted, serving in every chain after {t:.1f} s (process start, registration, the manager\\'s rounds and the copies); it copied at least {$held_bytes/1e6:.0f} MB: {$held_bytes/1e6/t:.1f} MB/s')"
+
+# 5. S3 through the chains against the single node, with `cairn bench s3`: PUT and GET of 4 KiB
+#    (4 connections) and 64 MiB (2 connections) objects, on node n1 of the cluster (every object
+#    on three nodes) and on a single node (chains of one) started here on a fresh directory.
+#    Interleaved (cluster, single, cluster, single, ...), ROUNDS rounds; the medians are reported
+#    and their ratio. Both run on this one machine: the cluster's three processes share its two
+#    cores and its one disk, so the ratio is what replication costs here, not a cluster of
+#    machines.
+ROUNDS="${ROUNDS:-3}"
+S3_SECONDS="${S3_SECONDS:-5}"
+SINGLE_DIR="$TMP/single"
+SINGLE_PORT=9010
+CAIRN_ROOT_ACCESS_KEY="$AWS_ACCESS_KEY_ID" CAIRN_ROOT_SECRET_KEY="$AWS_SECRET_ACCESS_KEY" \
+  "$CAIRN" server --data "$SINGLE_DIR" --listen "127.0.0.1:$SINGLE_PORT" >"$TMP/single.log" 2>&1 &
+single=$!
+trap 'kill "$single" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+for _ in $(seq 100); do
+  curl -sf "http://127.0.0.1:$SINGLE_PORT/health" >/dev/null 2>&1 && break
+  sleep 0.1
+done
+s3bench() {  # s3bench ENDPOINT OP SIZE CONCURRENCY: one JSON result
+  "$CAIRN" bench s3 --endpoint "$1" --bucket bench-cluster --op "$2" --size "$3" --concurrency "$4" \
+    --duration "$S3_SECONDS" --json
+}
+for spec in "put 4KiB 4" "get 4KiB 4" "put 64MiB 2" "get 64MiB 2"; do
+  read -r op size conc <<<"$spec"
+  for round in $(seq "$ROUNDS"); do
+    s3bench http://127.0.0.1:9001 "$op" "$size" "$conc" >"$TMP/c-$op-$size-$round.json"
+    s3bench "http://127.0.0.1:$SINGLE_PORT" "$op" "$size" "$conc" >"$TMP/s-$op-$size-$round.json"
+  done
+  python3 - "$TMP" "$op" "$size" "$conc" "$ROUNDS" <<'PY'
+import json, statistics, sys
+tmp, op, size, conc, rounds = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], int(sys.argv[5])
+def load(side):
+    out = []
+    for r in range(1, rounds + 1):
+        with open(f"{tmp}/{side}-{op}-{size}-{r}.json") as f:
+            out.append(json.loads(f.read().strip().splitlines()[-1]))
+    return out
+def med(runs, key):
+    return statistics.median(run[key] for run in runs)
+c, s = load("c"), load("s")
+print(f"S3 {op.upper()} {size}, {conc} connections, medians of {rounds}: "
+      f"3 nodes {med(c, 'ops_per_sec'):.0f} ops/s {med(c, 'mb_per_sec'):.1f} MB/s; "
+      f"single node {med(s, 'ops_per_sec'):.0f} ops/s {med(s, 'mb_per_sec'):.1f} MB/s; "
+      f"ratio {med(c, 'ops_per_sec') / med(s, 'ops_per_sec'):.2f} "
+      f"(3-node p99 {med(c, 'p99_us') / 1000:.1f} ms, single {med(s, 'p99_us') / 1000:.1f} ms)")
+PY
+done

@@ -62,6 +62,34 @@
 
 namespace cairn::replication::test {
 
+// The simulated chain's state machine: the key-value commands, each applied with a second key, so
+// that every update has two mutations and the multi-key paths (priors per mutation, CRAQ versions
+// of a key that is not an update's first) are exercised. A put of k writes "shadow/k" first and k
+// second; a delete removes k first and "shadow/k" second. Since every update sets both atomically,
+// at the end every key and its shadow hold the same value (checked).
+class ShadowMachine final : public StateMachine {
+ public:
+  static const ShadowMachine& Instance() {
+    static const ShadowMachine machine;
+    return machine;
+  }
+  static std::string Shadow(const std::string& key) { return "shadow/" + key; }
+  Outcome Execute(const KvReader& state, std::string_view command) const override {
+    Outcome outcome = KvStateMachine::Instance().Execute(state, command);
+    if (outcome.mutations.size() != 1) return outcome;
+    KvMutation shadow{Shadow(outcome.mutations[0].key), outcome.mutations[0].value};
+    if (shadow.value) {
+      outcome.mutations.insert(outcome.mutations.begin(), std::move(shadow));
+    } else {
+      outcome.mutations.push_back(std::move(shadow));
+    }
+    return outcome;
+  }
+  Result<std::string> Query(const KvReader& committed, std::string_view query) const override {
+    return KvStateMachine::Instance().Query(committed, query);
+  }
+};
+
 struct SimOptions {
   uint64_t seed = 1;
   TestFaults faults;        // deliberate bugs in every replica
@@ -279,6 +307,7 @@ class Simulation {
       n.id = static_cast<NodeId>(i);
       ReplicaOptions replica_options;
       replica_options.faults = options_.faults;
+      replica_options.machine = &ShadowMachine::Instance();
       n.replica = std::make_unique<ChainReplica>(kChain, n.id, replica_options);
       if (static_cast<size_t>(i) <= kReplicationFactor) {
         n.replica->Bootstrap(1);
@@ -883,6 +912,18 @@ class Simulation {
       }
       if (!(r.durable().store == first.durable().store)) {
         return Fail("agreement", "stores differ: " + StoreText(first) + " vs " + StoreText(r));
+      }
+    }
+    // Atomicity of multi-key updates: every key holds what its shadow holds.
+    for (int k = 0; k < kKeys; ++k) {
+      const auto& records = first.durable().store.records;
+      auto key = records.find(KeyName(k));
+      auto shadow = records.find(ShadowMachine::Shadow(KeyName(k)));
+      const std::optional<std::string> value = key == records.end() ? std::nullopt : key->second.value;
+      const std::optional<std::string> shadowed = shadow == records.end() ? std::nullopt : shadow->second.value;
+      if (value != shadowed) {
+        return Fail("atomicity", KeyName(k) + " and its shadow differ: " + value.value_or("absent") + " vs " +
+                                     shadowed.value_or("absent"));
       }
     }
     // Every acknowledged write is in every serving replica, with its recorded result.

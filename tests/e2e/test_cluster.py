@@ -16,6 +16,17 @@ What is checked, through the real `cairn admin status --json` of a node:
     acknowledged write is read back from every member of its chain, and the three replicas of
     every chain hold identical state (equal digests). The same with the manager's node killed
     (another node takes the office), and with etcd itself killed and restarted;
+  - S3 through the chains during those three failures (S3Workload: boto3 in a background thread,
+    each request to the next live node, one attempt, short timeouts): PUTs of objects of 100 B to
+    64 KiB and, one in ten, of 1 to 3 MiB (chunks on several chains), their bytes a function of
+    the key; GETs of acknowledged keys checked byte for byte; DELETEs; paginated LISTs that must
+    hold every key acknowledged before them and never deleted. PUTs go on after the departure
+    and after the restart (some acknowledged by every node, the restarted one too), and never
+    wait longer for an acknowledgement than the chain writer's writes may. Then, on every node:
+    every acknowledged object not deleted reads back with its bytes and ETag, every acknowledged
+    DELETE is NoSuchKey, and the listing (the same on every node) is exactly the acknowledged
+    objects, plus possibly objects whose PUT or DELETE had no answer (a timeout, a reset),
+    each of which either reads back whole or is NoSuchKey;
   - SIGTERM: the node leaves at once (its lease revoked) and exits 0.
 
 Every wait is bounded; every process dies with this one (PR_SET_PDEATHSIG) and is stopped at the
@@ -23,19 +34,28 @@ end of the session, also when a test fails. A missing etcd fails the suite: it n
 
 Run by hand:
   /usr/bin/python3 -B -m pytest -q -p no:cacheprovider --rootdir=tests/e2e tests/e2e/test_cluster.py \
-      --cairn-bin build/release/src/cairn
+      --cairn-bin build/release/src/cairn --chain-kv-bin build/release/tests/chain_kv
 """
 
+import collections
+import hashlib
 import http.client
+import itertools
 import json
 import os
+import random
 import shutil
 import signal
 import subprocess
 import tempfile
+import threading
 import time
+import traceback
 
+import botocore.exceptions
 import pytest
+import urllib3
+from botocore.exceptions import ClientError
 
 import conftest
 import server as harness
@@ -258,6 +278,21 @@ def cluster(pytestconfig, etcd):
         c.cleanup()
 
 
+@pytest.fixture
+def s3_workload(cluster):
+    """Starts S3Workloads against the cluster; each one's thread is ended at the end of the test,
+    also when the test fails before its stop() (no workload outlives its test)."""
+    started = []
+
+    def start():
+        started.append(S3Workload(cluster))
+        return started[-1]
+
+    yield start
+    for workload in started:
+        workload.halt()
+
+
 # ---- start-up refusals (no etcd needed: each is refused before it is dialled) ----
 
 def test_refuses_to_start_without_a_cluster_secret(pytestconfig, tmp_path):
@@ -473,6 +508,314 @@ class ChainWriter:
         return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+# ---- an S3 workload through the cluster (boto3, every node in turn) ----
+
+S3_PREFIX = "w/"
+S3_SMALL = (100, 64 * 1024)
+S3_LARGE = (1024 * 1024, 3 * 1024 * 1024)  # several 1 MiB chunks: blobs of several chains
+S3_LARGE_ONE_IN = 10
+S3_LIST_EVERY = 16
+S3_DELETE_EVERY = 9
+S3_PAGE = 100  # keys per LIST page: listings take several pages
+# A request that never left (the node is down): the same operation goes to the next node.
+S3_UNREACHABLE = (botocore.exceptions.EndpointConnectionError, botocore.exceptions.ConnectTimeoutError)
+# A request whose answer was lost (a timeout, a connection reset): its outcome is unknown.
+S3_LOST = (botocore.exceptions.BotoCoreError, urllib3.exceptions.HTTPError, OSError)
+
+
+def s3_body(key):
+    """The bytes of the object at `key`, a function of the key alone: about one in S3_LARGE_ONE_IN
+    of S3_LARGE bytes, the others of S3_SMALL bytes."""
+    rng = random.Random(key)
+    size = rng.randint(*S3_LARGE) if rng.randrange(S3_LARGE_ONE_IN) == 0 else rng.randint(*S3_SMALL)
+    return rng.randbytes(size)
+
+
+def s3_etag(body):
+    return f'"{hashlib.md5(body).hexdigest()}"'
+
+
+def s3_failure(e):
+    """How a failed request is counted: its HTTP status and S3 code, or the exception's name."""
+    if isinstance(e, ClientError):
+        return f"{e.response['ResponseMetadata']['HTTPStatusCode']} {e.response['Error'].get('Code')}"
+    return type(e).__name__
+
+
+def s3_client(srv, read_timeout=15):
+    """One attempt per request, short timeouts: a request to a node that is gone fails quickly."""
+    return make_client(srv, retries={"mode": "standard", "total_max_attempts": 1}, connect_timeout=3,
+                       read_timeout=read_timeout)
+
+
+def s3_list(client, bucket, max_pages=10000):
+    """Every object under S3_PREFIX, page by page: {key: (etag, size)}; pages must not repeat a key."""
+    listed, token = {}, None
+    for _ in range(max_pages):
+        page = client.list_objects_v2(Bucket=bucket, Prefix=S3_PREFIX, MaxKeys=S3_PAGE,
+                                      **({"ContinuationToken": token} if token else {}))
+        for o in page.get("Contents", []):
+            assert o["Key"] not in listed, f"{o['Key']} listed twice"
+            listed[o["Key"]] = (o["ETag"], o["Size"])
+        if not page.get("IsTruncated"):
+            return listed
+        token = page["NextContinuationToken"]
+    raise AssertionError(f"a listing of more than {max_pages} pages")
+
+
+def node_alive(srv):
+    """The node's process runs (the harness's own record: kill() and stop() clear it)."""
+    proc = srv._proc
+    return proc is not None and proc.returncode is None
+
+
+class S3Workload:
+    """S3 clients' PUT, GET, DELETE and LIST in a loop in a background thread, each request to the
+    next live node in turn (a node that cannot be reached: the same request to the next one), in a
+    bucket of its own, every PUT a key of its own. Every acknowledged result is recorded:
+      - PUT (bytes a function of the key, s3_body): acknowledged (key -> ETag), or unknown (an
+        error or a timeout: it may have applied);
+      - GET of an acknowledged key never deleted: the bytes and ETag must be right, and a
+        NoSuchKey is a lost write (failures and timeouts are only counted);
+      - DELETE of an acknowledged key: acknowledged, or maybe deleted (its outcome unknown);
+      - LIST of the prefix (paginated): every key acknowledged before it started and never
+        subject to a DELETE must be in it, and no key whose DELETE was acknowledged.
+    A wrong answer is recorded in `errors` (stop() fails the test with them); max_gap is the
+    longest time without an acknowledged PUT, the wait after the last one included."""
+
+    def __init__(self, cluster):
+        self.cluster = cluster
+        self.bucket = conftest.unique_bucket_name("s3w")
+        self.rng = random.Random()
+        self.acked = {}  # key -> ETag of an acknowledged PUT
+        self.unknown = set()  # PUTs without an answer: each may or may not have applied
+        self.present = []  # acknowledged, never subject to a DELETE (GET and DELETE pick here)
+        self.deleted = set()  # acknowledged DELETEs
+        self.maybe_deleted = set()  # DELETEs without an answer
+        self.counts = collections.Counter()  # "<op> ok" / "<op> failed", and each failure's kind
+        self.errors = []
+        self.puts_acked = 0
+        self.puts_acked_by = collections.Counter()  # node id -> PUTs it acknowledged
+        self.max_gap = 0.0
+        self._seq = 0
+        self._turn = 0
+        self._clients = {}
+        self._stats = None
+        self._stop = threading.Event()
+        s3_client(cluster.nodes[NODES[0]]).create_bucket(Bucket=self.bucket)
+        self._started = self._last_put = time.monotonic()
+        self._thread = threading.Thread(target=self._run, name="s3-workload", daemon=True)
+        self._thread.start()
+
+    # -- the loop (the thread's own state: nothing below is read by the test until stop()) --
+
+    def _run(self):
+        try:
+            for n in itertools.count():
+                if self._stop.is_set():
+                    break
+                # A LIST every S3_LIST_EVERY operations, a DELETE every S3_DELETE_EVERY (even a
+                # short run has some), else a GET or (more often) a PUT.
+                if n % S3_LIST_EVERY == S3_LIST_EVERY - 1 and self.present:
+                    self._on_nodes("list", self._list)
+                elif n % S3_DELETE_EVERY == S3_DELETE_EVERY - 1 and self.present:
+                    self._delete(self.present.pop(self.rng.randrange(len(self.present))))
+                elif self.rng.random() < 0.4 and self.present:
+                    key = self.rng.choice(self.present)
+                    self._on_nodes("get", lambda c: self._get(c, key))
+                else:
+                    self._put()
+        except Exception:  # noqa: BLE001 - a bug of the workload itself: stop() reports it
+            self.errors.append("the workload stopped:\n" + traceback.format_exc())
+
+    def _client(self):
+        """The next live node and its client; (None, None) when no node runs."""
+        for _ in NODES:
+            node_id = NODES[self._turn % len(NODES)]
+            self._turn += 1
+            srv = self.cluster.nodes[node_id]
+            if node_alive(srv):
+                endpoint = srv.endpoint
+                if endpoint not in self._clients:  # a restarted node listens on another port
+                    self._clients[endpoint] = s3_client(srv)
+                return node_id, self._clients[endpoint]
+        return None, None
+
+    def _on_nodes(self, op, request):
+        """request(client) on the next live node, on the next one while a node cannot be reached.
+        The node that answered; False: failed (counted); None: no node could be reached."""
+        for _ in NODES:
+            node_id, client = self._client()
+            if client is None:
+                break
+            try:
+                request(client)
+                self.counts[f"{op} ok"] += 1
+                return node_id
+            except S3_UNREACHABLE:
+                self.counts["unreachable"] += 1
+            except (ClientError, *S3_LOST) as e:
+                self.counts[f"{op} failed"] += 1
+                self.counts[f"{op} {s3_failure(e)}"] += 1
+                return False
+        self._stop.wait(0.1)
+        return None
+
+    def _put(self):
+        key = f"{S3_PREFIX}{self._seq:07d}"
+        self._seq += 1
+        body = s3_body(key)
+        answer = {}
+        done = self._on_nodes("put", lambda c: answer.update(c.put_object(Bucket=self.bucket, Key=key, Body=body)))
+        if done is False:
+            self.unknown.add(key)
+        elif done:
+            self.puts_acked_by[done] += 1
+            if answer["ETag"] != s3_etag(body):
+                self.errors.append(f"PUT {key}: ETag {answer['ETag']}, expected {s3_etag(body)}")
+            now = time.monotonic()
+            self.max_gap = max(self.max_gap, now - self._last_put)
+            self._last_put = now
+            self.acked[key] = answer["ETag"]
+            self.present.append(key)
+            self.puts_acked += 1
+
+    def _get(self, client, key):
+        try:
+            got = client.get_object(Bucket=self.bucket, Key=key)
+            body = got["Body"].read()
+        except ClientError as e:
+            if e.response["Error"].get("Code") == "NoSuchKey":
+                self.errors.append(f"GET {key} (acknowledged, never deleted): NoSuchKey")
+            raise
+        expected = s3_body(key)
+        if body != expected or got["ETag"] != self.acked[key]:
+            self.errors.append(f"GET {key} from {client.meta.endpoint_url}: {len(body)} bytes (MD5 "
+                               f"{s3_etag(body)}), ETag {got['ETag']}; expected {len(expected)} bytes (MD5 "
+                               f"{s3_etag(expected)}), ETag {self.acked[key]}")
+
+    def _delete(self, key):
+        done = self._on_nodes("delete", lambda c: c.delete_object(Bucket=self.bucket, Key=key))
+        if done:
+            self.deleted.add(key)
+        elif done is False:
+            self.maybe_deleted.add(key)
+        else:
+            self.present.append(key)  # never sent
+
+    def _list(self, client):
+        expected, deleted = set(self.present), set(self.deleted)
+        listed = s3_list(client, self.bucket)
+        missing, resurrected = expected - set(listed), deleted & set(listed)
+        if missing or resurrected:
+            self.errors.append(f"LIST: {len(missing)} acknowledged keys missing {sorted(missing)[:10]}, "
+                               f"{len(resurrected)} deleted keys listed {sorted(resurrected)[:10]}")
+
+    # -- the test's side --
+
+    def wait_for_progress(self, what, count=20, timeout=20, every_node=False):
+        """Waits until `count` more PUTs are acknowledged (every_node: at least one by each node):
+        S3 writes go on."""
+        start, start_by = self.puts_acked, dict(self.puts_acked_by)
+        done = (lambda: self.puts_acked >= start + count and
+                (not every_node or all(self.puts_acked_by[n] > start_by.get(n, 0) for n in NODES)))
+        wait_until(lambda: done() or not self._thread.is_alive(), timeout,
+                   f"{what}: {count} more S3 PUTs acknowledged{', some by every node' if every_node else ''}")
+        assert self._thread.is_alive(), self.errors
+
+    def halt(self, timeout=60):
+        """Ends the loop after the request in flight (each is bounded by the client's timeouts)."""
+        self._stop.set()
+        self._thread.join(timeout)
+        assert not self._thread.is_alive(), f"the S3 workload did not stop within {timeout} s"
+
+    def stop(self):
+        """Ends the loop and returns the figures; fails on a wrong answer seen meanwhile."""
+        if self._stats is None:
+            stopped = time.monotonic()
+            self.halt()
+            self._stats = dict(self.counts, max_gap_ms=int(1000 * max(self.max_gap, stopped - self._last_put)),
+                               seconds=round(stopped - self._started, 1))
+        assert not self.errors, "wrong S3 answers during the run:\n" + "\n".join(self.errors[:20])
+        return self._stats
+
+    def verify(self, node_id):
+        """On one node's endpoint: every acknowledged PUT never (maybe) deleted reads back with its
+        bytes and ETag; every acknowledged DELETE is NoSuchKey; the listing holds exactly the
+        acknowledged keys never deleted, plus some of those whose PUT or DELETE had no answer (those
+        listed read back whole, those not listed are NoSuchKey). Returns the listing and the bytes read."""
+        client = s3_client(self.cluster.nodes[node_id], read_timeout=30)
+        problems, read = [], 0
+
+        def get(key):
+            nonlocal read
+            try:
+                got = client.get_object(Bucket=self.bucket, Key=key)
+            except ClientError as e:
+                return s3_failure(e), None
+            body = got["Body"].read()
+            read += len(body)
+            return got["ETag"], body
+
+        listed = s3_list(client, self.bucket)
+        live = set(self.acked) - self.deleted - self.maybe_deleted
+        assert len(live) == len(self.present), "the workload's records disagree"
+        if live - set(listed):
+            problems.append(f"acknowledged keys not listed: {sorted(live - set(listed))[:10]}")
+        if self.deleted & set(listed):
+            problems.append(f"deleted keys listed: {sorted(self.deleted & set(listed))[:10]}")
+        strays = set(listed) - live - self.unknown - self.maybe_deleted
+        if strays:
+            problems.append(f"keys listed that no PUT wrote: {sorted(strays)[:10]}")
+        for key, (etag, size) in sorted(listed.items()):
+            body = s3_body(key)
+            if (etag, size) != (s3_etag(body), len(body)):
+                problems.append(f"{key} listed with ETag {etag}, {size} bytes; expected {s3_etag(body)}, {len(body)}")
+        for key in sorted(live | self.unknown | self.maybe_deleted):
+            etag, body = get(key)
+            body_ok = body == s3_body(key) and etag == s3_etag(s3_body(key))
+            if key in live and not (body_ok and etag == self.acked[key]):
+                problems.append(f"GET {key} (acknowledged): {etag}, {len(body or b'')} bytes; expected "
+                                f"{self.acked[key]}, {len(s3_body(key))} bytes")
+            elif key not in live and key in listed and not body_ok:
+                problems.append(f"GET {key} (listed, its outcome unknown): {etag}, not its bytes")
+            elif key not in live and key not in listed and etag != "404 NoSuchKey":
+                problems.append(f"GET {key} (not listed, its outcome unknown): {etag}, expected 404 NoSuchKey")
+        for key in sorted(self.deleted):
+            etag, _ = get(key)
+            if etag != "404 NoSuchKey":
+                problems.append(f"GET {key} (deleted): {etag}, expected 404 NoSuchKey")
+        assert not problems, f"S3 data on {node_id} ({len(problems)} problems):\n" + "\n".join(problems[:30])
+        return listed, read
+
+
+def check_s3_after(cluster, workload, what):
+    """With the failure repaired and the workload stopped: it saw no wrong answer, PUTs waited
+    within the chain writer's bound, and every node serves exactly its acknowledged objects (the
+    same listing on every node)."""
+    stats = workload.stop()
+    ok = {op: stats.get(f"{op} ok", 0) for op in ("put", "get", "delete", "list")}
+    failed = {op: stats.get(f"{op} failed", 0) for op in ("put", "get", "delete", "list")}
+    assert ok["put"] > 20 and ok["get"] > 0 and ok["delete"] > 0 and ok["list"] > 0, stats
+    # PUTs waited at most what the chain writer's writes may wait (check_data_after).
+    assert stats["max_gap_ms"] < (LEASE_TTL_S + 8) * 1000, stats
+    listings, read = {}, 0
+    for node_id in NODES:
+        listings[node_id], n = workload.verify(node_id)
+        read += n
+    assert all(listing == listings[NODES[0]] for listing in listings.values()), "the nodes list different objects"
+    listed = set(listings[NODES[0]])
+    failures = ", ".join(f"{k} x{v}" for k, v in sorted(stats.items())
+                         if k not in ("max_gap_ms", "seconds") and not k.endswith((" ok", " failed"))) or "none"
+    by_node = ", ".join(f"{n} {workload.puts_acked_by[n]}" for n in NODES)
+    print(f"{what}, S3 over {stats['seconds']} s: {ok['put']} PUTs acknowledged ({by_node}; {failed['put']} failed), "
+          f"{ok['get']} GETs checked ({failed['get']} failed), {ok['delete']} DELETEs ({failed['delete']} failed), "
+          f"{ok['list']} LISTs checked ({failed['list']} failed); failures: {failures}; longest wait for a PUT "
+          f"acknowledgement {stats['max_gap_ms']} ms; on each node the {len(workload.present)} objects kept read "
+          f"back ({read / len(NODES) / 2**20:.1f} MiB), the {len(workload.deleted)} deleted absent, the listing "
+          f"exactly those plus {len(listed & workload.unknown)} of {len(workload.unknown)} unanswered PUTs and "
+          f"{len(listed & workload.maybe_deleted)} of {len(workload.maybe_deleted)} unanswered DELETEs")
+
 def replicas_agree(cluster):
     """Every chain's three replicas (each node reports those the table names it for) are ready,
     with equal digests."""
@@ -497,13 +840,16 @@ def wait_until(predicate, timeout, what):
     pytest.fail(f"{what}: not within {timeout} s", pytrace=False)
 
 
-def check_data_after(cluster, writer, what):
-    """After a failure and its repair, with the writer still running: writes go on, then every
-    acknowledged write is read back from every member of its chain and every chain's replicas are
-    identical."""
+def check_data_after(cluster, writer, workload, what):
+    """After a failure and its repair, with the writer and the S3 workload still running: writes go
+    on, then every acknowledged write is read back from every member of its chain, every chain's
+    replicas are identical, and every node serves exactly the S3 objects acknowledged
+    (check_s3_after)."""
     cluster.wait_for("n1", all_full_and_serving, FORM_TIMEOUT_S, f"{what}: every chain full and serving again")
     writer.wait_for_progress(f"{what}, every chain serving again")
+    workload.wait_for_progress(f"{what}, every chain serving again", every_node=True)
     result = writer.finish()
+    workload.stop()  # quiet chains for the digests; its figures are checked below
     acked = writer.acked()
     assert result["acked"] == acked > 100, result
     # Writes waited at most a lease TTL for the departure, plus the manager's round, plus slack
@@ -515,9 +861,10 @@ def check_data_after(cluster, writer, what):
     print(f"{what}: {acked} writes acknowledged ({result['failed']} failed), longest wait for an "
           f"acknowledgement {result['max_gap_ms']} ms; each of the {checked['keys']} acknowledged writes read back "
           f"from every member ({checked['reads']} reads); every chain's replicas identical")
+    check_s3_after(cluster, workload, what)
 
 
-def kill_and_restart(cluster, writer, victim, witness):
+def kill_and_restart(cluster, writer, workload, victim, witness):
     target = f"{victim}/0"
     assert cluster.nodes[victim].kill() == -signal.SIGKILL
     started = time.monotonic()
@@ -528,6 +875,7 @@ def kill_and_restart(cluster, writer, victim, witness):
     assert all(len(c["members"]) == 2 for c in status["chains"]), status
     print(f"{victim} killed: gone from the table after {time.monotonic() - started:.1f} s")
     writer.wait_for_progress(f"{victim} gone")
+    workload.wait_for_progress(f"{victim} gone")
     cluster.nodes[victim].start()
     # Back with a new lease (a new incarnation): every chain takes it back at its tail, syncing
     # until its copy is complete, then serving.
@@ -537,38 +885,44 @@ def kill_and_restart(cluster, writer, victim, witness):
     return status
 
 
-def test_killed_node_leaves_returns_resyncs_and_loses_nothing(cluster, pytestconfig, tmp_path):
+def test_killed_node_leaves_returns_resyncs_and_loses_nothing(cluster, pytestconfig, tmp_path, s3_workload):
     status = cluster.wait_for("n1", all_full_and_serving, FORM_TIMEOUT_S, "the cluster formed")
     manager = status["manager"]
     victim = next(n for n in NODES if n != manager)
     writer = ChainWriter(pytestconfig.getoption("--chain-kv-bin"), cluster, tmp_path)
+    workload = s3_workload()
     writer.wait_for_progress("before the kill", count=50)
-    kill_and_restart(cluster, writer, victim, witness=manager)
-    check_data_after(cluster, writer, f"{victim} killed and restarted")
+    workload.wait_for_progress("before the kill", every_node=True)
+    kill_and_restart(cluster, writer, workload, victim, witness=manager)
+    check_data_after(cluster, writer, workload, f"{victim} killed and restarted")
 
 
-def test_killed_manager_passes_the_office_on_and_loses_nothing(cluster, pytestconfig, tmp_path):
+def test_killed_manager_passes_the_office_on_and_loses_nothing(cluster, pytestconfig, tmp_path, s3_workload):
     status = cluster.wait_for("n1", all_full_and_serving, FORM_TIMEOUT_S, "the cluster formed")
     manager = status["manager"]
     witness = next(n for n in NODES if n != manager)
     writer = ChainWriter(pytestconfig.getoption("--chain-kv-bin"), cluster, tmp_path)
+    workload = s3_workload()
     writer.wait_for_progress("before the kill", count=50)
+    workload.wait_for_progress("before the kill", every_node=True)
     started = time.monotonic()
-    kill_and_restart(cluster, writer, manager, witness)
+    kill_and_restart(cluster, writer, workload, manager, witness)
     status = cluster.status(witness)
     assert status["manager"] not in (None, manager), status
     print(f"manager {manager} killed: {status['manager']} holds the office ({time.monotonic() - started:.1f} s)")
-    check_data_after(cluster, writer, f"manager {manager} killed and restarted")
+    check_data_after(cluster, writer, workload, f"manager {manager} killed and restarted")
 
 
-def test_etcd_restart_loses_nothing(cluster, pytestconfig, tmp_path):
+def test_etcd_restart_loses_nothing(cluster, pytestconfig, tmp_path, s3_workload):
     cluster.wait_for("n1", all_full_and_serving, FORM_TIMEOUT_S, "the cluster formed")
     writer = ChainWriter(pytestconfig.getoption("--chain-kv-bin"), cluster, tmp_path)
+    workload = s3_workload()
     writer.wait_for_progress("before etcd stops", count=50)
+    workload.wait_for_progress("before etcd stops", every_node=True)
     cluster.etcd.stop()
     time.sleep(1)
     cluster.etcd.start(same_port=True)
-    check_data_after(cluster, writer, "etcd killed and restarted")
+    check_data_after(cluster, writer, workload, "etcd killed and restarted")
     cluster.wait_for("n1", lambda s: len(s["nodes"]) == 3 and s["manager"] in NODES, FORM_TIMEOUT_S,
                      "three nodes and a manager after etcd restarted")
 

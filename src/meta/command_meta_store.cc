@@ -5,6 +5,8 @@
 #include <type_traits>
 #include <utility>
 
+#include "meta/upload_id.h"
+
 namespace cairn::meta {
 namespace {
 
@@ -14,8 +16,11 @@ Result<T> ValueOf(MetaOp op, Result<std::string> bytes) {
   if (!bytes.ok()) return bytes.status();
   Result<Reply> reply = DecodeReply(*bytes);
   if (!reply.ok()) return reply.status();
-  // The reply to bytes the executor could not decode carries its error (InvalidArgument).
-  if (reply->op == MetaOp::kNone && !reply->status.ok()) return reply->status;
+  // The executor could not decode the command this store encoded: nodes that speak different
+  // versions, or a bug; never the S3 client's fault.
+  if (reply->op == MetaOp::kNone && !reply->status.ok()) {
+    return Status::Internal("the metadata chain did not understand a command: " + reply->status.ToString());
+  }
   if (reply->op != op) return Status::Corruption("meta reply answers another operation");
   if (!reply->status.ok()) return reply->status;
   T* value = std::get_if<T>(&reply->value);
@@ -27,7 +32,7 @@ Status StatusOf(Result<std::monostate> result) { return result.status(); }
 
 }  // namespace
 
-CommandMetaStore::CommandMetaStore(CommandTransport* transport) : transport_(transport), rng_(std::random_device{}()) {}
+CommandMetaStore::CommandMetaStore(CommandTransport* transport) : transport_(transport) {}
 
 template <typename T>
 Result<T> CommandMetaStore::Write(const Command& command) {
@@ -37,13 +42,6 @@ Result<T> CommandMetaStore::Write(const Command& command) {
 template <typename T>
 Result<T> CommandMetaStore::Read(const Query& query) {
   return ValueOf<T>(OpOf(query), transport_->Query(EncodeQuery(query)));
-}
-
-std::string CommandMetaStore::NewUploadId() {
-  std::lock_guard lock(rng_mu_);
-  const uint64_t word0 = rng_();
-  const uint64_t word1 = rng_();
-  return logic::FormatUploadId(word0, word1);
 }
 
 // ---- Buckets ----------------------------------------------------------------------------------
@@ -115,7 +113,7 @@ Result<ListObjectsResult> CommandMetaStore::ListObjects(std::string_view bucket,
 Result<std::string> CommandMetaStore::CreateUpload(const MultipartUpload& upload) {
   command::CreateUpload c{upload};
   c.upload.parts.clear();
-  if (c.upload.upload_id.empty()) c.upload.upload_id = NewUploadId();
+  if (c.upload.upload_id.empty()) c.upload.upload_id = NewRandomUploadId();
   return Write<std::string>(c);
 }
 

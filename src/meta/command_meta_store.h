@@ -18,13 +18,12 @@
 // does not decode, or answers another operation, is Corruption.
 //
 // Thread-safety: all methods are thread-safe when the transport is (REQUIRES: it is); the store
-// keeps no state but its random source, which a mutex guards.
+// keeps no state.
 #pragma once
 
 #include <cstdint>
 #include <memory>
 #include <mutex>
-#include <random>
 #include <string>
 
 #include "common/result.h"
@@ -99,11 +98,8 @@ class CommandMetaStore final : public MetaStore {
   Result<T> Write(const Command& command);
   template <typename T>
   Result<T> Read(const Query& query);
-  std::string NewUploadId();
 
   CommandTransport* const transport_;
-  std::mutex rng_mu_;
-  std::mt19937_64 rng_;  // guarded by rng_mu_
 };
 
 }  // namespace cairn::meta

@@ -2,8 +2,8 @@
 // (bucket, key), and multipart uploads with their parts.
 //
 // This is the interface that the object layer and the gateway program against. The single-node
-// server implements it with RocksDB (meta/rocksdb_meta_store.h); the cluster mode will implement
-// it over metadata chains. It names no storage library on purpose.
+// server implements it with RocksDB (meta/rocksdb_meta_store.h); cluster mode with commands and
+// queries to a metadata chain (meta/command_meta_store.h). It names no storage library on purpose.
 //
 // Contracts shared by every implementation:
 //   - Every mutation is atomic and durable before it returns OK: a crash afterwards never loses
@@ -213,10 +213,11 @@ class MetaStore {
   [[nodiscard]] virtual Result<std::vector<AccessKeyRecord>> ListAccessKeys() = 0;
 
   // ---- Maintenance ------------------------------------------------------------------------
-  // Calls fn for every chunk referenced by a committed object or a stored part, over one
-  // consistent snapshot; stops at and returns the first non-OK status fn returns. A chunk
-  // written but not yet committed is not visited: a collector must spare chunks younger than
-  // the longest write in flight.
+  // Calls fn for every chunk referenced by a committed object or a stored part; stops at and
+  // returns the first non-OK status fn returns. Every chunk referenced throughout the call is
+  // visited; one committed during the call may not be (an implementation may walk pages, each
+  // over the state of its time, rather than one snapshot). A chunk written but not yet committed
+  // is not visited: a collector must spare chunks younger than the longest write in flight.
   [[nodiscard]] virtual Status ForEachChunkRef(const std::function<Status(const ChunkRef&)>& fn) = 0;
   // Named gauges and counters for /metrics: record counts ("buckets", "objects",
   // "object_bytes", "uploads", "parts"), operation counters and storage-library figures.

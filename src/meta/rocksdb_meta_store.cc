@@ -21,7 +21,6 @@
 #include <exception>
 #include <map>
 #include <mutex>
-#include <random>
 #include <shared_mutex>
 #include <utility>
 #include <vector>
@@ -29,6 +28,7 @@
 #include "common/kv.h"
 #include "meta/format.h"
 #include "meta/meta_logic.h"
+#include "meta/upload_id.h"
 
 namespace cairn::meta {
 namespace {
@@ -206,7 +206,7 @@ class BatchWriter final : public KvWriter {
 class RocksDbMetaStoreImpl final : public MetaStore {
  public:
   RocksDbMetaStoreImpl(std::unique_ptr<rocksdb::DB> db, const RocksDbMetaStore::Options& options)
-      : db_(std::move(db)), options_(options), rng_(std::random_device{}()) {}
+      : db_(std::move(db)), options_(options) {}
 
   ~RocksDbMetaStoreImpl() override {
     if (db_) (void)db_->Close();
@@ -335,7 +335,7 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   Result<std::string> CreateUpload(const MultipartUpload& upload) override {
     return Guard("CreateUpload", [&]() -> Result<std::string> {
       MultipartUpload with_id = upload;
-      if (with_id.upload_id.empty()) with_id.upload_id = NewUploadId();
+      if (with_id.upload_id.empty()) with_id.upload_id = NewRandomUploadId();
       std::shared_lock bucket_lock(bucket_mu_);
       std::lock_guard key_lock(Stripe(upload.bucket, upload.key));
       return MutateResult<std::string>(
@@ -568,13 +568,6 @@ class RocksDbMetaStoreImpl final : public MetaStore {
                                                                                  : Result<BucketInfo>(decoded)});
   }
 
-  std::string NewUploadId() {
-    std::lock_guard lock(rng_mu_);
-    const uint64_t word0 = rng_();
-    const uint64_t word1 = rng_();
-    return logic::FormatUploadId(word0, word1);
-  }
-
   const std::unique_ptr<rocksdb::DB> db_;
   const RocksDbMetaStore::Options options_;
   // Shared by every mutation of an object or upload, exclusive for bucket mutations, so that
@@ -590,8 +583,6 @@ class RocksDbMetaStoreImpl final : public MetaStore {
   BucketCache bucket_cache_;
   // Serializes user and access key mutations.
   std::mutex identity_mu_;
-  std::mutex rng_mu_;
-  std::mt19937_64 rng_;  // guarded by rng_mu_
   std::atomic<uint64_t> list_steps_{0};
 };
 

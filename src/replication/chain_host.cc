@@ -194,7 +194,8 @@ Status ChainHost::Init() {
   copier_ = std::make_unique<ChainClient>(std::move(copier));
   event_thread_ = std::thread([this] { EventLoop(); });
   disk_thread_ = std::thread([this] { DiskLoop(); });
-  blob_thread_ = std::thread([this] { BlobLoop(); });
+  blob_reads_.thread = std::thread([this] { BlobLoop(&blob_reads_); });
+  blob_copies_.thread = std::thread([this] { BlobLoop(&blob_copies_); });
   accept_thread_ = std::thread([this] { AcceptLoop(); });
   return Status::OK();
 }
@@ -208,7 +209,8 @@ ChainHost::~ChainHost() {
   blob_cv_.notify_all();
   if (event_thread_.joinable()) event_thread_.join();
   if (disk_thread_.joinable()) disk_thread_.join();
-  if (blob_thread_.joinable()) blob_thread_.join();
+  if (blob_reads_.thread.joinable()) blob_reads_.thread.join();
+  if (blob_copies_.thread.joinable()) blob_copies_.thread.join();
   copier_.reset();
   std::map<uint32_t, std::shared_ptr<Inbound>> inbound;
   std::map<NodeId, std::unique_ptr<Outbox>> outboxes;
@@ -457,10 +459,10 @@ void ChainHost::Process(ChainId chain, Effects effects) {
     if (options_.on_report) options_.on_report(report);
   }
   for (BlobReadJob& job : effects.blob_reads) {
-    RunBlob([this, job = std::move(job)] { ReadBlobFor(job); });
+    RunBlob(&blob_reads_, [this, job = std::move(job)] { ReadBlobFor(job); });
   }
   if (effects.blob_copy) {
-    RunBlob([this, chain, job = std::move(*effects.blob_copy)] { CopyBlobs(chain, job); });
+    RunBlob(&blob_copies_, [this, chain, job = std::move(*effects.blob_copy)] { CopyBlobs(chain, job); });
   }
   if (effects.refresh_view && options_.on_refresh) options_.on_refresh(chain);
 }
@@ -567,21 +569,21 @@ void ChainHost::DiskLoop() {
 
 // ---- Blobs ----
 
-void ChainHost::RunBlob(std::function<void()> job) {
+void ChainHost::RunBlob(BlobQueue* queue, std::function<void()> job) {
   {
     std::lock_guard lock(blob_mu_);
-    blob_jobs_.push_back(std::move(job));
+    queue->jobs.push_back(std::move(job));
   }
-  blob_cv_.notify_one();
+  blob_cv_.notify_all();
 }
 
-void ChainHost::BlobLoop() {
+void ChainHost::BlobLoop(BlobQueue* queue) {
   std::unique_lock lock(blob_mu_);
   while (true) {
-    blob_cv_.wait(lock, [&] { return stopping_.load() || !blob_jobs_.empty(); });
+    blob_cv_.wait(lock, [&] { return stopping_.load() || !queue->jobs.empty(); });
     if (stopping_) return;
-    std::function<void()> job = std::move(blob_jobs_.front());
-    blob_jobs_.pop_front();
+    std::function<void()> job = std::move(queue->jobs.front());
+    queue->jobs.pop_front();
     lock.unlock();
     job();
     lock.lock();

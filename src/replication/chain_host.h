@@ -171,9 +171,14 @@ class ChainHost {
   void ServeConnection(int fd);
   void ReadLoop(std::shared_ptr<Inbound> inbound);
   void DiskLoop();
-  // Blob reads and resync copies, off the event and disk threads.
-  void BlobLoop();
-  void RunBlob(std::function<void()> job);
+  // Blob reads, and resync copies, each on a thread of its own (a long copy never delays reads),
+  // off the event and disk threads.
+  struct BlobQueue {
+    std::deque<std::function<void()>> jobs;  // GUARDED_BY(blob_mu_)
+    std::thread thread;
+  };
+  void BlobLoop(BlobQueue* queue);
+  void RunBlob(BlobQueue* queue, std::function<void()> job);
   void ReadBlobFor(const BlobReadJob& job);
   void CopyBlobs(ChainId chain, const BlobCopyJob& job);
   void SendTo(Endpoint to, const Message& message);
@@ -219,11 +224,11 @@ class ChainHost {
 
   std::mutex blob_mu_;
   std::condition_variable blob_cv_;
-  std::deque<std::function<void()>> blob_jobs_;  // GUARDED_BY(blob_mu_)
-  std::unique_ptr<ChainClient> copier_;          // reads the blobs a resync copies
+  BlobQueue blob_reads_;
+  BlobQueue blob_copies_;
+  std::unique_ptr<ChainClient> copier_;  // reads the blobs a resync copies
 
   std::atomic<uint64_t> dropped_{0};
-  std::thread blob_thread_;
   std::thread event_thread_;
   std::thread accept_thread_;
   std::thread disk_thread_;

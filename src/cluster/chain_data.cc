@@ -116,7 +116,7 @@ Status EngineBlobStore::PutMany(const std::vector<const replication::Blob*>& blo
       --pending;
       continue;
     }
-    engine_->AppendAsync(*id, AsBytes(blob->bytes), blob->crc32c,
+    engine_->AppendAsync(*id, AsBytes(blob->data()), blob->crc32c,
                          [&](const Status& status, const engine::ChunkLocation&) {
                            std::lock_guard lock(mu);
                            if (!status.ok() && first.ok()) first = status;

@@ -14,7 +14,7 @@ Result<std::string> MemoryBlobStore::Read(const BlobInfo& blob, uint64_t offset,
   std::lock_guard lock(mu_);
   auto it = blobs_.find(blob.id);
   if (it == blobs_.end()) return Status::NotFound("no such blob");
-  const std::string& bytes = it->second.bytes;
+  const std::string& bytes = it->second.data();
   if (crc32c::Value(bytes.data(), bytes.size()) != it->second.crc32c) return Status::Corruption("blob damaged");
   if (offset > bytes.size() || length > bytes.size() - offset) return Status::InvalidArgument("range past the end");
   return bytes.substr(offset, length);
@@ -23,7 +23,7 @@ Result<std::string> MemoryBlobStore::Read(const BlobInfo& blob, uint64_t offset,
 bool MemoryBlobStore::Has(const BlobInfo& blob) {
   std::lock_guard lock(mu_);
   auto it = blobs_.find(blob.id);
-  return it != blobs_.end() && it->second.bytes.size() == blob.size && it->second.crc32c == blob.crc32c;
+  return it != blobs_.end() && it->second.data().size() == blob.size && it->second.crc32c == blob.crc32c;
 }
 
 Status MemoryBlobStore::Delete(const std::string& id) {
@@ -47,7 +47,10 @@ std::vector<std::string> MemoryBlobStore::Ids() const {
 void MemoryBlobStore::Damage(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = blobs_.find(id);
-  if (it != blobs_.end() && !it->second.bytes.empty()) it->second.bytes[0] ^= 0x5a;
+  if (it == blobs_.end() || it->second.data().empty()) return;
+  std::string damaged = it->second.data();
+  damaged[0] ^= 0x5a;
+  it->second.bytes = std::make_shared<const std::string>(std::move(damaged));
 }
 
 }  // namespace cairn::replication

@@ -57,7 +57,7 @@ std::optional<BlobInfo> DecodeBlobDescriptor(std::string_view id, std::string_vi
 
 namespace {
 
-bool BlobIntact(const Blob& blob) { return crc32c::Value(blob.bytes.data(), blob.bytes.size()) == blob.crc32c; }
+bool BlobIntact(const Blob& blob) { return crc32c::Value(blob.data().data(), blob.data().size()) == blob.crc32c; }
 
 // The update as the logs keep it: the blob's bytes are in the blob store.
 Update WithoutBlobBytes(Update update) {
@@ -706,7 +706,7 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
   }
   if (write.blob && !BlobIntact(*write.blob)) {
     ClientWriteReply reply = WriteRefusal(write, "");
-    reply.status = Status::Corruption("blob " + std::to_string(write.blob->bytes.size()) +
+    reply.status = Status::Corruption("blob " + std::to_string(write.blob->data().size()) +
                                       " bytes: its CRC32C does not match its bytes");
     out.sends.push_back({from, std::move(reply)});
     return;
@@ -724,7 +724,7 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
   }
   if (write.blob) {
     update.mutations.push_back(
-        {BlobKey(write.blob->id), EncodeBlobDescriptor(write.blob->bytes.size(), write.blob->crc32c)});
+        {BlobKey(write.blob->id), EncodeBlobDescriptor(write.blob->data().size(), write.blob->crc32c)});
     update.blob = write.blob;
   }
   for (const std::string& id : write.drop_blobs) update.mutations.push_back({BlobKey(id), std::nullopt});

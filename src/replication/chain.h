@@ -36,6 +36,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -115,11 +116,27 @@ struct WriteResult {
 // BlobKey(id), which is how a resync knows which blobs to copy; the state machines never see
 // those keys (StoreReader hides them). The CRC is verified by every replica before it writes
 // (ARCHITECTURE decision 6) and by the blob store on every read.
+//
+// The bytes are shared, never changed once made: the copies of an update a replica keeps (in
+// flight to its successor, pending its commit, on the way to its disk) all point at one buffer.
 struct Blob {
+  Blob() = default;
+  Blob(std::string id_in, std::string bytes_in, uint32_t crc)
+      : id(std::move(id_in)), bytes(std::make_shared<const std::string>(std::move(bytes_in))), crc32c(crc) {}
+  const std::string& data() const { return bytes ? *bytes : Empty(); }
+  bool operator==(const Blob& other) const {
+    return id == other.id && crc32c == other.crc32c && data() == other.data();
+  }
+
   std::string id;
-  std::string bytes;
+  std::shared_ptr<const std::string> bytes;  // null: empty
   uint32_t crc32c = 0;
-  bool operator==(const Blob&) const = default;
+
+ private:
+  static const std::string& Empty() {
+    static const std::string empty;
+    return empty;
+  }
 };
 
 struct BlobInfo {

@@ -631,7 +631,7 @@ void ChainHost::CopyBlobs(ChainId chain, const BlobCopyJob& job) {
     Status status = bytes.status();
     if (bytes.ok()) {
       Blob blob{info.id, std::move(*bytes), info.crc32c};
-      status = crc32c::Value(blob.bytes.data(), blob.bytes.size()) == info.crc32c
+      status = crc32c::Value(blob.data().data(), blob.data().size()) == info.crc32c
                    ? options_.blobs->PutMany({&blob})
                    : Status::Corruption("copied blob fails its checksum");
     }

@@ -112,7 +112,7 @@ void Write(Writer& w, const std::optional<Blob>& blob) {
   w.U8(blob.has_value() ? 1 : 0);
   if (!blob) return;
   w.String(blob->id);
-  w.String(blob->bytes);
+  w.String(blob->data());
   w.U32(blob->crc32c);
 }
 
@@ -352,7 +352,7 @@ void Read(Reader& r, std::optional<Blob>& out) {
   if (presence != 1) return;
   Blob blob;
   blob.id = r.String();
-  blob.bytes = r.String();
+  blob.bytes = std::make_shared<const std::string>(r.String());
   blob.crc32c = r.U32();
   out = std::move(blob);
 }

@@ -392,7 +392,7 @@ TEST(ChainHost, KilledMemberLeavesReturnsAndResyncs) {
 
 Blob MakeBlob(const std::string& id, size_t size) {
   Blob blob{id, ValueFor(id, size), 0};
-  blob.crc32c = crc32c::Value(blob.bytes.data(), blob.bytes.size());
+  blob.crc32c = crc32c::Value(blob.data().data(), blob.data().size());
   return blob;
 }
 
@@ -408,11 +408,11 @@ TEST(ChainHost, BlobsAreStoredOnEveryReplicaReadFromAnyAndDeleted) {
     EXPECT_EQ(cluster.blobs(n).size(), 21u) << "node " << n;  // durable everywhere once acknowledged
     auto bytes = client.ReadBlobAt(n, 1, 1, "big", 1000, 2u << 20);
     ASSERT_OK(bytes);
-    EXPECT_TRUE(*bytes == big.bytes.substr(1000, 2u << 20)) << "node " << n;
+    EXPECT_TRUE(*bytes == big.data().substr(1000, 2u << 20)) << "node " << n;
   }
   auto whole = client.ReadBlob(1, "b7", 0, 1007);
   ASSERT_OK(whole);
-  EXPECT_EQ(*whole, MakeBlob("b7", 1007).bytes);
+  EXPECT_EQ(*whole, MakeBlob("b7", 1007).data());
   EXPECT_TRUE(client.ReadBlob(1, "b7", 1000, 8).status().IsInvalidArgument());
   EXPECT_TRUE(client.ReadBlob(1, "nothing", 0, 1).status().IsNotFound());
 
@@ -428,7 +428,7 @@ TEST(ChainHost, BlobsAreStoredOnEveryReplicaReadFromAnyAndDeleted) {
   for (int i = 0; i < 6; ++i) {
     auto bytes = client.ReadBlob(1, "b3", 0, 1003);
     ASSERT_OK(bytes);
-    EXPECT_EQ(*bytes, MakeBlob("b3", 1003).bytes);
+    EXPECT_EQ(*bytes, MakeBlob("b3", 1003).data());
   }
   EXPECT_TRUE(client.ReadBlobAt(1, 1, 1, "b3", 0, 1003).status().IsCorruption());
 

@@ -523,7 +523,7 @@ TEST(ChainBlobs, AReplicaNeverWritesABlobThatFailsItsChecksum) {
   ChainReplica head = Founding(1, View(1, {M(1), M(2)}));
   ChainReplica tail = Founding(2, View(1, {M(1), M(2)}));
   Blob blob{"id", "bytes of the blob", 0};
-  blob.crc32c = crc32c::Value(blob.bytes.data(), blob.bytes.size());
+  blob.crc32c = crc32c::Value(blob.data().data(), blob.data().size());
   ClientWrite write{1, kChain, 1, 5, "", blob, {}};
   Effects at_head = head.OnMessage(kClient, write);
   ASSERT_EQ(at_head.disk_writes.size(), 1u);
@@ -532,7 +532,9 @@ TEST(ChainBlobs, AReplicaNeverWritesABlobThatFailsItsChecksum) {
   EXPECT_EQ(update.mutations, (std::vector<KvMutation>{{BlobKey("id"), EncodeBlobDescriptor(17, blob.crc32c)}}));
 
   Update damaged = update;
-  damaged.blob->bytes[3] ^= 1;
+  std::string flipped = damaged.blob->data();
+  flipped[3] ^= 1;
+  damaged.blob = Blob{damaged.blob->id, flipped, damaged.blob->crc32c};
   Effects dropped = tail.OnMessage(Endpoint::Replica(1), damaged);
   EXPECT_TRUE(dropped.disk_writes.empty());
   EXPECT_TRUE(dropped.sends.empty());
@@ -543,7 +545,9 @@ TEST(ChainBlobs, AReplicaNeverWritesABlobThatFailsItsChecksum) {
 
   // At the head, a damaged blob is refused for good (not Busy: a retry cannot help).
   write.op_id = 6;
-  write.blob->bytes[0] ^= 1;
+  std::string bad = write.blob->data();
+  bad[0] ^= 1;
+  write.blob = Blob{write.blob->id, bad, write.blob->crc32c};
   Effects refused = head.OnMessage(kClient, write);
   ASSERT_EQ(Sent<ClientWriteReply>(refused, kClient).size(), 1u);
   EXPECT_TRUE(Sent<ClientWriteReply>(refused, kClient)[0].status.IsCorruption());
@@ -553,7 +557,7 @@ TEST(ChainBlobs, AReplicaNeverWritesABlobThatFailsItsChecksum) {
 TEST(ChainBlobs, ASyncedMemberReportsOnlyOnceItsBlobsAreCopied) {
   ChainReplica head = Founding(1, View(1, {M(1)}));
   Blob blob{"b", "xyz", 0};
-  blob.crc32c = crc32c::Value(blob.bytes.data(), blob.bytes.size());
+  blob.crc32c = crc32c::Value(blob.data().data(), blob.data().size());
   (void)Persist(head, head.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, "", blob, {}}));
 
   ChainReplica joiner(kChain, 2);

@@ -84,6 +84,7 @@ class EngineBlobStore final : public replication::BlobStore {
   Result<std::string> Read(const replication::BlobInfo& blob, uint64_t offset, uint64_t length) override;
   bool Has(const replication::BlobInfo& blob) override;
   Status Delete(const std::string& id) override;
+  bool ValidId(std::string_view id) const override { return engine::ChunkId::FromString(id).has_value(); }
 
  private:
   engine::Engine* engine_;

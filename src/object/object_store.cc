@@ -103,8 +103,7 @@ struct ObjectWriter::State : std::enable_shared_from_this<State> {
   void Submit(Submission s) {
     auto self = shared_from_this();
     std::span<const std::byte> data(*s.bytes);
-    store->chunks_->AppendAsync(s.id, data, s.crc,
-                                [self, bytes = s.bytes](const Status& st) { self->ChunkDone(st); });
+    store->chunks_->AppendAsync(s.id, data, s.crc, [self, bytes = s.bytes](const Status& st) { self->ChunkDone(st); });
   }
 
   void ChunkDone(const Status& s) {
@@ -154,8 +153,18 @@ struct ObjectWriter::State : std::enable_shared_from_this<State> {
       s = error;
       size = taken;
     }
-    if (s.ok()) s = commit_fn == nullptr ? Status::Cancelled("write aborted") : (*commit_fn)(written, size);
-    if (!s.ok()) {
+    bool outcome_unknown = false;
+    if (s.ok()) {
+      s = commit_fn == nullptr ? Status::Cancelled("write aborted") : (*commit_fn)(written, size);
+      // A commit that timed out (cluster mode: no answer from the metadata chain before the
+      // deadline) may still be applied later: its chunks must stay, or a committed record would
+      // name deleted chunks. If it never commits they are orphans, for a collector.
+      outcome_unknown = s.IsTimeout();
+    }
+    if (outcome_unknown) {
+      CAIRN_LOG_WARN("object writer: the commit's outcome is unknown ({}); its {} chunks are kept", s.ToString(),
+                     written.size());
+    } else if (!s.ok()) {
       Status r = store->Reclaim(written);
       if (!r.ok()) CAIRN_LOG_WARN("object writer: reclaiming chunks of a write that did not commit: {}", r.ToString());
     }
@@ -241,18 +250,19 @@ std::function<void(Status)> DeliverRecord(std::shared_ptr<T> rec, std::function<
 
 ObjectWriter::CommitFn ObjectWriter::ObjectCommit(ObjectStore* store, meta::ObjectRecord* rec,
                                                   meta::WritePrecondition precondition) {
-  return [store, rec, precondition = std::move(precondition)](const std::vector<meta::ChunkRef>& chunks,
-                                                              uint64_t size) {
-    rec->size = size;
-    rec->chunks = chunks;
-    std::optional<meta::ObjectRecord> replaced;
-    CAIRN_RETURN_IF_ERROR(store->meta_->PutObject(*rec, precondition, &replaced));
-    if (replaced) {
-      Status r = store->Reclaim(replaced->chunks);
-      if (!r.ok()) CAIRN_LOG_WARN("object {}/{}: reclaiming the replaced version: {}", rec->bucket, rec->key, r.ToString());
-    }
-    return Status::OK();
-  };
+  return
+      [store, rec, precondition = std::move(precondition)](const std::vector<meta::ChunkRef>& chunks, uint64_t size) {
+        rec->size = size;
+        rec->chunks = chunks;
+        std::optional<meta::ObjectRecord> replaced;
+        CAIRN_RETURN_IF_ERROR(store->meta_->PutObject(*rec, precondition, &replaced));
+        if (replaced) {
+          Status r = store->Reclaim(replaced->chunks);
+          if (!r.ok())
+            CAIRN_LOG_WARN("object {}/{}: reclaiming the replaced version: {}", rec->bucket, rec->key, r.ToString());
+        }
+        return Status::OK();
+      };
 }
 
 ObjectWriter::CommitFn ObjectWriter::PartCommit(ObjectStore* store, meta::PartRecord* rec, std::string bucket,
@@ -321,7 +331,8 @@ Status ObjectWriter::FinishWithSync(const CommitFn& commit) {
   return st.CommitOrReclaim(&commit);
 }
 
-Result<meta::ObjectRecord> ObjectWriter::FinishSync(meta::ObjectRecord record, const meta::WritePrecondition& precondition) {
+Result<meta::ObjectRecord> ObjectWriter::FinishSync(meta::ObjectRecord record,
+                                                    const meta::WritePrecondition& precondition) {
   meta::ObjectRecord committed = std::move(record);
   CAIRN_RETURN_IF_ERROR(FinishWithSync(ObjectCommit(state_->store, &committed, precondition)));
   return committed;
@@ -396,7 +407,8 @@ Status ObjectStore::SendRange(const meta::ObjectRecord& record, uint64_t offset,
 Result<meta::ObjectRecord> ObjectStore::Delete(std::string_view bucket, std::string_view key) {
   CAIRN_ASSIGN_OR_RETURN(meta::ObjectRecord record, meta_->DeleteObject(bucket, key));
   Status r = Reclaim(record.chunks);
-  if (!r.ok()) CAIRN_LOG_WARN("object {}/{}: reclaiming chunks after delete: {}", record.bucket, record.key, r.ToString());
+  if (!r.ok())
+    CAIRN_LOG_WARN("object {}/{}: reclaiming chunks after delete: {}", record.bucket, record.key, r.ToString());
   return record;
 }
 

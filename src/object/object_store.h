@@ -25,7 +25,6 @@
 #include "engine/engine.h"
 #include "meta/meta_store.h"
 
-
 namespace cairn::object {
 
 // Where chunk bytes live: the local engine on a single node; chains of replicas in a cluster.
@@ -98,7 +97,9 @@ class ObjectWriter {
 
   // Stores what is buffered, waits for every chunk, then commits `record` with its size and
   // chunks filled in (the caller sets bucket, key, etag, headers and time). `done` gets the
-  // committed record, or the error; on any error the chunks written are deleted again. A record
+  // committed record, or the error; on any error the chunks written are deleted again, except
+  // Timeout from the commit (its outcome is unknown: the record may still commit, so the chunks
+  // stay). A record
   // the commit replaced has its chunks reclaimed before `done` runs. Call once.
   void Finish(meta::ObjectRecord record, meta::WritePrecondition precondition,
               std::function<void(Result<meta::ObjectRecord>)> done);

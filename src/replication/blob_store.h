@@ -7,6 +7,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -28,6 +29,9 @@ class BlobStore {
   virtual bool Has(const BlobInfo& blob) = 0;
   // Deletes a blob durably; OK when it is not here.
   virtual Status Delete(const std::string& id) = 0;
+  // Whether the store can hold a blob of that id (a head refuses others before they reach a
+  // disk, where a refusal would fail the node).
+  virtual bool ValidId(std::string_view id) const { return !id.empty(); }
 };
 
 // In memory; for tests. Damage() corrupts a stored blob, so readers' verification is tested.

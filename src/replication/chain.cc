@@ -393,6 +393,9 @@ void ChainReplica::InstallView(Effects& out) {
   commit_sent_ = 0;
   if (!IsHead()) waiters_.clear();  // their clients retry at the head of this version
   if (Successor()) Forward(acked_level_ + 1, applied_.last_seq, out);
+  // An installed copy still copying its blobs starts over from this version's predecessor (the
+  // job of the old version answers for an old predecessor, and is ignored).
+  if (installed_ && install_durable_ && !blobs_copied_) CopyBlobs(BlobsNamed(nullptr), out);
   Progress(out);
 }
 
@@ -711,6 +714,17 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
     out.sends.push_back({from, std::move(reply)});
     return;
   }
+  if (write.blob) {
+    // Ids are never reused for other bytes: the blob stores would refuse the second one.
+    auto it = applied_.records.find(BlobKey(write.blob->id));
+    if (it != applied_.records.end() && it->second.value &&
+        *it->second.value != EncodeBlobDescriptor(write.blob->data().size(), write.blob->crc32c)) {
+      ClientWriteReply reply = WriteRefusal(write, "");
+      reply.status = Status::AlreadyExists("blob id already stored with other bytes");
+      out.sends.push_back({from, std::move(reply)});
+      return;
+    }
+  }
   Update update;
   update.chain_id = chain_id_;
   update.chain_version = view_->version;
@@ -913,12 +927,7 @@ Effects ChainReplica::OnDiskWriteDone(uint64_t write_id) {
           install_durable_ = true;
           // The copy names blobs its predecessor stored before this replica joined: they are
           // copied now, and the sync is done only once they are here.
-          std::vector<BlobInfo> blobs = BlobsNamed(nullptr);
-          if (blobs.empty() || !Predecessor()) {
-            blobs_copied_ = true;
-          } else {
-            out.blob_copy = BlobCopyJob{*Predecessor(), view_->version, std::move(blobs)};
-          }
+          CopyBlobs(BlobsNamed(nullptr), out);
         }
         break;
     }
@@ -933,15 +942,22 @@ Effects ChainReplica::OnDiskWriteDone(uint64_t write_id) {
 Effects ChainReplica::OnBlobsCopied(uint64_t chain_version, const std::vector<std::string>& missing) {
   Effects out;
   if (phase_ != Phase::kReady || !installed_ || !install_durable_ || blobs_copied_) return out;
-  if (!view_ || view_->version != chain_version) return out;  // a job of an earlier session
-  std::vector<BlobInfo> still = BlobsNamed(&missing);
-  if (still.empty() || !Predecessor()) {
-    blobs_copied_ = true;
-    if (Serves()) ReportSyncDone(out);
-  } else {
-    out.blob_copy = BlobCopyJob{*Predecessor(), view_->version, std::move(still)};
-  }
+  // A job of an earlier view: the view change started another one, from the new predecessor.
+  if (!view_ || chain_version != blob_copy_version_) return out;
+  CopyBlobs(BlobsNamed(&missing), out);
+  if (blobs_copied_ && Serves()) ReportSyncDone(out);
   return out;
+}
+
+void ChainReplica::CopyBlobs(std::vector<BlobInfo> blobs, Effects& out) {
+  blob_copy_version_ = 0;
+  if (blobs.empty()) {
+    blobs_copied_ = true;
+    return;
+  }
+  if (!Predecessor()) return;  // nobody to copy from in this view: the next view starts the copy
+  blob_copy_version_ = view_->version;
+  out.blob_copy = BlobCopyJob{*Predecessor(), view_->version, std::move(blobs)};
 }
 
 std::vector<BlobInfo> ChainReplica::BlobsNamed(const std::vector<std::string>* ids) const {

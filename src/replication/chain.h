@@ -555,6 +555,9 @@ class ChainReplica {
   void HandleBlobRead(Endpoint from, const BlobRead& read, Effects& out);
   // The blobs the applied state names, of those in `ids` (all when null).
   std::vector<BlobInfo> BlobsNamed(const std::vector<std::string>* ids) const;
+  // Starts copying `blobs` from the predecessor under the current view (done at once when there
+  // are none), or reports the sync done once they are all here.
+  void CopyBlobs(std::vector<BlobInfo> blobs, Effects& out);
   void HandleSyncRequest(NodeId from, const SyncRequest& request, Effects& out);
   void HandleSyncData(NodeId from, const SyncData& data, Effects& out);
   void HandleVersionQuery(NodeId from, const VersionQuery& query, Effects& out);
@@ -626,8 +629,9 @@ class ChainReplica {
   uint64_t sync_next_ = 0;
   // Ready after a resync, until the manager marks this member serving.
   bool installed_ = false;
-  bool install_durable_ = false;  // the installed copy's write completed (this session)
-  bool blobs_copied_ = false;     // the installed copy's blobs are in the blob store (this session)
+  bool install_durable_ = false;    // the installed copy's write completed (this session)
+  bool blobs_copied_ = false;       // the installed copy's blobs are in the blob store (this session)
+  uint64_t blob_copy_version_ = 0;  // the view version of the BlobCopyJob out, 0: none
 
   uint32_t sync_request_ticks_ = 0;  // ticks since the last SyncRequest
 

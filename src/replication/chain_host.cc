@@ -201,7 +201,11 @@ Status ChainHost::Init() {
 }
 
 ChainHost::~ChainHost() {
-  stopping_ = true;
+  // Set under each loop's mutex: a loop between its predicate and its wait cannot miss it.
+  {
+    std::scoped_lock lock(mu_, disk_mu_, blob_mu_);
+    stopping_ = true;
+  }
   net::Shutdown(listen_fd_.get());
   if (accept_thread_.joinable()) accept_thread_.join();
   cv_.notify_all();
@@ -429,6 +433,12 @@ void ChainHost::Deliver(ChainId chain, Endpoint from, const Message& message) {
     }
     return;
   }
+  if (const auto* write = std::get_if<ClientWrite>(&message);
+      write != nullptr && write->blob && options_.blobs != nullptr && !options_.blobs->ValidId(write->blob->id)) {
+    ClientWriteReply reply{write->request_id, write->op_id, Status::InvalidArgument("not a blob id here"), {}, 0};
+    SendTo(from, reply);
+    return;
+  }
   Process(chain, it->second->OnMessage(from, message));
 }
 
@@ -620,9 +630,10 @@ void ChainHost::ReadBlobFor(const BlobReadJob& job) {
 
 void ChainHost::CopyBlobs(ChainId chain, const BlobCopyJob& job) {
   std::vector<std::string> missing;
+  bool give_up = false;  // the predecessor does not answer, or not for this version: stop asking
   for (const BlobInfo& info : job.blobs) {
     if (stopping_) return;
-    if (options_.blobs == nullptr) {
+    if (options_.blobs == nullptr || give_up) {
       missing.push_back(info.id);
       continue;
     }
@@ -638,6 +649,8 @@ void ChainHost::CopyBlobs(ChainId chain, const BlobCopyJob& job) {
     if (!status.ok()) {
       CAIRN_LOG_DEBUG("node {}: chain {}: copying a blob: {}", options_.name, chain, status.ToString());
       missing.push_back(info.id);
+      // NotFound: that blob was dropped meanwhile (or is missing there); the others may be there.
+      give_up = !status.IsNotFound();
     }
   }
   if (!missing.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // then a new job

@@ -237,6 +237,7 @@ int RunServer(const ServerArgs& args) {
   // gone: the status answer reads through it.
   if (node) node->Leave();
   (*server)->Stop(std::chrono::seconds(args.shutdown_grace_seconds));
+  chunk_writes.reset();  // its last jobs end (they use the server's object store) before the server
   blobs.reset();
   server->reset();
   node.reset();

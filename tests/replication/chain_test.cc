@@ -583,5 +583,54 @@ TEST(ChainBlobs, ASyncedMemberReportsOnlyOnceItsBlobsAreCopied) {
   EXPECT_EQ(done.reports[0].kind, ManagerReport::Kind::kSyncDone);
 }
 
+TEST(ChainBlobs, AViewChangeDuringTheCopyStartsItOverFromTheNewPredecessor) {
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}));
+  ChainReplica middle = Founding(2, View(1, {M(1), M(2)}));
+  Blob blob{"b", "xyz", 0};
+  blob.crc32c = crc32c::Value(blob.data().data(), blob.data().size());
+  Effects stored = head.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, "", blob, {}});
+  (void)Persist(head, stored);
+  (void)Persist(middle, middle.OnMessage(Endpoint::Replica(1), Sent<Update>(stored, Endpoint::Replica(2)).at(0)));
+
+  ChainReplica joiner(kChain, 3);
+  joiner.Start(1);
+  const ChainView two = View(2, {M(1), M(2), M(3, 1, /*serving=*/false)});
+  (void)head.OnView(two);
+  (void)middle.OnView(two);
+  Effects asked = joiner.OnView(two);
+  Effects snapshot = middle.OnMessage(Endpoint::Replica(3), Sent<SyncRequest>(asked, Endpoint::Replica(2)).at(0));
+  Effects durable =
+      Persist(joiner, joiner.OnMessage(Endpoint::Replica(2), Sent<SyncData>(snapshot, Endpoint::Replica(3)).at(0)));
+  ASSERT_TRUE(durable.blob_copy.has_value());
+  EXPECT_EQ(durable.blob_copy->from, 2u);
+
+  // Node 2 leaves while the copy runs: the copy starts again from node 1, and the old job's
+  // answer (even "nothing missing") does not count.
+  Effects moved = joiner.OnView(View(3, {M(1), M(3, 1, /*serving=*/false)}));
+  ASSERT_TRUE(moved.blob_copy.has_value());
+  EXPECT_EQ(moved.blob_copy->from, 1u);
+  EXPECT_EQ(moved.blob_copy->chain_version, 3u);
+  EXPECT_TRUE(joiner.OnBlobsCopied(2, {}).reports.empty());
+  Effects done = joiner.OnBlobsCopied(3, {});
+  ASSERT_EQ(done.reports.size(), 1u);
+  EXPECT_EQ(done.reports[0].chain_version, 3u);
+}
+
+TEST(ChainBlobs, AnIdIsNeverStoredAgainWithOtherBytes) {
+  ChainReplica alone = Founding(1, View(1, {M(1)}));
+  Blob blob{"b", "first", 0};
+  blob.crc32c = crc32c::Value(blob.data().data(), blob.data().size());
+  (void)Persist(alone, alone.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, "", blob, {}}));
+  Blob other{"b", "other bytes", 0};
+  other.crc32c = crc32c::Value(other.data().data(), other.data().size());
+  Effects refused = alone.OnMessage(kClient, ClientWrite{2, kChain, 1, 6, "", other, {}});
+  ASSERT_EQ(Sent<ClientWriteReply>(refused, kClient).size(), 1u);
+  EXPECT_TRUE(Sent<ClientWriteReply>(refused, kClient)[0].status.IsAlreadyExists());
+  EXPECT_TRUE(refused.disk_writes.empty());
+  // The same bytes again (a retry under a new operation id) are fine.
+  Effects again = alone.OnMessage(kClient, ClientWrite{3, kChain, 1, 7, "", blob, {}});
+  EXPECT_EQ(again.disk_writes.size(), 1u);
+}
+
 }  // namespace
 }  // namespace cairn::replication

@@ -84,6 +84,7 @@ class EngineBlobStore final : public replication::BlobStore {
   Result<std::string> Read(const replication::BlobInfo& blob, uint64_t offset, uint64_t length) override;
   bool Has(const replication::BlobInfo& blob) override;
   Status Delete(const std::string& id) override;
+  Status DeleteMany(const std::vector<std::string>& ids) override;
   bool ValidId(std::string_view id) const override { return engine::ChunkId::FromString(id).has_value(); }
 
  private:

@@ -23,7 +23,8 @@ Result<std::string> MemoryBlobStore::Read(const BlobInfo& blob, uint64_t offset,
 bool MemoryBlobStore::Has(const BlobInfo& blob) {
   std::lock_guard lock(mu_);
   auto it = blobs_.find(blob.id);
-  return it != blobs_.end() && it->second.data().size() == blob.size && it->second.crc32c == blob.crc32c;
+  return it != blobs_.end() && it->second.data().size() == blob.size && it->second.crc32c == blob.crc32c &&
+         crc32c::Value(it->second.data().data(), it->second.data().size()) == blob.crc32c;
 }
 
 Status MemoryBlobStore::Delete(const std::string& id) {

@@ -25,10 +25,19 @@ class BlobStore {
   // Bytes [offset, offset + length) of a stored blob, verified against its stored checksum:
   // Corruption rather than damaged bytes; NotFound when it is not here.
   virtual Result<std::string> Read(const BlobInfo& blob, uint64_t offset, uint64_t length) = 0;
-  // Whether the blob is here with that size and CRC.
+  // Whether the blob is here with that size and CRC, its bytes verified.
   virtual bool Has(const BlobInfo& blob) = 0;
   // Deletes a blob durably; OK when it is not here.
   virtual Status Delete(const std::string& id) = 0;
+  // Deletes many (a store that can share the durability cost overrides it); the first error.
+  virtual Status DeleteMany(const std::vector<std::string>& ids) {
+    Status first;
+    for (const std::string& id : ids) {
+      Status s = Delete(id);
+      if (!s.ok() && first.ok()) first = s;
+    }
+    return first;
+  }
   // Whether the store can hold a blob of that id (a head refuses others before they reach a
   // disk, where a refusal would fail the node).
   virtual bool ValidId(std::string_view id) const { return !id.empty(); }

@@ -476,8 +476,9 @@ void ChainReplica::HandleUpdate(NodeId from, const Update& update, Effects& out)
     return;
   }
   if (Predecessor() != from && !options_.faults.skip_version_check) return;
-  // Bytes damaged on the way are never written (the predecessor resends the update).
-  if (update.blob && !BlobIntact(*update.blob)) return;
+  // Bytes damaged on the way are never written (the predecessor resends the update). Checked only
+  // for the update that is written next: retransmitted duplicates are not checksummed again.
+  auto intact = [&update] { return !update.blob || BlobIntact(*update.blob); };
 
   if (phase_ == Phase::kSyncing) {
     // Design "Resync", step 1: record every new update, contiguous from the predecessor's
@@ -487,6 +488,7 @@ void ChainReplica::HandleUpdate(NodeId from, const Update& update, Effects& out)
       sync_next_ = update.first_seq;
     }
     if (update.seq == sync_next_) {
+      if (!intact()) return;
       sync_buffer_.push_back(WithoutBlobBytes(update));
       ++sync_next_;
       PendingWrite write;
@@ -511,6 +513,7 @@ void ChainReplica::HandleUpdate(NodeId from, const Update& update, Effects& out)
     return;
   }
   if (update.seq == last + 1) {
+    if (!intact()) return;
     Apply(update, out);
     Progress(out);
     return;
@@ -953,6 +956,7 @@ void ChainReplica::CopyBlobs(std::vector<BlobInfo> blobs, Effects& out) {
   blob_copy_version_ = 0;
   if (blobs.empty()) {
     blobs_copied_ = true;
+    out.copy_complete = true;
     return;
   }
   if (!Predecessor()) return;  // nobody to copy from in this view: the next view starts the copy

@@ -405,6 +405,9 @@ struct Effects {
   std::vector<DiskWrite> disk_writes;
   std::vector<BlobReadJob> blob_reads;
   std::optional<BlobCopyJob> blob_copy;
+  // A resync's copy is now complete on disk (its install durable, its blobs copied): the caller
+  // marks its store so (ReplicaStore::MarkComplete).
+  bool copy_complete = false;
   std::vector<ManagerReport> reports;
   // The replica saw a chain version newer than its own: the caller re-reads the chain table.
   bool refresh_view = false;

@@ -3,6 +3,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <future>
 #include <system_error>
@@ -454,7 +455,6 @@ void ChainHost::Process(ChainId chain, Effects effects) {
         if (!m.value && IsBlobKey(m.key)) current_batch_.dropped_blobs.push_back(m.key.substr(kBlobKeyPrefix.size()));
       }
     }
-    if (write.kind == DiskWrite::Kind::kInstall) installs_.emplace(chain, write.id);
   }
   for (Outbound& out : effects.sends) {
     if (out.to.kind == Endpoint::Kind::kClient) {
@@ -470,6 +470,14 @@ void ChainHost::Process(ChainId chain, Effects effects) {
   }
   for (BlobReadJob& job : effects.blob_reads) {
     RunBlob(&blob_reads_, [this, job = std::move(job)] { ReadBlobFor(job); });
+  }
+  if (effects.copy_complete) {
+    // Only now may this replica be taken back as the chain's serving member after a restart.
+    if (Status marked = store_->MarkComplete(chain); marked.ok()) {
+      complete_.insert(chain);
+    } else {
+      CAIRN_LOG_WARN("node {}: chain {}: marking the copy complete: {}", options_.name, chain, marked.ToString());
+    }
   }
   if (effects.blob_copy) {
     RunBlob(&blob_copies_, [this, chain, job = std::move(*effects.blob_copy)] { CopyBlobs(chain, job); });
@@ -544,14 +552,6 @@ void ChainHost::DiskLoop() {
     for (size_t i = 0; i < batches.size() && status.ok(); ++i) {
       status = store_->Commit(batches[i].batch, /*sync=*/i + 1 == batches.size());
     }
-    if (status.ok() && options_.blobs != nullptr) {
-      for (const DiskBatch& batch : batches) {
-        for (const std::string& id : batch.dropped_blobs) {
-          Status deleted = options_.blobs->Delete(id);
-          if (!deleted.ok()) CAIRN_LOG_WARN("node {}: deleting a blob: {}", options_.name, deleted.ToString());
-        }
-      }
-    }
     if (!status.ok()) {
       // Nothing of these batches is reported done, so nothing depending on them is acknowledged;
       // the node stops taking part (fenced) until an operator looks at its disk.
@@ -567,12 +567,23 @@ void ChainHost::DiskLoop() {
     for (DiskBatch& batch : batches) done.insert(done.end(), batch.writes.begin(), batch.writes.end());
     Post([this, done = std::move(done)] {
       for (const auto& [chain, id] : done) {
-        if (installs_.erase({chain, id}) > 0) complete_.insert(chain);  // the store marked it too
         auto it = replicas_.find(chain);
         if (it != replicas_.end()) Process(chain, it->second->OnDiskWriteDone(id));
       }
       if (!recovering_.empty()) RecoverWaiting();
     });
+    // Dropped blobs go once the updates dropping them are durable, after those are reported: the
+    // deletes are not on any write's way to its acknowledgement.
+    if (options_.blobs != nullptr &&
+        std::any_of(batches.begin(), batches.end(), [](const DiskBatch& b) { return !b.dropped_blobs.empty(); })) {
+      std::vector<std::string> dropped;
+      for (DiskBatch& batch : batches) {
+        for (std::string& id : batch.dropped_blobs) dropped.push_back(std::move(id));
+      }
+      if (Status deleted = options_.blobs->DeleteMany(dropped); !deleted.ok()) {
+        CAIRN_LOG_WARN("node {}: deleting dropped blobs: {}", options_.name, deleted.ToString());
+      }
+    }
     lock.lock();
   }
 }

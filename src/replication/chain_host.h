@@ -194,9 +194,8 @@ class ChainHost {
 
   // Event thread state (touched only by tasks running on it).
   std::map<ChainId, std::unique_ptr<ChainReplica>> replicas_;
-  std::map<ChainId, DurableState> loaded_;           // what the disk held at Start, until AddChain takes it
-  std::set<ChainId> complete_;                       // chains whose stored copy was once complete
-  std::set<std::pair<ChainId, uint64_t>> installs_;  // resync installs on their way to the disk
+  std::map<ChainId, DurableState> loaded_;  // what the disk held at Start, until AddChain takes it
+  std::set<ChainId> complete_;              // chains whose stored copy was once complete
   bool fence_requested_ = false;
   bool fenced_ = false;  // what the replicas were last told
   std::function<bool()> may_acknowledge_;

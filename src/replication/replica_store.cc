@@ -118,7 +118,6 @@ void ReplicaStore::Batch::Add(ChainId chain, const DiskWrite& write) {
       for (const auto& [key, record] : image.records) batch_->Put(Key(chain, kRecord, key), RecordValue(record));
       for (const auto& [op, result] : image.ops) batch_->Put(Key(chain, kOp, Be64(op)), OpValue(result));
       batch_->Put(Key(chain, kLastSeq), LastSeqValue(image.last_seq));
-      batch_->Put(Key(chain, kComplete), "");
       break;
     }
   }

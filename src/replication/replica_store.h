@@ -15,7 +15,8 @@
 //                        bytes
 //   C<chain>l<seq, 8 BE> an update of the sync log, encoded as a wire message (wire.h)
 //   C<chain>c            present once the replica held a complete copy (founding member, or a
-//                        resync installed): only such a replica may be taken back as the chain's
+//                        resync installed with every blob it names copied; an install clears it
+//                        until then): only such a replica may be taken back as the chain's
 //                        serving member after a restart (an emptied or replaced disk is not)
 //   V                    the store's format (one byte, 2); a store without it that holds anything
 //                        is refused
@@ -70,7 +71,8 @@ class ReplicaStore {
     std::set<ChainId> complete;              // those whose copy was once complete
   };
   Result<Loaded> LoadAll();
-  // Records, durably, that this store's copy of `chain` is complete (a founding member).
+  // Records, durably, that this store's copy of `chain` is complete (a founding member, or a
+  // resync whose install and blob copy are both done; an install alone clears the mark).
   Status MarkComplete(ChainId chain);
   // Drops everything of one chain (this node no longer holds a replica of it).
   Status DropChain(ChainId chain);

@@ -51,6 +51,7 @@ Effects Persist(ChainReplica& replica, const Effects& effects) {
     all.sends.insert(all.sends.end(), out.sends.begin(), out.sends.end());
     all.reports.insert(all.reports.end(), out.reports.begin(), out.reports.end());
     if (out.blob_copy) all.blob_copy = std::move(out.blob_copy);
+    all.copy_complete = all.copy_complete || out.copy_complete;
   }
   return all;
 }
@@ -570,6 +571,7 @@ TEST(ChainBlobs, ASyncedMemberReportsOnlyOnceItsBlobsAreCopied) {
   Effects installed = joiner.OnMessage(Endpoint::Replica(1), Sent<SyncData>(snapshot, Endpoint::Replica(2)).at(0));
   Effects durable = Persist(joiner, installed);
   EXPECT_TRUE(durable.reports.empty());  // the blob is not here yet
+  EXPECT_FALSE(durable.copy_complete);    // nor may the store say its copy is complete
   ASSERT_TRUE(durable.blob_copy.has_value());
   EXPECT_EQ(durable.blob_copy->from, 1u);
   EXPECT_EQ(durable.blob_copy->blobs, (std::vector<BlobInfo>{{"b", 3, blob.crc32c}}));
@@ -581,6 +583,7 @@ TEST(ChainBlobs, ASyncedMemberReportsOnlyOnceItsBlobsAreCopied) {
   Effects done = joiner.OnBlobsCopied(2, {});
   ASSERT_EQ(done.reports.size(), 1u);
   EXPECT_EQ(done.reports[0].kind, ManagerReport::Kind::kSyncDone);
+  EXPECT_TRUE(done.copy_complete);
 }
 
 TEST(ChainBlobs, AViewChangeDuringTheCopyStartsItOverFromTheNewPredecessor) {

@@ -138,7 +138,12 @@ int RunServer(const ServerArgs& args) {
   // measured: page faults and zeroing take a fifth of the server's CPU at 500 MB/s of PUTs; from
   // malloc's heap they would be reused warm (+50 % for one PUT stream) but fragmentation tripled
   // the peak RSS. A pool of chunk buffers is the fix that keeps both (docs/benchmarks.md).
-  mallopt(M_MMAP_THRESHOLD, 256 * 1024);
+  // A cluster node is the other way round: every chunk passes through several buffers per hop
+  // (codec, frames, blob store), and mapping each one cost 64 MiB PUTs through three local nodes
+  // half their throughput (interleaved, medians: 63 MB/s mapped, 112 MB/s from the heap) while
+  // the peak RSS was lower from the heap (233 MB against 319 MB on node n1); so it keeps malloc's
+  // default, and the maintenance loop's malloc_trim hands memory back when traffic stops.
+  if (!cluster_mode) mallopt(M_MMAP_THRESHOLD, 256 * 1024);
   mallopt(M_ARENA_MAX, 4);
 
   // Every thread started from here on inherits the blocked set, so the signals reach sigwait.

@@ -108,7 +108,7 @@ SINGLE_PORT=9010
 CAIRN_ROOT_ACCESS_KEY="$AWS_ACCESS_KEY_ID" CAIRN_ROOT_SECRET_KEY="$AWS_SECRET_ACCESS_KEY" \
   "$CAIRN" server --data "$SINGLE_DIR" --listen "127.0.0.1:$SINGLE_PORT" >"$TMP/single.log" 2>&1 &
 single=$!
-trap 'kill "$single" 2>/dev/null || true; rm -rf "$TMP"' EXIT
+trap 'kill "$single" 2>/dev/null || true; wait "$single" 2>/dev/null || true; rm -rf "$TMP"' EXIT
 for _ in $(seq 100); do
   curl -sf "http://127.0.0.1:$SINGLE_PORT/health" >/dev/null 2>&1 && break
   sleep 0.1

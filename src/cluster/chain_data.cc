@@ -58,7 +58,11 @@ void ChainChunkStore::AppendAsync(const engine::ChunkId& id, std::span<const std
   const replication::ChainId chain = ChainOfChunk(id, chain_count_);
   io_->Post([this, chain, blob = std::move(blob), done = std::move(done)]() mutable {
     auto written = client_->PutBlob(chain, std::move(blob));
-    done(written.ok() ? Status::OK() : written.status().WithContext("chunk on chain " + std::to_string(chain)));
+    Status status = written.status();
+    // A refusal of the chunk itself (a reused id, damaged bytes) is this server's fault, not the
+    // client's: never an S3 error about its request (AlreadyExists would read BucketAlreadyExists).
+    if (!written.ok() && !status.IsTimeout() && !status.IsBusy()) status = Status::Internal(status.ToString());
+    done(written.ok() ? Status::OK() : status.WithContext("chunk on chain " + std::to_string(chain)));
   });
 }
 

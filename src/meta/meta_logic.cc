@@ -268,37 +268,26 @@ Result<ObjectRecord> GetObject(const KvReader& reader, std::string_view bucket, 
 
 Status SetObjectAcl(const KvReader& reader, KvWriter& writer, std::string_view bucket, std::string_view key,
                     const Acl& acl, const ObjectRecord* expected) {
-  CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
-  const std::string db_key = format::ObjectKey(bucket, key);
-  CAIRN_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadObject(reader, db_key));
-  if (!current) {
-    CAIRN_RETURN_IF_ERROR(CheckBucket(reader, bucket));
-    return Status::NotFound("object " + std::string(key));
-  }
+  CAIRN_ASSIGN_OR_RETURN(ObjectRecord current, GetObject(reader, bucket, key));
   if (expected != nullptr &&
-      (expected->etag != current->etag || expected->last_modified_ms != current->last_modified_ms)) {
+      (expected->etag != current.etag || expected->last_modified_ms != current.last_modified_ms)) {
     return Status::PreconditionFailed("the object changed");
   }
-  const std::string owner = current->acl.owner.empty() ? acl.owner : current->acl.owner;
-  current->acl = acl;
-  current->acl.owner = owner;
-  writer.Put(db_key, format::EncodeObject(db_key, *current));
+  const std::string owner = current.acl.owner.empty() ? acl.owner : current.acl.owner;
+  current.acl = acl;
+  current.acl.owner = owner;
+  const std::string db_key = format::ObjectKey(bucket, key);
+  writer.Put(db_key, format::EncodeObject(db_key, current));
   return Status::OK();
 }
 
 Result<ObjectRecord> DeleteObject(const KvReader& reader, KvWriter& writer, std::string_view bucket,
                                   std::string_view key) {
-  CAIRN_RETURN_IF_ERROR(ValidateObjectName(bucket, key));
-  const std::string db_key = format::ObjectKey(bucket, key);
-  CAIRN_ASSIGN_OR_RETURN(std::optional<ObjectRecord> current, ReadObject(reader, db_key));
-  if (!current) {
-    CAIRN_RETURN_IF_ERROR(CheckBucket(reader, bucket));
-    return Status::NotFound("object " + std::string(key));
-  }
-  writer.Delete(db_key);
+  CAIRN_ASSIGN_OR_RETURN(ObjectRecord current, GetObject(reader, bucket, key));
+  writer.Delete(format::ObjectKey(bucket, key));
   writer.AddCounter(kObjectsCounter, -1);
-  if (current->size != 0) writer.AddCounter(kObjectBytesCounter, SizeDelta(0, current->size));
-  return std::move(*current);
+  if (current.size != 0) writer.AddCounter(kObjectBytesCounter, SizeDelta(0, current.size));
+  return current;
 }
 
 // One ordered scan of the bucket's objects from max(prefix, start_after). A common-prefix group

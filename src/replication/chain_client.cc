@@ -157,27 +157,37 @@ uint64_t ChainClient::NextRequestId() {
   return next_request_++;
 }
 
-Result<WriteResult> ChainClient::Submit(ChainId chain, ClientWrite write) {
-  if (write.op_id == 0) write.op_id = RandomU64() | 1;
-  write.chain_id = chain;
+template <class Reply>
+Result<Reply> ChainClient::ToHead(ChainId chain, std::string_view what,
+                                  const std::function<Message(uint64_t, uint64_t)>& make) {
   const auto deadline = Clock::now() + options_.deadline;
   Status last = Status::Timeout("no chain view");
   while (Clock::now() < deadline) {
     std::optional<ChainView> view = options_.view ? options_.view(chain) : std::nullopt;
     if (view && !view->members.empty()) {
-      write.request_id = NextRequestId();
-      write.chain_version = view->version;
-      const NodeId head = view->members.front().id.node;
-      auto answer = Call(head, write.request_id, write);
-      const auto* reply = answer ? std::get_if<ClientWriteReply>(&*answer) : nullptr;
-      if (reply != nullptr && reply->status.ok()) return reply->result;
+      const uint64_t request_id = NextRequestId();
+      auto answer = Call(view->members.front().id.node, request_id, make(request_id, view->version));
+      auto* reply = answer ? std::get_if<Reply>(&*answer) : nullptr;
+      if (reply != nullptr && reply->status.ok()) return std::move(*reply);
       if (reply != nullptr && !reply->status.IsBusy()) return reply->status;  // refused for good
       last = reply != nullptr ? reply->status : Status::Timeout("no answer from the head");
     }
     if (options_.refresh) options_.refresh(chain);
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  return Status::Timeout("chain " + std::to_string(chain) + " write: " + last.ToString());
+  return Status::Timeout("chain " + std::to_string(chain) + " " + std::string(what) + ": " + last.ToString());
+}
+
+Result<WriteResult> ChainClient::Submit(ChainId chain, ClientWrite write) {
+  if (write.op_id == 0) write.op_id = RandomU64() | 1;
+  write.chain_id = chain;
+  CAIRN_ASSIGN_OR_RETURN(ClientWriteReply reply,
+                         ToHead<ClientWriteReply>(chain, "write", [&write](uint64_t request_id, uint64_t version) {
+                           write.request_id = request_id;
+                           write.chain_version = version;
+                           return Message(write);  // the blob's bytes are shared, not copied
+                         }));
+  return std::move(reply.result);
 }
 
 Result<std::string> ChainClient::ReadBlobAt(NodeId node, ChainId chain, uint64_t version, const std::string& id,
@@ -228,26 +238,11 @@ Result<std::string> ChainClient::ReadBlob(ChainId chain, const std::string& id, 
 }
 
 Result<std::string> ChainClient::Query(ChainId chain, const std::string& query) {
-  const auto deadline = Clock::now() + options_.deadline;
-  Status last = Status::Timeout("no chain view");
-  while (Clock::now() < deadline) {
-    std::optional<ChainView> view = options_.view(chain);
-    if (view && !view->members.empty()) {
-      uint64_t request_id;
-      {
-        std::lock_guard lock(mu_);
-        request_id = next_request_++;
-      }
-      const NodeId head = view->members.front().id.node;
-      auto answer = Call(head, request_id, ClientQuery{request_id, chain, view->version, query});
-      const auto* reply = answer ? std::get_if<ClientQueryReply>(&*answer) : nullptr;
-      if (reply != nullptr && reply->status.ok()) return reply->result;
-      last = reply != nullptr ? reply->status : Status::Timeout("no answer from the head");
-    }
-    if (options_.refresh) options_.refresh(chain);
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return Status::Timeout("chain " + std::to_string(chain) + " query: " + last.ToString());
+  CAIRN_ASSIGN_OR_RETURN(ClientQueryReply reply,
+                         ToHead<ClientQueryReply>(chain, "query", [&](uint64_t request_id, uint64_t version) {
+                           return Message(ClientQuery{request_id, chain, version, query});
+                         }));
+  return std::move(reply.result);
 }
 
 Result<Record> ChainClient::Read(ChainId chain, const std::string& key) { return ReadImpl(chain, key, std::nullopt); }

@@ -21,6 +21,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <vector>
 
@@ -84,9 +85,13 @@ class ChainClient {
     bool alive = true;
   };
 
-  // Sends `write` (request id and chain version filled in per attempt) to the head until it is
-  // committed, refused for good (a status other than Busy), or the deadline passes.
+  // Sends `write` to the head until it is committed (ToHead).
   Result<WriteResult> Submit(ChainId chain, ClientWrite write);
+  // Sends the request `make(request_id, chain_version)` builds to the head of the chain's current
+  // view until it answers OK, refuses for good (a status other than Busy), or the deadline
+  // passes (Timeout, with the last refusal). `what` names the request in that error.
+  template <class Reply>
+  Result<Reply> ToHead(ChainId chain, std::string_view what, const std::function<Message(uint64_t, uint64_t)>& make);
   uint64_t NextRequestId();
   // Sends `message` to `node` and waits for the answer to `request_id`; nullopt on no answer.
   std::optional<Message> Call(NodeId node, uint64_t request_id, const Message& message);

@@ -9,13 +9,13 @@
 #include <random>
 #include <unordered_map>
 
+#include "common/crypto.h"
 #include "common/logging.h"
 #include "gateway/acl.h"
-#include "common/crypto.h"
 #include "gateway/s3_names.h"
+#include "gateway/server/s3_service_internal.h"
 #include "gateway/text.h"
 #include "gateway/xml.h"
-#include "gateway/server/s3_service_internal.h"
 
 namespace cairn::gateway::server {
 
@@ -108,8 +108,8 @@ void WaitWritable(object::ObjectWriter* writer) {
 
 std::optional<S3Error> internal::ObjectHeadersFrom(const std::vector<std::pair<std::string, std::string>>& fields,
                                                    meta::ObjectHeaders* h) {
-  static constexpr std::string_view kStorageClasses[] = {"STANDARD",   "REDUCED_REDUNDANCY",  "STANDARD_IA",
-                                                         "ONEZONE_IA", "INTELLIGENT_TIERING", "GLACIER",
+  static constexpr std::string_view kStorageClasses[] = {"STANDARD",     "REDUCED_REDUNDANCY",  "STANDARD_IA",
+                                                         "ONEZONE_IA",   "INTELLIGENT_TIERING", "GLACIER",
                                                          "DEEP_ARCHIVE", "GLACIER_IR"};
   size_t metadata_bytes = 0;
   for (const auto& [name, value] : fields) {
@@ -211,7 +211,8 @@ Result<CopySource> ParseCopySource(std::string_view header) {
 
 struct S3Service::Metrics {
   metrics::Registry& registry = metrics::Registry::Default();
-  metrics::Counter* bytes_in = registry.GetCounter("cairn_s3_received_bytes_total", "Request body bytes received (as sent: aws-chunked framing included)");
+  metrics::Counter* bytes_in = registry.GetCounter(
+      "cairn_s3_received_bytes_total", "Request body bytes received (as sent: aws-chunked framing included)");
   metrics::Counter* bytes_out = registry.GetCounter("cairn_s3_sent_bytes_total", "Response bytes sent, heads included");
   metrics::Gauge* in_flight = registry.GetGauge("cairn_s3_requests_in_flight", "S3 requests being served");
 
@@ -303,12 +304,7 @@ void S3Service::Dispatch(Request& r) {
   r.op = ClassifyOperation(ex.method(), r.target, ex.Header("x-amz-copy-source").has_value());
 
   // A browser's CORS preflight carries no credentials; the bucket's CORS rules answer it.
-  if (r.op == S3Op::kPreflight) {
-    if (!options_.refuse_data_path.empty()) {
-      return SendError(r, Make(S3Code::kServiceUnavailable, options_.refuse_data_path));
-    }
-    return Preflight(r);
-  }
+  if (r.op == S3Op::kPreflight) return Preflight(r);
 
   // The bucket is read before anything else so that every answer to a browser, the refusals of
   // authentication included, carries the CORS headers its rules give: a page can then read why
@@ -361,9 +357,6 @@ void S3Service::Dispatch(Request& r) {
     r.op = S3Op::kAdmin;
     r.cors_headers.clear();
     return Admin(r, raw_path.substr(kAdminPrefix.size()));
-  }
-  if (!options_.refuse_data_path.empty()) {
-    return SendError(r, Make(S3Code::kServiceUnavailable, options_.refuse_data_path));
   }
 
   if (r.op == S3Op::kUnknown) {
@@ -472,43 +465,75 @@ void S3Service::Dispatch(Request& r) {
   }
 
   switch (r.op) {
-    case S3Op::kListBuckets: return ListBuckets(r);
-    case S3Op::kCreateBucket: return CreateBucket(r);
-    case S3Op::kDeleteBucket: return DeleteBucket(r);
-    case S3Op::kHeadBucket: return HeadBucket(r);
-    case S3Op::kGetBucketLocation: return GetBucketLocation(r);
-    case S3Op::kGetBucketVersioning: return GetBucketVersioning(r);
-    case S3Op::kGetBucketAcl: return GetAcl(r);
-    case S3Op::kListObjects: return ListObjects(r, 1);
-    case S3Op::kListObjectsV2: return ListObjects(r, 2);
-    case S3Op::kListObjectVersions: return ListObjectVersions(r);
-    case S3Op::kListMultipartUploads: return ListMultipartUploads(r);
-    case S3Op::kPutObject: return PutObject(r);
-    case S3Op::kCopyObject: return CopyObject(r);
-    case S3Op::kGetObject: return GetObject(r, false);
-    case S3Op::kHeadObject: return GetObject(r, true);
-    case S3Op::kDeleteObject: return DeleteObject(r);
-    case S3Op::kGetObjectAcl: return GetAcl(r);
-    case S3Op::kGetObjectTagging: return GetObjectTagging(r);
-    case S3Op::kCreateMultipartUpload: return CreateMultipartUpload(r);
-    case S3Op::kUploadPart: return UploadPart(r, false);
-    case S3Op::kUploadPartCopy: return UploadPart(r, true);
-    case S3Op::kCompleteMultipartUpload: return CompleteMultipartUpload(r);
-    case S3Op::kAbortMultipartUpload: return AbortMultipartUpload(r);
-    case S3Op::kListParts: return ListParts(r);
+    case S3Op::kListBuckets:
+      return ListBuckets(r);
+    case S3Op::kCreateBucket:
+      return CreateBucket(r);
+    case S3Op::kDeleteBucket:
+      return DeleteBucket(r);
+    case S3Op::kHeadBucket:
+      return HeadBucket(r);
+    case S3Op::kGetBucketLocation:
+      return GetBucketLocation(r);
+    case S3Op::kGetBucketVersioning:
+      return GetBucketVersioning(r);
+    case S3Op::kGetBucketAcl:
+      return GetAcl(r);
+    case S3Op::kListObjects:
+      return ListObjects(r, 1);
+    case S3Op::kListObjectsV2:
+      return ListObjects(r, 2);
+    case S3Op::kListObjectVersions:
+      return ListObjectVersions(r);
+    case S3Op::kListMultipartUploads:
+      return ListMultipartUploads(r);
+    case S3Op::kPutObject:
+      return PutObject(r);
+    case S3Op::kCopyObject:
+      return CopyObject(r);
+    case S3Op::kGetObject:
+      return GetObject(r, false);
+    case S3Op::kHeadObject:
+      return GetObject(r, true);
+    case S3Op::kDeleteObject:
+      return DeleteObject(r);
+    case S3Op::kGetObjectAcl:
+      return GetAcl(r);
+    case S3Op::kGetObjectTagging:
+      return GetObjectTagging(r);
+    case S3Op::kCreateMultipartUpload:
+      return CreateMultipartUpload(r);
+    case S3Op::kUploadPart:
+      return UploadPart(r, false);
+    case S3Op::kUploadPartCopy:
+      return UploadPart(r, true);
+    case S3Op::kCompleteMultipartUpload:
+      return CompleteMultipartUpload(r);
+    case S3Op::kAbortMultipartUpload:
+      return AbortMultipartUpload(r);
+    case S3Op::kListParts:
+      return ListParts(r);
     case S3Op::kPutBucketAcl:
-    case S3Op::kPutObjectAcl: return PutAcl(r);
-    case S3Op::kGetBucketPolicy: return GetBucketPolicy(r);
-    case S3Op::kPutBucketPolicy: return PutBucketPolicy(r);
-    case S3Op::kDeleteBucketPolicy: return DeleteBucketPolicy(r);
-    case S3Op::kGetBucketCors: return GetBucketCors(r);
-    case S3Op::kPutBucketCors: return PutBucketCors(r);
-    case S3Op::kDeleteBucketCors: return DeleteBucketCors(r);
+    case S3Op::kPutObjectAcl:
+      return PutAcl(r);
+    case S3Op::kGetBucketPolicy:
+      return GetBucketPolicy(r);
+    case S3Op::kPutBucketPolicy:
+      return PutBucketPolicy(r);
+    case S3Op::kDeleteBucketPolicy:
+      return DeleteBucketPolicy(r);
+    case S3Op::kGetBucketCors:
+      return GetBucketCors(r);
+    case S3Op::kPutBucketCors:
+      return PutBucketCors(r);
+    case S3Op::kDeleteBucketCors:
+      return DeleteBucketCors(r);
     case S3Op::kDeleteObjects:
     case S3Op::kPostObject:
     case S3Op::kPreflight:
     case S3Op::kAdmin:
-    case S3Op::kUnknown: break;
+    case S3Op::kUnknown:
+      break;
   }
   SendError(r, Make(S3Code::kNotImplemented));
 }
@@ -563,7 +588,7 @@ AccessDecision S3Service::Check(Request& r, AccessRequest ar) {
     }
     if (!r.principal.anonymous) {
       c["s3:signatureversion"] = "AWS4-HMAC-SHA256";
-      c["s3:authtype"] = ar.op == S3Op::kPostObject                 ? "POST"
+      c["s3:authtype"] = ar.op == S3Op::kPostObject                ? "POST"
                          : r.auth.method == AuthMethod::kPresigned ? "REST-QUERY-STRING"
                                                                    : "REST-HEADER";
     }
@@ -661,7 +686,6 @@ void S3Service::WriteOwner(XmlWriter& x, std::string_view canonical_id, std::str
   x.Close();
 }
 
-
 std::string S3Service::NewObjectOwner(const Request& r) const {
   if (r.principal.anonymous) return r.bucket_info ? r.bucket_info->owner : std::string();
   return r.principal.canonical_id;
@@ -676,7 +700,8 @@ Result<meta::ObjectHeaders> HeadersFromRequest(const HttpExchange& ex, S3Error* 
   std::vector<std::pair<std::string, std::string>> fields;
   for (const auto& f : ex.fields()) {
     const auto n = f.name_string();
-    fields.emplace_back(AsciiLower(std::string_view(n.data(), n.size())), std::string(f.value().data(), f.value().size()));
+    fields.emplace_back(AsciiLower(std::string_view(n.data(), n.size())),
+                        std::string(f.value().data(), f.value().size()));
   }
   meta::ObjectHeaders h;
   if (auto e = ObjectHeadersFrom(fields, &h)) {
@@ -740,8 +765,7 @@ struct BodyDigest {
 // differs from Content-MD5), SignatureDoesNotMatch (a chunk), InvalidArgument (malformed HTTP
 // chunked framing), or what the writer reports.
 static Result<BodyDigest> PumpBody(HttpExchange& ex, const AuthResult& auth, uint64_t max_size,
-                                   const std::optional<crypto::Md5Digest>& content_md5,
-                                   object::ObjectWriter* writer) {
+                                   const std::optional<crypto::Md5Digest>& content_md5, object::ObjectWriter* writer) {
   thread_local std::vector<std::byte> buf(kBodyBufferSize);
   crypto::Md5Hasher md5;
   crypto::Sha256Hasher sha;
@@ -819,9 +843,9 @@ void S3Service::CreateBucket(Request& r) {
     if (!config.ok()) return SendError(r, FromStatus(config.status()));
     const std::string& lc = config->location_constraint;
     if (!(lc == options_.region || (lc.empty() && options_.region == "us-east-1"))) {
-      return SendError(r, Make(S3Code::kInvalidLocationConstraint,
-                               "The specified location constraint is not valid; this server serves " +
-                                   options_.region + "."));
+      return SendError(
+          r, Make(S3Code::kInvalidLocationConstraint,
+                  "The specified location constraint is not valid; this server serves " + options_.region + "."));
     }
   }
   if (r.bucket_info) {
@@ -1056,8 +1080,7 @@ void S3Service::Preflight(Request& r) {
   const auto origin = r.ex.Header("origin");
   const auto method = r.ex.Header("access-control-request-method");
   if (!origin || !method) {
-    return SendError(r, Make(S3Code::kInvalidRequest,
-                             "Insufficient information. Origin request header needed."));
+    return SendError(r, Make(S3Code::kInvalidRequest, "Insufficient information. Origin request header needed."));
   }
   const S3Error refused = Make(S3Code::kAccessForbidden,
                                "CORSResponse: This CORS request is not allowed. This is usually because the "
@@ -1122,7 +1145,8 @@ struct ListingParams {
 // Reads them; the S3 error when one is malformed.
 std::optional<S3Error> ParseListingParams(const QueryParams& q, ListingParams* p) {
   const auto encoding = q.Get("encoding-type");
-  if (encoding && *encoding != "url") return Make(S3Code::kInvalidArgument, "Invalid Encoding Method specified in Request");
+  if (encoding && *encoding != "url")
+    return Make(S3Code::kInvalidArgument, "Invalid Encoding Method specified in Request");
   p->url = encoding.has_value();
   const auto max_keys = MaxParam(q.Get("max-keys"));
   if (!max_keys) return Make(S3Code::kInvalidArgument, "Provided max-keys not an integer or within integer range");
@@ -1200,9 +1224,9 @@ void S3Service::ListObjects(Request& r, int version) {
     if (version == 1) {
       if (!opts.delimiter.empty()) x.Element("NextMarker", enc(page.next_start_after));
     } else {
-      x.Element("NextContinuationToken", crypto::Base64Encode(std::span(
-                                             reinterpret_cast<const uint8_t*>(page.next_start_after.data()),
-                                             page.next_start_after.size())));
+      x.Element("NextContinuationToken",
+                crypto::Base64Encode(std::span(reinterpret_cast<const uint8_t*>(page.next_start_after.data()),
+                                               page.next_start_after.size())));
     }
   }
   if (url) x.Element("EncodingType", "url");
@@ -1267,11 +1291,13 @@ void S3Service::ListObjectVersions(Request& r) {
 
 void S3Service::ListMultipartUploads(Request& r) {
   const auto encoding = r.Query("encoding-type");
-  if (encoding && *encoding != "url") return SendError(r, Make(S3Code::kInvalidArgument, "Invalid Encoding Method specified in Request"));
+  if (encoding && *encoding != "url")
+    return SendError(r, Make(S3Code::kInvalidArgument, "Invalid Encoding Method specified in Request"));
   const bool url = encoding.has_value();
   auto enc = [url](const std::string& v) { return url ? UrlEncodeListingValue(v) : v; };
   const auto max = MaxParam(r.Query("max-uploads"));
-  if (!max) return SendError(r, Make(S3Code::kInvalidArgument, "Provided max-uploads not an integer or within integer range"));
+  if (!max)
+    return SendError(r, Make(S3Code::kInvalidArgument, "Provided max-uploads not an integer or within integer range"));
   meta::ListUploadsOptions opts;
   opts.prefix = r.Query("prefix").value_or("");
   opts.key_marker = r.Query("key-marker").value_or("");
@@ -1406,8 +1432,8 @@ void S3Service::DeleteObjects(Request& r) {
 // answering with the error.
 // The object bytes a PUT-like request announces, or UINT64_MAX when unknown (chunked).
 static uint64_t AnnouncedSize(const HttpExchange& ex, const AuthResult& auth) {
-  std::optional<uint64_t> size = auth.payload_mode == PayloadMode::kStreamingSigned ? auth.decoded_content_length
-                                                                                    : ex.content_length();
+  std::optional<uint64_t> size =
+      auth.payload_mode == PayloadMode::kStreamingSigned ? auth.decoded_content_length : ex.content_length();
   return size.value_or(UINT64_MAX);
 }
 
@@ -1434,7 +1460,8 @@ void S3Service::PutObject(Request& r) {
   if (!content_md5.ok()) return SendError(r, Make(S3Code::kInvalidDigest));
   meta::WritePrecondition pre;
   if (auto v = r.ex.Header("if-none-match")) {
-    if (StripQuotes(*v) != "*") return SendError(r, Make(S3Code::kNotImplemented, "If-None-Match on PUT supports only *"));
+    if (StripQuotes(*v) != "*")
+      return SendError(r, Make(S3Code::kNotImplemented, "If-None-Match on PUT supports only *"));
     pre.must_not_exist = true;
   }
   if (auto v = r.ex.Header("if-match")) pre.if_match_etag = std::string(StripQuotes(*v));
@@ -1529,7 +1556,8 @@ void S3Service::GetObject(Request& r, bool head) {
   cond.if_modified_since = r.ex.Header("if-modified-since");
   cond.if_unmodified_since = r.ex.Header("if-unmodified-since");
   switch (EvaluateConditions(cond, rec->etag, mtime)) {
-    case ConditionResult::kPreconditionFailed: return SendError(r, Make(S3Code::kPreconditionFailed));
+    case ConditionResult::kPreconditionFailed:
+      return SendError(r, Make(S3Code::kPreconditionFailed));
     case ConditionResult::kNotModified: {
       ResponseHead h = r.Head(304);
       h.Add("ETag", Quoted(rec->etag));
@@ -1538,7 +1566,8 @@ void S3Service::GetObject(Request& r, bool head) {
       (void)r.ex.SendResponse(h, "");
       return;
     }
-    case ConditionResult::kProceed: break;
+    case ConditionResult::kProceed:
+      break;
   }
 
   ByteRange range{0, rec->size == 0 ? 0 : rec->size - 1};
@@ -1546,7 +1575,9 @@ void S3Service::GetObject(Request& r, bool head) {
   std::optional<uint32_t> part_number;
   if (auto pn = r.Query("partNumber")) {
     auto n = ParseInt(*pn, 1, 10000);
-    if (!n) return SendError(r, Make(S3Code::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
+    if (!n)
+      return SendError(r,
+                       Make(S3Code::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
     part_number = static_cast<uint32_t>(*n);
     if (rec->part_count == 0) {
       if (*n != 1) return SendError(r, Make(S3Code::kInvalidPartNumber));
@@ -1562,8 +1593,11 @@ void S3Service::GetObject(Request& r, bool head) {
     }
   } else if (auto rh = r.ex.Header("range")) {
     switch (ParseRange(*rh, rec->size, &range)) {
-      case RangeResult::kNone: break;
-      case RangeResult::kSatisfiable: partial = true; break;
+      case RangeResult::kNone:
+        break;
+      case RangeResult::kSatisfiable:
+        partial = true;
+        break;
       case RangeResult::kUnsatisfiable: {
         S3Error e = Make(S3Code::kInvalidRange);
         e.extra = {{"RangeRequested", *rh}, {"ActualObjectSize", std::to_string(rec->size)}};
@@ -1578,8 +1612,8 @@ void S3Service::GetObject(Request& r, bool head) {
   h.Add("ETag", Quoted(rec->etag));
   h.Add("Accept-Ranges", "bytes");
   if (partial) {
-    h.Add("Content-Range", "bytes " + std::to_string(range.first) + "-" + std::to_string(range.last) + "/" +
-                               std::to_string(rec->size));
+    h.Add("Content-Range",
+          "bytes " + std::to_string(range.first) + "-" + std::to_string(range.last) + "/" + std::to_string(rec->size));
   }
   if (part_number && rec->part_count > 0) h.Add("x-amz-mp-parts-count", std::to_string(rec->part_count));
   auto override_or = [&](const char* param, const std::string& stored) -> std::string {
@@ -1669,9 +1703,12 @@ void S3Service::CreateMultipartUpload(Request& r) {
 void S3Service::UploadPart(Request& r, bool copy) {
   const auto upload_id = r.Query("uploadId");
   const auto pn = r.Query("partNumber");
-  if (!upload_id || !pn) return SendError(r, Make(S3Code::kInvalidRequest, "partNumber and uploadId are both required"));
+  if (!upload_id || !pn)
+    return SendError(r, Make(S3Code::kInvalidRequest, "partNumber and uploadId are both required"));
   auto n = ParseInt(*pn, 1, 10000);
-  if (!n) return SendError(r, Make(S3Code::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
+  if (!n)
+    return SendError(r,
+                     Make(S3Code::kInvalidArgument, "Part number must be an integer between 1 and 10000, inclusive"));
   S3Error err;
   if (!copy && !CheckBodyLength(r.ex, r.auth, options_.max_put_size, &err)) return SendError(r, err);
   auto content_md5 = ContentMd5(r.ex);
@@ -1689,7 +1726,9 @@ void S3Service::UploadPart(Request& r, bool copy) {
     uint64_t length = source->size;
     if (auto rh = r.ex.Header("x-amz-copy-source-range")) {
       auto cr = ParseCopySourceRange(*rh);
-      if (!cr) return SendError(r, Make(S3Code::kInvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last"));
+      if (!cr)
+        return SendError(r, Make(S3Code::kInvalidArgument,
+                                 "The x-amz-copy-source-range value must be of the form bytes=first-last"));
       if (cr->last >= source->size) {
         return SendError(r, Make(S3Code::kInvalidRange, "The requested range is not satisfiable"));
       }
@@ -1743,7 +1782,8 @@ void S3Service::CompleteMultipartUpload(Request& r) {
   }
   auto parts = ParseCompleteMultipartUpload(*body);
   if (!parts.ok()) {
-    if (parts.status().IsInvalidArgument()) return SendError(r, Make(S3Code::kInvalidArgument, parts.status().message()));
+    if (parts.status().IsInvalidArgument())
+      return SendError(r, Make(S3Code::kInvalidArgument, parts.status().message()));
     return SendError(r, FromStatus(parts.status()));
   }
   for (size_t i = 1; i < parts->size(); ++i) {
@@ -1760,7 +1800,8 @@ void S3Service::CompleteMultipartUpload(Request& r) {
       return SendError(r, Make(S3Code::kInvalidPart));
     }
     if (i + 1 < parts->size() && it->second.size < options_.min_part_size) {
-      S3Error e = Make(S3Code::kEntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.");
+      S3Error e =
+          Make(S3Code::kEntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.");
       e.extra = {{"ProposedSize", std::to_string(it->second.size)},
                  {"MinSizeAllowed", std::to_string(options_.min_part_size)},
                  {"PartNumber", std::to_string(p.part_number)},
@@ -1806,11 +1847,14 @@ void S3Service::AbortMultipartUpload(Request& r) {
 void S3Service::ListParts(Request& r) {
   const std::string upload_id = r.Query("uploadId").value_or("");
   const auto max = MaxParam(r.Query("max-parts"));
-  if (!max) return SendError(r, Make(S3Code::kInvalidArgument, "Provided max-parts not an integer or within integer range"));
+  if (!max)
+    return SendError(r, Make(S3Code::kInvalidArgument, "Provided max-parts not an integer or within integer range"));
   uint32_t marker = 0;
   if (auto m = r.Query("part-number-marker")) {
     auto v = ParseInt(*m, 0, 10000);
-    if (!v) return SendError(r, Make(S3Code::kInvalidArgument, "Provided part-number-marker not an integer or within integer range"));
+    if (!v)
+      return SendError(
+          r, Make(S3Code::kInvalidArgument, "Provided part-number-marker not an integer or within integer range"));
     marker = static_cast<uint32_t>(*v);
   }
   const meta::MultipartUpload* upload = &*r.upload;

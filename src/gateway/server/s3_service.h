@@ -50,11 +50,6 @@ struct S3ServiceOptions {
   uint64_t min_part_size = 5ull << 20;
   // Clock for SigV4 (unix seconds); tests replace it.
   std::function<int64_t()> now = nullptr;
-  // When not empty, every S3 request (buckets, objects, uploads) is refused with 503
-  // ServiceUnavailable and this message, after its signature is checked; the admin API still
-  // answers. Cluster mode sets it while the replicated data path does not exist (issue 5), so
-  // that nothing is stored on one node unreplicated. Default empty.
-  std::string refuse_data_path;
   // The JSON document GET /_cairn/admin/v1/status answers (admin_api.cc); an error from it is
   // answered 503. Its argument: `?digests=1` was asked (digests of the replicas' state, which
   // reads all of it). Default: none, and the status request is 404.

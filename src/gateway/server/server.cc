@@ -245,7 +245,6 @@ Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
   S3ServiceOptions so;
   so.region = s->options_.region;
   so.domains = s->options_.domains;
-  so.refuse_data_path = s->options_.refuse_data_path;
   so.status = s->options_.status;
   if (!so.status) {
     Server* const server = s.get();

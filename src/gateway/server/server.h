@@ -71,8 +71,6 @@ struct ServerOptions {
   // which refuses a directory with a node.json.
   std::string node_id;
   std::string cluster_name;
-  // S3ServiceOptions::refuse_data_path: when not empty, S3 requests are answered 503 with it.
-  std::string refuse_data_path;
   // S3ServiceOptions::status: the admin API's status document. Default: the single node's
   // ({"mode": "single", "node": "local", ...}).
   std::function<Result<std::string>(bool digests)> status = nullptr;

@@ -11,7 +11,7 @@
 namespace cairn::cluster {
 namespace {
 
-std::span<const std::byte> AsBytes(const std::string& s) {
+std::span<const std::byte> AsBytes(std::string_view s) {
   return std::span(reinterpret_cast<const std::byte*>(s.data()), s.size());
 }
 
@@ -54,7 +54,10 @@ replication::ChainId ChainOfChunk(const engine::ChunkId& id, uint32_t chain_coun
 
 void ChainChunkStore::AppendAsync(const engine::ChunkId& id, std::span<const std::byte> data, uint32_t crc32c,
                                   std::function<void(const Status&)> done) {
-  replication::Blob blob{id.ToString(), std::string(reinterpret_cast<const char*>(data.data()), data.size()), crc32c};
+  // The bytes stay valid until `done` runs (ChunkStore's contract), and the write is over by then:
+  // the blob borrows them instead of copying a chunk.
+  replication::Blob blob = replication::Blob::Borrowed(
+      id.ToString(), std::string_view(reinterpret_cast<const char*>(data.data()), data.size()), crc32c);
   const replication::ChainId chain = ChainOfChunk(id, chain_count_);
   io_->Post([this, chain, blob = std::move(blob), done = std::move(done)]() mutable {
     auto written = client_->PutBlob(chain, std::move(blob));

@@ -6,7 +6,8 @@ namespace cairn::replication {
 
 Status MemoryBlobStore::PutMany(const std::vector<const Blob*>& blobs) {
   std::lock_guard lock(mu_);
-  for (const Blob* blob : blobs) blobs_.try_emplace(blob->id, *blob);
+  // A copy of its own: a blob may borrow bytes that do not outlive the call.
+  for (const Blob* blob : blobs) blobs_.try_emplace(blob->id, Blob(blob->id, std::string(blob->data()), blob->crc32c));
   return Status::OK();
 }
 
@@ -14,10 +15,10 @@ Result<std::string> MemoryBlobStore::Read(const BlobInfo& blob, uint64_t offset,
   std::lock_guard lock(mu_);
   auto it = blobs_.find(blob.id);
   if (it == blobs_.end()) return Status::NotFound("no such blob");
-  const std::string& bytes = it->second.data();
+  const std::string_view bytes = it->second.data();
   if (crc32c::Value(bytes.data(), bytes.size()) != it->second.crc32c) return Status::Corruption("blob damaged");
   if (offset > bytes.size() || length > bytes.size() - offset) return Status::InvalidArgument("range past the end");
-  return bytes.substr(offset, length);
+  return std::string(bytes.substr(offset, length));
 }
 
 bool MemoryBlobStore::Has(const BlobInfo& blob) {
@@ -49,9 +50,9 @@ void MemoryBlobStore::Damage(const std::string& id) {
   std::lock_guard lock(mu_);
   auto it = blobs_.find(id);
   if (it == blobs_.end() || it->second.data().empty()) return;
-  std::string damaged = it->second.data();
+  std::string damaged(it->second.data());
   damaged[0] ^= 0x5a;
-  it->second.bytes = std::make_shared<const std::string>(std::move(damaged));
+  it->second = Blob(it->second.id, std::move(damaged), it->second.crc32c);
 }
 
 }  // namespace cairn::replication

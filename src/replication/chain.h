@@ -119,24 +119,34 @@ struct WriteResult {
 //
 // The bytes are shared, never changed once made: the copies of an update a replica keeps (in
 // flight to its successor, pending its commit, on the way to its disk) all point at one buffer.
+// A blob may also borrow bytes it does not own (Borrowed): a writer whose bytes outlive its call.
 struct Blob {
   Blob() = default;
-  Blob(std::string id_in, std::string bytes_in, uint32_t crc)
-      : id(std::move(id_in)), bytes(std::make_shared<const std::string>(std::move(bytes_in))), crc32c(crc) {}
-  const std::string& data() const { return bytes ? *bytes : Empty(); }
+  Blob(std::string id_in, std::string bytes_in, uint32_t crc) : id(std::move(id_in)), crc32c(crc) {
+    auto owned = std::make_shared<const std::string>(std::move(bytes_in));
+    view_ = *owned;
+    owner_ = std::move(owned);
+  }
+  // Bytes owned elsewhere. REQUIRES: they stay valid, unchanged, while this blob or a copy of it
+  // (a message holding it) exists.
+  static Blob Borrowed(std::string id, std::string_view bytes, uint32_t crc) {
+    Blob blob;
+    blob.id = std::move(id);
+    blob.view_ = bytes;
+    blob.crc32c = crc;
+    return blob;
+  }
+  std::string_view data() const { return view_; }
   bool operator==(const Blob& other) const {
     return id == other.id && crc32c == other.crc32c && data() == other.data();
   }
 
   std::string id;
-  std::shared_ptr<const std::string> bytes;  // null: empty
   uint32_t crc32c = 0;
 
  private:
-  static const std::string& Empty() {
-    static const std::string empty;
-    return empty;
-  }
+  std::shared_ptr<const void> owner_;  // keeps view_'s bytes; null for borrowed or empty bytes
+  std::string_view view_;
 };
 
 struct BlobInfo {

@@ -350,11 +350,10 @@ void Read(Reader& r, std::optional<Blob>& out) {
   const uint8_t presence = r.U8();
   if (presence > 1) r.Fail("presence flag " + std::to_string(presence));
   if (presence != 1) return;
-  Blob blob;
-  blob.id = r.String();
-  blob.bytes = std::make_shared<const std::string>(r.String());
-  blob.crc32c = r.U32();
-  out = std::move(blob);
+  std::string id = r.String();
+  std::string bytes = r.String();
+  const uint32_t crc = r.U32();
+  out = Blob(std::move(id), std::move(bytes), crc);
 }
 
 void Read(Reader& r, std::vector<std::string>& out) {

@@ -533,7 +533,7 @@ TEST(ChainBlobs, AReplicaNeverWritesABlobThatFailsItsChecksum) {
   EXPECT_EQ(update.mutations, (std::vector<KvMutation>{{BlobKey("id"), EncodeBlobDescriptor(17, blob.crc32c)}}));
 
   Update damaged = update;
-  std::string flipped = damaged.blob->data();
+  std::string flipped(damaged.blob->data());
   flipped[3] ^= 1;
   damaged.blob = Blob{damaged.blob->id, flipped, damaged.blob->crc32c};
   Effects dropped = tail.OnMessage(Endpoint::Replica(1), damaged);
@@ -546,7 +546,7 @@ TEST(ChainBlobs, AReplicaNeverWritesABlobThatFailsItsChecksum) {
 
   // At the head, a damaged blob is refused for good (not Busy: a retry cannot help).
   write.op_id = 6;
-  std::string bad = write.blob->data();
+  std::string bad(write.blob->data());
   bad[0] ^= 1;
   write.blob = Blob{write.blob->id, bad, write.blob->crc32c};
   Effects refused = head.OnMessage(kClient, write);
@@ -571,7 +571,7 @@ TEST(ChainBlobs, ASyncedMemberReportsOnlyOnceItsBlobsAreCopied) {
   Effects installed = joiner.OnMessage(Endpoint::Replica(1), Sent<SyncData>(snapshot, Endpoint::Replica(2)).at(0));
   Effects durable = Persist(joiner, installed);
   EXPECT_TRUE(durable.reports.empty());  // the blob is not here yet
-  EXPECT_FALSE(durable.copy_complete);    // nor may the store say its copy is complete
+  EXPECT_FALSE(durable.copy_complete);   // nor may the store say its copy is complete
   ASSERT_TRUE(durable.blob_copy.has_value());
   EXPECT_EQ(durable.blob_copy->from, 1u);
   EXPECT_EQ(durable.blob_copy->blobs, (std::vector<BlobInfo>{{"b", 3, blob.crc32c}}));

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "meta/meta_commands.h"
+#include "meta/sharded_meta_store.h"
 
 namespace cairn::cluster {
 namespace {
@@ -39,12 +40,22 @@ Result<std::string> MetaStateMachine::Query(const KvReader& committed, std::stri
   return meta::ExecuteQueryOrReaderError(committed, query);
 }
 
+uint32_t MetadataChains(uint32_t chain_count) { return std::max<uint32_t>(1, chain_count / 4); }
+
 Result<std::string> ChainMetaTransport::Write(std::string command) {
-  CAIRN_ASSIGN_OR_RETURN(replication::WriteResult result, client_->Execute(kMetaChain, command));
+  CAIRN_ASSIGN_OR_RETURN(replication::WriteResult result, client_->Execute(chain_, command));
   return std::move(result.result);
 }
 
-Result<std::string> ChainMetaTransport::Query(std::string query) { return client_->Query(kMetaChain, query); }
+Result<std::string> ChainMetaTransport::Query(std::string query) { return client_->Query(chain_, query); }
+
+std::unique_ptr<meta::MetaStore> NewChainMetaStore(replication::ChainClient* client, uint32_t chain_count) {
+  std::vector<std::unique_ptr<meta::MetaStore>> shards;
+  for (uint32_t chain = 0; chain < MetadataChains(chain_count); ++chain) {
+    shards.push_back(std::make_unique<meta::CommandMetaStore>(std::make_unique<ChainMetaTransport>(client, chain)));
+  }
+  return std::make_unique<meta::ShardedMetaStore>(std::move(shards));
+}
 
 // ---- Chunks ----
 

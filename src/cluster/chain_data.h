@@ -10,8 +10,9 @@
 //                        chain count; reads from any serving replica, verified.
 //   EngineBlobStore      a node's blobs in its engine.
 //
-// Until the metadata is split into ranges, all of it (buckets, objects, uploads, users and keys)
-// is on one chain, kMetaChain: one MetaStore operation is one update of one chain.
+// The metadata is split by bucket over the first MetadataChains(chain count) chains
+// (meta/sharded_meta_store.h): a bucket and everything in it on chain BucketShard(name), users
+// and access keys on chain 0. One MetaStore operation is one update of one chain.
 //
 // Thread-safety: every class here is thread-safe.
 #pragma once
@@ -31,7 +32,17 @@
 
 namespace cairn::cluster {
 
+// The chain of the users and access keys (and of the buckets whose shard is 0).
 inline constexpr replication::ChainId kMetaChain = 0;
+
+// How many chains, from chain 0 on, run the metadata (MetaStateMachine): a quarter of them, at
+// least one. Fixed for a cluster, like the chain count it derives from; the other chains hold
+// blobs only.
+uint32_t MetadataChains(uint32_t chain_count);
+
+// The version of this layout, recorded in the cluster's config in etcd: 2 (layout 1 kept all the
+// metadata on chain 0).
+inline constexpr uint64_t kMetadataLayout = 2;
 
 class MetaStateMachine final : public replication::StateMachine {
  public:
@@ -40,16 +51,22 @@ class MetaStateMachine final : public replication::StateMachine {
   Result<std::string> Query(const KvReader& committed, std::string_view query) const override;
 };
 
+// The commands and queries of one metadata chain.
 class ChainMetaTransport final : public meta::CommandTransport {
  public:
   // `client` must outlive the transport.
-  explicit ChainMetaTransport(replication::ChainClient* client) : client_(client) {}
+  ChainMetaTransport(replication::ChainClient* client, replication::ChainId chain) : client_(client), chain_(chain) {}
   Result<std::string> Write(std::string command) override;
   Result<std::string> Query(std::string query) override;
 
  private:
   replication::ChainClient* client_;
+  replication::ChainId chain_;
 };
+
+// The cluster's MetaStore: a ShardedMetaStore over one CommandMetaStore per metadata chain.
+// `client` must outlive it.
+std::unique_ptr<meta::MetaStore> NewChainMetaStore(replication::ChainClient* client, uint32_t chain_count);
 
 // The chain that stores a chunk.
 replication::ChainId ChainOfChunk(const engine::ChunkId& id, uint32_t chain_count);

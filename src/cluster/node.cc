@@ -195,9 +195,13 @@ Node::~Node() { Leave(); }
 Status Node::CheckClusterConfig() {
   // The chain count and the replication factor are the cluster's, not a node's: the first node
   // records them, and a node configured otherwise does not join (it would reshape the table
-  // whenever it held the office, and send keys to other chains).
+  // whenever it held the office, and send keys to other chains). So is the metadata layout: which
+  // chains hold which metadata (chain_data.h), versioned so that a node of another layout stays
+  // out rather than look for buckets where they are not.
   const std::string key = prefix_ + "config";
-  const std::string mine = Json{{"replicas", options_.replicas}, {"chains", options_.chain_count}}.dump();
+  const std::string mine =
+      Json{{"replicas", options_.replicas}, {"chains", options_.chain_count}, {"metadata_layout", kMetadataLayout}}
+          .dump();
   CAIRN_ASSIGN_OR_RETURN(EtcdTxnResult txn, etcd_->Txn({EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0)},
                                                        {EtcdOp::Put(key, mine)}, {EtcdOp::Get(key)}));
   if (txn.succeeded) return Status::OK();  // the first node: its settings are the cluster's
@@ -206,11 +210,17 @@ Status Node::CheckClusterConfig() {
   if (theirs.is_discarded() || !theirs.is_object()) return Status::Corruption("etcd: malformed " + key);
   const uint64_t replicas = theirs.value("replicas", uint64_t{0});
   const uint64_t chains = theirs.value("chains", uint64_t{0});
+  const uint64_t layout = theirs.value("metadata_layout", uint64_t{1});  // 1: all metadata on chain 0
   if (replicas != options_.replicas || chains != options_.chain_count) {
     return Status::ConfigError("cluster " + options_.cluster_name + " runs " + std::to_string(chains) + " chains of " +
                                std::to_string(replicas) + " replicas; this node is configured for " +
                                std::to_string(options_.chain_count) + " chains of " +
                                std::to_string(options_.replicas) + " (--chains, --replicas must match the cluster)");
+  }
+  if (layout != kMetadataLayout) {
+    return Status::ConfigError("cluster " + options_.cluster_name + " keeps its metadata in layout " +
+                               std::to_string(layout) + "; this version of cairn knows layout " +
+                               std::to_string(kMetadataLayout) + " only (start a new cluster)");
   }
   return Status::OK();
 }
@@ -236,8 +246,9 @@ Status Node::Join(const std::string& s3_address, replication::BlobStore* blobs) 
   ro.secret = options_.secret;
   ro.data_dir = options_.data_dir + "/replicas";
   ro.blobs = blobs;
-  ro.machine_for = [](uint32_t chain) -> const replication::StateMachine* {
-    return chain == kMetaChain ? &MetaStateMachine::Instance() : nullptr;
+  ro.machine_for = [metadata_chains = MetadataChains(options_.chain_count)](
+                       uint32_t chain) -> const replication::StateMachine* {
+    return chain < metadata_chains ? &MetaStateMachine::Instance() : nullptr;
   };
   CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<ReplicaService> replicas, ReplicaService::Start(etcd_.get(), ro));
   const NodeInfo info{options_.node_id, replicas->rpc_address(), s3_address, options_.zone, {options_.node_id + "/0"}};

@@ -34,6 +34,9 @@ Status StatusOf(Result<std::monostate> result) { return result.status(); }
 
 CommandMetaStore::CommandMetaStore(CommandTransport* transport) : transport_(transport) {}
 
+CommandMetaStore::CommandMetaStore(std::unique_ptr<CommandTransport> transport)
+    : owned_(std::move(transport)), transport_(owned_.get()) {}
+
 template <typename T>
 Result<T> CommandMetaStore::Write(const Command& command) {
   return ValueOf<T>(OpOf(command), transport_->Write(EncodeCommand(command)));

@@ -51,6 +51,8 @@ class CommandMetaStore final : public MetaStore {
 
   // `transport` must outlive the store.
   explicit CommandMetaStore(CommandTransport* transport);
+  // Owns its transport.
+  explicit CommandMetaStore(std::unique_ptr<CommandTransport> transport);
 
   Status CreateBucket(const BucketInfo& bucket) override;
   Status DeleteBucket(std::string_view bucket, const BucketInfo* expected) override;
@@ -99,6 +101,7 @@ class CommandMetaStore final : public MetaStore {
   template <typename T>
   Result<T> Read(const Query& query);
 
+  std::unique_ptr<CommandTransport> owned_;  // null when the transport is the caller's
   CommandTransport* const transport_;
 };
 

@@ -166,14 +166,14 @@ int RunServer(const ServerArgs& args) {
   }
   options.root = *creds;
   // Cluster mode's data path: declared before the server, so that they outlive it.
-  std::unique_ptr<cluster::ChainMetaTransport> meta_transport;
   std::unique_ptr<ThreadPool> chunk_writes;
   if (cluster_mode) {
     options.node_id = cc.node_id;
     options.cluster_name = cc.name;
-    meta_transport = std::make_unique<cluster::ChainMetaTransport>(&node->chain_client());
     chunk_writes = std::make_unique<ThreadPool>(kChunkWriteThreads);
-    options.make_meta = [t = meta_transport.get()] { return std::make_unique<meta::CommandMetaStore>(t); };
+    options.make_meta = [n = node.get(), chains = static_cast<uint32_t>(cc.chains)] {
+      return cluster::NewChainMetaStore(&n->chain_client(), chains);
+    };
     options.make_chunks = [n = node.get(), pool = chunk_writes.get(), chains = static_cast<uint32_t>(cc.chains)] {
       return std::make_unique<cluster::ChainChunkStore>(&n->chain_client(), chains, pool);
     };

@@ -12,6 +12,7 @@
 #include <set>
 #include <thread>
 
+#include "cluster/etcd.h"
 #include "cluster/etcd_harness.h"
 #include "common/metrics.h"
 #include "test_util.h"
@@ -219,6 +220,21 @@ TEST_F(NodeTest, ANodeConfiguredForAnotherTableShapeDoesNotJoin) {
     EXPECT_TRUE(s.IsConfigError()) << s;
   }
   EXPECT_OK(Start(Options("n3")) != nullptr ? Status::OK() : Status::Internal("n3 with the same shape must join"));
+}
+
+// A cluster formed by a version that kept all the metadata on chain 0 (its config records no
+// metadata layout) is refused: this version would look for buckets on other chains.
+TEST_F(NodeTest, ANodeOfAnotherMetadataLayoutDoesNotJoin) {
+  EtcdOptions eo;
+  eo.endpoints = {etcd_.endpoint()};
+  auto etcd = EtcdClient::Connect(eo);
+  ASSERT_OK(etcd);
+  ASSERT_OK((*etcd)->Put("/cairn/nodetest/config", R"({"chains":6,"replicas":3})"));
+  auto node = Node::Connect(Options("n1"));
+  ASSERT_OK(node);
+  const Status s = (*node)->Join("http://127.0.0.1:9/n1");
+  EXPECT_TRUE(s.IsConfigError()) << s;
+  EXPECT_NE(s.ToString().find("layout"), std::string::npos) << s;
 }
 
 TEST_F(NodeTest, AnIdHeldByALiveLeaseWaitsThenFails) {

@@ -448,6 +448,50 @@ def test_every_node_serves_the_same_buckets_objects_users_and_keys(cluster):
     assert code == 0 and "alice" in out, err
 
 
+def crc32c(data):
+    """CRC32C (Castagnoli), bit by bit: what meta::BucketShard hashes a bucket's name with."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+    return crc ^ 0xFFFFFFFF
+
+
+def test_buckets_spread_over_the_metadata_chains(cluster):
+    """The metadata is split by bucket over a quarter of the chains (CHAINS // 4): buckets of
+    either metadata chain are created, filled, listed and deleted through different nodes, and
+    ListBuckets on every node merges the chains' lists in name order."""
+    cluster.wait_for("n1", all_full_and_serving, FORM_TIMEOUT_S, "the cluster formed")
+    assert crc32c(b"123456789") == 0xE3069283
+    shards = CHAINS // 4
+    names = [f"spread-{i}" for i in range(8)]
+    assert len({crc32c(n.encode()) % shards for n in names}) == shards, "the names must reach every chain"
+    s1, s2, s3 = (make_client(cluster.nodes[n]) for n in NODES)
+    for i, name in enumerate(names):
+        (s1, s2, s3)[i % 3].create_bucket(Bucket=name)
+        (s1, s2, s3)[(i + 1) % 3].put_object(Bucket=name, Key=f"k{i}", Body=name.encode())
+    for client in (s1, s2, s3):
+        listed = [b["Name"] for b in client.list_buckets()["Buckets"]]
+        assert [n for n in listed if n.startswith("spread-")] == names, listed
+        assert listed == sorted(listed), listed
+    for i, name in enumerate(names):
+        assert s3.get_object(Bucket=name, Key=f"k{i}")["Body"].read() == name.encode()
+        assert [o["Key"] for o in s2.list_objects_v2(Bucket=name)["Contents"]] == [f"k{i}"]
+        with s3_error("BucketNotEmpty", 409):
+            s1.delete_bucket(Bucket=name)
+        with s3_error("BucketAlreadyOwnedByYou", 409):
+            s2.create_bucket(Bucket=name)
+    for i, name in enumerate(names[:4]):
+        s2.delete_object(Bucket=name, Key=f"k{i}")
+        s3.delete_bucket(Bucket=name)
+    for client in (s1, s2, s3):
+        listed = [b["Name"] for b in client.list_buckets()["Buckets"]]
+        assert [n for n in listed if n.startswith("spread-")] == names[4:], listed
+    with s3_error("NoSuchBucket", 404):
+        s1.put_object(Bucket=names[0], Key="late", Body=b"x")
+
+
 def test_data_directory_of_another_node_is_refused(cluster, pytestconfig):
     code, out = run_server(pytestconfig.getoption("--cairn-bin"),
                            ["--data", cluster.data_dir("n1"), "--listen", "127.0.0.1:0"] +

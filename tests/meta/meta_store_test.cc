@@ -1,10 +1,11 @@
 // Tests of the metadata store behind the MetaStore interface: buckets, objects with replacement
 // and preconditions, listing checked against a brute-force model, multipart uploads, durability
-// across reopen, and detection of corrupted values. Every test runs against both implementations
-// (value-parameterized): RocksDbMetaStore, and CommandMetaStore over an in-memory transport that
-// executes its commands and queries as a chain's head would (memory_kv.h). For the command store a
-// "reopen" is a new store over the same transport: the state lives where the commands run. Tests
-// of RocksDB itself (iterator step counts) run against RocksDbMetaStore only.
+// across reopen, and detection of corrupted values. Every test runs against each implementation
+// (value-parameterized): RocksDbMetaStore; CommandMetaStore over an in-memory transport that
+// executes its commands and queries as a chain's head would (memory_kv.h); and ShardedMetaStore
+// over three such stores, as cluster mode splits the metadata over chains (not for the corruption
+// tests, which damage one state's bytes). For the command stores a "reopen" is a new store over the
+// same transports: the state lives where the commands run. Tests of RocksDB itself (iterator step counts) run against RocksDbMetaStore only.
 // Thread-safety: each test owns its store; the concurrency test shares one across threads.
 #include "meta/meta_store.h"
 
@@ -21,6 +22,7 @@
 #include "meta/command_meta_store.h"
 #include "meta/format.h"
 #include "meta/rocksdb_meta_store.h"
+#include "meta/sharded_meta_store.h"
 #include "test_util.h"
 
 namespace cairn::meta {
@@ -28,10 +30,18 @@ namespace {
 
 using ::cairn::test::TempDir;
 
-enum class Backend { kRocksDb, kCommand };
+enum class Backend { kRocksDb, kCommand, kSharded };
 
 std::string BackendName(const ::testing::TestParamInfo<Backend>& info) {
-  return info.param == Backend::kRocksDb ? "RocksDb" : "Command";
+  switch (info.param) {
+    case Backend::kRocksDb:
+      return "RocksDb";
+    case Backend::kCommand:
+      return "Command";
+    case Backend::kSharded:
+      return "Sharded";
+  }
+  return "?";
 }
 
 engine::ChunkId Id(uint64_t n) { return engine::ChunkId{.hi = 7, .lo = n}; }
@@ -68,6 +78,12 @@ class MetaStoreTest : public ::testing::TestWithParam<Backend> {
       store_ = std::make_unique<CommandMetaStore>(&transport_);
       return;
     }
+    if (GetParam() == Backend::kSharded) {
+      std::vector<std::unique_ptr<MetaStore>> shards;
+      for (auto& transport : shard_transports_) shards.push_back(std::make_unique<CommandMetaStore>(&transport));
+      store_ = std::make_unique<ShardedMetaStore>(std::move(shards));
+      return;
+    }
     RocksDbMetaStore::Options options;
     options.sync_writes = sync_writes;
     auto opened = RocksDbMetaStore::Open(dir_.path() + "/meta", options);
@@ -91,11 +107,13 @@ class MetaStoreTest : public ::testing::TestWithParam<Backend> {
   }
 
   TempDir dir_;
-  test::MemoryTransport transport_;  // the command store's state
+  test::MemoryTransport transport_;               // the command store's state
+  test::MemoryTransport shard_transports_[3];     // the sharded store's states
   std::unique_ptr<MetaStore> store_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, MetaStoreTest, ::testing::Values(Backend::kRocksDb, Backend::kCommand), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, MetaStoreTest,
+                         ::testing::Values(Backend::kRocksDb, Backend::kCommand, Backend::kSharded), BackendName);
 
 // Tests of RocksDbMetaStore alone.
 class RocksDbMetaStoreTest : public MetaStoreTest {};
@@ -574,7 +592,8 @@ class MultipartTest : public MetaStoreTest {
   std::string id_;
 };
 
-INSTANTIATE_TEST_SUITE_P(Backends, MultipartTest, ::testing::Values(Backend::kRocksDb, Backend::kCommand), BackendName);
+INSTANTIATE_TEST_SUITE_P(Backends, MultipartTest,
+                         ::testing::Values(Backend::kRocksDb, Backend::kCommand, Backend::kSharded), BackendName);
 
 TEST_P(MultipartTest, UploadIdIsGeneratedAndPartsAreStored) {
   EXPECT_EQ(id_.size(), 32u);

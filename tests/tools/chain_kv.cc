@@ -31,6 +31,7 @@
 #include <thread>
 #include <vector>
 
+#include "cluster/chain_data.h"
 #include "cluster/etcd.h"
 #include "cluster/node.h"
 #include "cluster/replica_service.h"
@@ -119,11 +120,12 @@ class Table {
   std::thread thread_;
 };
 
-// Chain 0 holds the cluster's metadata (its state machine is not a key-value one): keys go to the
-// other chains.
+// The first chains hold the cluster's metadata (their state machine is not a key-value one): keys
+// go to the others.
 uint32_t ChainOf(const std::string& key, size_t chains) {
-  if (chains <= 1) return 0;
-  return static_cast<uint32_t>(1 + std::hash<std::string>{}(key) % (chains - 1));
+  const uint32_t metadata = cluster::MetadataChains(static_cast<uint32_t>(chains));
+  if (chains <= metadata) return 0;
+  return static_cast<uint32_t>(metadata + std::hash<std::string>{}(key) % (chains - metadata));
 }
 
 int Run(const Args& args) {

@@ -1,0 +1,146 @@
+#include "meta/sharded_meta_store.h"
+
+#include <algorithm>
+#include <cassert>
+#include <utility>
+
+#include "common/crc32c.h"
+
+namespace cairn::meta {
+
+uint32_t BucketShard(std::string_view bucket, uint32_t shard_count) {
+  assert(shard_count > 0);
+  return crc32c::Value(bucket.data(), bucket.size()) % shard_count;
+}
+
+ShardedMetaStore::ShardedMetaStore(std::vector<std::unique_ptr<MetaStore>> shards) : shards_(std::move(shards)) {
+  assert(!shards_.empty());
+}
+
+// ---- Buckets: each in its shard, except the listing ----------------------------------------
+
+Status ShardedMetaStore::CreateBucket(const BucketInfo& bucket) { return Of(bucket.name).CreateBucket(bucket); }
+
+Status ShardedMetaStore::DeleteBucket(std::string_view bucket, const BucketInfo* expected) {
+  return Of(bucket).DeleteBucket(bucket, expected);
+}
+
+Result<BucketInfo> ShardedMetaStore::GetBucket(std::string_view bucket) { return Of(bucket).GetBucket(bucket); }
+
+Result<std::vector<BucketInfo>> ShardedMetaStore::ListBuckets() {
+  std::vector<BucketInfo> all;
+  for (const auto& shard : shards_) {
+    CAIRN_ASSIGN_OR_RETURN(std::vector<BucketInfo> some, shard->ListBuckets());
+    all.insert(all.end(), std::make_move_iterator(some.begin()), std::make_move_iterator(some.end()));
+  }
+  std::sort(all.begin(), all.end(), [](const BucketInfo& a, const BucketInfo& b) { return a.name < b.name; });
+  return all;
+}
+
+Status ShardedMetaStore::UpdateBucket(std::string_view bucket, const std::function<Status(BucketInfo*)>& mutate) {
+  return Of(bucket).UpdateBucket(bucket, mutate);
+}
+
+// ---- Objects and uploads: the bucket's shard ---------------------------------------------------
+
+Status ShardedMetaStore::PutObject(const ObjectRecord& record, const WritePrecondition& precondition,
+                                   std::optional<ObjectRecord>* replaced) {
+  return Of(record.bucket).PutObject(record, precondition, replaced);
+}
+
+Result<ObjectRecord> ShardedMetaStore::GetObject(std::string_view bucket, std::string_view key) {
+  return Of(bucket).GetObject(bucket, key);
+}
+
+Status ShardedMetaStore::SetObjectAcl(std::string_view bucket, std::string_view key, const Acl& acl,
+                                      const ObjectRecord* expected) {
+  return Of(bucket).SetObjectAcl(bucket, key, acl, expected);
+}
+
+Result<ObjectRecord> ShardedMetaStore::DeleteObject(std::string_view bucket, std::string_view key) {
+  return Of(bucket).DeleteObject(bucket, key);
+}
+
+Result<ListObjectsResult> ShardedMetaStore::ListObjects(std::string_view bucket, const ListObjectsOptions& options) {
+  return Of(bucket).ListObjects(bucket, options);
+}
+
+Result<std::string> ShardedMetaStore::CreateUpload(const MultipartUpload& upload) {
+  return Of(upload.bucket).CreateUpload(upload);
+}
+
+Status ShardedMetaStore::PutPart(std::string_view bucket, std::string_view key, std::string_view upload_id,
+                                 const PartRecord& part, std::optional<PartRecord>* replaced) {
+  return Of(bucket).PutPart(bucket, key, upload_id, part, replaced);
+}
+
+Result<MultipartUpload> ShardedMetaStore::GetUpload(std::string_view bucket, std::string_view key,
+                                                    std::string_view upload_id) {
+  return Of(bucket).GetUpload(bucket, key, upload_id);
+}
+
+Result<MultipartUpload> ShardedMetaStore::GetUploadInfo(std::string_view bucket, std::string_view key,
+                                                        std::string_view upload_id) {
+  return Of(bucket).GetUploadInfo(bucket, key, upload_id);
+}
+
+Result<ListPartsResult> ShardedMetaStore::ListParts(std::string_view bucket, std::string_view key,
+                                                    std::string_view upload_id, uint32_t part_number_marker,
+                                                    uint32_t max_parts) {
+  return Of(bucket).ListParts(bucket, key, upload_id, part_number_marker, max_parts);
+}
+
+Result<ListUploadsResult> ShardedMetaStore::ListUploads(std::string_view bucket, const ListUploadsOptions& options) {
+  return Of(bucket).ListUploads(bucket, options);
+}
+
+Result<CompleteUploadResult> ShardedMetaStore::CompleteUpload(std::string_view bucket, std::string_view key,
+                                                              std::string_view upload_id,
+                                                              const std::vector<CompletedPart>& parts,
+                                                              std::string_view etag, int64_t last_modified_ms,
+                                                              const WritePrecondition& precondition) {
+  return Of(bucket).CompleteUpload(bucket, key, upload_id, parts, etag, last_modified_ms, precondition);
+}
+
+Result<std::vector<ChunkRef>> ShardedMetaStore::AbortUpload(std::string_view bucket, std::string_view key,
+                                                            std::string_view upload_id) {
+  return Of(bucket).AbortUpload(bucket, key, upload_id);
+}
+
+// ---- Users and access keys: the system shard ------------------------------------------------
+
+Status ShardedMetaStore::CreateUser(const UserRecord& user) { return System().CreateUser(user); }
+
+Result<std::vector<AccessKeyRecord>> ShardedMetaStore::DeleteUser(std::string_view name) {
+  return System().DeleteUser(name);
+}
+
+Result<std::vector<UserRecord>> ShardedMetaStore::ListUsers() { return System().ListUsers(); }
+
+Status ShardedMetaStore::CreateAccessKey(const AccessKeyRecord& key) { return System().CreateAccessKey(key); }
+
+Status ShardedMetaStore::SetAccessKeyEnabled(std::string_view access_key, bool enabled) {
+  return System().SetAccessKeyEnabled(access_key, enabled);
+}
+
+Status ShardedMetaStore::DeleteAccessKey(std::string_view access_key) { return System().DeleteAccessKey(access_key); }
+
+Result<std::vector<AccessKeyRecord>> ShardedMetaStore::ListAccessKeys() { return System().ListAccessKeys(); }
+
+// ---- Maintenance: every shard ----------------------------------------------------------------
+
+Status ShardedMetaStore::ForEachChunkRef(const std::function<Status(const ChunkRef&)>& fn) {
+  for (const auto& shard : shards_) CAIRN_RETURN_IF_ERROR(shard->ForEachChunkRef(fn));
+  return Status::OK();
+}
+
+Result<std::map<std::string, uint64_t>> ShardedMetaStore::Stats() {
+  std::map<std::string, uint64_t> sum;
+  for (const auto& shard : shards_) {
+    CAIRN_ASSIGN_OR_RETURN(auto figures, shard->Stats());
+    for (const auto& [name, value] : figures) sum[name] += value;
+  }
+  return sum;
+}
+
+}  // namespace cairn::meta

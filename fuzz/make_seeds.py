@@ -286,8 +286,12 @@ def record(value, seq):
     return optional(value) + u64(seq)
 
 
-def write_result(seq, result):
-    return u64(seq) + string(result)
+def write_result(seq, result, stamp=0):
+    return u64(seq) + string(result) + u64(stamp)
+
+
+def op_ids(ids):
+    return u32(len(ids)) + b"".join(u64(i) for i in ids)
 
 
 def mutations(pairs):
@@ -295,36 +299,42 @@ def mutations(pairs):
     return u32(len(pairs)) + b"".join(string(k) + optional(v) for k, v in pairs)
 
 
-def store_state(records, ops, last_seq):
-    """`records`: {key: (value or None, seq)}, `ops`: {op id: (seq, result)}; written in key order."""
+def store_state(records, ops, last_seq, stamp=0):
+    """`records`: {key: (value or None, seq)}, `ops`: {op id: (seq, result[, stamp])}; written in key
+    order."""
     out = u32(len(records)) + b"".join(string(k) + record(*records[k]) for k in sorted(records))
     out += u32(len(ops)) + b"".join(u64(op) + write_result(*ops[op]) for op in sorted(ops))
-    return out + u64(last_seq)
+    return out + u64(last_seq) + u64(stamp)
 
 
 def message(tag, fields):
-    return u8(2) + u8(tag) + fields
+    return u8(3) + u8(tag) + fields
 
 
 def chain_wire_seeds():
     binary = b"\x00k\xff\x01\x00"
     snapshot = store_state(
         {b"a": (b"1", 1), b"b/\x00": (None, 2), b"\x80": (b"", 3), b"photos/2024/cat.jpg": (b"\x00" * 40, 4)},
-        {1: (1, b"0"), 2: (2, b"1"), U64_MAX: (4, b"\x00result")}, 4)
+        {1: (1, b"0", 1700000000000), 2: (2, b"1", 1700000000001), U64_MAX: (4, b"\x00result", 1700000000002)},
+        4, 1700000000002)
     seeds = {
         "update": message(0, u32(1) + u64(3) + u64(17) + u64(12) + u64(0x500000001) +
-                          mutations([(b"key", b"value")]) + string(b"0") + u8(0)),
+                          mutations([(b"key", b"value")]) + string(b"0") + u8(0) + u64(1700000000000) +
+                          op_ids([5, 9])),
         "update_delete_edges": message(0, u32(U32_MAX) + u64(U64_MAX) + u64(U64_MAX) + u64(0) + u64(U64_MAX) +
-                                       mutations([(binary, None), (b"a", b""), (binary, b"x")]) + string(binary) + u8(0)),
-        "update_empty": message(0, u32(1) + u64(3) + u64(18) + u64(12) + u64(7) + mutations([]) + string(b"?") + u8(0)),
+                                       mutations([(binary, None), (b"a", b""), (binary, b"x")]) + string(binary) + u8(0) +
+                                       u64(U64_MAX) + op_ids([U64_MAX, 0])),
+        "update_empty": message(0, u32(1) + u64(3) + u64(18) + u64(12) + u64(7) + mutations([]) + string(b"?") + u8(0) +
+                                u64(0) + op_ids([])),
         "ack": message(1, u32(1) + u64(3) + u64(17)),
         "commit": message(2, u32(1) + u64(3) + u64(16)),
         "stale_chain": message(3, u32(1) + u64(0)),
         "client_write": message(4, u64(77) + u32(1) + u64(3) + u64(0x500000002) + string(b"P\x01\x00\x00\x00kv") +
-                                u8(0) + u32(0)),
+                                u8(0) + u32(0) + u64(1700000000000)),
         "client_write_reply_busy": message(5, u64(77) + u64(0x500000002) + status(STATUS_BUSY, b"not the head") +
                                            write_result(0, b"") + u64(3)),
-        "client_write_reply_ok": message(5, u64(78) + u64(9) + status(STATUS_OK) + write_result(18, b"1") + u64(3)),
+        "client_write_reply_ok": message(5, u64(78) + u64(9) + status(STATUS_OK) + write_result(18, b"1", 1700000000000) +
+                                         u64(3)),
         "client_read": message(6, u64(79) + u32(1) + u64(3) + string(binary)),
         "client_read_reply": message(7, u64(79) + status(STATUS_OK) + record(b"v" * 100, 12) + u64(3)),
         "client_read_reply_tombstone": message(7, u64(80) + status(STATUS_NOT_FOUND, binary) + record(None, 13) +
@@ -336,9 +346,9 @@ def chain_wire_seeds():
         "version_reply": message(11, u32(1) + u64(3) + u64(5) + status(STATUS_NO_SUCH_BUCKET, b"x") + u64(U64_MAX)),
         "update_blob": message(0, u32(2) + u64(3) + u64(19) + u64(12) + u64(8) +
                                mutations([(b"\xff\xffblob/c1", u64(3) + u32(0x12345678))]) + string(b"") +
-                               u8(1) + string(b"c1") + string(b"abc") + u32(0x12345678)),
+                               u8(1) + string(b"c1") + string(b"abc") + u32(0x12345678) + u64(1700000000003) + op_ids([])),
         "client_write_blob": message(4, u64(82) + u32(2) + u64(3) + u64(9) + string(b"") + u8(1) + string(b"c2") +
-                                     string(b"\x00" * 64) + u32(1) + u32(2) + string(b"c0") + string(binary)),
+                                     string(b"\x00" * 64) + u32(1) + u32(2) + string(b"c0") + string(binary) + u64(0)),
         "blob_read": message(14, u64(83) + u32(2) + u64(3) + string(b"c2") + u64(0) + u64(64)),
         "blob_read_reply": message(15, u64(83) + status(STATUS_OK) + string(b"\x00" * 64) + u64(3)),
         "client_query": message(12, u64(81) + u32(0) + u64(3) + string(binary)),
@@ -348,7 +358,7 @@ def chain_wire_seeds():
     seeds["refused_truncated"] = seeds["sync_data"][:-3]
     seeds["refused_trailing"] = seeds["ack"] + b"\x00"
     seeds["refused_tag"] = message(16, u32(1) + u64(3))
-    seeds["refused_count"] = message(9, u32(1) + u64(4) + u32(U32_MAX) + u32(0) + u64(0))
+    seeds["refused_count"] = message(9, u32(1) + u64(4) + u32(U32_MAX) + u32(0) + u64(0) + u64(0))
     return seeds
 
 

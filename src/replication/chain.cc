@@ -71,9 +71,11 @@ WriteResult ApplyToStore(StoreState& store, const Update& update) {
   for (const KvMutation& mutation : update.mutations) {
     store.records[mutation.key] = Record{mutation.value, update.seq};
   }
-  WriteResult result{update.seq, update.result};
+  for (OpId op : update.forget) store.ops.erase(op);
+  WriteResult result{update.seq, update.result, update.stamp_ms};
   store.ops[update.op_id] = result;
   store.last_seq = std::max(store.last_seq, update.seq);
+  store.stamp_ms = std::max(store.stamp_ms, update.stamp_ms);
   return result;
 }
 
@@ -273,6 +275,8 @@ void ChainReplica::ResetVolatile() {
   install_durable_ = false;
   blobs_copied_ = false;
   parked_reads_.clear();
+  op_order_.clear();
+  op_order_valid_ = false;
   ++session_;
 }
 
@@ -365,6 +369,8 @@ Effects ChainReplica::OnView(const ChainView& view) {
 void ChainReplica::InstallView(Effects& out) {
   for (const ParkedRead& read : parked_reads_) FailRead(read.client, read.request_id, "chain version changed", out);
   parked_reads_.clear();
+  op_order_.clear();  // kept by the head only; rebuilt if this replica heads the new view
+  op_order_valid_ = false;
   if (self_ < 0) {
     if (phase_ != Phase::kIdle) LeaveChain();
     return;
@@ -536,6 +542,12 @@ void ChainReplica::Apply(const Update& update, Effects& out) {
   PendingUpdate pending{forwarded, {}};
   pending.priors.reserve(forwarded.mutations.size());
   for (const KvMutation& mutation : forwarded.mutations) pending.priors.push_back(Lookup(applied_, mutation.key));
+  if (op_order_valid_) {
+    for (OpId op : forwarded.forget) {
+      if (auto it = applied_.ops.find(op); it != applied_.ops.end()) op_order_.erase(it->second.seq);
+    }
+    op_order_[forwarded.seq] = forwarded.op_id;
+  }
   const WriteResult result = ApplyToStore(applied_, forwarded);
   pending_[forwarded.seq] = std::move(pending);
   PendingWrite write;
@@ -672,7 +684,13 @@ void ChainReplica::ReplyWrite(const Waiter& waiter, Effects& out) const {
   ClientWriteReply reply;
   reply.request_id = waiter.request_id;
   reply.op_id = waiter.op_id;
-  reply.result = applied_.ops.at(waiter.op_id);
+  if (auto it = applied_.ops.find(waiter.op_id); it != applied_.ops.end()) {
+    reply.result = it->second;
+  } else {
+    // Only committed results are forgotten, and their waiters were answered at the commit: this
+    // is a defence, not a path.
+    reply.status = Status::Timeout("the operation's result was forgotten; its outcome is unknown");
+  }
   reply.chain_version = view_version();
   out.sends.push_back({waiter.client, std::move(reply)});
 }
@@ -710,6 +728,17 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
     }
     return;
   }
+  // Not recorded: new, or applied so long ago that its result is forgotten. A result is forgotten
+  // only once the stamps are op_retention_ms past it, and an update's stamp is at least its
+  // writer's issued_ms, so an operation issued over half that long before the latest stamp may
+  // be one of them: refused as of unknown outcome, never applied a second time.
+  if (write.issued_ms != 0 && write.issued_ms + options_.op_retention_ms / 2 < applied_.stamp_ms) {
+    ClientWriteReply reply = WriteRefusal(write, "");
+    reply.status = Status::Timeout("operation issued " + std::to_string(applied_.stamp_ms - write.issued_ms) +
+                                   " ms before the chain's latest write: its result may be forgotten");
+    out.sends.push_back({from, std::move(reply)});
+    return;
+  }
   if (write.blob && !BlobIntact(*write.blob)) {
     ClientWriteReply reply = WriteRefusal(write, "");
     reply.status = Status::Corruption("blob " + std::to_string(write.blob->data().size()) +
@@ -733,6 +762,8 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
   update.chain_version = view_->version;
   update.seq = applied_.last_seq + 1;
   update.op_id = write.op_id;
+  update.stamp_ms = std::max(applied_.stamp_ms, write.issued_ms);
+  update.forget = ResultsToForget(update.stamp_ms);
   // The command meets the state every replica will have reached at this sequence number.
   if (!write.command.empty()) {
     StateMachine::Outcome outcome = machine_.Execute(StoreReader(applied_), write.command);
@@ -752,6 +783,28 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
     waiters_.emplace(update.seq, waiter);
   }
   Progress(out);
+}
+
+std::vector<OpId> ChainReplica::ResultsToForget(uint64_t stamp_ms) {
+  if (!op_order_valid_) {
+    op_order_.clear();
+    for (const auto& [op, result] : applied_.ops) op_order_[result.seq] = op;
+    op_order_valid_ = true;
+  }
+  // Committed ones only: their writers have been answered, and a retry is answered from here
+  // until the retention has passed.
+  std::vector<OpId> forget;
+  for (auto it = op_order_.begin(); it != op_order_.end() && forget.size() < options_.forget_batch;) {
+    const auto op = applied_.ops.find(it->second);
+    if (op == applied_.ops.end() || op->second.seq != it->first) {
+      it = op_order_.erase(it);  // no longer the result recorded at that sequence
+      continue;
+    }
+    if (it->first > acked_level_ || op->second.stamp_ms + options_.op_retention_ms >= stamp_ms) break;
+    forget.push_back(it->second);
+    ++it;
+  }
+  return forget;
 }
 
 void ChainReplica::ReplyRead(Endpoint client, uint64_t request_id, const Record& record, Effects& out) const {
@@ -887,6 +940,8 @@ void ChainReplica::HandleSyncData(NodeId from, const SyncData& data, Effects& ou
   }
   sync_buffer_.clear();
   applied_ = image;
+  op_order_.clear();
+  op_order_valid_ = false;
   pending_.clear();  // the copy's updates are not known committed here: reads of them ask the head
   phase_ = Phase::kReady;
   complete_ = true;

@@ -106,7 +106,8 @@ struct Record {
 // The recorded result of an applied write; a retried operation id is answered with it.
 struct WriteResult {
   uint64_t seq = 0;
-  std::string result;  // the state machine's result of the command (StateMachine::Outcome)
+  std::string result;     // the state machine's result of the command (StateMachine::Outcome)
+  uint64_t stamp_ms = 0;  // the update's stamp (Update::stamp_ms)
   bool operator==(const WriteResult&) const = default;
 };
 
@@ -167,10 +168,15 @@ std::string EncodeBlobDescriptor(uint64_t size, uint32_t crc32c);
 std::optional<BlobInfo> DecodeBlobDescriptor(std::string_view id, std::string_view value);
 
 // A replica's store: the state machine the chain replicates.
+//
+// `ops` holds the results of recent operations only (design "Writes", "Operation results"): each
+// update may name operations the head has forgotten (Update::forget), and every replica drops
+// them as it applies the update, so all hold the same results.
 struct StoreState {
   std::map<std::string, Record> records;
   std::map<OpId, WriteResult> ops;
   uint64_t last_seq = 0;
+  uint64_t stamp_ms = 0;  // the highest update stamp applied
   bool operator==(const StoreState&) const = default;
 };
 
@@ -193,6 +199,12 @@ struct Update {
   // A blob stored by this update (its descriptor is among the mutations); every replica writes it
   // to its blob store, durably, before the update counts as durable there.
   std::optional<Blob> blob;
+  // The head's stamp: the largest of the writer's issued_ms and every earlier stamp (so stamps
+  // never decrease along the sequence), in milliseconds of the writers' clocks.
+  uint64_t stamp_ms = 0;
+  // Operations whose recorded results every replica drops with this update (committed ones,
+  // older than the head's retention; oldest first).
+  std::vector<OpId> forget;
   bool operator==(const Update&) const = default;
 };
 
@@ -222,11 +234,17 @@ struct ClientWrite {
   // blobs to delete (every replica deletes them from its blob store once the update is durable).
   std::optional<Blob> blob;
   std::vector<std::string> drop_blobs;
+  // When the writer first sent this operation (ms since the Unix epoch, its clock), the same on
+  // every retry; 0: unstamped (tests). A head whose stamps have moved more than half its
+  // retention past it refuses the write with Timeout (its result may be forgotten: the outcome
+  // is unknown), so a late retry never applies an operation twice.
+  uint64_t issued_ms = 0;
   bool operator==(const ClientWrite&) const = default;
 };
 
 // status: OK, or Busy (fenced, not the head, not serving, stale or unseen chain version: the
-// caller refreshes its chain view and retries with the same op id).
+// caller refreshes its chain view and retries with the same op id), or Timeout (issued too long
+// ago: the outcome is unknown), or a refusal of the blob (Corruption, AlreadyExists).
 struct ClientWriteReply {
   uint64_t request_id = 0;
   OpId op_id = 0;
@@ -445,6 +463,12 @@ struct ReplicaOptions {
   // A syncing member asks its predecessor for the snapshot again after this many ticks without
   // one. Default 5.
   uint32_t sync_request_ticks = 5;
+  // How long the head keeps an operation's result for retries, in stamp milliseconds (Update::
+  // stamp_ms): older committed results are forgotten, at most forget_batch per update. A head
+  // decides alone (the update names what to forget), so replicas need not agree on it. Default
+  // 10 minutes: far beyond a client's retries, and more than twice any sane clock skew.
+  uint64_t op_retention_ms = 10 * 60 * 1000;
+  uint32_t forget_batch = 64;
   // What the chain replicates; null: KvStateMachine. Must outlive the replica.
   const StateMachine* machine = nullptr;
   TestFaults faults;
@@ -578,6 +602,9 @@ class ChainReplica {
 
   // Applies `update` (REQUIRES: seq == L + 1) in memory, starts its durable write, forwards it.
   void Apply(const Update& update, Effects& out);
+  // Head: the committed operations whose results an update stamped `stamp_ms` forgets, oldest
+  // first, at most options_.forget_batch.
+  std::vector<OpId> ResultsToForget(uint64_t stamp_ms);
   void StartWrite(PendingWrite write, Effects& out);
   // Recomputes U; moves newly acknowledged updates to the clean state; sends the upstream ack,
   // answers clients at the head, reports a completed sync.
@@ -650,6 +677,11 @@ class ChainReplica {
 
   std::vector<ParkedRead> parked_reads_;
   uint64_t next_query_id_ = 1;
+
+  // Head: the operations of applied_.ops by sequence, oldest first, to choose what to forget.
+  // Built when first needed, dropped whenever applied_ is replaced or the head role may change.
+  std::map<uint64_t, OpId> op_order_;
+  bool op_order_valid_ = false;
 };
 
 // Applies an update's mutations to a store and records its result for its operation id.

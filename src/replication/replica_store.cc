@@ -15,10 +15,11 @@ constexpr char kOp = 'o';
 constexpr char kLastSeq = 'm';
 constexpr char kSyncLog = 'l';
 constexpr char kComplete = 'c';
-// The store's format, outside every chain's range: "V" -> one byte. Format 2 records a command's
-// result bytes per operation id (format 1, a bool, was never used outside tests).
+// The store's format, outside every chain's range: "V" -> one byte. Format 3 stamps every
+// operation result and the chain's last sequence (format 2 did not; format 1 recorded a bool per
+// operation and was never used outside tests).
 constexpr std::string_view kFormatKey = "V";
-constexpr char kFormat = 2;
+constexpr char kFormat = 3;
 
 void PutBe32(std::string* out, uint32_t v) {
   for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));
@@ -61,9 +62,10 @@ std::string Be64(uint64_t v) {
   PutBe64(&out, v);
   return out;
 }
-std::string LastSeqValue(uint64_t seq) {
+std::string LastSeqValue(uint64_t seq, uint64_t stamp_ms) {
   std::string out;
   PutLe64(&out, seq);
+  PutLe64(&out, stamp_ms);
   return out;
 }
 std::string RecordValue(const Record& record) {
@@ -76,6 +78,7 @@ std::string RecordValue(const Record& record) {
 std::string OpValue(const WriteResult& result) {
   std::string out;
   PutLe64(&out, result.seq);
+  PutLe64(&out, result.stamp_ms);
   out.append(result.result);
   return out;
 }
@@ -100,15 +103,18 @@ void ReplicaStore::Batch::Add(ChainId chain, const DiskWrite& write) {
       const Update& u = *write.update;
       for (const KvMutation& m : u.mutations)
         batch_->Put(Key(chain, kRecord, m.key), RecordValue(Record{m.value, u.seq}));
+      for (OpId op : u.forget) batch_->Delete(Key(chain, kOp, Be64(op)));
       batch_->Put(Key(chain, kOp, Be64(u.op_id)), OpValue(write.result));
-      // Updates apply in sequence order, so the last one written is the highest.
-      batch_->Put(Key(chain, kLastSeq), LastSeqValue(u.seq));
+      // Updates apply in sequence order, with stamps that never decrease: the last one written
+      // holds the highest of both.
+      batch_->Put(Key(chain, kLastSeq), LastSeqValue(u.seq, u.stamp_ms));
       break;
     }
     case DiskWrite::Kind::kSyncLog: {
       // The blob's bytes go to the blob store; the log keeps the update without them.
       const Update& u = *write.update;
-      Update logged{u.chain_id, u.chain_version, u.seq, u.first_seq, u.op_id, u.mutations, u.result, std::nullopt};
+      Update logged = u;
+      logged.blob.reset();
       batch_->Put(Key(chain, kSyncLog, Be64(u.seq)), wire::Encode(Message{std::move(logged)}));
       break;
     }
@@ -117,7 +123,7 @@ void ReplicaStore::Batch::Add(ChainId chain, const DiskWrite& write) {
       const StoreState& image = *write.image;
       for (const auto& [key, record] : image.records) batch_->Put(Key(chain, kRecord, key), RecordValue(record));
       for (const auto& [op, result] : image.ops) batch_->Put(Key(chain, kOp, Be64(op)), OpValue(result));
-      batch_->Put(Key(chain, kLastSeq), LastSeqValue(image.last_seq));
+      batch_->Put(Key(chain, kLastSeq), LastSeqValue(image.last_seq, image.stamp_ms));
       break;
     }
   }
@@ -174,8 +180,9 @@ Result<ReplicaStore::Loaded> ReplicaStore::LoadAll() {
     const std::string_view rest = key.substr(6);
     switch (key[5]) {
       case kLastSeq:
-        if (value.size() != 8) return Status::Corruption("replica store: bad sequence");
+        if (value.size() != 16) return Status::Corruption("replica store: bad sequence");
         state.store.last_seq = GetLe64(value);
+        state.store.stamp_ms = GetLe64(value.substr(8));
         break;
       case kRecord: {
         if (value.size() < 9 || static_cast<uint8_t>(value[0]) > 1)
@@ -187,8 +194,9 @@ Result<ReplicaStore::Loaded> ReplicaStore::LoadAll() {
         break;
       }
       case kOp: {
-        if (rest.size() != 8 || value.size() < 8) return Status::Corruption("replica store: bad op result");
-        state.store.ops.emplace(GetBe64(rest), WriteResult{GetLe64(value), std::string(value.substr(8))});
+        if (rest.size() != 8 || value.size() < 16) return Status::Corruption("replica store: bad op result");
+        state.store.ops.emplace(GetBe64(rest),
+                                WriteResult{GetLe64(value), std::string(value.substr(16)), GetLe64(value.substr(8))});
         break;
       }
       case kSyncLog: {

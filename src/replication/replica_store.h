@@ -1,5 +1,5 @@
 // ReplicaStore: the disk under a node's chain replicas: each chain's DurableState (records,
-// results of applied operation ids, last applied sequence, sync log) in one RocksDB.
+// recent results of applied operation ids, last applied sequence, sync log) in one RocksDB.
 //
 // The ChainReplica state machine (chain.h) asks for durable writes (DiskWrite) and is told when
 // they are on stable storage; this is where they go. A Batch gathers the writes of any number of
@@ -9,16 +9,16 @@
 //
 // Layout (every key starts with 'C' and the chain id, 4 bytes big-endian, so that one chain's
 // keys are one ordered range):
-//   C<chain>m            last applied sequence: u64 little-endian
+//   C<chain>m            last applied sequence, then the highest update stamp: u64 little-endian each
 //   C<chain>r<key>       record: u8 1 = value, 0 = tombstone; u64 seq; the value bytes
-//   C<chain>o<op, 8 BE>  result of an applied operation id: u64 seq; the state machine's result
-//                        bytes
+//   C<chain>o<op, 8 BE>  result of an applied operation id: u64 seq; u64 stamp; the state
+//                        machine's result bytes (deleted when an update forgets it)
 //   C<chain>l<seq, 8 BE> an update of the sync log, encoded as a wire message (wire.h)
 //   C<chain>c            present once the replica held a complete copy (founding member, or a
 //                        resync installed with every blob it names copied; an install clears it
 //                        until then): only such a replica may be taken back as the chain's
 //                        serving member after a restart (an emptied or replaced disk is not)
-//   V                    the store's format (one byte, 2); a store without it that holds anything
+//   V                    the store's format (one byte, 3); a store without it that holds anything
 //                        is refused
 //
 // Thread-safety: Open, Load and Commit are thread-safe; a Batch belongs to one thread.

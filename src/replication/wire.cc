@@ -36,7 +36,7 @@ static_assert(kTagIs<Tag::kBlobReadReply, BlobReadReply>);
 constexpr size_t kHeaderSize = 2;  // version, tag
 // The smallest encodings of one map entry, for checking counts against the bytes left.
 constexpr size_t kMinRecordEntrySize = 4 + 1 + 8;  // empty key, tombstone, seq
-constexpr size_t kMinOpEntrySize = 8 + 8 + 4;      // op id, seq, empty result
+constexpr size_t kMinOpEntrySize = 8 + 8 + 8 + 4;  // op id, seq, stamp, empty result
 constexpr size_t kMinMutationSize = 4 + 1;         // empty key, no value
 
 bool IsKnownStatusCode(uint16_t code) {
@@ -106,6 +106,12 @@ void Write(Writer& w, const Record& r) {
 void Write(Writer& w, const WriteResult& r) {
   w.U64(r.seq);
   w.String(r.result);
+  w.U64(r.stamp_ms);
+}
+
+void Write(Writer& w, const std::vector<OpId>& ops) {
+  w.Count(ops.size());
+  for (OpId op : ops) w.U64(op);
 }
 
 void Write(Writer& w, const std::optional<Blob>& blob) {
@@ -141,6 +147,7 @@ void Write(Writer& w, const StoreState& s) {
     Write(w, result);
   }
   w.U64(s.last_seq);
+  w.U64(s.stamp_ms);
 }
 
 void Write(Writer& w, const Update& m) {
@@ -152,6 +159,8 @@ void Write(Writer& w, const Update& m) {
   Write(w, m.mutations);
   w.String(m.result);
   Write(w, m.blob);
+  w.U64(m.stamp_ms);
+  Write(w, m.forget);
 }
 
 void Write(Writer& w, const Ack& m) {
@@ -179,6 +188,7 @@ void Write(Writer& w, const ClientWrite& m) {
   w.String(m.command);
   Write(w, m.blob);
   Write(w, m.drop_blobs);
+  w.U64(m.issued_ms);
 }
 
 void Write(Writer& w, const ClientWriteReply& m) {
@@ -344,6 +354,13 @@ void Read(Reader& r, Record& out) {
 void Read(Reader& r, WriteResult& out) {
   out.seq = r.U64();
   out.result = r.String();
+  out.stamp_ms = r.U64();
+}
+
+void Read(Reader& r, std::vector<OpId>& out) {
+  const uint32_t n = r.Count(8);
+  out.reserve(n);
+  for (uint32_t i = 0; i < n && r.ok(); ++i) out.push_back(r.U64());
 }
 
 void Read(Reader& r, std::optional<Blob>& out) {
@@ -395,6 +412,7 @@ void Read(Reader& r, StoreState& out) {
     out.ops.emplace_hint(out.ops.end(), op_id, result);
   }
   out.last_seq = r.U64();
+  out.stamp_ms = r.U64();
 }
 
 void Read(Reader& r, Update& m) {
@@ -406,6 +424,8 @@ void Read(Reader& r, Update& m) {
   Read(r, m.mutations);
   m.result = r.String();
   Read(r, m.blob);
+  m.stamp_ms = r.U64();
+  Read(r, m.forget);
 }
 
 void Read(Reader& r, Ack& m) {
@@ -433,6 +453,7 @@ void Read(Reader& r, ClientWrite& m) {
   m.command = r.String();
   Read(r, m.blob);
   Read(r, m.drop_blobs);
+  m.issued_ms = r.U64();
 }
 
 void Read(Reader& r, ClientWriteReply& m) {

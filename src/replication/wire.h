@@ -4,7 +4,7 @@
 // A body:
 //
 //   offset  size  field
-//   0       1     format version, kWireVersion (2)
+//   0       1     format version, kWireVersion (3)
 //   1       1     message tag (Tag below: the message's index in the Message variant)
 //   2       n     the message's fields, in the order chain.h declares them
 //
@@ -16,23 +16,24 @@
 //   Status             u16 code (the StatusCode value from common/error_codes.h, whose values are
 //                      stable and exceed a byte), then the message as a string
 //   Record             optional<string> value, u64 seq           (no value: a tombstone)
-//   WriteResult        u64 seq, string result
+//   WriteResult        u64 seq, string result, u64 stamp_ms
+//   op ids             u32 count, then each u64
 //   optional<Blob>     u8 presence, then when present: string id, string bytes, u32 crc32c
 //   strings            u32 count, then each string
 //   mutations          u32 count, then per mutation: string key, optional<string> value (no value:
 //                      delete), in the order they apply
 //   StoreState         u32 count, then per record: string key, Record   (keys strictly ascending)
 //                      u32 count, then per op: u64 op id, WriteResult  (ids strictly ascending)
-//                      u64 last_seq
+//                      u64 last_seq, u64 stamp_ms
 //
 // Messages (tag: fields):
 //   0  Update            u32 chain_id, u64 chain_version, u64 seq, u64 first_seq, u64 op_id,
-//                        mutations, string result, optional<Blob> blob
+//                        mutations, string result, optional<Blob> blob, u64 stamp_ms, op ids forget
 //   1  Ack               u32 chain_id, u64 chain_version, u64 seq
 //   2  Commit            u32 chain_id, u64 chain_version, u64 seq
 //   3  StaleChain        u32 chain_id, u64 version
 //   4  ClientWrite       u64 request_id, u32 chain_id, u64 chain_version, u64 op_id, string command,
-//                        optional<Blob> blob, strings drop_blobs
+//                        optional<Blob> blob, strings drop_blobs, u64 issued_ms
 //   5  ClientWriteReply  u64 request_id, u64 op_id, Status status, WriteResult result,
 //                        u64 chain_version
 //   6  ClientRead        u64 request_id, u32 chain_id, u64 chain_version, string key
@@ -48,6 +49,7 @@
 //   15 BlobReadReply     u64 request_id, Status status, string bytes, u64 chain_version
 //
 // Version 1 carried one key and value in Update and ClientWrite, and a bool in WriteResult.
+// Version 2 had no stamps (Update, ClientWrite, WriteResult, StoreState) and no forget list.
 //
 // The encoding is canonical: every message has exactly one encoding, and Decode accepts nothing
 // else (presence flags and bools other than 0 and 1, map keys out of order or repeated, and
@@ -71,7 +73,7 @@ namespace cairn::replication::wire {
 inline constexpr uint16_t kFrameChainMessage = 16;
 
 // The first byte of every body.
-inline constexpr uint8_t kWireVersion = 2;
+inline constexpr uint8_t kWireVersion = 3;
 
 // The second byte of every body. Equal to the message's index in the Message variant (wire.cc
 // checks this at compile time, so reordering the variant breaks the build, not the wire).

@@ -38,7 +38,8 @@ bool WaitFor(F done, std::chrono::milliseconds limit = 10s) {
 
 class Cluster {
  public:
-  explicit Cluster(std::string root, size_t nodes = 3) : root_(std::move(root)) {
+  explicit Cluster(std::string root, size_t nodes = 3, ReplicaOptions replica = ChainHostOptions{}.replica)
+      : root_(std::move(root)), replica_(replica) {
     for (NodeId n = 1; n <= nodes; ++n) StartNode(n, /*incarnation=*/1, /*bootstrap=*/true);
   }
   ~Cluster() {
@@ -53,6 +54,7 @@ class Cluster {
     options.name = "n" + std::to_string(n);
     options.secret = kSecret;
     options.data_dir = root_ + "/n" + std::to_string(n);
+    options.replica = replica_;
     auto& blobs = blobs_[n];  // the node's engine: it survives the node's restarts
     if (!blobs) blobs = std::make_unique<MemoryBlobStore>();
     options.blobs = blobs.get();
@@ -144,6 +146,7 @@ class Cluster {
 
  private:
   std::string root_;
+  ReplicaOptions replica_;
   std::mutex mu_;
   std::map<NodeId, PeerAddress> peers_;
   std::map<NodeId, uint64_t> incarnation_;
@@ -228,16 +231,23 @@ TEST(ChainHost, RetriedOperationAppliesOnce) {
 TEST(ChainHost, StateSurvivesRestartFromDisk) {
   test::TempDir dir;
   DurableState before;
+  // Results are kept 5 ms: most are forgotten as the writes go, and the disk must agree.
+  ReplicaOptions replica = ChainHostOptions{}.replica;
+  replica.op_retention_ms = 5;
   {
-    Cluster cluster(dir.path());
+    Cluster cluster(dir.path(), 3, replica);
     cluster.SetView(1, {{1, true}, {2, true}, {3, true}});
     ChainClient& client = cluster.Client();
-    for (int i = 0; i < 50; ++i)
+    for (int i = 0; i < 50; ++i) {
       ASSERT_TRUE(client.Write(1, "k" + std::to_string(i % 20), ValueFor("v" + std::to_string(i))).ok());
+      if (i % 10 == 0) std::this_thread::sleep_for(10ms);
+    }
     ASSERT_TRUE(client.Write(1, "k3", std::nullopt).ok());
     Settled(cluster, 1, {1, 2, 3});
     before = cluster.host(2).Inspect(1)->durable;
   }
+  EXPECT_LT(before.store.ops.size(), 51u) << "results older than 5 ms are forgotten";
+  EXPECT_GT(before.store.stamp_ms, 0u);
   // Node 2 alone, on its directory: it holds what its replica had durably, ops included.
   ChainHostOptions options;
   options.node = 2;

@@ -66,6 +66,8 @@ TEST(ChainSim, Seeds) {
     total.partitions += result.stats.partitions;
     total.view_changes += result.stats.view_changes;
     total.syncs += result.stats.syncs;
+    total.writes += result.stats.writes;
+    total.results_kept += result.stats.results_kept;
     total.events += result.stats.events;
     total.lin_states = std::max(total.lin_states, result.stats.lin_states);
     if (!result.ok) {
@@ -81,7 +83,8 @@ TEST(ChainSim, Seeds) {
             << total.ops_ok << " answered, " << total.ops_gave_up << " given up), " << total.crashes << " crashes, "
             << total.partitions << " partitions, " << total.view_changes << " chain versions, " << total.syncs
             << " resyncs, " << total.events << " events; at most " << total.lin_states
-            << " linearizability search states in one seed\n";
+            << " linearizability search states in one seed; " << total.results_kept << " results kept of "
+            << total.writes << " writes\n";
   if (!failed.empty()) {
     std::string list;
     for (uint64_t seed : failed) list += " " + std::to_string(seed);

@@ -178,6 +178,84 @@ TEST(ChainReplica, HeadAnswersAtCommitAndRetriesGetTheRecordedResult) {
   EXPECT_EQ(Sent<Update>(next, Endpoint::Replica(2))[0].seq, 2u);
 }
 
+// Results are kept for retries for op_retention_ms of stamps, then forgotten by updates that
+// name them, the same way at every replica; an operation issued so long ago that its result may
+// be forgotten is refused as of unknown outcome (Timeout), never applied again.
+TEST(ChainReplica, OldResultsAreForgottenEverywhereAndLateRetriesRefused) {
+  ReplicaOptions options;
+  options.op_retention_ms = 1000;
+  options.forget_batch = 2;
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}), options);
+  ChainReplica tail = Founding(2, View(1, {M(1), M(2)}), options);
+  uint64_t request = 0;
+  // Writes op 100 + i, issued at t0 + 100 i ms, each committed before the next.
+  const uint64_t t0 = 1'700'000'000'000;
+  auto write = [&](OpId op, uint64_t issued) -> std::vector<Update> {
+    ClientWrite w{++request, kChain, 1, op, KvStateMachine::Put("k" + std::to_string(op), "v")};
+    w.issued_ms = issued;
+    Effects at_head = head.OnMessage(kClient, w);
+    auto updates = Sent<Update>(at_head, Endpoint::Replica(2));
+    (void)Persist(head, at_head);
+    for (const Update& u : updates) {
+      Effects acked = Persist(tail, tail.OnMessage(Endpoint::Replica(1), u));
+      for (const Ack& ack : Sent<Ack>(acked, Endpoint::Replica(1))) (void)head.OnMessage(Endpoint::Replica(2), ack);
+    }
+    return updates;
+  };
+  for (int i = 0; i < 10; ++i) ASSERT_EQ(write(100 + i, t0 + 100 * i).size(), 1u);
+  EXPECT_EQ(head.applied().ops.size(), 10u) << "nothing is a second old yet";
+  EXPECT_EQ(head.applied().stamp_ms, t0 + 900);
+
+  // Stamps never go back: a writer with a slow clock gets the latest stamp.
+  auto slow = write(200, t0 + 450);
+  ASSERT_EQ(slow.size(), 1u);
+  EXPECT_EQ(slow[0].stamp_ms, t0 + 900);
+
+  // At t0 + 1150, ops 100 and 101 (stamped t0 and t0 + 100) are past the retention: at most two
+  // per update are forgotten, oldest first.
+  auto later = write(300, t0 + 1150);
+  ASSERT_EQ(later.size(), 1u);
+  EXPECT_EQ(later[0].forget, (std::vector<OpId>{100, 101}));
+  auto next = write(301, t0 + 1160);
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_TRUE(next[0].forget.empty()) << "op 102 (t0 + 200) is 960 ms old: kept";
+  EXPECT_EQ(head.applied().ops.count(100), 0u);
+  EXPECT_EQ(head.applied().ops.count(102), 1u);
+  EXPECT_EQ(head.applied(), tail.applied());
+  EXPECT_EQ(head.durable().store, tail.durable().store);
+  EXPECT_EQ(tail.durable().store.ops.count(101), 0u);
+
+  // A retry of a kept result is answered from it; a retry of op 100, issued at t0, is refused:
+  // its result is gone, and applying it again could apply it twice.
+  ClientWrite retry{++request, kChain, 1, 102, KvStateMachine::Put("k102", "v")};
+  retry.issued_ms = t0 + 200;
+  auto kept = Sent<ClientWriteReply>(head.OnMessage(kClient, retry), kClient);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_TRUE(kept[0].status.ok()) << kept[0].status;
+  EXPECT_EQ(kept[0].result.seq, 3u);
+  ClientWrite late{++request, kChain, 1, 100, KvStateMachine::Put("k100", "again")};
+  late.issued_ms = t0;
+  Effects refused = head.OnMessage(kClient, late);
+  ASSERT_EQ(Sent<ClientWriteReply>(refused, kClient).size(), 1u);
+  EXPECT_TRUE(Sent<ClientWriteReply>(refused, kClient)[0].status.IsTimeout());
+  EXPECT_TRUE(Sent<Update>(refused, Endpoint::Replica(2)).empty());
+  // So is a new operation issued over half the retention before the latest stamp (clock skew).
+  late.op_id = 400;
+  late.issued_ms = t0 + 1160 - 501;
+  EXPECT_TRUE(Sent<ClientWriteReply>(head.OnMessage(kClient, late), kClient)[0].status.IsTimeout());
+  late.issued_ms = t0 + 1160 - 499;
+  EXPECT_EQ(Sent<Update>(head.OnMessage(kClient, late), Endpoint::Replica(2)).size(), 1u);
+
+  // A new head (the tail, alone) picks up forgetting where the old one was, from its own state.
+  (void)tail.OnView(View(2, {M(2)}));
+  ClientWrite at_new{++request, kChain, 2, 500, KvStateMachine::Put("k500", "v")};
+  at_new.issued_ms = t0 + 1400;
+  (void)Persist(tail, tail.OnMessage(kClient, at_new));
+  EXPECT_EQ(tail.applied().ops.count(102), 0u);
+  EXPECT_EQ(tail.applied().ops.count(103), 0u);
+  EXPECT_EQ(tail.applied().ops.count(104), 1u) << "two per update";
+}
+
 TEST(ChainReplica, OnlyTheHeadTakesWrites) {
   ChainReplica middle = Founding(2, View(1, {M(1), M(2), M(3)}));
   Effects out = middle.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, KvStateMachine::Put("k", "a")});

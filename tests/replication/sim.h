@@ -105,6 +105,8 @@ struct SimStats {
   int partitions = 0;
   int view_changes = 0;
   int syncs = 0;
+  int writes = 0;        // write operations invoked
+  int results_kept = 0;  // operation results held at the end (the others were forgotten)
   int64_t end_ms = 0;
   uint64_t events = 0;
   uint64_t lin_states = 0;
@@ -165,6 +167,10 @@ class Simulation {
   static constexpr int64_t kQuiesceLimitMs = 12000;
   static constexpr int64_t kOpDeadline = 1000;
   static constexpr int64_t kAttemptTimeout = 60;
+  // Operation results are kept this long (ReplicaOptions::op_retention_ms), in the clients' clock:
+  // simulated time plus kClockBase (a stamp of 0 means "unstamped").
+  static constexpr uint64_t kOpRetention = 300;
+  static constexpr int64_t kClockBase = 1'000'000;
   static constexpr int64_t kWatchLag = 60;
   static constexpr double kDropRates[] = {0.01, 0.03, 0.08};
   static constexpr double kDuplicateRate = 0.02;
@@ -308,6 +314,10 @@ class Simulation {
       ReplicaOptions replica_options;
       replica_options.faults = options_.faults;
       replica_options.machine = &ShadowMachine::Instance();
+      // Results are forgotten a few hundred simulated milliseconds after their write, a few per
+      // update: every run forgets thousands, and late retries meet the refusal.
+      replica_options.op_retention_ms = kOpRetention;
+      replica_options.forget_batch = 4;
       n.replica = std::make_unique<ChainReplica>(kChain, n.id, replica_options);
       if (static_cast<size_t>(i) <= kReplicationFactor) {
         n.replica->Bootstrap(1);
@@ -755,6 +765,7 @@ class Simulation {
     op.invoke_ms = now_;
     ++ops_per_key_[op.key];
     ++result_.stats.ops;
+    if (op.kind != RegisterOp::Kind::kGet) ++result_.stats.writes;
     cl.op = history_.size();
     history_.push_back(op);
     cl.active = true;
@@ -795,6 +806,7 @@ class Simulation {
         ClientWrite write{cl.request_id, kChain, cl.view.version, op.op_id,
                           op.kind == RegisterOp::Kind::kPut ? KvStateMachine::Put(KeyName(op.key), op.value)
                                                             : KvStateMachine::Delete(KeyName(op.key))};
+        write.issued_ms = static_cast<uint64_t>(kClockBase + op.invoke_ms);
         Send(Endpoint::Client(c), Endpoint::Replica(cl.view.members.front().id.node), write);
       }
     }
@@ -914,6 +926,7 @@ class Simulation {
         return Fail("agreement", "stores differ: " + StoreText(first) + " vs " + StoreText(r));
       }
     }
+    result_.stats.results_kept = static_cast<int>(first.durable().store.ops.size());
     // Atomicity of multi-key updates: every key holds what its shadow holds.
     for (int k = 0; k < kKeys; ++k) {
       const auto& records = first.durable().store.records;
@@ -926,15 +939,17 @@ class Simulation {
                                      shadowed.value_or("absent"));
       }
     }
-    // Every acknowledged write is in every serving replica, with its recorded result.
+    // Every acknowledged write is in every serving replica, with its recorded result unless that
+    // was forgotten, which only a write stamped more than the retention later may do.
     for (const HistoryOp& op : history_) {
       if (op.kind == RegisterOp::Kind::kGet || op.response == kNoResponse) continue;
       for (const Member& member : members) {
         const StoreState& store = nodes_[member.id.node - 1].replica->durable().store;
         auto it = store.ops.find(op.op_id);
         auto record = store.records.find(KeyName(op.key));
-        if (it == store.ops.end() || !(it->second == op.result) || record == store.records.end() ||
-            record->second.seq < op.result.seq) {
+        const bool forgotten = it == store.ops.end() && op.result.stamp_ms + kOpRetention < store.stamp_ms;
+        if ((it == store.ops.end() && !forgotten) || (it != store.ops.end() && !(it->second == op.result)) ||
+            record == store.records.end() || record->second.seq < op.result.seq) {
           return Fail("acknowledged write lost", "n" + std::to_string(member.id.node) + " lacks acknowledged " +
                                                      OpText(op) + " (seq " + std::to_string(op.result.seq) + ")");
         }

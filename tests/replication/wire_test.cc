@@ -37,9 +37,10 @@ StoreState BigStore(size_t records) {
   for (size_t i = 0; i < records; ++i) {
     const std::string key = "key/" + std::to_string(i) + std::string(1, '\0');
     s.records[key] = i % 3 == 0 ? Record{std::nullopt, i} : Record{std::string(i % 50, static_cast<char>(i)), i};
-    s.ops[i * 7919] = WriteResult{i, i % 2 == 0 ? "1" : std::string(i % 7, static_cast<char>(i))};
+    s.ops[i * 7919] = WriteResult{i, i % 2 == 0 ? "1" : std::string(i % 7, static_cast<char>(i)), 1700000000000 + i};
   }
   s.last_seq = records;
+  s.stamp_ms = 1700000000000 + records;
   return s;
 }
 
@@ -47,17 +48,18 @@ StoreState BigStore(size_t records) {
 std::vector<Message> Samples() {
   std::vector<Message> out;
   out.push_back(Update{});
-  out.push_back(Update{kMax32, kMax, kMax, kMax, kMax, {KvMutation{kBinary, kBinary}}, kBinary});
+  out.push_back(Update{kMax32, kMax, kMax, kMax, kMax, {KvMutation{kBinary, kBinary}}, kBinary, std::nullopt, kMax,
+                       {kMax, 0, 7}});
   out.push_back(Update{1, 2, 3, 1, 4, {KvMutation{"k", std::string()}}, ""});  // an empty value is not a delete
   out.push_back(Update{1, 2, 3, 1, 4, {KvMutation{"", std::nullopt}, KvMutation{"k", "v"}}, "r"});
   out.push_back(Ack{});
   out.push_back(Ack{kMax32, kMax, kMax});
   out.push_back(Commit{7, 8, 9});
   out.push_back(StaleChain{kMax32, 0});
-  out.push_back(ClientWrite{kMax, 1, 2, kMax, kBinary});
+  out.push_back(ClientWrite{kMax, 1, 2, kMax, kBinary, std::nullopt, {}, kMax});
   out.push_back(ClientWrite{0, 0, 0, 0, std::string(1, '\0')});
   out.push_back(ClientWriteReply{});
-  out.push_back(ClientWriteReply{kMax, kMax, Status::Busy("not the head"), WriteResult{kMax, kBinary}, kMax});
+  out.push_back(ClientWriteReply{kMax, kMax, Status::Busy("not the head"), WriteResult{kMax, kBinary, kMax}, kMax});
   out.push_back(ClientRead{1, 2, 3, kBinary});
   out.push_back(ClientReadReply{});
   out.push_back(ClientReadReply{5, Status::OK(), Record{kBinary, kMax}, 6});
@@ -72,7 +74,7 @@ std::vector<Message> Samples() {
   out.push_back(ClientQuery{kMax, kMax32, kMax, kBinary});
   out.push_back(ClientQueryReply{});
   out.push_back(ClientQueryReply{kMax, Status::Busy("not the head"), kBinary, kMax});
-  out.push_back(Update{1, 2, 3, 1, 4, {KvMutation{"b", "d"}}, "", Blob{kBinary, kBinary, 0xffffffffu}});
+  out.push_back(Update{1, 2, 3, 1, 4, {KvMutation{"b", "d"}}, "", Blob{kBinary, kBinary, 0xffffffffu}, 5, {6}});
   out.push_back(Update{1, 2, 3, 1, 4, {}, "", Blob{}});
   out.push_back(ClientWrite{1, 2, 3, 4, "", Blob{"id", "bytes", 5}, {"x", kBinary, ""}});
   out.push_back(ClientWrite{1, 2, 3, 4, "cmd", std::nullopt, {"x"}});
@@ -110,19 +112,22 @@ void PutLe(std::string& body, size_t at, uint64_t v, size_t width) {
 
 TEST(ChainWire, LayoutIsAsDocumented) {
   const std::string ack = Encode(Ack{0x04030201, 0x0c0b0a0908070605, 0x14131211100f0e0d});
-  EXPECT_EQ(ack, std::string("\x02\x01"
+  EXPECT_EQ(ack, std::string("\x03\x01"
                              "\x01\x02\x03\x04"
                              "\x05\x06\x07\x08\x09\x0a\x0b\x0c"
                              "\x0d\x0e\x0f\x10\x11\x12\x13\x14",
                              22));
-  const std::string update = Encode(Update{1, 2, 3, 4, 5, {KvMutation{"k", "vv"}}, "r"});
-  EXPECT_EQ(update.substr(0, 2), std::string("\x02\x00", 2));
-  EXPECT_EQ(update.substr(38), std::string("\x01\x00\x00\x00"        // one mutation
-                                           "\x01\x00\x00\x00k"       // its key
-                                           "\x01\x02\x00\x00\x00vv"  // its value
-                                           "\x01\x00\x00\x00r"       // the result
-                                           "\x00",                   // no blob
-                                           22));
+  const std::string update = Encode(Update{1, 2, 3, 4, 5, {KvMutation{"k", "vv"}}, "r", std::nullopt, 6, {7}});
+  EXPECT_EQ(update.substr(0, 2), std::string("\x03\x00", 2));
+  EXPECT_EQ(update.substr(38), std::string("\x01\x00\x00\x00"                  // one mutation
+                                           "\x01\x00\x00\x00k"                 // its key
+                                           "\x01\x02\x00\x00\x00vv"            // its value
+                                           "\x01\x00\x00\x00r"                 // the result
+                                           "\x00"                              // no blob
+                                           "\x06\x00\x00\x00\x00\x00\x00\x00"  // the stamp
+                                           "\x01\x00\x00\x00"                  // one op forgotten
+                                           "\x07\x00\x00\x00\x00\x00\x00\x00",  // its id
+                                           42));
   // The status code is two bytes: NoSuchBucket is 600 (0x0258).
   const std::string reply = Encode(VersionReply{1, 2, 3, Status::NoSuchBucket("b"), 4});
   EXPECT_EQ(reply.substr(1, 1), "\x0b");
@@ -164,10 +169,10 @@ TEST(ChainWire, LargeBodiesRoundTripInOneAllocation) {
   const Update update{1, 2, 3, 1, 4, {KvMutation{"big", mib}}, "0"};
   ExpectRoundTrip(update);
   const std::string body = Encode(update);
-  EXPECT_EQ(body.size(), 2 + 4 + 4 * 8 + 4 + 4 + 3 + 1 + 4 + mib.size() + 4 + 1 + 1);
+  EXPECT_EQ(body.size(), 2 + 4 + 4 * 8 + 4 + 4 + 3 + 1 + 4 + mib.size() + 4 + 1 + 1 + 8 + 4);
   const Update with_blob{1, 2, 3, 1, 4, {}, "", Blob{"chunk", mib, 77}};
   ExpectRoundTrip(with_blob);
-  EXPECT_EQ(Encode(with_blob).size(), 2 + 4 + 4 * 8 + 4 + 4 + 1 + 4 + 5 + 4 + mib.size() + 4);
+  EXPECT_EQ(Encode(with_blob).size(), 2 + 4 + 4 * 8 + 4 + 4 + 1 + 4 + 5 + 4 + mib.size() + 4 + 8 + 4);
   EXPECT_LE(body.capacity(), body.size() + 32);  // sized before writing, not grown
 }
 
@@ -189,7 +194,7 @@ TEST(ChainWire, TrailingBytesAreCorruption) {
 
 TEST(ChainWire, UnknownVersionOrTagIsCorruption) {
   const std::string good = Encode(Commit{1, 2, 3});
-  for (int version : {0, 1, 3, 255}) {
+  for (int version : {0, 1, 2, 4, 255}) {
     std::string bad = good;
     bad[0] = static_cast<char>(version);
     ExpectCorrupt(bad, "version " + std::to_string(version));
@@ -284,17 +289,17 @@ TEST(ChainWire, MapKeysMustBeStrictlyAscending) {
   bad[36] = '\x80';
   EXPECT_EQ(std::get<SyncData>(MustDecode(bad)).snapshot.records.size(), 2u);
 
-  // No records, two ops 5 and 6 with empty results: op ids at 22 and 42.
+  // No records, two ops 5 and 6 with empty results: op ids at 22 and 50.
   StoreState ops;
   ops.ops[5] = WriteResult{1, ""};
   ops.ops[6] = WriteResult{2, ""};
   const std::string good_ops = Encode(SyncData{1, 2, ops});
   ASSERT_EQ(good_ops[22], 5);
-  ASSERT_EQ(good_ops[42], 6);
+  ASSERT_EQ(good_ops[50], 6);
   bad = good_ops;
-  bad[42] = 5;
+  bad[50] = 5;
   ExpectCorrupt(bad, "repeated op id");
-  bad[42] = 4;
+  bad[50] = 4;
   ExpectCorrupt(bad, "descending op ids");
 }
 
@@ -336,20 +341,26 @@ class Random {
     for (KvMutation& m : out) m = KvMutation{Bytes(), Value()};
     return out;
   }
+  std::vector<OpId> OpIds() {
+    std::vector<OpId> out(rng_() % 4);
+    for (OpId& op : out) op = U64();
+    return out;
+  }
   StoreState Store() {
     StoreState s;
     const size_t n = rng_() % 40;
     for (size_t i = 0; i < n; ++i) {
       s.records[Bytes()] = Record{Value(), U64()};
-      s.ops[U64()] = WriteResult{U64(), Bytes()};
+      s.ops[U64()] = WriteResult{U64(), Bytes(), U64()};
     }
     s.last_seq = U64();
+    s.stamp_ms = U64();
     return s;
   }
   Message Any() {
     switch (rng_() % std::variant_size_v<Message>) {
       case 0:
-        return Update{U32(), U64(), U64(), U64(), U64(), Mutations(), Bytes(), AnyBlob()};
+        return Update{U32(), U64(), U64(), U64(), U64(), Mutations(), Bytes(), AnyBlob(), U64(), OpIds()};
       case 1:
         return Ack{U32(), U64(), U64()};
       case 2:
@@ -357,9 +368,9 @@ class Random {
       case 3:
         return StaleChain{U32(), U64()};
       case 4:
-        return ClientWrite{U64(), U32(), U64(), U64(), Bytes(), AnyBlob(), Strings()};
+        return ClientWrite{U64(), U32(), U64(), U64(), Bytes(), AnyBlob(), Strings(), U64()};
       case 5:
-        return ClientWriteReply{U64(), U64(), AnyStatus(), WriteResult{U64(), Bytes()}, U64()};
+        return ClientWriteReply{U64(), U64(), AnyStatus(), WriteResult{U64(), Bytes(), U64()}, U64()};
       case 6:
         return ClientRead{U64(), U32(), U64(), Bytes()};
       case 7:

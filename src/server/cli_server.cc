@@ -237,11 +237,14 @@ int RunServer(const ServerArgs& args) {
   int sig = 0;
   sigwait(&signals, &sig);
   CAIRN_LOG_INFO("signal {}: shutting down (in-flight requests get {} s)", sig, args.shutdown_grace_seconds);
-  // Leave first: the cluster learns at once, not a lease TTL later, and the manager's office
-  // passes on while the requests in flight drain. The node object stays until the server is
-  // gone: the status answer reads through it.
+  // The requests in flight finish first, while this node is still a member of its chains (had it
+  // left first, its writes would wait for the chains to be rebuilt without it, and fail when that
+  // took longer than their deadline). Then it leaves: the cluster learns at once, not a lease TTL
+  // later. The engine closes only after that, since until then the replicas still write blobs
+  // into it. The node object stays until the server is gone: the status answer reads through it.
+  (*server)->Drain(std::chrono::seconds(args.shutdown_grace_seconds));
   if (node) node->Leave();
-  (*server)->Stop(std::chrono::seconds(args.shutdown_grace_seconds));
+  (*server)->Stop(std::chrono::seconds(0));
   chunk_writes.reset();  // its last jobs end (they use the server's object store) before the server
   blobs.reset();
   server->reset();

@@ -27,7 +27,8 @@ What is checked, through the real `cairn admin status --json` of a node:
     DELETE is NoSuchKey, and the listing (the same on every node) is exactly the acknowledged
     objects, plus possibly objects whose PUT or DELETE had no answer (a timeout, a reset),
     each of which either reads back whole or is NoSuchKey;
-  - SIGTERM: the node leaves at once (its lease revoked) and exits 0.
+  - SIGTERM: a PUT in flight on the node finishes first, then the node leaves at once (its lease
+    revoked) and exits 0.
 
 Every wait is bounded; every process dies with this one (PR_SET_PDEATHSIG) and is stopped at the
 end of the session, also when a test fails. A missing etcd fails the suite: it never skips.
@@ -51,6 +52,7 @@ import tempfile
 import threading
 import time
 import traceback
+import urllib.parse
 
 import botocore.exceptions
 import pytest
@@ -972,11 +974,37 @@ def test_etcd_restart_loses_nothing(cluster, pytestconfig, tmp_path, s3_workload
 
 
 def test_sigterm_leaves_at_once_and_exits_cleanly(cluster):
-    status = cluster.wait_for("n1", lambda s: len(s["nodes"]) == 3 and s["manager"] in NODES, FORM_TIMEOUT_S,
-                              "three nodes and a manager")
+    status = cluster.wait_for("n1", lambda s: all_full_and_serving(s) and s["manager"] in NODES, FORM_TIMEOUT_S,
+                              "three nodes, a manager and every chain full")
     leaving = next(n for n in NODES if n != status["manager"])
     witness = status["manager"]
-    assert cluster.nodes[leaving].stop() == 0
+    # A PUT in flight on the leaving node when SIGTERM comes finishes first: the node drains while
+    # it is still a member of its chains, then leaves. Half the body is sent before the signal, the
+    # rest after, through a presigned URL on a raw connection.
+    make_client(cluster.nodes[witness]).create_bucket(Bucket="drain")
+    body = os.urandom(3 * 1024 * 1024 + 5)
+    url = urllib.parse.urlsplit(make_client(cluster.nodes[leaving]).generate_presigned_url(
+        "put_object", Params={"Bucket": "drain", "Key": "in-flight"}, ExpiresIn=120))
+    conn = http.client.HTTPConnection(url.hostname, url.port, timeout=30)
+    conn.putrequest("PUT", url.path + "?" + url.query, skip_accept_encoding=True)
+    conn.putheader("Content-Length", str(len(body)))
+    conn.endheaders()
+    conn.send(body[:len(body) // 2])
+    exit_status = []
+    stopper = threading.Thread(target=lambda: exit_status.append(cluster.nodes[leaving].stop()))
+    stopper.start()
+    time.sleep(1.0)
+    if not stopper.is_alive():
+        answer = conn.getresponse()
+        pytest.fail(f"the node exited (status {exit_status}) with a request in flight, which got "
+                    f"{answer.status} {answer.read()[:500]!r}")
+    conn.send(body[len(body) // 2:])
+    response = conn.getresponse()
+    assert response.status == 200, (response.status, response.read())
+    conn.close()
+    stopper.join(timeout=60)
+    assert exit_status == [0], exit_status
+    assert make_client(cluster.nodes[witness]).get_object(Bucket="drain", Key="in-flight")["Body"].read() == body
     # Its lease was revoked on the way out: gone at once, not a lease TTL later.
     status = cluster.status(witness)
     assert leaving not in node_ids(status), status

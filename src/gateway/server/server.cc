@@ -316,6 +316,27 @@ void Server::Stop(std::chrono::milliseconds grace) {
     std::lock_guard<std::mutex> l(mu_);
     if (stopped_) return;
     stopped_ = true;
+  }
+  Drain(grace);
+  // Nothing is in flight any more: drain the commit pool, then close the layers top-down.
+  s3_.reset();
+  identities_.reset();
+  objects_.reset();
+  blocking_.reset();
+  chunks_.reset();
+  meta_.reset();
+  if (engine_) {
+    if (Status s = engine_->Close(); !s.ok()) CAIRN_LOG_ERROR("closing the engine: {}", s.ToString());
+    engine_.reset();
+  }
+  CAIRN_LOG_INFO("stopped");
+}
+
+void Server::Drain(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (drained_) return;
+    drained_ = true;
     stopping_ = true;
     // Idle connections go at once; busy ones finish their request and then close.
     for (const auto& c : conns_) {
@@ -338,18 +359,6 @@ void Server::Stop(std::chrono::milliseconds grace) {
     ::close(listen_fd_);
     listen_fd_ = -1;
   }
-  // Nothing is in flight any more: drain the commit pool, then close the layers top-down.
-  s3_.reset();
-  identities_.reset();
-  objects_.reset();
-  blocking_.reset();
-  chunks_.reset();
-  meta_.reset();
-  if (engine_) {
-    if (Status s = engine_->Close(); !s.ok()) CAIRN_LOG_ERROR("closing the engine: {}", s.ToString());
-    engine_.reset();
-  }
-  CAIRN_LOG_INFO("stopped");
 }
 
 // ---- Connections -----------------------------------------------------------------------------

@@ -104,7 +104,10 @@ class Server {
   std::string endpoint() const { return endpoint_; }
 
   // Stops accepting, closes idle connections, lets requests in flight finish for up to `grace`,
-  // then closes what is left and the storage (a final engine checkpoint). Idempotent.
+  // then closes what is left; the storage stays open (a cluster node's replicas still write blobs
+  // into the engine until the node has left). Idempotent.
+  void Drain(std::chrono::milliseconds grace);
+  // Drain, then closes the storage (a final engine checkpoint). Idempotent.
   void Stop(std::chrono::milliseconds grace);
 
   // Orphaned chunks deleted at start-up.
@@ -147,6 +150,7 @@ class Server {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;                        // GUARDED_BY(mu_)
+  bool drained_ = false;                         // GUARDED_BY(mu_)
   bool stopped_ = false;                         // GUARDED_BY(mu_)
   std::set<std::shared_ptr<Connection>> conns_;  // GUARDED_BY(mu_)
 };

@@ -68,14 +68,20 @@ std::string StatusJson(const ClusterStatus& s) {
   }
   Json local = Json::array();
   for (const ReplicaStatus& r : s.local_replicas) {
-    local.push_back({{"chain", r.chain},
-                     {"version", r.version},
-                     {"phase", r.phase},
-                     {"fenced", r.fenced},
-                     {"last_applied", r.last_applied},
-                     {"committed", r.committed},
-                     {"records", r.records},
-                     {"digest", r.digest}});
+    Json replica = {{"chain", r.chain},
+                    {"version", r.version},
+                    {"phase", r.phase},
+                    {"fenced", r.fenced},
+                    {"last_applied", r.last_applied},
+                    {"committed", r.committed},
+                    {"records", r.records},
+                    {"digest", r.digest}};
+    if (r.copy) {
+      replica["copy"] = {{"version", r.copy->chain_version}, {"blobs", r.copy->blobs},
+                         {"blobs_done", r.copy->blobs_done}, {"bytes", r.copy->bytes},
+                         {"bytes_done", r.copy->bytes_done}, {"finished", r.copy->finished}};
+    }
+    local.push_back(std::move(replica));
   }
   const Json out = {
       {"mode", "cluster"},
@@ -441,6 +447,22 @@ void Node::PublishMetrics(const ClusterStatus& s) {
       ->Set(static_cast<double>(local_syncing));
   reg.GetGauge("cairn_replicas_ready", "This node's replicas holding a complete copy")
       ->Set(static_cast<double>(local_ready));
+  uint64_t copy_bytes = 0, copy_bytes_done = 0, copy_blobs = 0, copy_blobs_done = 0;
+  for (const ReplicaStatus& r : s.local_replicas) {
+    if (!r.copy) continue;
+    copy_bytes += r.copy->bytes;
+    copy_bytes_done += r.copy->bytes_done;
+    copy_blobs += r.copy->blobs;
+    copy_blobs_done += r.copy->blobs_done;
+  }
+  reg.GetGauge("cairn_resync_copy_bytes", "Bytes of blobs the resyncs of this node's replicas must hold")
+      ->Set(static_cast<double>(copy_bytes));
+  reg.GetGauge("cairn_resync_copy_bytes_done", "Bytes of those blobs already in this node's blob store")
+      ->Set(static_cast<double>(copy_bytes_done));
+  reg.GetGauge("cairn_resync_copy_blobs", "Blobs the resyncs of this node's replicas must hold")
+      ->Set(static_cast<double>(copy_blobs));
+  reg.GetGauge("cairn_resync_copy_blobs_done", "Blobs of those already in this node's blob store")
+      ->Set(static_cast<double>(copy_blobs_done));
   // Membership counts renewals itself; the counter follows it.
   metrics::Counter* renewed =
       reg.GetCounter("cairn_lease_renewals_total", "Successful renewals of this node's etcd lease");

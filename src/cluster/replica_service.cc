@@ -182,15 +182,25 @@ std::vector<ReplicaStatus> ReplicaService::Replicas(bool digests) {
           }
           for (const auto& [op, result] : r.applied().ops) {
             hasher.Update(crypto::AsBytes("op:" + std::to_string(op) + ":" + std::to_string(result.seq) + ":" +
+                                          std::to_string(result.stamp_ms) + ":" +
                                           std::to_string(result.result.size()) + ":"));
             hasher.Update(crypto::AsBytes(result.result));
           }
-          hasher.Update(crypto::AsBytes("last:" + std::to_string(r.applied().last_seq)));
+          hasher.Update(crypto::AsBytes("last:" + std::to_string(r.applied().last_seq) + ":" +
+                                        std::to_string(r.applied().stamp_ms)));
           s.digest = crypto::HexEncode(hasher.Finish());
         }
         out->push_back(std::move(s));
       });
   if (!done) return {};
+  for (ReplicaStatus& s : *out) {
+    auto view = views.find(s.chain);
+    const bool serving = view != views.end() && std::any_of(view->second.members.begin(), view->second.members.end(),
+                                                            [&](const replication::Member& m) {
+                                                              return m.id.node == self && m.serving;
+                                                            });
+    if (!serving) s.copy = host_->CopyProgress(s.chain);
+  }
   return std::move(*out);
 }
 

@@ -24,6 +24,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <shared_mutex>
 #include <string>
@@ -78,6 +79,9 @@ struct ReplicaStatus {
   // A digest of the applied state (every record, its sequence and value, and the last sequence):
   // replicas that agree byte for byte have equal digests. Hex.
   std::string digest;
+  // Resync: set while this member is not yet serving, once its installed copy's blobs are being
+  // copied (before that it waits for its predecessor's snapshot).
+  std::optional<replication::BlobCopyProgress> copy;
 };
 
 class ReplicaService {

@@ -369,8 +369,6 @@ Effects ChainReplica::OnView(const ChainView& view) {
 void ChainReplica::InstallView(Effects& out) {
   for (const ParkedRead& read : parked_reads_) FailRead(read.client, read.request_id, "chain version changed", out);
   parked_reads_.clear();
-  op_order_.clear();  // kept by the head only; rebuilt if this replica heads the new view
-  op_order_valid_ = false;
   if (self_ < 0) {
     if (phase_ != Phase::kIdle) LeaveChain();
     return;
@@ -732,6 +730,22 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
   // only once the stamps are op_retention_ms past it, and an update's stamp is at least its
   // writer's issued_ms, so an operation issued over half that long before the latest stamp may
   // be one of them: refused as of unknown outcome, never applied a second time.
+  if (options_.clock_ms) {
+    const uint64_t now = options_.clock_ms();
+    if (write.issued_ms == 0) {
+      ClientWriteReply reply = WriteRefusal(write, "");
+      reply.status = Status::InvalidArgument("unstamped write (no issued_ms)");
+      out.sends.push_back({from, std::move(reply)});
+      return;
+    }
+    if (write.issued_ms > now + options_.op_retention_ms / 4) {
+      ClientWriteReply reply = WriteRefusal(write, "");
+      reply.status = Status::Timeout("operation issued " + std::to_string(write.issued_ms - now) +
+                                     " ms in the head's future: the clocks disagree");
+      out.sends.push_back({from, std::move(reply)});
+      return;
+    }
+  }
   if (write.issued_ms != 0 && write.issued_ms + options_.op_retention_ms / 2 < applied_.stamp_ms) {
     ClientWriteReply reply = WriteRefusal(write, "");
     reply.status = Status::Timeout("operation issued " + std::to_string(applied_.stamp_ms - write.issued_ms) +

@@ -35,6 +35,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -235,9 +236,9 @@ struct ClientWrite {
   std::optional<Blob> blob;
   std::vector<std::string> drop_blobs;
   // When the writer first sent this operation (ms since the Unix epoch, its clock), the same on
-  // every retry; 0: unstamped (tests). A head whose stamps have moved more than half its
-  // retention past it refuses the write with Timeout (its result may be forgotten: the outcome
-  // is unknown), so a late retry never applies an operation twice.
+  // every retry; 0: unstamped (a head with a clock refuses it). A head whose stamps have moved
+  // more than half its retention past it refuses the write with Timeout (its result may be
+  // forgotten: the outcome is unknown), so a late retry never applies an operation twice.
   uint64_t issued_ms = 0;
   bool operator==(const ClientWrite&) const = default;
 };
@@ -464,11 +465,18 @@ struct ReplicaOptions {
   // one. Default 5.
   uint32_t sync_request_ticks = 5;
   // How long the head keeps an operation's result for retries, in stamp milliseconds (Update::
-  // stamp_ms): older committed results are forgotten, at most forget_batch per update. A head
-  // decides alone (the update names what to forget), so replicas need not agree on it. Default
-  // 10 minutes: far beyond a client's retries, and more than twice any sane clock skew.
+  // stamp_ms): older committed results are forgotten, at most forget_batch per update. The update
+  // names what to forget, so replicas stay equal whatever their setting; but a head refuses late
+  // retries by its own setting, which must therefore be the same on every node (no longer than
+  // twice that of any head before it): it is a constant, changed only by tests. Default 10
+  // minutes: far beyond a client's retries, and more than twice any sane clock skew.
   uint64_t op_retention_ms = 10 * 60 * 1000;
   uint32_t forget_batch = 64;
+  // The head's clock, in the writers' unit (ms since the Unix epoch); null: none (unit tests).
+  // With a clock the head refuses unstamped writes (InvalidArgument) and writes issued more than
+  // a quarter of the retention in its future (Timeout), so one writer whose clock runs ahead
+  // cannot push the stamps past everybody else's writes.
+  std::function<uint64_t()> clock_ms;
   // What the chain replicates; null: KvStateMachine. Must outlive the replica.
   const StateMachine* machine = nullptr;
   TestFaults faults;
@@ -678,8 +686,9 @@ class ChainReplica {
   std::vector<ParkedRead> parked_reads_;
   uint64_t next_query_id_ = 1;
 
-  // Head: the operations of applied_.ops by sequence, oldest first, to choose what to forget.
-  // Built when first needed, dropped whenever applied_ is replaced or the head role may change.
+  // The operations of applied_.ops by sequence, oldest first, for the head to choose what to
+  // forget. Built when this replica first heads a write, then kept up to date by Apply whatever
+  // the role; dropped whenever applied_ is replaced.
   std::map<uint64_t, OpId> op_order_;
   bool op_order_valid_ = false;
 };

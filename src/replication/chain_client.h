@@ -55,7 +55,10 @@ class ChainClient {
 
   // Runs a command of the chain's state machine (state_machine.h) and returns once it is
   // committed, with its result. `op`: the operation id (0: a random one), sent with every retry;
-  // reusing the id of an applied command returns its recorded result.
+  // reusing the id of an applied command returns its recorded result while the chain keeps it
+  // (ReplicaOptions::op_retention_ms: each call stamps the time of its own first attempt, so a
+  // call reusing an id much later is refused with Timeout, or, once the result is forgotten and
+  // the stamp is recent, applied again).
   Result<WriteResult> Execute(ChainId chain, const std::string& command, OpId op = 0);
   // Stores a blob on every replica of `chain` (durable everywhere when it returns OK); with a
   // command, atomically with it. Corruption when its CRC does not match its bytes.

@@ -254,6 +254,13 @@ void ChainHost::AddChain(ChainId chain, uint64_t incarnation, StartMode mode) {
     auto& replica = replicas_[chain];
     if (replica && replica->up()) return;
     ReplicaOptions replica_options = options_.replica;
+    if (!replica_options.clock_ms) {
+      replica_options.clock_ms = [] {
+        return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                         std::chrono::system_clock::now().time_since_epoch())
+                                         .count());
+      };
+    }
     if (options_.machine_for) {
       if (const StateMachine* machine = options_.machine_for(chain)) replica_options.machine = machine;
     }
@@ -639,31 +646,87 @@ void ChainHost::ReadBlobFor(const BlobReadJob& job) {
   SendTo(job.client, reply);
 }
 
+namespace {
+// A resync writes the blobs it copies in batches of at most this many, or this many bytes.
+constexpr size_t kCopyBatchBlobs = 32;
+constexpr uint64_t kCopyBatchBytes = 32 << 20;
+}  // namespace
+
+std::optional<BlobCopyProgress> ChainHost::CopyProgress(ChainId chain) const {
+  std::lock_guard lock(progress_mu_);
+  auto it = progress_.find(chain);
+  if (it == progress_.end()) return std::nullopt;
+  return it->second;
+}
+
 void ChainHost::CopyBlobs(ChainId chain, const BlobCopyJob& job) {
+  BlobCopyProgress progress{job.chain_version, job.blobs.size(), 0, 0, 0, false};
+  for (const BlobInfo& info : job.blobs) progress.bytes += info.size;
+  auto publish = [&] {
+    std::lock_guard lock(progress_mu_);
+    progress_[chain] = progress;
+  };
+  publish();
+  auto count_done = [&](const BlobInfo& info) {
+    ++progress.blobs_done;
+    progress.bytes_done += info.size;
+    publish();
+  };
   std::vector<std::string> missing;
   bool give_up = false;  // the predecessor does not answer, or not for this version: stop asking
+  // Copied blobs are written in batches, one durable write each (a sync per blob would bound the
+  // copy by the disk's sync rate).
+  std::vector<std::pair<const BlobInfo*, Blob>> batch;
+  uint64_t batch_bytes = 0;
+  auto flush = [&] {
+    if (batch.empty()) return;
+    std::vector<const Blob*> blobs;
+    for (const auto& [info, blob] : batch) blobs.push_back(&blob);
+    const Status s = options_.blobs->PutMany(blobs);
+    for (const auto& [info, blob] : batch) {
+      if (s.ok()) {
+        count_done(*info);
+      } else {
+        missing.push_back(info->id);
+      }
+    }
+    if (!s.ok()) {
+      CAIRN_LOG_WARN("node {}: chain {}: writing copied blobs: {}", options_.name, chain, s.ToString());
+      give_up = true;
+    }
+    batch.clear();
+    batch_bytes = 0;
+  };
   for (const BlobInfo& info : job.blobs) {
     if (stopping_) return;
     if (options_.blobs == nullptr || give_up) {
       missing.push_back(info.id);
       continue;
     }
-    if (options_.blobs->Has(info)) continue;  // kept from before a restart, or written meanwhile
+    if (options_.blobs->Has(info)) {  // kept from before a restart, or written meanwhile
+      count_done(info);
+      continue;
+    }
     auto bytes = copier_->ReadBlobAt(job.from, chain, job.chain_version, info.id, 0, info.size);
     Status status = bytes.status();
     if (bytes.ok()) {
       Blob blob{info.id, std::move(*bytes), info.crc32c};
-      status = crc32c::Value(blob.data().data(), blob.data().size()) == info.crc32c
-                   ? options_.blobs->PutMany({&blob})
-                   : Status::Corruption("copied blob fails its checksum");
+      if (crc32c::Value(blob.data().data(), blob.data().size()) == info.crc32c) {
+        batch_bytes += blob.data().size();
+        batch.emplace_back(&info, std::move(blob));
+        if (batch.size() >= kCopyBatchBlobs || batch_bytes >= kCopyBatchBytes) flush();
+        continue;
+      }
+      status = Status::Corruption("copied blob fails its checksum");
     }
-    if (!status.ok()) {
-      CAIRN_LOG_DEBUG("node {}: chain {}: copying a blob: {}", options_.name, chain, status.ToString());
-      missing.push_back(info.id);
-      // NotFound: that blob was dropped meanwhile (or is missing there); the others may be there.
-      give_up = !status.IsNotFound();
-    }
+    CAIRN_LOG_DEBUG("node {}: chain {}: copying a blob: {}", options_.name, chain, status.ToString());
+    missing.push_back(info.id);
+    // NotFound: that blob was dropped meanwhile (or is missing there); the others may be there.
+    give_up = !status.IsNotFound();
   }
+  if (options_.blobs != nullptr) flush();
+  progress.finished = true;
+  publish();
   if (!missing.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(100));  // then a new job
   Post([this, chain, version = job.chain_version, missing = std::move(missing)] {
     auto it = replicas_.find(chain);

@@ -84,6 +84,20 @@ struct ReplicaInfo {
   DurableState durable;
 };
 
+// How far the blob copy of a resync got (ChainHost::CopyProgress): the blobs the installed copy
+// names, and the bytes among them, that are in this node's blob store (copied, or kept from
+// before). A job that could not copy every blob is followed by one for the rest, which starts
+// counting again.
+struct BlobCopyProgress {
+  uint64_t chain_version = 0;  // of the job
+  uint64_t blobs = 0;
+  uint64_t blobs_done = 0;
+  uint64_t bytes = 0;
+  uint64_t bytes_done = 0;
+  bool finished = false;  // the job ended (every blob here, or a new job follows for the rest)
+  bool operator==(const BlobCopyProgress&) const = default;
+};
+
 class ChainHost {
  public:
   // Opens the store, listens and starts the threads. The replicas start down; AddChain brings
@@ -139,6 +153,9 @@ class ChainHost {
   // that passed or the host is stopping: fn may then still run, so it must own what it uses).
   // Reads a replica's state without copying it. Not to be called from the host's callbacks.
   bool VisitAll(std::function<void(ChainId, const ChainReplica&)> fn);
+  // The last blob copy of `chain`'s resync on this node; nullopt when none ran since the host
+  // started. Thread-safe.
+  std::optional<BlobCopyProgress> CopyProgress(ChainId chain) const;
   // Count of messages dropped because their peer was unreachable or its queue was full.
   uint64_t dropped_messages() const { return dropped_.load(); }
 
@@ -226,6 +243,8 @@ class ChainHost {
   BlobQueue blob_reads_;
   BlobQueue blob_copies_;
   std::unique_ptr<ChainClient> copier_;  // reads the blobs a resync copies
+  mutable std::mutex progress_mu_;
+  std::map<ChainId, BlobCopyProgress> progress_;  // GUARDED_BY(progress_mu_)
 
   std::atomic<uint64_t> dropped_{0};
   std::thread event_thread_;

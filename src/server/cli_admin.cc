@@ -239,6 +239,15 @@ void PrintStatus(const nlohmann::json& j) {
                       Text(r, "digest").substr(0, 16)});
     }
     PrintTable(rows);
+    for (const Json& r : local) {
+      if (!r.contains("copy") || !r["copy"].is_object()) continue;
+      const Json& c = r["copy"];
+      const uint64_t bytes = c.value("bytes", uint64_t{0}), done = c.value("bytes_done", uint64_t{0});
+      std::cout << "chain " << r.value("chain", 0) << ": blob copy " << (c.value("finished", false) ? "ended" : "running")
+                << ", " << c.value("blobs_done", uint64_t{0}) << " of " << c.value("blobs", uint64_t{0}) << " blobs, "
+                << done / (1024 * 1024) << " of " << bytes / (1024 * 1024) << " MiB ("
+                << (bytes == 0 ? 100 : done * 100 / bytes) << "%)\n";
+    }
   }
 }
 

@@ -22,6 +22,7 @@
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <functional>
@@ -47,6 +48,9 @@ namespace {
 constexpr std::chrono::milliseconds kIdentityRefresh{1000};
 // Chunk writes a node keeps in flight to the chains, over all its connections.
 constexpr size_t kChunkWriteThreads = 32;
+// Set when the node's replica store failed (NodeOptions::on_fatal): the SIGTERM that follows
+// leaves the cluster before draining.
+std::atomic<bool> fatal{false};
 
 struct ServerArgs {
   std::string config_file;
@@ -119,6 +123,7 @@ int RunServer(const ServerArgs& args) {
     // Fail-stop: a node whose replica store fails leaves the cluster the way SIGTERM makes it.
     no.on_fatal = [](const Status& why) {
       CAIRN_LOG_ERROR("leaving the cluster: {}", why.ToString());
+      fatal.store(true);
       ::kill(::getpid(), SIGTERM);
     };
     if (no.etcd_endpoints.empty()) {
@@ -237,16 +242,21 @@ int RunServer(const ServerArgs& args) {
   int sig = 0;
   sigwait(&signals, &sig);
   CAIRN_LOG_INFO("signal {}: shutting down (in-flight requests get {} s)", sig, args.shutdown_grace_seconds);
-  // The requests in flight finish first, while this node is still a member of its chains (had it
-  // left first, its writes would wait for the chains to be rebuilt without it, and fail when that
-  // took longer than their deadline). Then it leaves: the cluster learns at once, not a lease TTL
+  // A node whose replica store failed leaves at once: its replicas are fenced for good, and every
+  // chain it belongs to waits for the manager to remove it, which its lease would delay.
+  if (node && fatal.load()) node->Leave();
+  // Otherwise the requests in flight finish first, while this node is still a member of its
+  // chains (had it left first, their writes would wait for the chains to be rebuilt without it,
+  // and fail when that took longer than their deadline); then the chunk writes still running and
+  // the commits queued behind them. Then it leaves: the cluster learns at once, not a lease TTL
   // later. The engine closes only after that, since until then the replicas still write blobs
   // into it. The node object stays until the server is gone: the status answer reads through it.
   (*server)->Drain(std::chrono::seconds(args.shutdown_grace_seconds));
+  chunk_writes.reset();  // its jobs' callbacks go to the server's blocking pool, which Quiesce runs
+  (*server)->Quiesce();
   if (node) node->Leave();
-  (*server)->Stop(std::chrono::seconds(0));
-  chunk_writes.reset();  // its last jobs end (they use the server's object store) before the server
   blobs.reset();
+  (*server)->Stop(std::chrono::seconds(0));
   server->reset();
   node.reset();
   return 0;

@@ -485,6 +485,16 @@ TEST(ChainHost, AReturningMemberCopiesTheBlobsItLacksBeforeItSyncs) {
   expected.push_back("during");
   std::sort(expected.begin(), expected.end());
   EXPECT_EQ(cluster.blobs(3).Ids(), expected);  // reported done only with every blob here
+  // The copy's progress, as status and metrics show it: every blob the installed copy names,
+  // old and new (the one written during the sync may be among them), with their bytes.
+  auto progress = cluster.host(3).CopyProgress(1);
+  ASSERT_TRUE(progress.has_value());
+  EXPECT_TRUE(progress->finished);
+  EXPECT_GE(progress->blobs, 18u);
+  EXPECT_EQ(progress->blobs_done, progress->blobs);
+  EXPECT_GE(progress->bytes, 9u * 5000 + 9u * 7000);
+  EXPECT_EQ(progress->bytes_done, progress->bytes);
+  EXPECT_FALSE(cluster.host(1).CopyProgress(1).has_value()) << "node 1 never resynced";
 
   cluster.SetView(1, {{1, true}, {2, true}, {3, true}});
   auto settled = Settled(cluster, 1, {1, 2, 3});

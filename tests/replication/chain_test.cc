@@ -256,6 +256,36 @@ TEST(ChainReplica, OldResultsAreForgottenEverywhereAndLateRetriesRefused) {
   EXPECT_EQ(tail.applied().ops.count(104), 1u) << "two per update";
 }
 
+// A head with a clock keeps the stamps near it: a writer whose clock runs ahead by more than a
+// quarter of the retention is refused (else its stamp would make everybody else's writes look
+// too old to take), and so is an unstamped write.
+TEST(ChainReplica, AHeadWithAClockRefusesWritesFromTheFutureAndUnstamped) {
+  uint64_t now = 1'700'000'000'000;
+  ReplicaOptions options;
+  options.op_retention_ms = 1000;
+  options.clock_ms = [&now] { return now; };
+  ChainReplica head = Founding(1, View(1, {M(1)}), options);
+  auto taken = [&](OpId op, uint64_t issued) {
+    ClientWrite w{op, kChain, 1, op, KvStateMachine::Put("k", "v")};
+    w.issued_ms = issued;
+    (void)Persist(head, head.OnMessage(kClient, w));
+    return head.applied().ops.count(op) == 1;
+  };
+  auto refusal = [&](OpId op, uint64_t issued) {
+    ClientWrite w{op, kChain, 1, op, KvStateMachine::Put("k", "v")};
+    w.issued_ms = issued;
+    auto replies = Sent<ClientWriteReply>(head.OnMessage(kClient, w), kClient);
+    return replies.size() == 1 ? replies[0].status : Status::Busy("no refusal");
+  };
+  EXPECT_TRUE(taken(1, now + 250));  // a quarter of the retention ahead: taken
+  EXPECT_EQ(head.applied().stamp_ms, now + 250);
+  EXPECT_TRUE(refusal(2, now + 251).IsTimeout());
+  EXPECT_TRUE(refusal(3, 0).IsInvalidArgument());
+  EXPECT_EQ(head.applied().ops.size(), 1u);
+  // A writer on time is not refused because of the one ahead: the stamps moved by 250 ms only.
+  EXPECT_TRUE(taken(4, now - 200));
+}
+
 TEST(ChainReplica, OnlyTheHeadTakesWrites) {
   ChainReplica middle = Founding(2, View(1, {M(1), M(2), M(3)}));
   Effects out = middle.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, KvStateMachine::Put("k", "a")});

@@ -318,6 +318,7 @@ class Simulation {
       // update: every run forgets thousands, and late retries meet the refusal.
       replica_options.op_retention_ms = kOpRetention;
       replica_options.forget_batch = 4;
+      replica_options.clock_ms = [this] { return static_cast<uint64_t>(kClockBase + now_); };
       n.replica = std::make_unique<ChainReplica>(kChain, n.id, replica_options);
       if (static_cast<size_t>(i) <= kReplicationFactor) {
         n.replica->Bootstrap(1);

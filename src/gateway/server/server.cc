@@ -318,18 +318,25 @@ void Server::Stop(std::chrono::milliseconds grace) {
     stopped_ = true;
   }
   Drain(grace);
-  // Nothing is in flight any more: drain the commit pool, then close the layers top-down.
-  s3_.reset();
-  identities_.reset();
-  objects_.reset();
-  blocking_.reset();
-  chunks_.reset();
-  meta_.reset();
+  Quiesce();
   if (engine_) {
     if (Status s = engine_->Close(); !s.ok()) CAIRN_LOG_ERROR("closing the engine: {}", s.ToString());
     engine_.reset();
   }
   CAIRN_LOG_INFO("stopped");
+}
+
+void Server::Quiesce() {
+  Drain(std::chrono::milliseconds(0));
+  // No request is in flight any more: the S3 layer goes, then the blocking pool runs what is
+  // queued on it (commits and reclaims, which use the object store and the layers below), then
+  // the layers close top-down.
+  s3_.reset();
+  identities_.reset();
+  blocking_.reset();
+  objects_.reset();
+  chunks_.reset();
+  meta_.reset();
 }
 
 void Server::Drain(std::chrono::milliseconds grace) {

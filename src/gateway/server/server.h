@@ -107,7 +107,10 @@ class Server {
   // then closes what is left; the storage stays open (a cluster node's replicas still write blobs
   // into the engine until the node has left). Idempotent.
   void Drain(std::chrono::milliseconds grace);
-  // Drain, then closes the storage (a final engine checkpoint). Idempotent.
+  // After Drain: finishes the background work (commits and reclaims queued on the blocking pool)
+  // and closes the layers above the engine (S3, objects, chunks, metadata). Idempotent.
+  void Quiesce();
+  // Drain, Quiesce, then closes the engine (a final checkpoint). Idempotent.
   void Stop(std::chrono::milliseconds grace);
 
   // Orphaned chunks deleted at start-up.

@@ -9,7 +9,10 @@
 #      acknowledgement is how long writes were unavailable (lease TTL 3 s by default);
 #   4. resync: n3 restarted on its old directory; the time until every chain has it serving
 #      again, and the data it copied over that time (every chain holds a replica on n3);
-#   5. S3 PUT and GET, 4 KiB and 64 MiB, 3 nodes against the single node (below).
+#   5. S3 PUT and GET, 4 KiB and 64 MiB, 3 nodes against the single node (below);
+#   6. resync of a wiped node: n3 killed, its directory removed, started again empty; the time
+#      until every chain has it serving, and the bytes its engine then holds (the chains' state
+#      and every blob, copied from its predecessors).
 #
 # Run with `make bench-cluster` (it starts the cluster if needed; stop it with `make cluster-stop`).
 # Uses tests/tools/chain_kv from the same build. Prints the machine and every figure.
@@ -142,3 +145,27 @@ print(f"S3 {op.upper()} {size}, {conc} connections, medians of {rounds}: "
       f"(3-node p99 {med(c, 'p99_us') / 1000:.1f} ms, single {med(s, 'p99_us') / 1000:.1f} ms)")
 PY
 done
+
+# 6. Resync of a wiped node: 1 GiB of objects (64 of 16 MiB, kept), then n3 killed, wiped and
+#    started again.
+"$CAIRN" bench s3 --endpoint http://127.0.0.1:9001 --bucket bench-resync --op put --size 16MiB --concurrency 2 \
+  --count 64 --no-cleanup --json >"$TMP/resync-fill.json"
+kill -9 "$(cat "$DIR/n3.pid")"
+deadline=$((SECONDS + 60))
+until "$CAIRN" admin --endpoint http://127.0.0.1:9001 status --json 2>/dev/null | python3 -c '
+import json, sys
+s = json.load(sys.stdin)
+sys.exit(0 if all(not m["target"].startswith("n3/") for c in s["chains"] for m in c["members"]) else 1)'; do
+  [ $SECONDS -lt $deadline ] || { echo "n3 is still a member 60 s after kill -9" >&2; exit 1; }
+  sleep 0.2
+done
+rm -rf "$DIR/n3"
+start=$(date +%s.%N)
+bash "$ROOT/scripts/cluster.sh" start "$CAIRN" >/dev/null
+wait_serving 600
+end=$(date +%s.%N)
+copied=$(curl -s http://127.0.0.1:9003/metrics | awk '$1 == "cairn_engine_live_bytes" {print $2}')
+python3 -c "
+t = $end - $start
+b = float('$copied')
+print(f'resync of a wiped node: n3 started empty, serving in every chain after {t:.1f} s; its engine then holds {b/1e6:.0f} MB of blobs: {b/1e6/t:.1f} MB/s')"

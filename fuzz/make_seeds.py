@@ -320,12 +320,12 @@ def chain_wire_seeds():
     seeds = {
         "update": message(0, u32(1) + u64(3) + u64(17) + u64(12) + u64(0x500000001) +
                           mutations([(b"key", b"value")]) + string(b"0") + u8(0) + u64(1700000000000) +
-                          op_ids([5, 9])),
+                          op_ids([5, 9]) + u32(1) + string(b"deleted/key")),
         "update_delete_edges": message(0, u32(U32_MAX) + u64(U64_MAX) + u64(U64_MAX) + u64(0) + u64(U64_MAX) +
                                        mutations([(binary, None), (b"a", b""), (binary, b"x")]) + string(binary) + u8(0) +
-                                       u64(U64_MAX) + op_ids([U64_MAX, 0])),
+                                       u64(U64_MAX) + op_ids([U64_MAX, 0]) + u32(2) + string(binary) + string(b"")),
         "update_empty": message(0, u32(1) + u64(3) + u64(18) + u64(12) + u64(7) + mutations([]) + string(b"?") + u8(0) +
-                                u64(0) + op_ids([])),
+                                u64(0) + op_ids([]) + u32(0)),
         "ack": message(1, u32(1) + u64(3) + u64(17)),
         "commit": message(2, u32(1) + u64(3) + u64(16)),
         "stale_chain": message(3, u32(1) + u64(0)),
@@ -346,7 +346,8 @@ def chain_wire_seeds():
         "version_reply": message(11, u32(1) + u64(3) + u64(5) + status(STATUS_NO_SUCH_BUCKET, b"x") + u64(U64_MAX)),
         "update_blob": message(0, u32(2) + u64(3) + u64(19) + u64(12) + u64(8) +
                                mutations([(b"\xff\xffblob/c1", u64(3) + u32(0x12345678))]) + string(b"") +
-                               u8(1) + string(b"c1") + string(b"abc") + u32(0x12345678) + u64(1700000000003) + op_ids([])),
+                               u8(1) + string(b"c1") + string(b"abc") + u32(0x12345678) + u64(1700000000003) + op_ids([]) +
+                               u32(0)),
         "client_write_blob": message(4, u64(82) + u32(2) + u64(3) + u64(9) + string(b"") + u8(1) + string(b"c2") +
                                      string(b"\x00" * 64) + u32(1) + u32(2) + string(b"c0") + string(binary) + u64(0)),
         "blob_read": message(14, u64(83) + u32(2) + u64(3) + string(b"c2") + u64(0) + u64(64)),

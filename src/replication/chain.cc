@@ -68,6 +68,10 @@ Update WithoutBlobBytes(Update update) {
 }  // namespace
 
 WriteResult ApplyToStore(StoreState& store, const Update& update) {
+  for (const std::string& key : update.purge) {
+    auto it = store.records.find(key);
+    if (it != store.records.end() && !it->second.value) store.records.erase(it);
+  }
   for (const KvMutation& mutation : update.mutations) {
     store.records[mutation.key] = Record{mutation.value, update.seq};
   }
@@ -277,6 +281,8 @@ void ChainReplica::ResetVolatile() {
   parked_reads_.clear();
   op_order_.clear();
   op_order_valid_ = false;
+  tomb_order_.clear();
+  tomb_order_valid_ = false;
   ++session_;
 }
 
@@ -546,6 +552,17 @@ void ChainReplica::Apply(const Update& update, Effects& out) {
     }
     op_order_[forwarded.seq] = forwarded.op_id;
   }
+  if (tomb_order_valid_) {
+    for (const std::string& key : forwarded.purge) {
+      if (auto it = applied_.records.find(key); it != applied_.records.end()) tomb_order_.erase({it->second.seq, key});
+    }
+    for (const KvMutation& mutation : forwarded.mutations) {
+      if (auto it = applied_.records.find(mutation.key); it != applied_.records.end() && !it->second.value) {
+        tomb_order_.erase({it->second.seq, mutation.key});  // replaced by this update
+      }
+      if (!mutation.value) tomb_order_.insert({forwarded.seq, mutation.key});
+    }
+  }
   const WriteResult result = ApplyToStore(applied_, forwarded);
   pending_[forwarded.seq] = std::move(pending);
   PendingWrite write;
@@ -790,6 +807,7 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
     update.blob = write.blob;
   }
   for (const std::string& id : write.drop_blobs) update.mutations.push_back({BlobKey(id), std::nullopt});
+  update.purge = TombstonesToPurge(update.mutations);
   Apply(update, out);
   if (options_.faults.head_replies_before_commit) {
     ReplyWrite(waiter, out);
@@ -819,6 +837,33 @@ std::vector<OpId> ChainReplica::ResultsToForget(uint64_t stamp_ms) {
     ++it;
   }
   return forget;
+}
+
+std::vector<std::string> ChainReplica::TombstonesToPurge(const std::vector<KvMutation>& mutations) {
+  if (!tomb_order_valid_) {
+    tomb_order_.clear();
+    for (const auto& [key, record] : applied_.records) {
+      if (!record.value) tomb_order_.insert({record.seq, key});
+    }
+    tomb_order_valid_ = true;
+  }
+  // Committed deletes only: a replica that does not know one committed yet may still have to
+  // answer the version it replaced, and reads a purged key as it reads the tombstone (no value).
+  std::vector<std::string> purge;
+  for (auto it = tomb_order_.begin(); it != tomb_order_.end() && purge.size() < options_.purge_batch;) {
+    const auto& [seq, key] = *it;
+    if (seq > acked_level_) break;
+    const auto record = applied_.records.find(key);
+    if (record == applied_.records.end() || record->second.value || record->second.seq != seq) {
+      it = tomb_order_.erase(it);  // no longer that tombstone
+      continue;
+    }
+    const bool mutated =
+        std::any_of(mutations.begin(), mutations.end(), [&](const KvMutation& m) { return m.key == key; });
+    if (!mutated) purge.push_back(key);
+    ++it;
+  }
+  return purge;
 }
 
 void ChainReplica::ReplyRead(Endpoint client, uint64_t request_id, const Record& record, Effects& out) const {
@@ -918,6 +963,10 @@ void ChainReplica::HandleVersionReply(const VersionReply& reply, Effects& out) {
   if (!reply.status.ok() || !VersionOk(reply.chain_version) || phase_ != Phase::kReady) {
     return FailRead(read.client, read.request_id, "head refused", out);
   }
+  // No committed value at the head (never written, or deleted and its tombstone purged): that is
+  // the answer. Sequence 0 says nothing of how recent it is, so it is not compared below (a local
+  // committed version with a higher sequence may be older than a purged delete).
+  if (reply.seq == 0) return ReplyRead(read.client, read.request_id, Record{std::nullopt, 0}, out);
   // The committed version the head named, or our own committed one if it is newer by now (the
   // commit only moves forward).
   if (auto committed = CommittedVersion(read.key); committed && committed->seq >= reply.seq) {
@@ -956,6 +1005,8 @@ void ChainReplica::HandleSyncData(NodeId from, const SyncData& data, Effects& ou
   applied_ = image;
   op_order_.clear();
   op_order_valid_ = false;
+  tomb_order_.clear();
+  tomb_order_valid_ = false;
   pending_.clear();  // the copy's updates are not known committed here: reads of them ask the head
   phase_ = Phase::kReady;
   complete_ = true;

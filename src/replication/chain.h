@@ -39,6 +39,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <variant>
@@ -97,7 +98,9 @@ struct Endpoint {
 };
 
 // The stored version of a key. A delete is stored as a tombstone (no value) with its sequence
-// number, so that "the newer sequence wins" also holds for deletes during a resync.
+// number, until the head purges it once committed (Update::purge): an absent key and a
+// tombstone read alike ("no value"), so a tombstone is kept only while a replica may not yet
+// know its delete committed.
 struct Record {
   std::optional<std::string> value;
   uint64_t seq = 0;
@@ -206,6 +209,9 @@ struct Update {
   // Operations whose recorded results every replica drops with this update (committed ones,
   // older than the head's retention; oldest first).
   std::vector<OpId> forget;
+  // Keys whose tombstones every replica removes with this update, before its mutations: deletes
+  // the head knows committed, oldest first, none of this update's own keys.
+  std::vector<std::string> purge;
   bool operator==(const Update&) const = default;
 };
 
@@ -351,7 +357,7 @@ struct VersionReply {
   uint64_t chain_version = 0;
   uint64_t query_id = 0;
   Status status;
-  uint64_t seq = 0;  // 0: the key has no committed version
+  uint64_t seq = 0;  // 0: the key has no committed value (never written, or its tombstone purged)
   bool operator==(const VersionReply&) const = default;
 };
 
@@ -472,6 +478,8 @@ struct ReplicaOptions {
   // minutes: far beyond a client's retries, and more than twice any sane clock skew.
   uint64_t op_retention_ms = 10 * 60 * 1000;
   uint32_t forget_batch = 64;
+  // Committed tombstones purged per update, at most.
+  uint32_t purge_batch = 64;
   // The head's clock, in the writers' unit (ms since the Unix epoch); null: none (unit tests).
   // With a clock the head refuses unstamped writes (InvalidArgument) and writes issued more than
   // a quarter of the retention in its future (Timeout), so one writer whose clock runs ahead
@@ -613,6 +621,9 @@ class ChainReplica {
   // Head: the committed operations whose results an update stamped `stamp_ms` forgets, oldest
   // first, at most options_.forget_batch.
   std::vector<OpId> ResultsToForget(uint64_t stamp_ms);
+  // Head: the committed tombstones an update with `mutations` purges, oldest first, at most
+  // options_.purge_batch, none of the mutated keys.
+  std::vector<std::string> TombstonesToPurge(const std::vector<KvMutation>& mutations);
   void StartWrite(PendingWrite write, Effects& out);
   // Recomputes U; moves newly acknowledged updates to the clean state; sends the upstream ack,
   // answers clients at the head, reports a completed sync.
@@ -691,6 +702,9 @@ class ChainReplica {
   // the role; dropped whenever applied_ is replaced.
   std::map<uint64_t, OpId> op_order_;
   bool op_order_valid_ = false;
+  // The same for the tombstones of applied_.records: (seq, key), oldest first.
+  std::set<std::pair<uint64_t, std::string>> tomb_order_;
+  bool tomb_order_valid_ = false;
 };
 
 // Applies an update's mutations to a store and records its result for its operation id.

@@ -101,6 +101,7 @@ void ReplicaStore::Batch::Add(ChainId chain, const DiskWrite& write) {
   switch (write.kind) {
     case DiskWrite::Kind::kApply: {
       const Update& u = *write.update;
+      for (const std::string& key : u.purge) batch_->Delete(Key(chain, kRecord, key));  // tombstones only
       for (const KvMutation& m : u.mutations)
         batch_->Put(Key(chain, kRecord, m.key), RecordValue(Record{m.value, u.seq}));
       for (OpId op : u.forget) batch_->Delete(Key(chain, kOp, Be64(op)));

@@ -10,7 +10,8 @@
 // Layout (every key starts with 'C' and the chain id, 4 bytes big-endian, so that one chain's
 // keys are one ordered range):
 //   C<chain>m            last applied sequence, then the highest update stamp: u64 little-endian each
-//   C<chain>r<key>       record: u8 1 = value, 0 = tombstone; u64 seq; the value bytes
+//   C<chain>r<key>       record: u8 1 = value, 0 = tombstone; u64 seq; the value bytes (a
+//                        tombstone is deleted when an update purges it)
 //   C<chain>o<op, 8 BE>  result of an applied operation id: u64 seq; u64 stamp; the state
 //                        machine's result bytes (deleted when an update forgets it)
 //   C<chain>l<seq, 8 BE> an update of the sync log, encoded as a wire message (wire.h)

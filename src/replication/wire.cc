@@ -161,6 +161,7 @@ void Write(Writer& w, const Update& m) {
   Write(w, m.blob);
   w.U64(m.stamp_ms);
   Write(w, m.forget);
+  Write(w, m.purge);
 }
 
 void Write(Writer& w, const Ack& m) {
@@ -426,6 +427,7 @@ void Read(Reader& r, Update& m) {
   Read(r, m.blob);
   m.stamp_ms = r.U64();
   Read(r, m.forget);
+  Read(r, m.purge);
 }
 
 void Read(Reader& r, Ack& m) {

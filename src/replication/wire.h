@@ -28,7 +28,8 @@
 //
 // Messages (tag: fields):
 //   0  Update            u32 chain_id, u64 chain_version, u64 seq, u64 first_seq, u64 op_id,
-//                        mutations, string result, optional<Blob> blob, u64 stamp_ms, op ids forget
+//                        mutations, string result, optional<Blob> blob, u64 stamp_ms, op ids forget,
+//                        strings purge
 //   1  Ack               u32 chain_id, u64 chain_version, u64 seq
 //   2  Commit            u32 chain_id, u64 chain_version, u64 seq
 //   3  StaleChain        u32 chain_id, u64 version
@@ -49,7 +50,8 @@
 //   15 BlobReadReply     u64 request_id, Status status, string bytes, u64 chain_version
 //
 // Version 1 carried one key and value in Update and ClientWrite, and a bool in WriteResult.
-// Version 2 had no stamps (Update, ClientWrite, WriteResult, StoreState) and no forget list.
+// Version 2 had no stamps (Update, ClientWrite, WriteResult, StoreState), no forget list and no
+// purge list.
 //
 // The encoding is canonical: every message has exactly one encoding, and Decode accepts nothing
 // else (presence flags and bools other than 0 and 1, map keys out of order or repeated, and

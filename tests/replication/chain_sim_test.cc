@@ -68,6 +68,7 @@ TEST(ChainSim, Seeds) {
     total.syncs += result.stats.syncs;
     total.writes += result.stats.writes;
     total.results_kept += result.stats.results_kept;
+    total.tombstones_kept += result.stats.tombstones_kept;
     total.events += result.stats.events;
     total.lin_states = std::max(total.lin_states, result.stats.lin_states);
     if (!result.ok) {
@@ -84,7 +85,7 @@ TEST(ChainSim, Seeds) {
             << total.partitions << " partitions, " << total.view_changes << " chain versions, " << total.syncs
             << " resyncs, " << total.events << " events; at most " << total.lin_states
             << " linearizability search states in one seed; " << total.results_kept << " results kept of "
-            << total.writes << " writes\n";
+            << total.writes << " writes, " << total.tombstones_kept << " tombstones kept\n";
   if (!failed.empty()) {
     std::string list;
     for (uint64_t seed : failed) list += " " + std::to_string(seed);

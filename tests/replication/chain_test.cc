@@ -286,6 +286,62 @@ TEST(ChainReplica, AHeadWithAClockRefusesWritesFromTheFutureAndUnstamped) {
   EXPECT_TRUE(taken(4, now - 200));
 }
 
+// A committed delete's tombstone is purged by a later update, on every replica alike; one not
+// known committed is kept, and so is one the purging update writes again.
+TEST(ChainReplica, CommittedTombstonesArePurgedEverywhere) {
+  ChainReplica head = Founding(1, View(1, {M(1), M(2)}));
+  ChainReplica tail = Founding(2, View(1, {M(1), M(2)}));
+  uint64_t request = 0;
+  // Sends a write through head and tail; commits it unless `commit` is false. The updates sent.
+  auto write = [&](std::string command, bool commit = true) {
+    ClientWrite w{++request, kChain, 1, 100 + request, std::move(command)};
+    Effects at_head = head.OnMessage(kClient, w);
+    auto updates = Sent<Update>(at_head, Endpoint::Replica(2));
+    (void)Persist(head, at_head);
+    for (const Update& u : updates) {
+      Effects acked = Persist(tail, tail.OnMessage(Endpoint::Replica(1), u));
+      if (!commit) continue;
+      for (const Ack& ack : Sent<Ack>(acked, Endpoint::Replica(1))) (void)head.OnMessage(Endpoint::Replica(2), ack);
+    }
+    return updates;
+  };
+  write(KvStateMachine::Put("a", "1"));
+  write(KvStateMachine::Put("b", "1"));
+  write(KvStateMachine::Delete("a"));  // seq 3, committed
+  ASSERT_EQ(head.applied().records.count("a"), 1u);
+  auto next = write(KvStateMachine::Put("c", "1"));
+  ASSERT_EQ(next.size(), 1u);
+  EXPECT_EQ(next[0].purge, (std::vector<std::string>{"a"}));
+  EXPECT_EQ(head.applied().records.count("a"), 0u);
+  EXPECT_EQ(tail.applied().records.count("a"), 0u);
+  EXPECT_EQ(head.durable().store, tail.durable().store);
+
+  // A delete not yet committed keeps its tombstone; once committed, it goes with the next write,
+  // unless that write is of the same key (its new version replaces the tombstone instead).
+  write(KvStateMachine::Delete("b"), /*commit=*/false);  // seq 5: applied everywhere, not committed
+  auto while_pending = write(KvStateMachine::Put("d", "1"), /*commit=*/false);
+  ASSERT_EQ(while_pending.size(), 1u);
+  EXPECT_TRUE(while_pending[0].purge.empty());
+  // Both commit now (the tail acknowledges everything it holds).
+  (void)head.OnMessage(Endpoint::Replica(2), Ack{kChain, 1, head.last_applied()});
+  auto same_key = write(KvStateMachine::Put("b", "2"));
+  ASSERT_EQ(same_key.size(), 1u);
+  EXPECT_TRUE(same_key[0].purge.empty());
+  EXPECT_EQ(head.applied().records.at("b"), (Record{"2", same_key[0].seq}));
+  write(KvStateMachine::Delete("c"));
+  auto last = write(KvStateMachine::Put("e", "1"));
+  ASSERT_EQ(last.size(), 1u);
+  EXPECT_EQ(last[0].purge, (std::vector<std::string>{"c"}));
+  EXPECT_EQ(head.applied(), tail.applied());
+  EXPECT_EQ(head.durable().store, tail.durable().store);
+  for (const auto& [key, record] : head.applied().records) EXPECT_TRUE(record.value.has_value()) << key;
+  // Reads of a purged key answer "no value", as they did for its tombstone.
+  auto reply = Sent<ClientReadReply>(tail.OnMessage(kClient, ClientRead{1, kChain, 1, "c"}), kClient);
+  ASSERT_EQ(reply.size(), 1u);
+  EXPECT_TRUE(reply[0].status.ok());
+  EXPECT_FALSE(reply[0].record.value.has_value());
+}
+
 TEST(ChainReplica, OnlyTheHeadTakesWrites) {
   ChainReplica middle = Founding(2, View(1, {M(1), M(2), M(3)}));
   Effects out = middle.OnMessage(kClient, ClientWrite{1, kChain, 1, 5, KvStateMachine::Put("k", "a")});

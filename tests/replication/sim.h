@@ -107,6 +107,7 @@ struct SimStats {
   int syncs = 0;
   int writes = 0;        // write operations invoked
   int results_kept = 0;  // operation results held at the end (the others were forgotten)
+  int tombstones_kept = 0;  // tombstones held at the end (the others were purged)
   int64_t end_ms = 0;
   uint64_t events = 0;
   uint64_t lin_states = 0;
@@ -928,6 +929,7 @@ class Simulation {
       }
     }
     result_.stats.results_kept = static_cast<int>(first.durable().store.ops.size());
+    for (const auto& [key, record] : first.durable().store.records) result_.stats.tombstones_kept += !record.value;
     // Atomicity of multi-key updates: every key holds what its shadow holds.
     for (int k = 0; k < kKeys; ++k) {
       const auto& records = first.durable().store.records;
@@ -941,7 +943,13 @@ class Simulation {
       }
     }
     // Every acknowledged write is in every serving replica, with its recorded result unless that
-    // was forgotten, which only a write stamped more than the retention later may do.
+    // was forgotten, which only a write stamped more than the retention later may do; and its key
+    // holds it or a later version, or nothing when a delete of the key (purged since) followed.
+    // (The values themselves are checked by the linearizability check below.)
+    std::vector<bool> deleted(kKeys, false);
+    for (const HistoryOp& op : history_) {
+      if (op.kind == RegisterOp::Kind::kDelete) deleted[op.key] = true;
+    }
     for (const HistoryOp& op : history_) {
       if (op.kind == RegisterOp::Kind::kGet || op.response == kNoResponse) continue;
       for (const Member& member : members) {
@@ -949,8 +957,10 @@ class Simulation {
         auto it = store.ops.find(op.op_id);
         auto record = store.records.find(KeyName(op.key));
         const bool forgotten = it == store.ops.end() && op.result.stamp_ms + kOpRetention < store.stamp_ms;
+        const bool purged = record == store.records.end() && deleted[op.key];
         if ((it == store.ops.end() && !forgotten) || (it != store.ops.end() && !(it->second == op.result)) ||
-            record == store.records.end() || record->second.seq < op.result.seq) {
+            (record == store.records.end() && !purged) ||
+            (record != store.records.end() && record->second.seq < op.result.seq)) {
           return Fail("acknowledged write lost", "n" + std::to_string(member.id.node) + " lacks acknowledged " +
                                                      OpText(op) + " (seq " + std::to_string(op.result.seq) + ")");
         }

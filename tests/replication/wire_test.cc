@@ -49,7 +49,7 @@ std::vector<Message> Samples() {
   std::vector<Message> out;
   out.push_back(Update{});
   out.push_back(Update{kMax32, kMax, kMax, kMax, kMax, {KvMutation{kBinary, kBinary}}, kBinary, std::nullopt, kMax,
-                       {kMax, 0, 7}});
+                       {kMax, 0, 7}, {kBinary, "", "gone"}});
   out.push_back(Update{1, 2, 3, 1, 4, {KvMutation{"k", std::string()}}, ""});  // an empty value is not a delete
   out.push_back(Update{1, 2, 3, 1, 4, {KvMutation{"", std::nullopt}, KvMutation{"k", "v"}}, "r"});
   out.push_back(Ack{});
@@ -117,7 +117,8 @@ TEST(ChainWire, LayoutIsAsDocumented) {
                              "\x05\x06\x07\x08\x09\x0a\x0b\x0c"
                              "\x0d\x0e\x0f\x10\x11\x12\x13\x14",
                              22));
-  const std::string update = Encode(Update{1, 2, 3, 4, 5, {KvMutation{"k", "vv"}}, "r", std::nullopt, 6, {7}});
+  const std::string update =
+      Encode(Update{1, 2, 3, 4, 5, {KvMutation{"k", "vv"}}, "r", std::nullopt, 6, {7}, {"t"}});
   EXPECT_EQ(update.substr(0, 2), std::string("\x03\x00", 2));
   EXPECT_EQ(update.substr(38), std::string("\x01\x00\x00\x00"                  // one mutation
                                            "\x01\x00\x00\x00k"                 // its key
@@ -126,8 +127,10 @@ TEST(ChainWire, LayoutIsAsDocumented) {
                                            "\x00"                              // no blob
                                            "\x06\x00\x00\x00\x00\x00\x00\x00"  // the stamp
                                            "\x01\x00\x00\x00"                  // one op forgotten
-                                           "\x07\x00\x00\x00\x00\x00\x00\x00",  // its id
-                                           42));
+                                           "\x07\x00\x00\x00\x00\x00\x00\x00"  // its id
+                                           "\x01\x00\x00\x00"                  // one tombstone purged
+                                           "\x01\x00\x00\x00t",                // its key
+                                           51));
   // The status code is two bytes: NoSuchBucket is 600 (0x0258).
   const std::string reply = Encode(VersionReply{1, 2, 3, Status::NoSuchBucket("b"), 4});
   EXPECT_EQ(reply.substr(1, 1), "\x0b");
@@ -169,10 +172,10 @@ TEST(ChainWire, LargeBodiesRoundTripInOneAllocation) {
   const Update update{1, 2, 3, 1, 4, {KvMutation{"big", mib}}, "0"};
   ExpectRoundTrip(update);
   const std::string body = Encode(update);
-  EXPECT_EQ(body.size(), 2 + 4 + 4 * 8 + 4 + 4 + 3 + 1 + 4 + mib.size() + 4 + 1 + 1 + 8 + 4);
+  EXPECT_EQ(body.size(), 2 + 4 + 4 * 8 + 4 + 4 + 3 + 1 + 4 + mib.size() + 4 + 1 + 1 + 8 + 4 + 4);
   const Update with_blob{1, 2, 3, 1, 4, {}, "", Blob{"chunk", mib, 77}};
   ExpectRoundTrip(with_blob);
-  EXPECT_EQ(Encode(with_blob).size(), 2 + 4 + 4 * 8 + 4 + 4 + 1 + 4 + 5 + 4 + mib.size() + 4 + 8 + 4);
+  EXPECT_EQ(Encode(with_blob).size(), 2 + 4 + 4 * 8 + 4 + 4 + 1 + 4 + 5 + 4 + mib.size() + 4 + 8 + 4 + 4);
   EXPECT_LE(body.capacity(), body.size() + 32);  // sized before writing, not grown
 }
 
@@ -360,7 +363,7 @@ class Random {
   Message Any() {
     switch (rng_() % std::variant_size_v<Message>) {
       case 0:
-        return Update{U32(), U64(), U64(), U64(), U64(), Mutations(), Bytes(), AnyBlob(), U64(), OpIds()};
+        return Update{U32(), U64(), U64(), U64(), U64(), Mutations(), Bytes(), AnyBlob(), U64(), OpIds(), Strings()};
       case 1:
         return Ack{U32(), U64(), U64()};
       case 2:

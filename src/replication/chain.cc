@@ -851,7 +851,8 @@ std::vector<std::string> ChainReplica::TombstonesToPurge(const std::vector<KvMut
   // answer the version it replaced, and reads a purged key as it reads the tombstone (no value).
   std::vector<std::string> purge;
   for (auto it = tomb_order_.begin(); it != tomb_order_.end() && purge.size() < options_.purge_batch;) {
-    const auto& [seq, key] = *it;
+    const uint64_t seq = it->first;
+    const std::string& key = it->second;
     if (seq > acked_level_) break;
     const auto record = applied_.records.find(key);
     if (record == applied_.records.end() || record->second.value || record->second.seq != seq) {

@@ -261,7 +261,17 @@ void ChainReplica::ResetVolatile() {
   view_.reset();
   self_ = -1;
   complete_ = false;
-  applied_ = durable_.store;
+  if (options_.keep_durable_state) {
+    applied_ = durable_.store;
+  } else {
+    // The durable state is moved, not copied; only its levels stay (a copy would double the memory
+    // of every chain, and the caller's disk holds it).
+    applied_ = std::move(durable_.store);
+    durable_.store = StoreState{};
+    durable_.store.last_seq = applied_.last_seq;
+    durable_.store.stamp_ms = applied_.stamp_ms;
+    durable_.sync_log.clear();
+  }
   pending_.clear();
   durable_level_ = durable_.store.last_seq;
   downstream_acked_ = 0;
@@ -1037,13 +1047,24 @@ Effects ChainReplica::OnDiskWriteDone(uint64_t write_id) {
     PendingWrite& write = disk_.front();
     switch (write.kind) {
       case PendingWrite::Kind::kApply:
-        ApplyToStore(durable_.store, write.update);
+        if (options_.keep_durable_state) {
+          ApplyToStore(durable_.store, write.update);
+        } else {
+          durable_.store.last_seq = std::max(durable_.store.last_seq, write.update.seq);
+          durable_.store.stamp_ms = std::max(durable_.store.stamp_ms, write.update.stamp_ms);
+        }
         break;
       case PendingWrite::Kind::kSyncLog:
-        durable_.sync_log.push_back(WithoutBlobBytes(std::move(write.update)));
+        if (options_.keep_durable_state) durable_.sync_log.push_back(WithoutBlobBytes(std::move(write.update)));
         break;
       case PendingWrite::Kind::kInstall:
-        durable_.store = std::move(write.image);
+        if (options_.keep_durable_state) {
+          durable_.store = std::move(write.image);
+        } else {
+          durable_.store = StoreState{};
+          durable_.store.last_seq = write.image.last_seq;
+          durable_.store.stamp_ms = write.image.stamp_ms;
+        }
         durable_.sync_log.clear();
         // The copy is on disk only now: the logged updates may have raised the durable level
         // long before, so that level says nothing about the install.

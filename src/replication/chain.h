@@ -480,6 +480,12 @@ struct ReplicaOptions {
   uint32_t forget_batch = 64;
   // Committed tombstones purged per update, at most.
   uint32_t purge_batch = 64;
+  // Keep a copy of the durable state in memory (durable()): what a crash (Crash) goes back to, for
+  // the simulator and unit tests. A host whose disk holds that state sets false and halves the
+  // replica's memory: durable() then keeps only the durable levels (last sequence and stamp) and
+  // the replica's state is moved into its applied state at Start or Bootstrap; after a Crash or
+  // a Rejoin the caller must Restore the state from its disk before bringing it up as complete.
+  bool keep_durable_state = true;
   // The head's clock, in the writers' unit (ms since the Unix epoch); null: none (unit tests).
   // With a clock the head refuses unstamped writes (InvalidArgument) and writes issued more than
   // a quarter of the retention in its future (Timeout), so one writer whose clock runs ahead

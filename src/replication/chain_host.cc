@@ -254,6 +254,7 @@ void ChainHost::AddChain(ChainId chain, uint64_t incarnation, StartMode mode) {
     auto& replica = replicas_[chain];
     if (replica && replica->up()) return;
     ReplicaOptions replica_options = options_.replica;
+    replica_options.keep_durable_state = false;  // the store holds it; a take-back reloads it
     if (!replica_options.clock_ms) {
       replica_options.clock_ms = [] {
         return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
@@ -334,9 +335,21 @@ void ChainHost::RecoverWaiting() {
       it = recovering_.erase(it);
       continue;
     }
+    // Nothing in flight: the disk holds everything the replica wrote. (The replica keeps no copy
+    // of its durable state: it is read back.)
+    auto state = store_->LoadChain(it->first);
+    if (!state.ok()) {
+      CAIRN_LOG_ERROR("node {}: chain {}: reading its stored state back: {}", options_.name, it->first,
+                      state.status().ToString());
+      disk_failed_ = true;  // as for a failed write: fenced for good, the node leaves
+      ApplyFence();
+      it = recovering_.erase(it);
+      continue;
+    }
     CAIRN_LOG_INFO("node {}: chain {}: taken back as serving member; restarting from its durable state", options_.name,
                    it->first);
-    replica.Crash();  // nothing in flight: only the volatile state goes
+    replica.Crash();
+    replica.Restore(std::move(*state));
     replica.Bootstrap(it->second);
     replica.SetFenced(fenced_);
     it = recovering_.erase(it);
@@ -388,7 +401,12 @@ std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain) {
     *info = ReplicaInfo{r.phase(),         r.view_version(), r.fenced(),  r.last_applied(), r.durable_level(),
                         r.exposed_level(), r.Quiescent(),    r.applied(), r.durable()};
   });
-  if (!done) return std::nullopt;
+  if (!done || !info->has_value()) return std::nullopt;
+  // The replica keeps no copy of its durable state (ReplicaOptions::keep_durable_state): it is
+  // read from the store, with what the disk thread has committed so far.
+  auto stored = store_->LoadChain(chain);
+  if (!stored.ok()) return std::nullopt;
+  (*info)->durable = std::move(*stored);
   return std::move(*info);
 }
 

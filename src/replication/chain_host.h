@@ -147,7 +147,8 @@ class ChainHost {
 
   // Runs on the event thread and waits for it (at most 5 s); nullopt when the chain has no
   // replica here or the host is stopping. Not to be called from the host's callbacks.
-  // (It copies the replica's whole state: for tests and tools.)
+  // (It copies the replica's whole state and reads the chain's stored state as `durable`: for
+  // tests and tools.)
   std::optional<ReplicaInfo> Inspect(ChainId chain);
   // Calls fn for every replica, on the event thread, and waits (at most 5 s in all; false when
   // that passed or the host is stopping: fn may then still run, so it must own what it uses).

@@ -167,13 +167,22 @@ Status ReplicaStore::Commit(Batch& batch, bool sync) {
   return FromRocks(db_->Write(options, batch.batch_.get()), "write");
 }
 
-Result<ReplicaStore::Loaded> ReplicaStore::LoadAll() {
+Result<ReplicaStore::Loaded> ReplicaStore::LoadAll() { return Load(std::nullopt); }
+
+Result<DurableState> ReplicaStore::LoadChain(ChainId chain) {
+  CAIRN_ASSIGN_OR_RETURN(Loaded loaded, Load(chain));
+  return std::move(loaded.chains[chain]);
+}
+
+Result<ReplicaStore::Loaded> ReplicaStore::Load(std::optional<ChainId> only) {
   Loaded loaded;
   std::map<ChainId, DurableState>& out = loaded.chains;
   std::unique_ptr<rocksdb::Iterator> it(db_->NewIterator(rocksdb::ReadOptions()));
-  for (it->SeekToFirst(); it->Valid(); it->Next()) {
+  const std::string prefix = only ? ChainPrefix(*only) : std::string();
+  for (it->Seek(prefix); it->Valid(); it->Next()) {
     const std::string_view key(it->key().data(), it->key().size());
     const std::string_view value(it->value().data(), it->value().size());
+    if (!key.starts_with(prefix)) break;
     if (key == kFormatKey) continue;
     if (key.size() < 6 || key[0] != 'C') return Status::Corruption("replica store: unknown key");
     const ChainId chain = GetBe32(key.substr(1, 4));

@@ -27,6 +27,7 @@
 
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -72,6 +73,8 @@ class ReplicaStore {
     std::set<ChainId> complete;              // those whose copy was once complete
   };
   Result<Loaded> LoadAll();
+  // What the store holds of one chain (empty when nothing).
+  Result<DurableState> LoadChain(ChainId chain);
   // Records, durably, that this store's copy of `chain` is complete (a founding member, or a
   // resync whose install and blob copy are both done; an install alone clears the mark).
   Status MarkComplete(ChainId chain);
@@ -79,6 +82,9 @@ class ReplicaStore {
   Status DropChain(ChainId chain);
 
  private:
+  // Every chain's state, or `only` that chain's.
+  Result<Loaded> Load(std::optional<ChainId> only);
+
   explicit ReplicaStore(std::unique_ptr<rocksdb::DB> db);
   std::unique_ptr<rocksdb::DB> db_;
 };

@@ -54,7 +54,7 @@ std::unique_ptr<meta::MetaStore> NewChainMetaStore(replication::ChainClient* cli
   for (uint32_t chain = 0; chain < MetadataChains(chain_count); ++chain) {
     shards.push_back(std::make_unique<meta::CommandMetaStore>(std::make_unique<ChainMetaTransport>(client, chain)));
   }
-  return std::make_unique<meta::ShardedMetaStore>(std::move(shards));
+  return std::make_unique<meta::ShardedMetaStore>(std::move(shards), kBucketCacheTtl);
 }
 
 // ---- Chunks ----

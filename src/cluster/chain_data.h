@@ -17,6 +17,7 @@
 // Thread-safety: every class here is thread-safe.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -64,8 +65,12 @@ class ChainMetaTransport final : public meta::CommandTransport {
   replication::ChainId chain_;
 };
 
-// The cluster's MetaStore: a ShardedMetaStore over one CommandMetaStore per metadata chain.
-// `client` must outlive it.
+// How long a node answers GetBucket from its copy (ShardedMetaStore's bucket cache): a bucket
+// changed through another node is seen here within this, as access keys are.
+inline constexpr std::chrono::milliseconds kBucketCacheTtl{1000};
+
+// The cluster's MetaStore: a ShardedMetaStore over one CommandMetaStore per metadata chain, with
+// the bucket cache. `client` must outlive it.
 std::unique_ptr<meta::MetaStore> NewChainMetaStore(replication::ChainClient* client, uint32_t chain_count);
 
 // The chain that stores a chunk.

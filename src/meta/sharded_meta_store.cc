@@ -13,19 +13,56 @@ uint32_t BucketShard(std::string_view bucket, uint32_t shard_count) {
   return crc32c::Value(bucket.data(), bucket.size()) % shard_count;
 }
 
-ShardedMetaStore::ShardedMetaStore(std::vector<std::unique_ptr<MetaStore>> shards) : shards_(std::move(shards)) {
+ShardedMetaStore::ShardedMetaStore(std::vector<std::unique_ptr<MetaStore>> shards,
+                                   std::chrono::milliseconds bucket_cache_ttl)
+    : shards_(std::move(shards)), bucket_cache_ttl_(bucket_cache_ttl) {
   assert(!shards_.empty());
+}
+
+void ShardedMetaStore::Forget(std::string_view bucket) {
+  std::lock_guard lock(cache_mu_);
+  ++cache_epoch_;
+  if (auto it = cache_.find(bucket); it != cache_.end()) cache_.erase(it);
 }
 
 // ---- Buckets: each in its shard, except the listing ----------------------------------------
 
-Status ShardedMetaStore::CreateBucket(const BucketInfo& bucket) { return Of(bucket.name).CreateBucket(bucket); }
-
-Status ShardedMetaStore::DeleteBucket(std::string_view bucket, const BucketInfo* expected) {
-  return Of(bucket).DeleteBucket(bucket, expected);
+// A mutation drops the cached copy before (so that no read from then on answers from it) and
+// after (a read that began before it may have cached the old state meanwhile: the epoch stops it).
+Status ShardedMetaStore::CreateBucket(const BucketInfo& bucket) {
+  Forget(bucket.name);
+  Status s = Of(bucket.name).CreateBucket(bucket);
+  Forget(bucket.name);
+  return s;
 }
 
-Result<BucketInfo> ShardedMetaStore::GetBucket(std::string_view bucket) { return Of(bucket).GetBucket(bucket); }
+Status ShardedMetaStore::DeleteBucket(std::string_view bucket, const BucketInfo* expected) {
+  Forget(bucket);
+  Status s = Of(bucket).DeleteBucket(bucket, expected);
+  Forget(bucket);
+  return s;
+}
+
+Result<BucketInfo> ShardedMetaStore::GetBucket(std::string_view bucket) {
+  if (bucket_cache_ttl_.count() == 0) return Of(bucket).GetBucket(bucket);
+  uint64_t epoch = 0;
+  {
+    std::lock_guard lock(cache_mu_);
+    auto it = cache_.find(bucket);
+    if (it != cache_.end() && std::chrono::steady_clock::now() < it->second.expiry) return it->second.info;
+    epoch = cache_epoch_;
+  }
+  const auto asked = std::chrono::steady_clock::now();
+  Result<BucketInfo> info = Of(bucket).GetBucket(bucket);
+  std::lock_guard lock(cache_mu_);
+  if (info.ok() && epoch == cache_epoch_) {
+    if (cache_.size() >= kMaxCachedBuckets) cache_.clear();  // a bound, not a policy: they come back
+    cache_[std::string(bucket)] = CachedBucket{*info, asked + bucket_cache_ttl_};
+  } else if (!info.ok()) {
+    if (auto it = cache_.find(bucket); it != cache_.end()) cache_.erase(it);
+  }
+  return info;
+}
 
 Result<std::vector<BucketInfo>> ShardedMetaStore::ListBuckets() {
   std::vector<BucketInfo> all;
@@ -38,7 +75,10 @@ Result<std::vector<BucketInfo>> ShardedMetaStore::ListBuckets() {
 }
 
 Status ShardedMetaStore::UpdateBucket(std::string_view bucket, const std::function<Status(BucketInfo*)>& mutate) {
-  return Of(bucket).UpdateBucket(bucket, mutate);
+  Forget(bucket);
+  Status s = Of(bucket).UpdateBucket(bucket, mutate);
+  Forget(bucket);
+  return s;
 }
 
 // ---- Objects and uploads: the bucket's shard ---------------------------------------------------

@@ -16,12 +16,23 @@
 // The shard of a bucket depends only on its name and the shard count: both are fixed for the life
 // of the store (a cluster records its chain count in etcd and refuses a node configured otherwise).
 //
-// Thread-safety: as thread-safe as the shards (every MetaStore is); the store keeps no state of
-// its own.
+// Bucket cache (optional, `bucket_cache_ttl` > 0): GetBucket, which the S3 layer calls on every
+// request, answers from a copy younger than the TTL when it has one. Only buckets found are
+// cached (a bucket created elsewhere is seen at once); this store's own CreateBucket,
+// DeleteBucket and UpdateBucket drop the copy, so its own changes are seen at once too. A change
+// made through another store (another node) is seen within the TTL: the S3 layer may authorize a
+// request against an ACL or policy up to that old, as it does with access keys (re-read every
+// second in cluster mode). Writes do not depend on it: each checks the bucket where it commits.
+//
+// Thread-safety: as thread-safe as the shards (every MetaStore is); the cache has its own mutex.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <string>
 #include <string_view>
 #include <vector>
 
@@ -35,8 +46,12 @@ uint32_t BucketShard(std::string_view bucket, uint32_t shard_count);
 
 class ShardedMetaStore final : public MetaStore {
  public:
-  // REQUIRES: at least one shard.
-  explicit ShardedMetaStore(std::vector<std::unique_ptr<MetaStore>> shards);
+  // REQUIRES: at least one shard. `bucket_cache_ttl` 0: no bucket cache.
+  explicit ShardedMetaStore(std::vector<std::unique_ptr<MetaStore>> shards,
+                            std::chrono::milliseconds bucket_cache_ttl = std::chrono::milliseconds(0));
+
+  // Buckets the cache holds at most.
+  static constexpr size_t kMaxCachedBuckets = 100000;
 
   uint32_t shard_count() const { return static_cast<uint32_t>(shards_.size()); }
 
@@ -84,8 +99,20 @@ class ShardedMetaStore final : public MetaStore {
  private:
   MetaStore& Of(std::string_view bucket) { return *shards_[BucketShard(bucket, shard_count())]; }
   MetaStore& System() { return *shards_[0]; }
+  void Forget(std::string_view bucket);
+
+  struct CachedBucket {
+    BucketInfo info;
+    std::chrono::steady_clock::time_point expiry;
+  };
 
   const std::vector<std::unique_ptr<MetaStore>> shards_;
+  const std::chrono::milliseconds bucket_cache_ttl_;
+  std::mutex cache_mu_;
+  std::map<std::string, CachedBucket, std::less<>> cache_;  // GUARDED_BY(cache_mu_)
+  // Bumped by every local bucket mutation: a read that began before one does not fill the cache
+  // (it may carry the state from before the mutation).
+  uint64_t cache_epoch_ = 0;  // GUARDED_BY(cache_mu_)
 };
 
 }  // namespace cairn::meta

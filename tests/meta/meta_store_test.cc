@@ -81,7 +81,8 @@ class MetaStoreTest : public ::testing::TestWithParam<Backend> {
     if (GetParam() == Backend::kSharded) {
       std::vector<std::unique_ptr<MetaStore>> shards;
       for (auto& transport : shard_transports_) shards.push_back(std::make_unique<CommandMetaStore>(&transport));
-      store_ = std::make_unique<ShardedMetaStore>(std::move(shards));
+      // With the bucket cache: every change here goes through this store, which must see it.
+      store_ = std::make_unique<ShardedMetaStore>(std::move(shards), std::chrono::seconds(1));
       return;
     }
     RocksDbMetaStore::Options options;

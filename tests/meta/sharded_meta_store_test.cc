@@ -7,7 +7,9 @@
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <set>
+#include <thread>
 
 #include "memory_kv.h"
 #include "meta/command_meta_store.h"
@@ -158,6 +160,49 @@ TEST_F(ShardedMetaStoreTest, UniquenessAndEmptinessAreTheShardsOwn) {
   ASSERT_OK(store_->DeleteObject("x", "k"));
   ASSERT_OK(store_->DeleteBucket("x", nullptr));
   EXPECT_TRUE(store_->GetBucket("x").status().IsNoSuchBucket());
+}
+
+// The bucket cache: GetBucket answers from a copy for the TTL; this store's own changes are seen
+// at once, another store's within the TTL, and a missing bucket is never cached.
+TEST(ShardedBucketCacheTest, OwnChangesAtOnceOthersWithinTheTtlMissesNever) {
+  test::MemoryTransport transport;
+  std::vector<std::unique_ptr<MetaStore>> shards;
+  shards.push_back(std::make_unique<CommandMetaStore>(&transport));
+  ShardedMetaStore cached(std::move(shards), std::chrono::milliseconds(300));
+  CommandMetaStore other(&transport);  // another node, over the same state
+
+  // A miss is not cached: a bucket made elsewhere is found at once.
+  EXPECT_TRUE(cached.GetBucket("b").status().IsNoSuchBucket());
+  ASSERT_OK(other.CreateBucket(BucketInfo{.name = "b", .owner = "o", .created_ms = 1}));
+  ASSERT_OK(cached.GetBucket("b"));
+
+  // Another node's change is seen once the copy expires, not before.
+  ASSERT_OK(other.UpdateBucket("b", [](BucketInfo* b) {
+    b->policy = "p1";
+    return Status::OK();
+  }));
+  EXPECT_EQ(cached.GetBucket("b")->policy, "") << "answered from the copy";
+  std::this_thread::sleep_for(std::chrono::milliseconds(350));
+  EXPECT_EQ(cached.GetBucket("b")->policy, "p1");
+
+  // Its own changes are seen at once.
+  ASSERT_OK(cached.UpdateBucket("b", [](BucketInfo* b) {
+    b->policy = "p2";
+    return Status::OK();
+  }));
+  EXPECT_EQ(cached.GetBucket("b")->policy, "p2");
+  ASSERT_OK(cached.DeleteBucket("b", nullptr));
+  EXPECT_TRUE(cached.GetBucket("b").status().IsNoSuchBucket());
+  ASSERT_OK(cached.CreateBucket(BucketInfo{.name = "b", .owner = "o2", .created_ms = 2}));
+  EXPECT_EQ(cached.GetBucket("b")->owner, "o2");
+
+  // A bucket deleted elsewhere: writes are refused where they commit, whatever the copy says.
+  ASSERT_OK(other.DeleteBucket("b", nullptr));
+  ASSERT_OK(cached.GetBucket("b"));  // still the copy
+  ObjectRecord r;
+  r.bucket = "b";
+  r.key = "k";
+  EXPECT_TRUE(cached.PutObject(r, {}, nullptr).IsNoSuchBucket());
 }
 
 }  // namespace

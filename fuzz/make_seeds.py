@@ -308,7 +308,7 @@ def store_state(records, ops, last_seq, stamp=0):
 
 
 def message(tag, fields):
-    return u8(3) + u8(tag) + fields
+    return u8(4) + u8(tag) + fields
 
 
 def chain_wire_seeds():

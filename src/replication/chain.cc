@@ -984,6 +984,11 @@ void ChainReplica::HandleVersionReply(const VersionReply& reply, Effects& out) {
     return ReplyRead(read.client, read.request_id, *committed, out);
   }
   if (auto version = VersionAt(read.key, reply.seq)) return ReplyRead(read.client, read.request_id, *version, out);
+  // The key has no record here any more: its tombstone was purged, which happens only to
+  // committed deletes after every write before them; absent is committed.
+  if (!applied_.records.contains(read.key)) {
+    return ReplyRead(read.client, read.request_id, Record{std::nullopt, 0}, out);
+  }
   FailRead(read.client, read.request_id, "committed version not held", out);
 }
 

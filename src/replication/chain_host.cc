@@ -250,6 +250,7 @@ void ChainHost::SetPeers(std::map<NodeId, PeerAddress> peers) {
 }
 
 void ChainHost::AddChain(ChainId chain, uint64_t incarnation, StartMode mode) {
+  ClearCopyProgress(chain);
   Post([this, chain, incarnation, mode] {
     auto& replica = replicas_[chain];
     if (replica && replica->up()) return;
@@ -357,6 +358,7 @@ void ChainHost::RecoverWaiting() {
 }
 
 void ChainHost::Rejoin(ChainId chain, uint64_t incarnation) {
+  ClearCopyProgress(chain);  // a resync follows; the last one's figures would read as its own
   Post([this, chain, incarnation] {
     auto it = replicas_.find(chain);
     if (it != replicas_.end()) it->second->Rejoin(incarnation);
@@ -669,6 +671,11 @@ namespace {
 constexpr size_t kCopyBatchBlobs = 32;
 constexpr uint64_t kCopyBatchBytes = 32 << 20;
 }  // namespace
+
+void ChainHost::ClearCopyProgress(ChainId chain) {
+  std::lock_guard lock(progress_mu_);
+  progress_.erase(chain);
+}
 
 std::optional<BlobCopyProgress> ChainHost::CopyProgress(ChainId chain) const {
   std::lock_guard lock(progress_mu_);

@@ -154,8 +154,8 @@ class ChainHost {
   // that passed or the host is stopping: fn may then still run, so it must own what it uses).
   // Reads a replica's state without copying it. Not to be called from the host's callbacks.
   bool VisitAll(std::function<void(ChainId, const ChainReplica&)> fn);
-  // The last blob copy of `chain`'s resync on this node; nullopt when none ran since the host
-  // started. Thread-safe.
+  // The last blob copy of `chain`'s resync on this node; nullopt when none ran since the replica
+  // was added or rejoined. Thread-safe.
   std::optional<BlobCopyProgress> CopyProgress(ChainId chain) const;
   // Count of messages dropped because their peer was unreachable or its queue was full.
   uint64_t dropped_messages() const { return dropped_.load(); }
@@ -199,6 +199,7 @@ class ChainHost {
   void RunBlob(BlobQueue* queue, std::function<void()> job);
   void ReadBlobFor(const BlobReadJob& job);
   void CopyBlobs(ChainId chain, const BlobCopyJob& job);
+  void ClearCopyProgress(ChainId chain);
   void SendTo(Endpoint to, const Message& message);
 
   void SendToPeer(NodeId peer, const Message& message);

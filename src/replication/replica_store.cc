@@ -15,11 +15,12 @@ constexpr char kOp = 'o';
 constexpr char kLastSeq = 'm';
 constexpr char kSyncLog = 'l';
 constexpr char kComplete = 'c';
-// The store's format, outside every chain's range: "V" -> one byte. Format 3 stamps every
-// operation result and the chain's last sequence (format 2 did not; format 1 recorded a bool per
-// operation and was never used outside tests).
+// The store's format, outside every chain's range: "V" -> one byte. Format 4 stamps every
+// operation result and the chain's last sequence, and its sync log holds wire-format-4 updates
+// (format 3 had wire-format-3 ones, without purge lists, and was never released; format 2 had no
+// stamps; format 1 recorded a bool per operation and was never used outside tests).
 constexpr std::string_view kFormatKey = "V";
-constexpr char kFormat = 3;
+constexpr char kFormat = 4;
 
 void PutBe32(std::string* out, uint32_t v) {
   for (int i = 3; i >= 0; --i) out->push_back(static_cast<char>((v >> (8 * i)) & 0xff));

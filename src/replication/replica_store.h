@@ -19,7 +19,7 @@
 //                        resync installed with every blob it names copied; an install clears it
 //                        until then): only such a replica may be taken back as the chain's
 //                        serving member after a restart (an emptied or replaced disk is not)
-//   V                    the store's format (one byte, 3); a store without it that holds anything
+//   V                    the store's format (one byte, 4); a store without it that holds anything
 //                        is refused
 //
 // Thread-safety: Open, Load and Commit are thread-safe; a Batch belongs to one thread.

@@ -4,7 +4,7 @@
 // A body:
 //
 //   offset  size  field
-//   0       1     format version, kWireVersion (3)
+//   0       1     format version, kWireVersion (4)
 //   1       1     message tag (Tag below: the message's index in the Message variant)
 //   2       n     the message's fields, in the order chain.h declares them
 //
@@ -51,7 +51,7 @@
 //
 // Version 1 carried one key and value in Update and ClientWrite, and a bool in WriteResult.
 // Version 2 had no stamps (Update, ClientWrite, WriteResult, StoreState), no forget list and no
-// purge list.
+// purge list; version 3 (never released) had no purge list.
 //
 // The encoding is canonical: every message has exactly one encoding, and Decode accepts nothing
 // else (presence flags and bools other than 0 and 1, map keys out of order or repeated, and
@@ -75,7 +75,7 @@ namespace cairn::replication::wire {
 inline constexpr uint16_t kFrameChainMessage = 16;
 
 // The first byte of every body.
-inline constexpr uint8_t kWireVersion = 3;
+inline constexpr uint8_t kWireVersion = 4;
 
 // The second byte of every body. Equal to the message's index in the Message variant (wire.cc
 // checks this at compile time, so reordering the variant breaks the build, not the wire).

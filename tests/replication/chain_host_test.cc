@@ -231,6 +231,7 @@ TEST(ChainHost, RetriedOperationAppliesOnce) {
 TEST(ChainHost, StateSurvivesRestartFromDisk) {
   test::TempDir dir;
   DurableState before;
+  StoreState before_applied;
   // Results are kept 5 ms: most are forgotten as the writes go, and the disk must agree.
   ReplicaOptions replica = ChainHostOptions{}.replica;
   replica.op_retention_ms = 5;
@@ -245,7 +246,9 @@ TEST(ChainHost, StateSurvivesRestartFromDisk) {
     ASSERT_TRUE(client.Write(1, "k3", std::nullopt).ok());
     Settled(cluster, 1, {1, 2, 3});
     before = cluster.host(2).Inspect(1)->durable;
+    before_applied = cluster.host(2).Inspect(1)->applied;
   }
+  EXPECT_EQ(before.store, before_applied) << "the disk differs from the replica's memory";
   EXPECT_LT(before.store.ops.size(), 51u) << "results older than 5 ms are forgotten";
   EXPECT_GT(before.store.stamp_ms, 0u);
   // Node 2 alone, on its directory: it holds what its replica had durably, ops included.

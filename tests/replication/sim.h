@@ -946,10 +946,14 @@ class Simulation {
     // was forgotten, which only a write stamped more than the retention later may do; and its key
     // holds it or a later version, or nothing when a delete of the key (purged since) followed.
     // (The values themselves are checked by the linearizability check below.)
-    std::vector<bool> deleted(kKeys, false);
-    for (const HistoryOp& op : history_) {
-      if (op.kind == RegisterOp::Kind::kDelete) deleted[op.key] = true;
-    }
+    // A delete that may have applied after a write: acknowledged with a higher sequence, or never
+    // answered (it may apply at any time).
+    auto deleted_after = [&](const HistoryOp& write) {
+      return std::any_of(history_.begin(), history_.end(), [&](const HistoryOp& d) {
+        return d.kind == RegisterOp::Kind::kDelete && d.key == write.key &&
+               (d.response == kNoResponse || d.result.seq > write.result.seq);
+      });
+    };
     for (const HistoryOp& op : history_) {
       if (op.kind == RegisterOp::Kind::kGet || op.response == kNoResponse) continue;
       for (const Member& member : members) {
@@ -957,7 +961,8 @@ class Simulation {
         auto it = store.ops.find(op.op_id);
         auto record = store.records.find(KeyName(op.key));
         const bool forgotten = it == store.ops.end() && op.result.stamp_ms + kOpRetention < store.stamp_ms;
-        const bool purged = record == store.records.end() && deleted[op.key];
+        const bool purged =
+            record == store.records.end() && (op.kind == RegisterOp::Kind::kDelete || deleted_after(op));
         if ((it == store.ops.end() && !forgotten) || (it != store.ops.end() && !(it->second == op.result)) ||
             (record == store.records.end() && !purged) ||
             (record != store.records.end() && record->second.seq < op.result.seq)) {

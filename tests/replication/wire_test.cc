@@ -112,14 +112,14 @@ void PutLe(std::string& body, size_t at, uint64_t v, size_t width) {
 
 TEST(ChainWire, LayoutIsAsDocumented) {
   const std::string ack = Encode(Ack{0x04030201, 0x0c0b0a0908070605, 0x14131211100f0e0d});
-  EXPECT_EQ(ack, std::string("\x03\x01"
+  EXPECT_EQ(ack, std::string("\x04\x01"
                              "\x01\x02\x03\x04"
                              "\x05\x06\x07\x08\x09\x0a\x0b\x0c"
                              "\x0d\x0e\x0f\x10\x11\x12\x13\x14",
                              22));
   const std::string update =
       Encode(Update{1, 2, 3, 4, 5, {KvMutation{"k", "vv"}}, "r", std::nullopt, 6, {7}, {"t"}});
-  EXPECT_EQ(update.substr(0, 2), std::string("\x03\x00", 2));
+  EXPECT_EQ(update.substr(0, 2), std::string("\x04\x00", 2));
   EXPECT_EQ(update.substr(38), std::string("\x01\x00\x00\x00"                  // one mutation
                                            "\x01\x00\x00\x00k"                 // its key
                                            "\x01\x02\x00\x00\x00vv"            // its value
@@ -197,7 +197,7 @@ TEST(ChainWire, TrailingBytesAreCorruption) {
 
 TEST(ChainWire, UnknownVersionOrTagIsCorruption) {
   const std::string good = Encode(Commit{1, 2, 3});
-  for (int version : {0, 1, 2, 4, 255}) {
+  for (int version : {0, 1, 2, 3, 5, 255}) {
     std::string bad = good;
     bad[0] = static_cast<char>(version);
     ExpectCorrupt(bad, "version " + std::to_string(version));

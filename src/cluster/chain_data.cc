@@ -6,6 +6,7 @@
 #include <map>
 #include <mutex>
 
+#include "common/logging.h"
 #include "meta/meta_commands.h"
 #include "meta/sharded_meta_store.h"
 
@@ -80,7 +81,16 @@ void ChainChunkStore::AppendAsync(const engine::ChunkId& id, std::span<const std
   });
 }
 
+bool ChainChunkStore::ReadsLocally(const engine::ChunkId& id) const {
+  return local_.engine != nullptr && local_.serves && local_.serves(ChainOfChunk(id, chain_count_));
+}
+
 Status ChainChunkStore::Read(const engine::ChunkId& id, uint64_t offset, std::span<std::byte> out) {
+  if (ReadsLocally(id)) {
+    Status s = local_.engine->Read(id, offset, out);
+    if (s.ok()) return s;
+    CAIRN_LOG_DEBUG("chunk {}: local read failed ({}); reading another replica", id.ToString(), s.ToString());
+  }
   CAIRN_ASSIGN_OR_RETURN(std::string bytes,
                          client_->ReadBlob(ChainOfChunk(id, chain_count_), id.ToString(), offset, out.size()));
   if (bytes.size() != out.size()) return Status::Corruption("chunk read answered with the wrong length");
@@ -90,6 +100,12 @@ Status ChainChunkStore::Read(const engine::ChunkId& id, uint64_t offset, std::sp
 
 Result<engine::SendableRange> ChainChunkStore::ReadForSend(const engine::ChunkId& id, uint64_t offset,
                                                            uint64_t length) {
+  if (ReadsLocally(id)) {
+    auto range = local_.engine->ReadForSend(id, offset, length);
+    if (range.ok()) return range;
+    CAIRN_LOG_DEBUG("chunk {}: local read failed ({}); reading another replica", id.ToString(),
+                    range.status().ToString());
+  }
   CAIRN_ASSIGN_OR_RETURN(std::string bytes,
                          client_->ReadBlob(ChainOfChunk(id, chain_count_), id.ToString(), offset, length));
   engine::SendableRange range;

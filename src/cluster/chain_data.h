@@ -19,6 +19,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,12 +77,21 @@ std::unique_ptr<meta::MetaStore> NewChainMetaStore(replication::ChainClient* cli
 // The chain that stores a chunk.
 replication::ChainId ChainOfChunk(const engine::ChunkId& id, uint32_t chain_count);
 
+// This node's own copy of the chains' blobs, for reads: its engine, and whether it serves a chain.
+struct LocalBlobs {
+  engine::Engine* engine = nullptr;
+  std::function<bool(replication::ChainId)> serves;
+};
+
 class ChainChunkStore final : public object::ChunkStore {
  public:
   // `client` and `io` must outlive the store; `io` runs the blocking chain writes behind
-  // AppendAsync (its thread count bounds the chunk writes in flight).
-  ChainChunkStore(replication::ChainClient* client, uint32_t chain_count, Executor* io)
-      : client_(client), chain_count_(chain_count), io_(io) {}
+  // AppendAsync (its thread count bounds the chunk writes in flight). With `local`, a chunk of a
+  // chain this node serves is read from its own engine (verified there, and sent from the file
+  // as the single node does); a local copy that is missing or damaged sends the read to the
+  // chain's other members.
+  ChainChunkStore(replication::ChainClient* client, uint32_t chain_count, Executor* io, LocalBlobs local = {})
+      : client_(client), chain_count_(chain_count), io_(io), local_(std::move(local)) {}
   void AppendAsync(const engine::ChunkId& id, std::span<const std::byte> data, uint32_t crc32c,
                    std::function<void(const Status&)> done) override;
   Status Read(const engine::ChunkId& id, uint64_t offset, std::span<std::byte> out) override;
@@ -93,9 +103,12 @@ class ChainChunkStore final : public object::ChunkStore {
   void ForEachChunk(const std::function<void(const engine::ChunkId&)>& fn) override;
 
  private:
+  bool ReadsLocally(const engine::ChunkId& id) const;
+
   replication::ChainClient* client_;
   uint32_t chain_count_;
   Executor* io_;
+  LocalBlobs local_;
 };
 
 class EngineBlobStore final : public replication::BlobStore {

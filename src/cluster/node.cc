@@ -163,6 +163,15 @@ Node::Node(NodeOptions options, std::unique_ptr<EtcdClient> etcd)
   chain_client_ = std::make_unique<replication::ChainClient>(std::move(client));
 }
 
+bool Node::ServesLocally(uint32_t chain) {
+  std::shared_ptr<ReplicaService> replicas;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    replicas = replicas_;
+  }
+  return replicas != nullptr && replicas->ServesLocally(chain);
+}
+
 Result<std::unique_ptr<Node>> Node::Connect(NodeOptions options) {
   if (options.etcd_endpoints.empty()) return Status::InvalidArgument("no etcd endpoint");
   if (options.node_id.empty()) return Status::InvalidArgument("a node needs an id");

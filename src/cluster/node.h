@@ -144,6 +144,9 @@ class Node {
   // A client of the cluster's chains over this node's copy of the table (the S3 data path). It
   // lives as long as the node; before Join and after Leave it has no table, and its calls time out.
   replication::ChainClient& chain_client() { return *chain_client_; }
+  // Whether this node is a serving member of `chain` under its current registration (its blob
+  // store then holds every committed blob of the chain). False when not joined.
+  bool ServesLocally(uint32_t chain);
 
  private:
   Node(NodeOptions options, std::unique_ptr<EtcdClient> etcd);

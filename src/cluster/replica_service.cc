@@ -136,6 +136,19 @@ std::optional<ChainView> ReplicaService::View(uint32_t chain) {
   return it->second;
 }
 
+bool ReplicaService::ServesLocally(uint32_t chain) {
+  std::shared_lock state(state_mu_);
+  if (membership_ == nullptr) return false;
+  const uint32_t self = NodeNumber(options_.node_id);
+  const uint64_t incarnation = static_cast<uint64_t>(membership_->lease_id());
+  std::lock_guard lock(mu_);
+  auto it = views_.find(chain);
+  if (it == views_.end()) return false;
+  return std::any_of(it->second.members.begin(), it->second.members.end(), [&](const replication::Member& m) {
+    return m.id.node == self && m.id.incarnation == incarnation && m.serving;
+  });
+}
+
 std::optional<replication::PeerAddress> ReplicaService::Address(uint32_t node) {
   std::lock_guard lock(mu_);
   auto it = addresses_.find(node);

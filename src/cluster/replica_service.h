@@ -116,6 +116,9 @@ class ReplicaService {
   std::optional<replication::ChainView> View(uint32_t chain);
   std::optional<replication::PeerAddress> Address(uint32_t node);
   void RequestRefresh();
+  // Whether this node's copy of the table names it a serving member of `chain` under its current
+  // registration: then its blob store holds every committed blob of the chain.
+  bool ServesLocally(uint32_t chain);
 
  private:
   ReplicaService(EtcdClient* etcd, ReplicaServiceOptions options);

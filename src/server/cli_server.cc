@@ -179,8 +179,11 @@ int RunServer(const ServerArgs& args) {
     options.make_meta = [n = node.get(), chains = static_cast<uint32_t>(cc.chains)] {
       return cluster::NewChainMetaStore(&n->chain_client(), chains);
     };
-    options.make_chunks = [n = node.get(), pool = chunk_writes.get(), chains = static_cast<uint32_t>(cc.chains)] {
-      return std::make_unique<cluster::ChainChunkStore>(&n->chain_client(), chains, pool);
+    options.make_chunks = [n = node.get(), pool = chunk_writes.get(),
+                           chains = static_cast<uint32_t>(cc.chains)](engine::Engine* engine) {
+      // Chunks of the chains this node serves are read from its own engine.
+      cluster::LocalBlobs local{engine, [n](replication::ChainId chain) { return n->ServesLocally(chain); }};
+      return std::make_unique<cluster::ChainChunkStore>(&n->chain_client(), chains, pool, std::move(local));
     };
     options.seal_key = seal_key;
     options.identity_refresh = kIdentityRefresh;

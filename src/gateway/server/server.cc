@@ -208,7 +208,7 @@ Result<std::unique_ptr<Server>> Server::Open(ServerOptions options) {
   const bool cluster_data = static_cast<bool>(s->options_.make_meta);
   if (cluster_data) {
     s->meta_ = s->options_.make_meta();
-    s->chunks_ = s->options_.make_chunks();
+    s->chunks_ = s->options_.make_chunks(s->engine_.get());
   } else {
     CAIRN_ASSIGN_OR_RETURN(s->meta_, meta::RocksDbMetaStore::Open(dir + "/meta"));
     s->chunks_ = std::make_unique<object::EngineChunkStore>(s->engine_.get());

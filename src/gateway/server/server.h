@@ -77,9 +77,9 @@ struct ServerOptions {
 
   // Cluster mode's data path (docs/design/cluster.md): where metadata and chunks live instead of
   // this directory's RocksDB and engine. The engine still opens (it holds this node's replicas'
-  // blobs, engine()). Null: the single node's.
+  // blobs, engine(), which make_chunks is given). Null: the single node's.
   std::function<std::unique_ptr<meta::MetaStore>()> make_meta;
-  std::function<std::unique_ptr<object::ChunkStore>()> make_chunks;
+  std::function<std::unique_ptr<object::ChunkStore>(engine::Engine* engine)> make_chunks;
   // The key access-key secrets are sealed with. Default: server.key in the data directory (one
   // node's own); a cluster derives one from its secret, so that every node opens every key.
   std::optional<crypto::SealKey> seal_key;

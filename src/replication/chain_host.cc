@@ -195,8 +195,10 @@ Status ChainHost::Init() {
   copier_ = std::make_unique<ChainClient>(std::move(copier));
   event_thread_ = std::thread([this] { EventLoop(); });
   disk_thread_ = std::thread([this] { DiskLoop(); });
-  blob_reads_.thread = std::thread([this] { BlobLoop(&blob_reads_); });
-  blob_copies_.thread = std::thread([this] { BlobLoop(&blob_copies_); });
+  for (int i = 0; i < kBlobThreads; ++i) {
+    blob_reads_.threads.emplace_back([this] { BlobLoop(&blob_reads_); });
+    blob_copies_.threads.emplace_back([this] { BlobLoop(&blob_copies_); });
+  }
   accept_thread_ = std::thread([this] { AcceptLoop(); });
   return Status::OK();
 }
@@ -214,8 +216,11 @@ ChainHost::~ChainHost() {
   blob_cv_.notify_all();
   if (event_thread_.joinable()) event_thread_.join();
   if (disk_thread_.joinable()) disk_thread_.join();
-  if (blob_reads_.thread.joinable()) blob_reads_.thread.join();
-  if (blob_copies_.thread.joinable()) blob_copies_.thread.join();
+  for (BlobQueue* queue : {&blob_reads_, &blob_copies_}) {
+    for (std::thread& t : queue->threads) {
+      if (t.joinable()) t.join();
+    }
+  }
   copier_.reset();
   std::map<uint32_t, std::shared_ptr<Inbound>> inbound;
   std::map<NodeId, std::unique_ptr<Outbox>> outboxes;

@@ -189,11 +189,13 @@ class ChainHost {
   void ServeConnection(int fd);
   void ReadLoop(std::shared_ptr<Inbound> inbound);
   void DiskLoop();
-  // Blob reads, and resync copies, each on a thread of its own (a long copy never delays reads),
-  // off the event and disk threads.
+  // Blob reads, and resync copies, each on threads of their own (a long copy never delays reads),
+  // off the event and disk threads: kBlobThreads each, so that reads of different blobs, and the
+  // copies of different chains, overlap their disk and network waits.
+  static constexpr int kBlobThreads = 4;
   struct BlobQueue {
     std::deque<std::function<void()>> jobs;  // GUARDED_BY(blob_mu_)
-    std::thread thread;
+    std::vector<std::thread> threads;
   };
   void BlobLoop(BlobQueue* queue);
   void RunBlob(BlobQueue* queue, std::function<void()> job);

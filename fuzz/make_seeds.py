@@ -345,7 +345,7 @@ def chain_wire_seeds():
         "version_query": message(10, u32(1) + u64(3) + u64(5) + string(b"key")),
         "version_reply": message(11, u32(1) + u64(3) + u64(5) + status(STATUS_NO_SUCH_BUCKET, b"x") + u64(U64_MAX)),
         "update_blob": message(0, u32(2) + u64(3) + u64(19) + u64(12) + u64(8) +
-                               mutations([(b"\xff\xffblob/c1", u64(3) + u32(0x12345678))]) + string(b"") +
+                               mutations([(b"\xff\xffblob/c1", u64(3) + u32(0x12345678) + u64(1700000000003))]) + string(b"") +
                                u8(1) + string(b"c1") + string(b"abc") + u32(0x12345678) + u64(1700000000003) + op_ids([]) +
                                u32(0)),
         "client_write_blob": message(4, u64(82) + u32(2) + u64(3) + u64(9) + string(b"") + u8(1) + string(b"c2") +

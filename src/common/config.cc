@@ -92,6 +92,8 @@ std::vector<Field> Fields(Config& c) {
       {"cluster", "lease_ttl_seconds", UintRef{&c.cluster.lease_ttl_seconds}},
       {"cluster", "replicas", UintRef{&c.cluster.replicas}},
       {"cluster", "chains", UintRef{&c.cluster.chains}},
+      {"cluster", "orphan_interval_seconds", UintRef{&c.cluster.orphan_interval_seconds}},
+      {"cluster", "orphan_grace_seconds", UintRef{&c.cluster.orphan_grace_seconds}},
   };
 }
 
@@ -329,6 +331,7 @@ Status ValidateCluster(const ClusterConfig& c) {
   if (c.chains < 1 || c.chains > 120) {
     return Status::ConfigError(fmt::format("cluster.chains: {} is outside [1, 120]", c.chains));
   }
+  if (c.orphan_grace_seconds < 1) return Status::ConfigError("cluster.orphan_grace_seconds: must be at least 1");
   return Status::OK();
 }
 

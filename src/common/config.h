@@ -91,6 +91,12 @@ struct ClusterConfig {
   uint64_t replicas = 3;
   // Chains in the cluster. Default 64, in [1, 120]. Same on every node, as `replicas`.
   uint64_t chains = 64;
+  // Orphaned chunks (written, but named by no record: a PUT that failed before its commit): the
+  // node holding the manager's office looks for them every orphan_interval_seconds (default
+  // 3600; 0: never) and drops those stored more than orphan_grace_seconds ago (default 86400, at
+  // least 1), which must exceed the longest PUT or part upload (cluster/orphans.h).
+  uint64_t orphan_interval_seconds = 3600;
+  uint64_t orphan_grace_seconds = 86400;
 };
 
 struct Config {

@@ -39,20 +39,66 @@ std::string BlobKey(std::string_view id) {
 
 bool IsBlobKey(std::string_view key) { return key.starts_with(kBlobKeyPrefix); }
 
-std::string EncodeBlobDescriptor(uint64_t size, uint32_t crc32c) {
+namespace {
+
+void PutLe(std::string& out, uint64_t v, int bytes) {
+  for (int i = 0; i < bytes; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+uint64_t GetLe(std::string_view in, size_t at, int bytes) {
+  uint64_t v = 0;
+  for (int i = 0; i < bytes; ++i) v |= uint64_t{static_cast<uint8_t>(in[at + i])} << (8 * i);
+  return v;
+}
+
+// The query that lists blobs: the blob key prefix, "?", u32 max, then the id to start after.
+constexpr std::string_view kBlobListTag = "?";
+
+}  // namespace
+
+std::string EncodeBlobDescriptor(uint64_t size, uint32_t crc32c, uint64_t stamp_ms) {
   std::string out;
-  for (int i = 0; i < 8; ++i) out.push_back(static_cast<char>((size >> (8 * i)) & 0xff));
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc32c >> (8 * i)) & 0xff));
+  PutLe(out, size, 8);
+  PutLe(out, crc32c, 4);
+  PutLe(out, stamp_ms, 8);
   return out;
 }
 
 std::optional<BlobInfo> DecodeBlobDescriptor(std::string_view id, std::string_view value) {
-  if (value.size() != 12) return std::nullopt;
+  if (value.size() != 20) return std::nullopt;
   BlobInfo info;
   info.id = std::string(id);
-  for (int i = 0; i < 8; ++i) info.size |= uint64_t{static_cast<uint8_t>(value[i])} << (8 * i);
-  for (int i = 0; i < 4; ++i) info.crc32c |= uint32_t{static_cast<uint8_t>(value[8 + i])} << (8 * i);
+  info.size = GetLe(value, 0, 8);
+  info.crc32c = static_cast<uint32_t>(GetLe(value, 8, 4));
+  info.stamp_ms = GetLe(value, 12, 8);
   return info;
+}
+
+std::string BlobListQuery(std::string_view after_id, uint32_t max) {
+  std::string out(kBlobKeyPrefix);
+  out.append(kBlobListTag);
+  PutLe(out, max, 4);
+  out.append(after_id);
+  return out;
+}
+
+Result<std::vector<BlobInfo>> DecodeBlobList(std::string_view answer) {
+  std::vector<BlobInfo> out;
+  size_t at = 0;
+  while (at < answer.size()) {
+    if (answer.size() - at < 4) return Status::Corruption("blob list: truncated");
+    const uint64_t id_size = GetLe(answer, at, 4);
+    at += 4;
+    if (answer.size() - at < id_size + 20) return Status::Corruption("blob list: truncated");
+    BlobInfo info;
+    info.id = std::string(answer.substr(at, id_size));
+    at += id_size;
+    info.size = GetLe(answer, at, 8);
+    info.crc32c = static_cast<uint32_t>(GetLe(answer, at + 8, 4));
+    info.stamp_ms = GetLe(answer, at + 12, 8);
+    at += 20;
+    out.push_back(std::move(info));
+  }
+  return out;
 }
 
 namespace {
@@ -790,8 +836,10 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
   if (write.blob) {
     // Ids are never reused for other bytes: the blob stores would refuse the second one.
     auto it = applied_.records.find(BlobKey(write.blob->id));
-    if (it != applied_.records.end() && it->second.value &&
-        *it->second.value != EncodeBlobDescriptor(write.blob->data().size(), write.blob->crc32c)) {
+    const auto stored =
+        it != applied_.records.end() && it->second.value ? DecodeBlobDescriptor(write.blob->id, *it->second.value)
+                                                         : std::nullopt;
+    if (stored && (stored->size != write.blob->data().size() || stored->crc32c != write.blob->crc32c)) {
       ClientWriteReply reply = WriteRefusal(write, "");
       reply.status = Status::AlreadyExists("blob id already stored with other bytes");
       out.sends.push_back({from, std::move(reply)});
@@ -813,7 +861,8 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
   }
   if (write.blob) {
     update.mutations.push_back(
-        {BlobKey(write.blob->id), EncodeBlobDescriptor(write.blob->data().size(), write.blob->crc32c)});
+        {BlobKey(write.blob->id),
+         EncodeBlobDescriptor(write.blob->data().size(), write.blob->crc32c, update.stamp_ms)});
     update.blob = write.blob;
   }
   for (const std::string& id : write.drop_blobs) update.mutations.push_back({BlobKey(id), std::nullopt});
@@ -914,6 +963,30 @@ void ChainReplica::HandleClientRead(Endpoint from, const ClientRead& read, Effec
   parked_reads_.push_back(std::move(parked));
 }
 
+Status ChainReplica::ListBlobs(std::string_view query, std::string* answer) const {
+  const size_t head = kBlobKeyPrefix.size() + kBlobListTag.size();
+  if (query.size() < head + 4 || query.substr(kBlobKeyPrefix.size(), kBlobListTag.size()) != kBlobListTag) {
+    return Status::InvalidArgument("not a blob listing");
+  }
+  const uint64_t max = GetLe(query, head, 4);
+  const std::string after = BlobKey(query.substr(head + 4));
+  uint64_t listed = 0;
+  for (auto it = applied_.records.upper_bound(after);
+       it != applied_.records.end() && IsBlobKey(it->first) && listed < max; ++it) {
+    if (!it->second.value) continue;
+    const std::string_view id = std::string_view(it->first).substr(kBlobKeyPrefix.size());
+    auto info = DecodeBlobDescriptor(id, *it->second.value);
+    if (!info) continue;
+    PutLe(*answer, id.size(), 4);
+    answer->append(id);
+    PutLe(*answer, info->size, 8);
+    PutLe(*answer, info->crc32c, 4);
+    PutLe(*answer, info->stamp_ms, 8);
+    ++listed;
+  }
+  return Status::OK();
+}
+
 void ChainReplica::HandleClientQuery(Endpoint from, const ClientQuery& query, Effects& out) {
   ClientQueryReply reply;
   reply.request_id = query.request_id;
@@ -925,6 +998,8 @@ void ChainReplica::HandleClientQuery(Endpoint from, const ClientQuery& query, Ef
     reply.status = Status::Busy("stale chain version");
   } else if (phase_ != Phase::kReady || !IsHead() || !IsServing()) {
     reply.status = Status::Busy("not the head");
+  } else if (query.query.starts_with(kBlobKeyPrefix)) {
+    reply.status = ListBlobs(query.query, &reply.result);
   } else {
     // The head knows what is committed; every key's committed version is the one it shows.
     auto committed = [this](const std::string& key, const Record&) -> Result<std::optional<std::string>> {

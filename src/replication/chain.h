@@ -158,6 +158,9 @@ struct BlobInfo {
   std::string id;
   uint64_t size = 0;
   uint32_t crc32c = 0;
+  // The stamp of the update that stored it (Update::stamp_ms): how old it is, for the collection
+  // of blobs no metadata names (cluster/orphans.h). 0: unknown.
+  uint64_t stamp_ms = 0;
   bool operator==(const BlobInfo&) const = default;
 };
 
@@ -167,9 +170,16 @@ inline constexpr std::string_view kBlobKeyPrefix =
     "blob/";
 std::string BlobKey(std::string_view id);
 bool IsBlobKey(std::string_view key);
-// The descriptor stored under BlobKey: u64 size, u32 crc32c, little-endian.
-std::string EncodeBlobDescriptor(uint64_t size, uint32_t crc32c);
+// The descriptor stored under BlobKey: u64 size, u32 crc32c, u64 stamp_ms, little-endian.
+std::string EncodeBlobDescriptor(uint64_t size, uint32_t crc32c, uint64_t stamp_ms);
 std::optional<BlobInfo> DecodeBlobDescriptor(std::string_view id, std::string_view value);
+
+// The chain's own query (ClientQuery, answered by the head, never by the state machine): a page
+// of the blobs the chain stores, in id order, after `after_id` ("" from the first), at most
+// `max` of them. The answer: per blob u32 id length, id, u64 size, u32 crc32c, u64 stamp_ms; an
+// answer holding fewer than `max` is the last page.
+std::string BlobListQuery(std::string_view after_id, uint32_t max);
+Result<std::vector<BlobInfo>> DecodeBlobList(std::string_view answer);
 
 // A replica's store: the state machine the chain replicates.
 //
@@ -611,6 +621,9 @@ class ChainReplica {
   void HandleClientWrite(Endpoint from, const ClientWrite& write, Effects& out);
   void HandleClientRead(Endpoint from, const ClientRead& read, Effects& out);
   void HandleClientQuery(Endpoint from, const ClientQuery& query, Effects& out);
+  // Answers a BlobListQuery from the applied state (a blob stored by an update not yet committed
+  // is listed too: the listing is for the collection of old blobs, which spares young ones).
+  Status ListBlobs(std::string_view query, std::string* answer) const;
   void HandleBlobRead(Endpoint from, const BlobRead& read, Effects& out);
   // The blobs the applied state names, of those in `ids` (all when null).
   std::vector<BlobInfo> BlobsNamed(const std::vector<std::string>* ids) const;

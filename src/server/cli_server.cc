@@ -34,6 +34,7 @@
 
 #include "cluster/chain_data.h"
 #include "cluster/node.h"
+#include "cluster/orphans.h"
 #include "common/config.h"
 #include "common/crypto.h"
 #include "common/executor.h"
@@ -199,12 +200,19 @@ int RunServer(const ServerArgs& args) {
   if (Status s = (*server)->Start(); !s.ok()) return Fail(s);
   const std::string endpoint = (*server)->endpoint();
   std::unique_ptr<cluster::EngineBlobStore> blobs;  // gone before the server (and its engine)
+  std::unique_ptr<cluster::OrphanSweeper> orphans;
   if (cluster_mode) {
     blobs = std::make_unique<cluster::EngineBlobStore>((*server)->engine());
     // After Start: the registration announces the address the listener really has.
     if (Status s = node->Join(endpoint, blobs.get()); !s.ok()) {
       (*server)->Stop(std::chrono::milliseconds(0));
       return Fail(s.WithContext("joining cluster " + cc.name + " as node " + cc.node_id));
+    }
+    if (cc.orphan_interval_seconds > 0) {
+      cluster::OrphanCollectorOptions oo;
+      oo.grace = std::chrono::seconds(cc.orphan_grace_seconds);
+      orphans = std::make_unique<cluster::OrphanSweeper>(node.get(), static_cast<uint32_t>(cc.chains),
+                                                         std::chrono::seconds(cc.orphan_interval_seconds), oo);
     }
   }
   const std::string cred_file = config.server.data_dir + "/credentials";
@@ -245,6 +253,7 @@ int RunServer(const ServerArgs& args) {
   int sig = 0;
   sigwait(&signals, &sig);
   CAIRN_LOG_INFO("signal {}: shutting down (in-flight requests get {} s)", sig, args.shutdown_grace_seconds);
+  orphans.reset();  // a pass in progress ends first
   // A node whose replica store failed leaves at once: its replicas are fenced for good, and every
   // chain it belongs to waits for the manager to remove it, which its lease would delay.
   if (node && fatal.load()) node->Leave();
@@ -311,6 +320,13 @@ void AddServerCommand(CLI::App& root, CommandAction& action) {
   cluster_flag("--chains", &args->cluster.chains, "Chains in the cluster (default 64, [cluster] chains)",
                [](ClusterConfig& c, const ClusterConfig& f) { c.chains = f.chains; })
       ->check(CLI::Range(1, 120));
+  cluster_flag("--orphan-interval", &args->cluster.orphan_interval_seconds,
+               "Seconds between looks for orphaned chunks, 0: never (default 3600, [cluster] orphan_interval_seconds)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.orphan_interval_seconds = f.orphan_interval_seconds; });
+  cluster_flag("--orphan-grace", &args->cluster.orphan_grace_seconds,
+               "Seconds an unnamed chunk is spared: longer than any PUT (default 86400, [cluster] orphan_grace_seconds)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.orphan_grace_seconds = f.orphan_grace_seconds; })
+      ->check(CLI::Range(uint64_t{1}, uint64_t{365} * 86400));
   cmd->callback([&action, args] { action = [args] { return RunServer(*args); }; });
 }
 

@@ -3,6 +3,7 @@
 // One ChainHost on loopback (a chain of one member, its blobs in memory) stands for the chain;
 // a real engine in a temporary directory stands for this node's own copy.
 #include "cluster/chain_data.h"
+#include "cluster/orphans.h"
 
 #include <gtest/gtest.h>
 
@@ -12,6 +13,8 @@
 #include "common/crc32c.h"
 #include "common/executor.h"
 #include "io/file.h"
+#include "meta/command_meta_store.h"
+#include "meta/memory_kv.h"
 #include "replication/chain_host.h"
 #include "test_util.h"
 
@@ -124,6 +127,51 @@ TEST_F(ChainChunkStoreTest, AChainNotServedHereIsReadThroughTheChain) {
   const std::string local_bytes(500, 'l');
   ASSERT_OK(engine_->Append(id, Bytes(local_bytes), crc32c::Value(local_bytes.data(), local_bytes.size())));
   EXPECT_EQ(ReadVia(*store, id, chain_bytes.size()), chain_bytes) << "not a member: its engine is not asked";
+}
+
+// The orphan collector drops the old blobs no record names, and only those: a named blob, and an
+// unnamed one younger than the grace, stay.
+TEST_F(ChainChunkStoreTest, OrphanCollectionDropsOldUnnamedBlobsOnly) {
+  auto store = Store(/*serves=*/false);
+  const engine::ChunkId named{.hi = 2, .lo = 1}, orphan{.hi = 2, .lo = 2};
+  WriteThroughChain(*store, named, std::string(100, 'n'));
+  WriteThroughChain(*store, orphan, std::string(100, 'o'));
+  // The metadata names one of them.
+  meta::test::MemoryTransport transport;
+  meta::CommandMetaStore meta(&transport);
+  ASSERT_OK(meta.CreateBucket(meta::BucketInfo{.name = "b", .owner = "o", .created_ms = 1}));
+  meta::ObjectRecord record;
+  record.bucket = "b";
+  record.key = "k";
+  record.size = 100;
+  record.chunks = {meta::ChunkRef{.id = named, .offset = 0, .length = 100}};
+  ASSERT_OK(meta.PutObject(record, {}, nullptr));
+
+  auto listed = client_->Query(0, replication::BlobListQuery("", 10));
+  ASSERT_OK(listed);
+  auto blobs = replication::DecodeBlobList(*listed);
+  ASSERT_OK(blobs);
+  ASSERT_EQ(blobs->size(), 2u);
+  const uint64_t written = (*blobs)[0].stamp_ms;
+  EXPECT_GT(written, 0u) << "a blob's descriptor carries its update's stamp";
+
+  OrphanCollectorOptions options;
+  options.grace = std::chrono::hours(1);
+  options.page = 1;  // every blob a page of its own
+  OrphanCollector collector(client_.get(), kChains, &meta, options);
+  // Within the grace: nothing goes, named or not.
+  auto young = collector.RunOnce(written + 1000);
+  ASSERT_OK(young);
+  EXPECT_EQ(*young, (OrphanPass{2, 0, 0}));
+  // Past it: the unnamed one goes, the named one stays.
+  auto old = collector.RunOnce(written + 2 * 3600 * 1000);
+  ASSERT_OK(old);
+  EXPECT_EQ(*old, (OrphanPass{2, 2, 1}));
+  EXPECT_EQ(ReadVia(*store, named, 100), std::string(100, 'n'));
+  EXPECT_NE(ReadVia(*store, orphan, 100), std::string(100, 'o'));
+  auto after = collector.RunOnce(written + 2 * 3600 * 1000);
+  ASSERT_OK(after);
+  EXPECT_EQ(*after, (OrphanPass{1, 1, 0}));
 }
 
 }  // namespace

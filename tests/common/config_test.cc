@@ -311,7 +311,9 @@ TEST(ConfigTest, TomlRenderingOfDefaults) {
             "secret_file = \"\"\n"
             "lease_ttl_seconds = 3\n"
             "replicas = 3\n"
-            "chains = 64\n");
+            "chains = 64\n"
+            "orphan_interval_seconds = 3600\n"
+            "orphan_grace_seconds = 86400\n");
 }
 
 TEST(ConfigTest, ClusterTable) {

@@ -694,7 +694,7 @@ TEST(ChainBlobs, AReplicaNeverWritesABlobThatFailsItsChecksum) {
   ASSERT_EQ(at_head.disk_writes.size(), 1u);
   ASSERT_NE(at_head.disk_writes[0].update->blob, std::nullopt);
   Update update = Sent<Update>(at_head, Endpoint::Replica(2)).at(0);
-  EXPECT_EQ(update.mutations, (std::vector<KvMutation>{{BlobKey("id"), EncodeBlobDescriptor(17, blob.crc32c)}}));
+  EXPECT_EQ(update.mutations, (std::vector<KvMutation>{{BlobKey("id"), EncodeBlobDescriptor(17, blob.crc32c, update.stamp_ms)}}));
 
   Update damaged = update;
   std::string flipped(damaged.blob->data());
@@ -794,9 +794,48 @@ TEST(ChainBlobs, AnIdIsNeverStoredAgainWithOtherBytes) {
   ASSERT_EQ(Sent<ClientWriteReply>(refused, kClient).size(), 1u);
   EXPECT_TRUE(Sent<ClientWriteReply>(refused, kClient)[0].status.IsAlreadyExists());
   EXPECT_TRUE(refused.disk_writes.empty());
-  // The same bytes again (a retry under a new operation id) are fine.
-  Effects again = alone.OnMessage(kClient, ClientWrite{3, kChain, 1, 7, "", blob, {}});
+  // The same bytes again (a retry under a new operation id, so with another stamp) are fine.
+  ClientWrite retry{3, kChain, 1, 7, "", blob, {}};
+  retry.issued_ms = 1'700'000'000'000;
+  Effects again = alone.OnMessage(kClient, retry);
   EXPECT_EQ(again.disk_writes.size(), 1u);
+}
+
+// The chain's own query lists its blobs (id, size, CRC, stamp) in id order, by pages, at the head
+// only; dropped blobs are not listed.
+TEST(ChainBlobs, TheHeadListsTheBlobsByPages) {
+  ChainReplica head = Founding(1, View(1, {M(1)}));
+  for (int i = 0; i < 5; ++i) {
+    Blob blob{"blob" + std::to_string(i), std::string(10 + i, 'x'), 0};
+    blob.crc32c = crc32c::Value(blob.data().data(), blob.data().size());
+    ClientWrite write{static_cast<uint64_t>(i + 1), kChain, 1, static_cast<OpId>(100 + i), "", blob, {}};
+    write.issued_ms = 1'700'000'000'000 + i;
+    (void)Persist(head, head.OnMessage(kClient, write));
+  }
+  (void)Persist(head, head.OnMessage(kClient, ClientWrite{9, kChain, 1, 200, "", std::nullopt, {"blob1"}}));
+  auto page = [&](std::string after, uint32_t max) {
+    auto replies = Sent<ClientQueryReply>(
+        head.OnMessage(kClient, ClientQuery{1, kChain, 1, BlobListQuery(after, max)}), kClient);
+    EXPECT_EQ(replies.size(), 1u);
+    EXPECT_TRUE(replies[0].status.ok()) << replies[0].status;
+    auto blobs = DecodeBlobList(replies[0].result);
+    EXPECT_TRUE(blobs.ok());
+    return blobs.ok() ? *blobs : std::vector<BlobInfo>{};
+  };
+  auto first = page("", 2);
+  ASSERT_EQ(first.size(), 2u);
+  EXPECT_EQ(first[0], (BlobInfo{"blob0", 10, crc32c::Value(std::string(10, 'x').data(), 10), 1'700'000'000'000}));
+  EXPECT_EQ(first[1].id, "blob2");  // blob1 was dropped
+  auto rest = page(first[1].id, 10);
+  ASSERT_EQ(rest.size(), 2u);
+  EXPECT_EQ(rest[1].id, "blob4");
+  EXPECT_EQ(rest[1].stamp_ms, 1'700'000'000'004u);
+  EXPECT_TRUE(page("blob4", 10).empty());
+  // Not the head: refused like any query.
+  ChainReplica tail = Founding(2, View(1, {M(1), M(2)}));
+  auto refused = Sent<ClientQueryReply>(tail.OnMessage(kClient, ClientQuery{1, kChain, 1, BlobListQuery("", 1)}), kClient);
+  ASSERT_EQ(refused.size(), 1u);
+  EXPECT_TRUE(refused[0].status.IsBusy());
 }
 
 }  // namespace

@@ -1,0 +1,116 @@
+#include "cluster/orphans.h"
+
+#include <map>
+#include <string>
+#include <unordered_set>
+#include <vector>
+
+#include "cluster/chain_data.h"
+#include "cluster/node.h"
+#include "common/logging.h"
+#include "common/metrics.h"
+
+namespace cairn::cluster {
+
+OrphanCollector::OrphanCollector(replication::ChainClient* client, uint32_t chain_count, meta::MetaStore* meta,
+                                 OrphanCollectorOptions options)
+    : client_(client), chain_count_(chain_count), meta_(meta), options_(options) {}
+
+Result<OrphanPass> OrphanCollector::RunOnce(uint64_t now_ms) {
+  OrphanPass pass;
+  const uint64_t grace = static_cast<uint64_t>(options_.grace.count());
+  // 1. The old blobs of every chain (listed before the walk: see the header).
+  std::map<replication::ChainId, std::vector<std::string>> old;
+  for (replication::ChainId chain = 0; chain < chain_count_; ++chain) {
+    std::string after;
+    while (true) {
+      CAIRN_ASSIGN_OR_RETURN(std::string answer,
+                             client_->Query(chain, replication::BlobListQuery(after, options_.page)));
+      CAIRN_ASSIGN_OR_RETURN(std::vector<replication::BlobInfo> page, replication::DecodeBlobList(answer));
+      for (replication::BlobInfo& blob : page) {
+        ++pass.blobs;
+        // A stamp of 0 is an unknown age: never collected.
+        if (blob.stamp_ms != 0 && blob.stamp_ms + grace < now_ms) {
+          ++pass.old;
+          old[chain].push_back(blob.id);
+        }
+      }
+      if (page.size() < options_.page) break;
+      after = page.back().id;
+    }
+  }
+  if (pass.old == 0) return pass;
+  // 2. Every chunk a record names.
+  std::unordered_set<std::string> named;
+  CAIRN_RETURN_IF_ERROR(meta_->ForEachChunkRef([&](const meta::ChunkRef& ref) {
+    named.insert(ref.id.ToString());
+    return Status::OK();
+  }));
+  // 3. Drop the old ones nothing names.
+  for (auto& [chain, ids] : old) {
+    std::vector<std::string> batch;
+    auto flush = [&]() -> Status {
+      if (batch.empty()) return Status::OK();
+      CAIRN_RETURN_IF_ERROR(client_->DropBlobs(chain, batch).status());
+      pass.dropped += batch.size();
+      batch.clear();
+      return Status::OK();
+    };
+    for (std::string& id : ids) {
+      if (named.contains(id)) continue;
+      batch.push_back(std::move(id));
+      if (batch.size() >= options_.drop_batch) CAIRN_RETURN_IF_ERROR(flush());
+    }
+    CAIRN_RETURN_IF_ERROR(flush());
+  }
+  return pass;
+}
+
+OrphanSweeper::OrphanSweeper(Node* node, uint32_t chain_count, std::chrono::milliseconds interval,
+                             OrphanCollectorOptions options)
+    : node_(node),
+      interval_(interval),
+      meta_(NewChainMetaStore(&node->chain_client(), chain_count)),
+      collector_(&node->chain_client(), chain_count, meta_.get(), options) {
+  thread_ = std::thread([this] { Loop(); });
+}
+
+OrphanSweeper::~OrphanSweeper() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void OrphanSweeper::Loop() {
+  metrics::Counter* dropped = metrics::Registry::Default().GetCounter(
+      "cairn_orphan_blobs_dropped_total", "Blobs no record named, dropped by this node's orphan collector");
+  metrics::Counter* passes = metrics::Registry::Default().GetCounter(
+      "cairn_orphan_passes_total", "Passes of this node's orphan collector that completed");
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait_for(lock, interval_, [this] { return stop_; });
+    if (stop_) return;
+    if (!node_->is_manager()) continue;
+    lock.unlock();
+    const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                                   std::chrono::system_clock::now().time_since_epoch())
+                                                   .count());
+    auto pass = collector_.RunOnce(now);
+    if (!pass.ok()) {
+      CAIRN_LOG_WARN("orphan collection: {}", pass.status().ToString());
+    } else {
+      passes->Increment();
+    }
+    if (pass.ok() && pass->dropped > 0) {
+      dropped->Increment(pass->dropped);
+      CAIRN_LOG_INFO("orphan collection: dropped {} blobs no record named (of {} older than the grace, {} in all)",
+                     pass->dropped, pass->old, pass->blobs);
+    }
+    lock.lock();
+  }
+}
+
+}  // namespace cairn::cluster

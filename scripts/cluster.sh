@@ -14,6 +14,7 @@
 # cluster secret (cluster/secret) and the root credentials every node accepts (cluster/credentials,
 # given to the nodes as CAIRN_ROOT_ACCESS_KEY / CAIRN_ROOT_SECRET_KEY) are made once, mode 0600.
 # Starting again reuses the data; `rm -rf cluster` (after stop) starts from nothing.
+# CAIRN_CLUSTER_ARGS: more `cairn server` flags for every node (e.g. "--orphan-interval 10").
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -85,7 +86,7 @@ start_node() {
   fi
   setsid "$CAIRN" server --data "$DIR/$id" --listen "127.0.0.1:900$i" \
     --cluster "http://$ETCD_CLIENT" --node-id "$id" --rpc "127.0.0.1:910$i" --zone "z$i" \
-    --cluster-secret-file "$DIR/secret" \
+    --cluster-secret-file "$DIR/secret" ${CAIRN_CLUSTER_ARGS:-} \
     </dev/null >>"$DIR/$id.log" 2>&1 &
   echo $! >"$DIR/$id.pid"
 }

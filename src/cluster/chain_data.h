@@ -98,8 +98,8 @@ class ChainChunkStore final : public object::ChunkStore {
   Result<engine::SendableRange> ReadForSend(const engine::ChunkId& id, uint64_t offset, uint64_t length) override;
   Status Delete(const engine::ChunkId& id) override;
   void DeleteMany(std::span<const engine::ChunkId> ids, std::vector<Status>* results) override;
-  // The chains hold no list a node could walk cheaply; orphan collection is not run in cluster
-  // mode yet, so this visits nothing.
+  // The chains hold no list a node could walk cheaply: this visits nothing. Cluster mode collects
+  // orphans with cluster/orphans.h instead.
   void ForEachChunk(const std::function<void(const engine::ChunkId&)>& fn) override;
 
  private:

@@ -2,7 +2,7 @@
 
 #include <map>
 #include <string>
-#include <unordered_set>
+#include <unordered_map>
 #include <vector>
 
 #include "cluster/chain_data.h"
@@ -16,23 +16,27 @@ OrphanCollector::OrphanCollector(replication::ChainClient* client, uint32_t chai
                                  OrphanCollectorOptions options)
     : client_(client), chain_count_(chain_count), meta_(meta), options_(options) {}
 
-Result<OrphanPass> OrphanCollector::RunOnce(uint64_t now_ms) {
+Result<OrphanPass> OrphanCollector::RunOnce(uint64_t now_ms, const std::atomic<bool>* stop) {
   OrphanPass pass;
   const uint64_t grace = static_cast<uint64_t>(options_.grace.count());
-  // 1. The old blobs of every chain (listed before the walk: see the header).
-  std::map<replication::ChainId, std::vector<std::string>> old;
+  if (now_ms <= grace) return pass;
+  const uint64_t cutoff = now_ms - grace;  // stored before this: old
+  auto stopped = [stop] { return stop != nullptr && stop->load(); };
+  // 1. The old blobs of every chain (listed before the walk: see the header), by id.
+  std::unordered_map<std::string, replication::ChainId> old;
   for (replication::ChainId chain = 0; chain < chain_count_; ++chain) {
     std::string after;
     while (true) {
+      if (stopped()) return Status::Busy("stopping");
       CAIRN_ASSIGN_OR_RETURN(std::string answer,
                              client_->Query(chain, replication::BlobListQuery(after, options_.page)));
       CAIRN_ASSIGN_OR_RETURN(std::vector<replication::BlobInfo> page, replication::DecodeBlobList(answer));
       for (replication::BlobInfo& blob : page) {
         ++pass.blobs;
         // A stamp of 0 is an unknown age: never collected.
-        if (blob.stamp_ms != 0 && blob.stamp_ms + grace < now_ms) {
+        if (blob.stamp_ms != 0 && blob.stamp_ms < cutoff) {
           ++pass.old;
-          old[chain].push_back(blob.id);
+          old.emplace(blob.id, chain);
         }
       }
       if (page.size() < options_.page) break;
@@ -40,14 +44,20 @@ Result<OrphanPass> OrphanCollector::RunOnce(uint64_t now_ms) {
     }
   }
   if (pass.old == 0) return pass;
-  // 2. Every chunk a record names.
-  std::unordered_set<std::string> named;
+  // 2. Every chunk a record names: those leave the candidates (which is all this keeps: not a
+  // set of every chunk in the cluster).
   CAIRN_RETURN_IF_ERROR(meta_->ForEachChunkRef([&](const meta::ChunkRef& ref) {
-    named.insert(ref.id.ToString());
+    if (stopped()) return Status::Busy("stopping");
+    old.erase(ref.id.ToString());
     return Status::OK();
   }));
   // 3. Drop the old ones nothing names.
-  for (auto& [chain, ids] : old) {
+  std::map<replication::ChainId, std::vector<std::string>> by_chain;
+  for (auto& [id, chain] : old) by_chain[chain].push_back(id);
+  for (auto& entry : by_chain) {
+    if (stopped()) return Status::Busy("stopping");
+    const replication::ChainId chain = entry.first;
+    std::vector<std::string>& ids = entry.second;
     std::vector<std::string> batch;
     auto flush = [&]() -> Status {
       if (batch.empty()) return Status::OK();
@@ -57,7 +67,6 @@ Result<OrphanPass> OrphanCollector::RunOnce(uint64_t now_ms) {
       return Status::OK();
     };
     for (std::string& id : ids) {
-      if (named.contains(id)) continue;
       batch.push_back(std::move(id));
       if (batch.size() >= options_.drop_batch) CAIRN_RETURN_IF_ERROR(flush());
     }
@@ -76,6 +85,7 @@ OrphanSweeper::OrphanSweeper(Node* node, uint32_t chain_count, std::chrono::mill
 }
 
 OrphanSweeper::~OrphanSweeper() {
+  stopping_ = true;
   {
     std::lock_guard lock(mu_);
     stop_ = true;
@@ -98,7 +108,8 @@ void OrphanSweeper::Loop() {
     const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
                                                    std::chrono::system_clock::now().time_since_epoch())
                                                    .count());
-    auto pass = collector_.RunOnce(now);
+    auto pass = collector_.RunOnce(now, &stopping_);
+    if (!pass.ok() && stopping_.load()) return;
     if (!pass.ok()) {
       CAIRN_LOG_WARN("orphan collection: {}", pass.status().ToString());
     } else {

@@ -7,7 +7,8 @@
 //   1. lists every chain's blobs (BlobListQuery, at each head) and keeps those stored more than
 //      `grace` ago (the blob's stamp is its update's, Update::stamp_ms);
 //   2. then walks every chunk the metadata names (MetaStore::ForEachChunkRef: parts before
-//      objects, so a chunk a completion moves meanwhile is still seen);
+//      objects within each metadata chain, and an upload and the object it completes into are
+//      on one chain, the bucket's, so a chunk a completion moves meanwhile is still seen);
 //   3. drops the old blobs the walk did not see, one DropBlobs per chain and batch.
 // A blob is named by a committed record only once its writer commits, and a writer commits
 // within the grace of writing it or never: a blob older than the grace that no record names
@@ -18,6 +19,7 @@
 // Thread-safety: RunOnce may be called from one thread at a time.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -49,8 +51,9 @@ class OrphanCollector {
   // `client` and `meta` must outlive the collector.
   OrphanCollector(replication::ChainClient* client, uint32_t chain_count, meta::MetaStore* meta,
                   OrphanCollectorOptions options = {});
-  // One pass at `now_ms` (the writers' clock: ms since the Unix epoch).
-  Result<OrphanPass> RunOnce(uint64_t now_ms);
+  // One pass at `now_ms` (the writers' clock: ms since the Unix epoch). Busy, having dropped
+  // only part of what it found, as soon as `stop` (may be null) turns true.
+  Result<OrphanPass> RunOnce(uint64_t now_ms, const std::atomic<bool>* stop = nullptr);
 
  private:
   replication::ChainClient* const client_;
@@ -62,7 +65,8 @@ class OrphanCollector {
 class Node;
 
 // Runs a pass every `interval` on the node while it holds the manager's office (one collector in
-// the cluster at a time, as a rule; two at once would only drop the same blobs twice). Logs each
+// the cluster at a time, as a rule; two at once would only drop the same blobs twice). Its
+// destructor stops a pass in progress between two calls. Logs each
 // pass that dropped something, and counts in cairn_orphan_passes_total and
 // cairn_orphan_blobs_dropped_total.
 class OrphanSweeper {
@@ -85,6 +89,7 @@ class OrphanSweeper {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;  // GUARDED_BY(mu_)
+  std::atomic<bool> stopping_{false};  // for the pass in progress
   std::thread thread_;
 };
 

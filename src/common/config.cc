@@ -331,7 +331,15 @@ Status ValidateCluster(const ClusterConfig& c) {
   if (c.chains < 1 || c.chains > 120) {
     return Status::ConfigError(fmt::format("cluster.chains: {} is outside [1, 120]", c.chains));
   }
-  if (c.orphan_grace_seconds < 1) return Status::ConfigError("cluster.orphan_grace_seconds: must be at least 1");
+  constexpr uint64_t kYear = uint64_t{365} * 86400;
+  if (c.orphan_grace_seconds < 1 || c.orphan_grace_seconds > kYear) {
+    return Status::ConfigError(
+        fmt::format("cluster.orphan_grace_seconds: {} is outside [1, {}]", c.orphan_grace_seconds, kYear));
+  }
+  if (c.orphan_interval_seconds > kYear) {
+    return Status::ConfigError(
+        fmt::format("cluster.orphan_interval_seconds: {} is outside [0, {}]", c.orphan_interval_seconds, kYear));
+  }
   return Status::OK();
 }
 

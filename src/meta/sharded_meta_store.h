@@ -22,7 +22,9 @@
 // DeleteBucket and UpdateBucket drop the copy, so its own changes are seen at once too. A change
 // made through another store (another node) is seen within the TTL: the S3 layer may authorize a
 // request against an ACL or policy up to that old, as it does with access keys (re-read every
-// second in cluster mode). Writes do not depend on it: each checks the bucket where it commits.
+// second in cluster mode). A write checks where it commits that its bucket exists, but is
+// authorized against the copy: a bucket made again by another owner through another node within
+// the TTL may still be written by the old one.
 //
 // Thread-safety: as thread-safe as the shards (every MetaStore is); the cache has its own mutex.
 #pragma once

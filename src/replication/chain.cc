@@ -64,12 +64,13 @@ std::string EncodeBlobDescriptor(uint64_t size, uint32_t crc32c, uint64_t stamp_
 }
 
 std::optional<BlobInfo> DecodeBlobDescriptor(std::string_view id, std::string_view value) {
-  if (value.size() != 20) return std::nullopt;
+  // 12 bytes: a descriptor from before stamps (its age unknown: 0).
+  if (value.size() != 20 && value.size() != 12) return std::nullopt;
   BlobInfo info;
   info.id = std::string(id);
   info.size = GetLe(value, 0, 8);
   info.crc32c = static_cast<uint32_t>(GetLe(value, 8, 4));
-  info.stamp_ms = GetLe(value, 12, 8);
+  if (value.size() == 20) info.stamp_ms = GetLe(value, 12, 8);
   return info;
 }
 
@@ -815,6 +816,13 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
       ClientWriteReply reply = WriteRefusal(write, "");
       reply.status = Status::Timeout("operation issued " + std::to_string(write.issued_ms - now) +
                                      " ms in the head's future: the clocks disagree");
+      out.sends.push_back({from, std::move(reply)});
+      return;
+    }
+    if (write.issued_ms + options_.max_issued_age_ms < now) {
+      ClientWriteReply reply = WriteRefusal(write, "");
+      reply.status = Status::Timeout("operation issued " + std::to_string(now - write.issued_ms) +
+                                     " ms before the head's clock: too old, or the clocks disagree");
       out.sends.push_back({from, std::move(reply)});
       return;
     }

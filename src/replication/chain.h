@@ -497,10 +497,14 @@ struct ReplicaOptions {
   // a Rejoin the caller must Restore the state from its disk before bringing it up as complete.
   bool keep_durable_state = true;
   // The head's clock, in the writers' unit (ms since the Unix epoch); null: none (unit tests).
-  // With a clock the head refuses unstamped writes (InvalidArgument) and writes issued more than
-  // a quarter of the retention in its future (Timeout), so one writer whose clock runs ahead
-  // cannot push the stamps past everybody else's writes.
+  // With a clock the head refuses unstamped writes (InvalidArgument), writes issued more than a
+  // quarter of the retention in its future (Timeout: one writer whose clock runs ahead cannot
+  // push the stamps past everybody else's writes), and writes issued more than max_issued_age_ms
+  // before it (Timeout: retries last seconds, and a writer whose clock lags cannot store blobs
+  // that look older than they are to the orphan collector). So every stamp is within those
+  // bounds of the head's clock.
   std::function<uint64_t()> clock_ms;
+  uint64_t max_issued_age_ms = 150'000;
   // What the chain replicates; null: KvStateMachine. Must outlive the replica.
   const StateMachine* machine = nullptr;
   TestFaults faults;

@@ -694,7 +694,9 @@ void ChainHost::CopyBlobs(ChainId chain, const BlobCopyJob& job) {
   for (const BlobInfo& info : job.blobs) progress.bytes += info.size;
   auto publish = [&] {
     std::lock_guard lock(progress_mu_);
-    progress_[chain] = progress;
+    // A job of an older view, still running beside the new one, does not overwrite its figures.
+    auto it = progress_.find(chain);
+    if (it == progress_.end() || it->second.chain_version <= progress.chain_version) progress_[chain] = progress;
   };
   publish();
   auto count_done = [&](const BlobInfo& info) {

@@ -322,7 +322,8 @@ void AddServerCommand(CLI::App& root, CommandAction& action) {
       ->check(CLI::Range(1, 120));
   cluster_flag("--orphan-interval", &args->cluster.orphan_interval_seconds,
                "Seconds between looks for orphaned chunks, 0: never (default 3600, [cluster] orphan_interval_seconds)",
-               [](ClusterConfig& c, const ClusterConfig& f) { c.orphan_interval_seconds = f.orphan_interval_seconds; });
+               [](ClusterConfig& c, const ClusterConfig& f) { c.orphan_interval_seconds = f.orphan_interval_seconds; })
+      ->check(CLI::Range(uint64_t{0}, uint64_t{365} * 86400));
   cluster_flag("--orphan-grace", &args->cluster.orphan_grace_seconds,
                "Seconds an unnamed chunk is spared: longer than any PUT (default 86400, [cluster] orphan_grace_seconds)",
                [](ClusterConfig& c, const ClusterConfig& f) { c.orphan_grace_seconds = f.orphan_grace_seconds; })

@@ -284,6 +284,8 @@ TEST(ChainReplica, AHeadWithAClockRefusesWritesFromTheFutureAndUnstamped) {
   EXPECT_EQ(head.applied().ops.size(), 1u);
   // A writer on time is not refused because of the one ahead: the stamps moved by 250 ms only.
   EXPECT_TRUE(taken(4, now - 200));
+  // Nor one whose clock lags a little; one that lags more than max_issued_age_ms is refused.
+  EXPECT_TRUE(refusal(5, now - options.max_issued_age_ms - 1).IsTimeout());
 }
 
 // A committed delete's tombstone is purged by a later update, on every replica alike; one not

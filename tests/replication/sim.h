@@ -320,6 +320,7 @@ class Simulation {
       replica_options.op_retention_ms = kOpRetention;
       replica_options.forget_batch = 4;
       replica_options.clock_ms = [this] { return static_cast<uint64_t>(kClockBase + now_); };
+      replica_options.max_issued_age_ms = 2 * kOpDeadline;  // never for a retry within its deadline
       n.replica = std::make_unique<ChainReplica>(kChain, n.id, replica_options);
       if (static_cast<size_t>(i) <= kReplicationFactor) {
         n.replica->Bootstrap(1);

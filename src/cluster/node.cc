@@ -160,6 +160,8 @@ Node::Node(NodeOptions options, std::unique_ptr<EtcdClient> etcd)
   client.refresh = [replicas](uint32_t) {
     if (auto r = replicas()) r->RequestRefresh();
   };
+  // After Leave, calls fail at once rather than wait for a table that will not come back.
+  client.abandoned = [this] { return left_.load(); };
   chain_client_ = std::make_unique<replication::ChainClient>(std::move(client));
 }
 
@@ -240,12 +242,27 @@ Status Node::CheckClusterConfig() {
   return Status::OK();
 }
 
+void Node::CancelJoin() {
+  {
+    std::lock_guard<std::mutex> l(join_mu_);
+    join_cancelled_ = true;
+  }
+  join_cv_.notify_all();
+}
+
+bool Node::JoinPause() {
+  std::unique_lock<std::mutex> l(join_mu_);
+  return join_cv_.wait_for(l, kRetryPause, [this] { return join_cancelled_.load(); });
+}
+
 Status Node::Join(const std::string& s3_address, replication::BlobStore* blobs) {
+  const Status cancelled = Status::Busy("joining was cancelled");
+  if (join_cancelled_) return cancelled;
   const auto config_deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   for (Status s = CheckClusterConfig(); !s.ok(); s = CheckClusterConfig()) {
     if (!s.IsIOError() && !s.IsTimeout()) return s;  // etcd's hiccups are waited out, as below
     if (std::chrono::steady_clock::now() + kRetryPause >= config_deadline) return s;
-    std::this_thread::sleep_for(kRetryPause);
+    if (JoinPause()) return cancelled;
   }
   MembershipOptions mo;
   mo.prefix = prefix_;
@@ -286,7 +303,7 @@ Status Node::Join(const std::string& s3_address, replication::BlobStore* blobs) 
                      std::chrono::duration_cast<std::chrono::seconds>(options_.start_timeout).count());
     }
     if (std::chrono::steady_clock::now() + kRetryPause >= deadline) return s;
-    std::this_thread::sleep_for(kRetryPause);
+    if (JoinPause()) return cancelled;
   }
 
   CAIRN_LOG_INFO("node {}: joined cluster {} (lease {}, target {}/0)", options_.node_id, options_.cluster_name,
@@ -322,6 +339,7 @@ void Node::MaybeStartManager(const ClusterStatus& status) {
 }
 
 void Node::Leave() {
+  left_ = true;
   {
     std::lock_guard<std::mutex> l(mu_);
     stopping_ = true;

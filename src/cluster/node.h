@@ -129,6 +129,10 @@ class Node {
   // cluster runs another chain count or replication factor. REQUIRES: called once.
   // `blobs` (may be null: no chunks here) must stay until Leave.
   Status Join(const std::string& s3_address, replication::BlobStore* blobs = nullptr);
+  // Makes a Join in progress (or the next one) give up at its next wait, with Aborted-like Busy
+  // ("joining was cancelled"): a signal during start-up stops the node at once rather than after
+  // the waits. Thread-safe.
+  void CancelJoin();
   // Stops the refresh and the manager's loop, then revokes the lease: the registration, and the
   // office when this node held it, go at once. Idempotent.
   void Leave();
@@ -171,6 +175,12 @@ class Node {
   // may still hold it while Leave runs.
   std::shared_ptr<ReplicaService> replicas_;
   std::unique_ptr<replication::ChainClient> chain_client_;
+  std::atomic<bool> join_cancelled_{false};
+  std::atomic<bool> left_{false};  // Leave was called: the chain client's calls give up
+  std::mutex join_mu_;
+  std::condition_variable join_cv_;
+  // Sleeps the pause between two attempts of Join; true when the join was cancelled.
+  bool JoinPause();
   bool stopping_ = false;  // GUARDED_BY(mu_): the refresh thread ends
   std::thread refresher_;
   std::chrono::steady_clock::time_point joined_at_{};  // GUARDED_BY(mu_)

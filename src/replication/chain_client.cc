@@ -163,6 +163,7 @@ Result<Reply> ChainClient::ToHead(ChainId chain, std::string_view what,
   const auto deadline = Clock::now() + options_.deadline;
   Status last = Status::Timeout("no chain view");
   while (Clock::now() < deadline) {
+    if (Abandoned()) return Status::Timeout("chain " + std::to_string(chain) + ": the node left the cluster");
     std::optional<ChainView> view = options_.view ? options_.view(chain) : std::nullopt;
     if (view && !view->members.empty()) {
       const uint64_t request_id = NextRequestId();
@@ -212,6 +213,7 @@ Result<std::string> ChainClient::ReadBlob(ChainId chain, const std::string& id, 
   Status last = Status::Timeout("no chain view");
   size_t turn = static_cast<size_t>(RandomU64() % 1024);
   while (Clock::now() < deadline) {
+    if (Abandoned()) return Status::Timeout("chain " + std::to_string(chain) + ": the node left the cluster");
     std::optional<ChainView> view = options_.view ? options_.view(chain) : std::nullopt;
     std::vector<NodeId> serving;
     if (view) {
@@ -262,6 +264,7 @@ Result<Record> ChainClient::ReadImpl(ChainId chain, const std::string& key, std:
   Status last = Status::Timeout("no chain view");
   size_t turn = static_cast<size_t>(RandomU64() % 1024);
   while (Clock::now() < deadline) {
+    if (Abandoned()) return Status::Timeout("chain " + std::to_string(chain) + ": the node left the cluster");
     std::optional<ChainView> view = options_.view(chain);
     std::vector<NodeId> serving;
     if (view) {

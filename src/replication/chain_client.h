@@ -44,6 +44,9 @@ struct ChainClientOptions {
   std::function<std::optional<PeerAddress>(NodeId)> address;
   // A replica refused the version the client used, or did not answer: re-read the table.
   std::function<void(ChainId)> refresh;
+  // True: stop retrying (the caller's node left the cluster): a call fails at once with Timeout
+  // (for a write, its outcome is unknown). Null: never.
+  std::function<bool()> abandoned;
 };
 
 class ChainClient {
@@ -96,6 +99,7 @@ class ChainClient {
   template <class Reply>
   Result<Reply> ToHead(ChainId chain, std::string_view what, const std::function<Message(uint64_t, uint64_t)>& make);
   uint64_t NextRequestId();
+  bool Abandoned() const { return options_.abandoned && options_.abandoned(); }
   // Sends `message` to `node` and waits for the answer to `request_id`; nullopt on no answer.
   std::optional<Message> Call(NodeId node, uint64_t request_id, const Message& message);
   Result<std::shared_ptr<Link>> LinkTo(NodeId node);

@@ -29,6 +29,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -157,7 +158,10 @@ int RunServer(const ServerArgs& args) {
   sigemptyset(&signals);
   sigaddset(&signals, SIGTERM);
   sigaddset(&signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGUSR1 only wakes the thread that watches for signals while a node joins (below).
+  sigset_t blocked = signals;
+  sigaddset(&blocked, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
   signal(SIGPIPE, SIG_IGN);
 
   gateway::server::ServerOptions options;
@@ -203,10 +207,30 @@ int RunServer(const ServerArgs& args) {
   std::unique_ptr<cluster::OrphanSweeper> orphans;
   if (cluster_mode) {
     blobs = std::make_unique<cluster::EngineBlobStore>((*server)->engine());
+    // Joining may wait (for etcd, or for this id's previous lease to expire): a SIGTERM or SIGINT
+    // meanwhile cancels it, and the server stops at once.
+    std::atomic<int> join_signal{0};
+    std::thread watcher([&join_signal, &blocked, n = node.get()] {
+      int sig = 0;
+      sigwait(&blocked, &sig);
+      if (sig == SIGUSR1) return;
+      join_signal = sig;
+      n->CancelJoin();
+    });
     // After Start: the registration announces the address the listener really has.
-    if (Status s = node->Join(endpoint, blobs.get()); !s.ok()) {
+    Status joined = node->Join(endpoint, blobs.get());
+    pthread_kill(watcher.native_handle(), SIGUSR1);  // ignored when it has already returned
+    watcher.join();
+    if (join_signal != 0) {
+      CAIRN_LOG_INFO("signal {} while joining: stopping", join_signal.load());
+      node->Leave();
+      blobs.reset();
       (*server)->Stop(std::chrono::milliseconds(0));
-      return Fail(s.WithContext("joining cluster " + cc.name + " as node " + cc.node_id));
+      return 0;
+    }
+    if (!joined.ok()) {
+      (*server)->Stop(std::chrono::milliseconds(0));
+      return Fail(joined.WithContext("joining cluster " + cc.name + " as node " + cc.node_id));
     }
     if (cc.orphan_interval_seconds > 0) {
       cluster::OrphanCollectorOptions oo;

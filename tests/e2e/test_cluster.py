@@ -510,6 +510,28 @@ def test_data_directory_of_another_node_is_refused(cluster, pytestconfig):
     assert code != 0 and "belongs to node n1" in out, out
 
 
+def test_sigterm_while_joining_stops_at_once(cluster, pytestconfig, tmp_path):
+    """A second process under a live node's id waits for that id's lease (up to its start
+    timeout); a SIGTERM meanwhile stops it at once, cleanly, and the live node stays."""
+    cluster.wait_for("n1", lambda s: "n1" in node_ids(s), FORM_TIMEOUT_S, "n1 registered")
+    env = dict(os.environ)
+    env.pop("CAIRN_CLUSTER_SECRET", None)
+    log = open(tmp_path / "second.log", "w+")
+    p = subprocess.Popen([os.path.abspath(pytestconfig.getoption("--cairn-bin")), "server",
+                          "--data", str(tmp_path / "second"), "--listen", "127.0.0.1:0"] +
+                         cluster.cluster_args("n1", harness.free_port(), "z1"),
+                         stdout=log, stderr=subprocess.STDOUT, env=env, preexec_fn=harness._die_with_parent)
+    deadline = time.monotonic() + 15
+    while "cannot register yet" not in open(tmp_path / "second.log").read():
+        assert p.poll() is None and time.monotonic() < deadline, open(tmp_path / "second.log").read()
+        time.sleep(0.1)
+    sent = time.monotonic()
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(timeout=10) == 0, open(tmp_path / "second.log").read()
+    assert time.monotonic() - sent < 3, "the join's wait outlasted the signal"
+    assert "n1" in node_ids(cluster.status("n2"))
+
+
 def all_full_and_serving(status):
     return len(status["chains"]) == CHAINS and all(
         len(c["members"]) == REPLICAS and all(m["state"] == "serving" for m in c["members"]) for c in status["chains"])

@@ -256,7 +256,7 @@ bool Node::JoinPause() {
 }
 
 Status Node::Join(const std::string& s3_address, replication::BlobStore* blobs) {
-  const Status cancelled = Status::Busy("joining was cancelled");
+  const Status cancelled = Status::Cancelled("joining was cancelled");
   if (join_cancelled_) return cancelled;
   const auto config_deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   for (Status s = CheckClusterConfig(); !s.ok(); s = CheckClusterConfig()) {

@@ -129,8 +129,7 @@ class Node {
   // cluster runs another chain count or replication factor. REQUIRES: called once.
   // `blobs` (may be null: no chunks here) must stay until Leave.
   Status Join(const std::string& s3_address, replication::BlobStore* blobs = nullptr);
-  // Makes a Join in progress (or the next one) give up at its next wait, with Aborted-like Busy
-  // ("joining was cancelled"): a signal during start-up stops the node at once rather than after
+  // Makes a Join in progress (or the next one) give up at its next wait, with Cancelled: a signal during start-up stops the node at once rather than after
   // the waits. Thread-safe.
   void CancelJoin();
   // Stops the refresh and the manager's loop, then revokes the lease: the registration, and the

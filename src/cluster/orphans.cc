@@ -9,6 +9,7 @@
 #include "cluster/node.h"
 #include "common/logging.h"
 #include "common/metrics.h"
+#include "io/clock.h"
 
 namespace cairn::cluster {
 
@@ -27,7 +28,7 @@ Result<OrphanPass> OrphanCollector::RunOnce(uint64_t now_ms, const std::atomic<b
   for (replication::ChainId chain = 0; chain < chain_count_; ++chain) {
     std::string after;
     while (true) {
-      if (stopped()) return Status::Busy("stopping");
+      if (stopped()) return Status::Cancelled("stopping");
       CAIRN_ASSIGN_OR_RETURN(std::string answer,
                              client_->Query(chain, replication::BlobListQuery(after, options_.page)));
       CAIRN_ASSIGN_OR_RETURN(std::vector<replication::BlobInfo> page, replication::DecodeBlobList(answer));
@@ -47,7 +48,7 @@ Result<OrphanPass> OrphanCollector::RunOnce(uint64_t now_ms, const std::atomic<b
   // 2. Every chunk a record names: those leave the candidates (which is all this keeps: not a
   // set of every chunk in the cluster).
   CAIRN_RETURN_IF_ERROR(meta_->ForEachChunkRef([&](const meta::ChunkRef& ref) {
-    if (stopped()) return Status::Busy("stopping");
+    if (stopped()) return Status::Cancelled("stopping");
     old.erase(ref.id.ToString());
     return Status::OK();
   }));
@@ -55,7 +56,7 @@ Result<OrphanPass> OrphanCollector::RunOnce(uint64_t now_ms, const std::atomic<b
   std::map<replication::ChainId, std::vector<std::string>> by_chain;
   for (auto& [id, chain] : old) by_chain[chain].push_back(id);
   for (auto& entry : by_chain) {
-    if (stopped()) return Status::Busy("stopping");
+    if (stopped()) return Status::Cancelled("stopping");
     const replication::ChainId chain = entry.first;
     std::vector<std::string>& ids = entry.second;
     std::vector<std::string> batch;
@@ -105,9 +106,7 @@ void OrphanSweeper::Loop() {
     if (stop_) return;
     if (!node_->is_manager()) continue;
     lock.unlock();
-    const uint64_t now = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                   std::chrono::system_clock::now().time_since_epoch())
-                                                   .count());
+    const uint64_t now = io::SystemClock::Default()->WallMicros() / 1000;
     auto pass = collector_.RunOnce(now, &stopping_);
     if (!pass.ok() && stopping_.load()) return;
     if (!pass.ok()) {

@@ -51,7 +51,7 @@ class OrphanCollector {
   // `client` and `meta` must outlive the collector.
   OrphanCollector(replication::ChainClient* client, uint32_t chain_count, meta::MetaStore* meta,
                   OrphanCollectorOptions options = {});
-  // One pass at `now_ms` (the writers' clock: ms since the Unix epoch). Busy, having dropped
+  // One pass at `now_ms` (the writers' clock: ms since the Unix epoch). Cancelled, having dropped
   // only part of what it found, as soon as `stop` (may be null) turns true.
   Result<OrphanPass> RunOnce(uint64_t now_ms, const std::atomic<bool>* stop = nullptr);
 

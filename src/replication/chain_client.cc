@@ -6,6 +6,7 @@
 
 #include "common/crypto.h"
 #include "common/logging.h"
+#include "io/clock.h"
 #include "replication/wire.h"
 
 namespace cairn::replication {
@@ -182,11 +183,7 @@ Result<Reply> ChainClient::ToHead(ChainId chain, std::string_view what,
 Result<WriteResult> ChainClient::Submit(ChainId chain, ClientWrite write) {
   if (write.op_id == 0) write.op_id = RandomU64() | 1;
   // Every retry below carries the time of the first attempt (ClientWrite::issued_ms).
-  if (write.issued_ms == 0) {
-    write.issued_ms = static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                                std::chrono::system_clock::now().time_since_epoch())
-                                                .count());
-  }
+  if (write.issued_ms == 0) write.issued_ms = io::SystemClock::Default()->WallMicros() / 1000;
   write.chain_id = chain;
   CAIRN_ASSIGN_OR_RETURN(ClientWriteReply reply,
                          ToHead<ClientWriteReply>(chain, "write", [&write](uint64_t request_id, uint64_t version) {

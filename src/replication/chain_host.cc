@@ -11,6 +11,7 @@
 #include "common/crc32c.h"
 #include "common/logging.h"
 #include "fmt/format.h"
+#include "io/clock.h"
 #include "replication/wire.h"
 
 namespace cairn::replication {
@@ -262,11 +263,7 @@ void ChainHost::AddChain(ChainId chain, uint64_t incarnation, StartMode mode) {
     ReplicaOptions replica_options = options_.replica;
     replica_options.keep_durable_state = false;  // the store holds it; a take-back reloads it
     if (!replica_options.clock_ms) {
-      replica_options.clock_ms = [] {
-        return static_cast<uint64_t>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                         std::chrono::system_clock::now().time_since_epoch())
-                                         .count());
-      };
+      replica_options.clock_ms = [] { return io::SystemClock::Default()->WallMicros() / 1000; };
     }
     if (options_.machine_for) {
       if (const StateMachine* machine = options_.machine_for(chain)) replica_options.machine = machine;

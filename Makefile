@@ -23,8 +23,8 @@ run: build
 	$(CAIRN) server --data $(DATA) --listen $(LISTEN)
 
 # A local cluster of three nodes and an etcd under ./cluster (scripts/cluster.sh): S3 on
-# 127.0.0.1:9001-9003, etcd on 127.0.0.1:23790. Cluster mode answers S3 requests with 503 until
-# the replicated data path exists (issue 5); `cairn admin status` shows the nodes and the chains.
+# 127.0.0.1:9001-9003, etcd on 127.0.0.1:23790. Every node serves the same S3 store, each chunk on
+# three nodes; `cairn admin status` shows the nodes and the chains.
 cluster: build
 	@bash scripts/cluster.sh start $(CAIRN)
 

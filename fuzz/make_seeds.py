@@ -308,7 +308,7 @@ def store_state(records, ops, last_seq, stamp=0):
 
 
 def message(tag, fields):
-    return u8(4) + u8(tag) + fields
+    return u8(5) + u8(tag) + fields
 
 
 def chain_wire_seeds():
@@ -326,7 +326,7 @@ def chain_wire_seeds():
                                        u64(U64_MAX) + op_ids([U64_MAX, 0]) + u32(2) + string(binary) + string(b"")),
         "update_empty": message(0, u32(1) + u64(3) + u64(18) + u64(12) + u64(7) + mutations([]) + string(b"?") + u8(0) +
                                 u64(0) + op_ids([]) + u32(0)),
-        "ack": message(1, u32(1) + u64(3) + u64(17)),
+        "ack": message(1, u32(1) + u64(3) + u64(17) + u64(19)),
         "commit": message(2, u32(1) + u64(3) + u64(16)),
         "stale_chain": message(3, u32(1) + u64(0)),
         "client_write": message(4, u64(77) + u32(1) + u64(3) + u64(0x500000002) + string(b"P\x01\x00\x00\x00kv") +

@@ -5,7 +5,9 @@
 #include <nlohmann/json.hpp>
 
 #include "cluster/membership.h"
+#include "cluster/peer_reports.h"
 #include "common/logging.h"
+#include "io/clock.h"
 
 namespace cairn::cluster {
 
@@ -158,6 +160,7 @@ Status Manager::Round() {
   // The live targets, from the node registrations.
   CAIRN_ASSIGN_OR_RETURN(EtcdRange nodes, etcd_->GetPrefix(options_.prefix + "nodes/"));
   std::vector<TargetInfo> live;
+  std::map<std::string, RegisteredNode> registered;
   for (const EtcdKv& kv : nodes.kvs) {
     const std::optional<RegisteredNode> n = DecodeNodeRecord(kv);
     if (!n) continue;
@@ -165,7 +168,11 @@ Status Manager::Round() {
     for (const std::string& t : n->info.targets) {
       live.push_back({t, n->info.id, n->info.zone, static_cast<uint64_t>(n->lease)});
     }
+    registered[n->info.id] = *n;
   }
+  std::set<std::string> excluded;
+  CAIRN_ASSIGN_OR_RETURN(const bool evicted, Evictions(live, registered, excluded));
+  if (evicted) return Status::OK();
   // Syncing members' reports that their copy is complete.
   CAIRN_ASSIGN_OR_RETURN(EtcdRange sync, etcd_->GetPrefix(options_.prefix + "sync/"));
   std::vector<SyncReport> synced;
@@ -178,7 +185,7 @@ Status Manager::Round() {
   std::map<uint32_t, int64_t> mod_revision;
   CAIRN_ASSIGN_OR_RETURN(std::vector<Chain> current,
                          DecodeChainTable(options_.prefix, stored.kvs, options_.chain_count, &mod_revision));
-  const RebuildResult r = Rebuild(current, live, options_.chain_count, options_.replicas, synced);
+  const RebuildResult r = Rebuild(current, live, options_.chain_count, options_.replicas, synced, excluded);
   if (r.changed.empty()) return Status::OK();
   std::vector<EtcdCompare> compares;
   std::vector<EtcdOp> ops;
@@ -203,6 +210,121 @@ Status Manager::Round() {
       break;
   }
   return Status::OK();
+}
+
+Result<bool> Manager::Evictions(std::vector<TargetInfo>& live, const std::map<std::string, RegisteredNode>& registered,
+                                std::set<std::string>& excluded) {
+  using Clock = std::chrono::steady_clock;
+  const Clock::time_point now = Clock::now();
+  const uint64_t now_ms = io::SystemClock::Default()->WallMicros() / 1000;
+  // Evicted nodes registered again with the end of their quarantine: no new chain before it.
+  for (const auto& [node, registration] : registered) {
+    if (registration.info.quarantined_until_ms > now_ms) excluded.insert(node);
+  }
+  CAIRN_ASSIGN_OR_RETURN(EtcdRange records, etcd_->GetPrefix(options_.prefix + "evict/"));
+  auto lease_of = [&](const std::string& node) -> int64_t {
+    auto it = registered.find(node);
+    return it == registered.end() ? 0 : it->second.lease;
+  };
+
+  // Revoked leases: held until the node registered again (it knows it lost the lease, so it
+  // stopped) or a TTL passed (its keepalives failed, so it stopped).
+  for (auto it = holds_.begin(); it != holds_.end();) {
+    const int64_t lease = lease_of(it->first);
+    if (now >= it->second.until || (lease != 0 && lease != it->second.lease)) {
+      it = holds_.erase(it);
+      continue;
+    }
+    if (lease == 0) live.insert(live.end(), it->second.targets.begin(), it->second.targets.end());
+    ++it;
+  }
+
+  bool under_way = !holds_.empty();
+  std::map<std::pair<std::string, int64_t>, Clock::time_point> pending;
+  std::map<std::string, Eviction> by_node;
+  for (const EtcdKv& kv : records.kvs) {
+    auto eviction = DecodeEviction(options_.prefix, kv);
+    if (!eviction.ok()) {
+      CAIRN_LOG_WARN("manager: {}", eviction.status().ToString());
+      continue;
+    }
+    if (lease_of(eviction->node) != eviction->lease) {
+      // Acted on (the node registered again, quarantined), or the node is gone: done, unless the
+      // revoked lease is still held.
+      if (holds_.count(eviction->node) != 0) {
+        by_node[eviction->node] = *eviction;
+        continue;
+      }
+      const std::string key = EvictionKey(options_.prefix, eviction->node);
+      CAIRN_ASSIGN_OR_RETURN(ManagerElection::Outcome out,
+                             election_.FencedTxn({EtcdCompare::ModRevision(key, EtcdCompare::Op::kEqual,
+                                                                           eviction->mod_revision)},
+                                                 {EtcdOp::Delete(key)}));
+      if (out != ManagerElection::Outcome::kApplied) return false;
+      continue;
+    }
+    by_node[eviction->node] = *eviction;
+    // Still registered under the evicted lease: the node has not read its eviction yet.
+    under_way = true;
+    const auto key = std::make_pair(eviction->node, eviction->create_revision);
+    auto seen = pending_since_.find(key);
+    const Clock::time_point since = seen == pending_since_.end() ? now : seen->second;
+    pending[key] = since;
+    if (now - since < 2 * options_.lease_ttl || holds_.count(eviction->node) != 0) continue;
+    // Wedged, but its lease lives on: revoke it, and keep its chains for a TTL, by when the node
+    // has fenced itself whatever it does (its keepalives fail from now on).
+    Hold hold{eviction->lease, {}, now + options_.lease_ttl};
+    for (const TargetInfo& t : live) {
+      if (t.node == eviction->node) hold.targets.push_back(t);
+    }
+    CAIRN_ASSIGN_OR_RETURN(std::string holder, election_.CurrentManager());
+    if (holder != node_id_) return false;  // no longer the manager: not ours to revoke
+    if (Status st = etcd_->LeaseRevoke(eviction->lease); !st.ok() && !st.IsNotFound()) return st;
+    CAIRN_LOG_WARN("manager: {} did not act on its eviction within {} ms; revoked its lease {}", eviction->node,
+                   (2 * options_.lease_ttl).count(), eviction->lease);
+    holds_[eviction->node] = std::move(hold);
+  }
+  pending_since_ = std::move(pending);
+  if (under_way) return false;  // one eviction at a time
+
+  CAIRN_ASSIGN_OR_RETURN(EtcdRange report_kvs, etcd_->GetPrefix(options_.prefix + "reports/"));
+  std::vector<PeerReport> reports;
+  std::map<std::string, std::string> seen;
+  for (const EtcdKv& kv : report_kvs.kvs) {
+    auto report = DecodePeerReport(options_.prefix, kv);
+    if (!report.ok()) continue;
+    reports.push_back(std::move(*report));
+    seen[kv.key] = kv.value;
+  }
+  // The reports of one cut arrive over a few rounds (each side's replicas notice on their own
+  // ticks), and the first alone may name the wrong end: decide once they stopped changing.
+  if (seen != reports_seen_) {
+    reports_seen_ = std::move(seen);
+    reports_stable_since_ = now;
+  }
+  if (reports.empty() || now - reports_stable_since_ < options_.report_settle) return false;
+  const std::optional<std::string> victim = ChooseEviction(reports, live);
+  if (!victim) return false;
+  const int64_t lease = lease_of(*victim);
+  if (lease == 0) return false;
+  const std::string key = EvictionKey(options_.prefix, *victim);
+  auto old = by_node.find(*victim);
+  const EtcdCompare unchanged = old == by_node.end()
+                                    ? EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0)
+                                    : EtcdCompare::ModRevision(key, EtcdCompare::Op::kEqual, old->second.mod_revision);
+  const Eviction eviction{*victim, lease,
+                          now_ms + static_cast<uint64_t>(options_.eviction_quarantine.count())};
+  CAIRN_ASSIGN_OR_RETURN(ManagerElection::Outcome out,
+                         election_.FencedTxn({unchanged}, {EtcdOp::Put(key, EncodeEviction(eviction))}));
+  if (out != ManagerElection::Outcome::kApplied) return false;
+  evictions_.fetch_add(1);
+  std::string by;
+  for (const PeerReport& r : reports) {
+    if (r.target.substr(0, r.target.find('/')) == *victim) by += (by.empty() ? "" : ", ") + r.reporter;
+  }
+  CAIRN_LOG_WARN("manager: evicted {} (lease {}): its peers cannot reach it{}", *victim, lease,
+                 by.empty() ? std::string(" (it reports the others)") : " (reported by " + by + ")");
+  return true;
 }
 
 }  // namespace cairn::cluster

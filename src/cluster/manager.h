@@ -12,7 +12,14 @@
 // registration; a syncing member that reported its copy complete (`sync/<chain>/<target>`) under
 // the chain's current version is marked serving.
 //
-// Not yet: peer reports, NeedsResync reports, operator changes to the replication factor.
+// Peer reports (peer_reports.h): every round it also reads `reports/` and `evict/`; when no
+// eviction is under way it evicts the node ChooseEviction names (a fenced write of
+// `evict/<node>`), keeps nodes registered as quarantined out of new placements, deletes the
+// records acted on, and revokes the lease of an evicted node that has not acted on its record
+// within two TTLs (holding its chains unchanged for one more TTL, by which time the node has
+// fenced itself).
+//
+// Not yet: NeedsResync reports, operator changes to the replication factor.
 //
 // Thread-safety: the public methods are thread-safe; the loop runs on its own thread.
 #pragma once
@@ -24,11 +31,13 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 
 #include "cluster/etcd.h"
 #include "cluster/manager_election.h"
+#include "cluster/membership.h"
 #include "cluster/placement.h"
 #include "common/result.h"
 
@@ -39,6 +48,12 @@ struct ManagerOptions {
   uint32_t chain_count = 64;  // at most 120: one transaction writes every changed chain
   uint32_t replicas = 3;
   std::chrono::milliseconds interval{500};
+  // The nodes' lease TTL (they all use the same): how long the manager waits on an evicted node.
+  std::chrono::milliseconds lease_ttl{3000};
+  // How long an evicted node gets no new chain (it registers again with the end of it).
+  std::chrono::milliseconds eviction_quarantine{60000};
+  // The peer reports must stay unchanged this long before the manager evicts on them.
+  std::chrono::milliseconds report_settle{1000};
 };
 
 // A chain as stored in etcd: {"version": 3, "members": [{"target": "n1/0", "state": "serving"}]}.
@@ -69,12 +84,20 @@ class Manager {
   bool is_manager() const { return is_manager_.load(); }
   // Fenced transactions that changed the table, since Start.
   uint64_t table_writes() const { return table_writes_.load(); }
+  // Nodes this manager evicted, since Start.
+  uint64_t evictions() const { return evictions_.load(); }
 
  private:
   Manager(EtcdClient* etcd, std::string node_id, std::function<int64_t()> lease, ManagerOptions options);
   void Loop();
   // One round as the office holder. Error only for etcd failures.
   Status Round();
+  // The eviction part of a round: reads the records and the reports, deletes the records acted on,
+  // revokes the leases of evicted nodes that did not act, and evicts at most one node. Adds to `live` the
+  // targets of revoked nodes still held, and fills `excluded` with the quarantined nodes. True
+  // when it wrote an eviction (the round stops there: the table changes once the node acted).
+  Result<bool> Evictions(std::vector<TargetInfo>& live, const std::map<std::string, RegisteredNode>& registered,
+                         std::set<std::string>& excluded);
 
   EtcdClient* const etcd_;
   const std::string node_id_;
@@ -87,6 +110,20 @@ class Manager {
   bool stopping_ = false;  // GUARDED_BY(mu_)
   std::atomic<bool> is_manager_{false};
   std::atomic<uint64_t> table_writes_{0};
+  std::atomic<uint64_t> evictions_{0};
+  // Loop only. An eviction record (by node and creation) first seen still pending, and when.
+  std::map<std::pair<std::string, int64_t>, std::chrono::steady_clock::time_point> pending_since_;
+  // Loop only. Nodes whose lease this manager revoked: their targets under that lease stay live
+  // for the table until the deadline or until the node registered again.
+  struct Hold {
+    int64_t lease = 0;
+    std::vector<TargetInfo> targets;
+    std::chrono::steady_clock::time_point until;
+  };
+  std::map<std::string, Hold> holds_;
+  // Loop only. The peer reports as last read (key -> value), and since when they are unchanged.
+  std::map<std::string, std::string> reports_seen_;
+  std::chrono::steady_clock::time_point reports_stable_since_{};
   std::thread thread_;
 };
 

@@ -1,6 +1,7 @@
 #include "cluster/membership.h"
 
 #include <nlohmann/json.hpp>
+#include <utility>
 
 #include "common/logging.h"
 
@@ -14,9 +15,10 @@ Membership::Membership(EtcdClient* etcd, NodeInfo node, MembershipOptions option
     : etcd_(etcd), node_(std::move(node)), options_(std::move(options)), guard_(options_.margin) {}
 
 std::string EncodeNodeRecord(const NodeInfo& node, int64_t lease) {
-  return nlohmann::json{{"id", node.id},     {"rpc", node.rpc_address}, {"s3", node.s3_address},
-                        {"zone", node.zone}, {"targets", node.targets}, {"lease", lease}}
-      .dump();
+  nlohmann::json j{{"id", node.id},     {"rpc", node.rpc_address}, {"s3", node.s3_address},
+                   {"zone", node.zone}, {"targets", node.targets}, {"lease", lease}};
+  if (node.quarantined_until_ms != 0) j["quarantined_until_ms"] = node.quarantined_until_ms;
+  return j.dump();
 }
 
 std::optional<RegisteredNode> DecodeNodeRecord(const EtcdKv& kv) {
@@ -34,6 +36,9 @@ std::optional<RegisteredNode> DecodeNodeRecord(const EtcdKv& kv) {
     for (const auto& t : j["targets"]) {
       if (t.is_string()) n.info.targets.push_back(t.get<std::string>());
     }
+  }
+  if (j.contains("quarantined_until_ms") && j["quarantined_until_ms"].is_number_unsigned()) {
+    n.info.quarantined_until_ms = j["quarantined_until_ms"].get<uint64_t>();
   }
   n.lease = kv.lease;
   return n;
@@ -66,11 +71,16 @@ Status Membership::Register() {
     std::lock_guard<std::mutex> l(mu_);
     token = guard_.Sending(LeaseGuard::Clock::now());
   }
+  NodeInfo node = node_;
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    node.quarantined_until_ms = quarantined_until_ms_;
+  }
   CAIRN_ASSIGN_OR_RETURN(EtcdLease lease, etcd_->LeaseGrant(options_.ttl.count()));
   const std::string key = NodeKey(options_, node_.id);
   // Only one live node may hold an id: the key must be absent or left by an expired lease.
   auto txn = etcd_->Txn({EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0)},
-                        {EtcdOp::Put(key, EncodeNodeRecord(node_, lease.id), lease.id)}, {});
+                        {EtcdOp::Put(key, EncodeNodeRecord(node, lease.id), lease.id)}, {});
   if (!txn.ok() || !txn->succeeded) {
     (void)etcd_->LeaseRevoke(lease.id);
     if (!txn.ok()) return txn.status();
@@ -87,8 +97,29 @@ Status Membership::Register() {
 void Membership::RenewLoop() {
   const auto period = std::chrono::duration_cast<std::chrono::milliseconds>(options_.ttl) / 3;
   std::unique_lock<std::mutex> l(mu_);
-  while (!cv_.wait_for(l, period, [&] { return stopping_; })) {
+  for (;;) {
+    cv_.wait_for(l, period, [&] { return stopping_ || relinquish_ != 0; });
+    if (stopping_) break;
     const int64_t id = lease_id_;
+    if (relinquish_ != 0) {
+      // Evicted (Relinquish fenced the node already): the lease goes, with the registration and
+      // every report bound to it, and the node comes back under a new one.
+      const int64_t dropped = std::exchange(relinquish_, 0);
+      if (dropped != id) continue;
+      l.unlock();
+      CAIRN_LOG_WARN("node {}: evicted by the manager under lease {}; registering again", node_.id, id);
+      if (Status s = etcd_->LeaseRevoke(id); !s.ok() && !s.IsNotFound()) {
+        CAIRN_LOG_WARN("node {}: revoking lease {}: {}", node_.id, id, s.ToString());
+      }
+      Status rejoin = Register();
+      if (rejoin.ok()) {
+        rejoins_.fetch_add(1);
+      } else {
+        CAIRN_LOG_WARN("node {}: registering again failed: {}", node_.id, rejoin.ToString());
+      }
+      l.lock();
+      continue;
+    }
     const uint64_t token = guard_.Sending(LeaseGuard::Clock::now());
     l.unlock();
     auto ttl = etcd_->LeaseKeepAlive(id);
@@ -119,6 +150,17 @@ void Membership::RenewLoop() {
 bool Membership::MayAcknowledge() const {
   std::lock_guard<std::mutex> l(mu_);
   return guard_.MayAcknowledge(LeaseGuard::Clock::now());
+}
+
+void Membership::Relinquish(int64_t lease, uint64_t quarantined_until_ms) {
+  {
+    std::lock_guard<std::mutex> l(mu_);
+    if (lease != lease_id_ || stopping_) return;
+    guard_.Lost();
+    relinquish_ = lease;
+    quarantined_until_ms_ = quarantined_until_ms;
+  }
+  cv_.notify_all();
 }
 
 void Membership::TableRefreshed() {

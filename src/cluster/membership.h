@@ -34,6 +34,9 @@ struct NodeInfo {
   std::string s3_address;
   std::string zone;
   std::vector<std::string> targets;  // "<id>/<disk index>"
+  // A node evicted on its peers' reports registers again with the end of its quarantine (ms since
+  // the Unix epoch): until then the manager gives it no new chain. 0: none.
+  uint64_t quarantined_until_ms = 0;
 };
 
 // A registration as read from etcd; its lease is the node's incarnation.
@@ -42,7 +45,8 @@ struct RegisteredNode {
   int64_t lease = 0;
 };
 
-// The registration's JSON: {"id", "rpc", "s3", "zone", "targets", "lease"}.
+// The registration's JSON: {"id", "rpc", "s3", "zone", "targets", "lease"}, and
+// "quarantined_until_ms" when set.
 std::string EncodeNodeRecord(const NodeInfo& node, int64_t lease);
 // Decodes a registration (its lease is the one etcd binds the key to); nullopt for a record this
 // version cannot read.
@@ -68,6 +72,11 @@ class Membership {
   bool MayAcknowledge() const;
   // The chain table was read after the latest lease renewal (required to leave a fence).
   void TableRefreshed();
+  // The manager evicted this node's registration under `lease` (peer_reports.h): when that is
+  // still the current lease, the node stops acknowledging at once, and the renewal thread revokes
+  // the lease and registers again under a new one, quarantined until `quarantined_until_ms`. A
+  // stale lease is ignored.
+  void Relinquish(int64_t lease, uint64_t quarantined_until_ms);
   int64_t lease_id() const;
   // Renewals and re-registrations so far, for /metrics and tests.
   uint64_t renewals() const { return renewals_.load(); }
@@ -89,6 +98,8 @@ class Membership {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
+  int64_t relinquish_ = 0;  // GUARDED_BY(mu_): a lease to drop, 0 for none
+  uint64_t quarantined_until_ms_ = 0;  // GUARDED_BY(mu_): registered with every later registration
   LeaseGuard guard_;       // GUARDED_BY(mu_)
   int64_t lease_id_ = 0;   // GUARDED_BY(mu_)
   std::atomic<uint64_t> renewals_{0};

@@ -33,12 +33,18 @@ constexpr const char* kFencedHelp = "1 while this node may not acknowledge write
 std::string StatusJson(const ClusterStatus& s) {
   Json nodes = Json::array();
   for (const RegisteredNode& n : s.nodes) {
-    nodes.push_back({{"id", n.info.id},
-                     {"rpc", n.info.rpc_address},
-                     {"s3", n.info.s3_address},
-                     {"zone", n.info.zone},
-                     {"targets", n.info.targets},
-                     {"lease", n.lease}});
+    Json node = {{"id", n.info.id},           {"rpc", n.info.rpc_address}, {"s3", n.info.s3_address},
+                 {"zone", n.info.zone},       {"targets", n.info.targets}, {"lease", n.lease}};
+    if (n.info.quarantined_until_ms != 0) node["quarantined_until_ms"] = n.info.quarantined_until_ms;
+    nodes.push_back(std::move(node));
+  }
+  Json peer_reports = Json::array();
+  for (const PeerReport& r : s.peer_reports) {
+    peer_reports.push_back({{"reporter", r.reporter}, {"target", r.target}, {"incarnation", r.incarnation}});
+  }
+  Json evictions = Json::array();
+  for (const Eviction& e : s.evictions) {
+    evictions.push_back({{"node", e.node}, {"lease", e.lease}, {"until_ms", e.until_ms}});
   }
   Json chains = Json::array();
   for (const Chain& c : s.chains) {
@@ -91,6 +97,8 @@ std::string StatusJson(const ClusterStatus& s) {
       {"nodes", nodes},
       {"chains", chains},
       {"resync", resync},
+      {"peer_reports", peer_reports},
+      {"evictions", evictions},
       {"local_replicas", local},
       {"fenced", s.fenced},
       {"disk_failed", s.disk_failed},
@@ -278,12 +286,16 @@ Status Node::Join(const std::string& s3_address, replication::BlobStore* blobs) 
   ro.secret = options_.secret;
   ro.data_dir = options_.data_dir + "/replicas";
   ro.blobs = blobs;
+  ro.peer_timeout = options_.peer_timeout;
   ro.machine_for = [metadata_chains = MetadataChains(options_.chain_count)](
                        uint32_t chain) -> const replication::StateMachine* {
     return chain < metadata_chains ? &MetaStateMachine::Instance() : nullptr;
   };
   CAIRN_ASSIGN_OR_RETURN(std::unique_ptr<ReplicaService> replicas, ReplicaService::Start(etcd_.get(), ro));
-  const NodeInfo info{options_.node_id, replicas->rpc_address(), s3_address, options_.zone, {options_.node_id + "/0"}};
+  const NodeInfo info{options_.node_id,
+                      options_.rpc_advertise.empty() ? replicas->rpc_address() : options_.rpc_advertise, s3_address,
+                      options_.zone,
+                      {options_.node_id + "/0"}};
 
   const auto deadline = std::chrono::steady_clock::now() + options_.start_timeout;
   std::unique_ptr<Membership> membership;
@@ -328,6 +340,8 @@ void Node::MaybeStartManager(const ClusterStatus& status) {
   mgr.chain_count = options_.chain_count;
   mgr.replicas = options_.replicas;
   mgr.interval = options_.refresh_interval;
+  mgr.lease_ttl = options_.lease_ttl;
+  mgr.eviction_quarantine = options_.eviction_quarantine;
   Membership* const m = membership_.get();  // outlives the manager (Leave)
   auto manager = Manager::Start(
       etcd_.get(), options_.node_id, [m] { return m->lease_id(); }, mgr);
@@ -387,9 +401,10 @@ Result<ClusterStatus> Node::ReadStatus(bool digests) const {
   CAIRN_ASSIGN_OR_RETURN(EtcdTxnResult txn,
                          etcd_->Txn({},
                                     {EtcdOp::Get(prefix_ + "manager"), EtcdOp::GetPrefix(prefix_ + "nodes/"),
-                                     EtcdOp::GetPrefix(prefix_ + "chains/"), EtcdOp::GetPrefix(prefix_ + "sync/")},
+                                     EtcdOp::GetPrefix(prefix_ + "chains/"), EtcdOp::GetPrefix(prefix_ + "sync/"),
+                                     EtcdOp::GetPrefix(prefix_ + "reports/"), EtcdOp::GetPrefix(prefix_ + "evict/")},
                                     {}));
-  if (txn.ranges.size() != 4) return Status::Internal("etcd answered a status read with the wrong number of ranges");
+  if (txn.ranges.size() != 6) return Status::Internal("etcd answered a status read with the wrong number of ranges");
   ClusterStatus s;
   s.cluster = options_.cluster_name;
   s.node = options_.node_id;
@@ -405,6 +420,12 @@ Result<ClusterStatus> Node::ReadStatus(bool digests) const {
   keys.prefix = prefix_;
   for (const EtcdKv& kv : txn.ranges[3].kvs) {
     if (auto r = DecodeSyncReport(keys, kv.key, kv.value); r.ok()) s.sync_reports.push_back(std::move(*r));
+  }
+  for (const EtcdKv& kv : txn.ranges[4].kvs) {
+    if (auto r = DecodePeerReport(prefix_, kv); r.ok()) s.peer_reports.push_back(std::move(*r));
+  }
+  for (const EtcdKv& kv : txn.ranges[5].kvs) {
+    if (auto e = DecodeEviction(prefix_, kv); e.ok()) s.evictions.push_back(std::move(*e));
   }
   s.fenced = fenced();
   s.is_manager = is_manager();

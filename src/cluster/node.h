@@ -43,6 +43,7 @@
 #include "cluster/etcd.h"
 #include "cluster/manager.h"
 #include "cluster/membership.h"
+#include "cluster/peer_reports.h"
 #include "cluster/placement.h"
 #include "cluster/replica_service.h"
 #include "common/result.h"
@@ -73,6 +74,12 @@ struct NodeOptions {
   // all found the table as serving members (a new chain has nothing to copy), rather than the
   // first one alone and the others appended as syncing tails, one at a time. Default 10 s.
   std::chrono::milliseconds formation_wait{10000};
+  // Peer reports (peer_reports.h): a chain successor taking no update this long is reported.
+  std::chrono::milliseconds peer_timeout{3000};
+  // How long a node evicted on its peers' reports gets no new chain.
+  std::chrono::milliseconds eviction_quarantine{60000};
+  // The RPC address registered for peers, when not the bound one. Empty: the bound one.
+  std::string rpc_advertise;
   // Called once (on the refresh thread) when the node cannot go on: its replica store failed a
   // write. The server makes it leave (SIGTERM to itself: the lease is revoked, the manager
   // removes the node at once). Default: log only.
@@ -89,6 +96,9 @@ struct ClusterStatus {
   // Syncing members' reports that their copy is complete (`sync/<chain>/<target>`), until the
   // manager marks them serving.
   std::vector<SyncReport> sync_reports;
+  // Peer reports (`reports/`) and evictions under way (`evict/`): peer_reports.h.
+  std::vector<PeerReport> peer_reports;
+  std::vector<Eviction> evictions;
   std::vector<ReplicaStatus> local_replicas;  // this node's replicas, by chain
   int64_t revision = 0;                       // the etcd revision read
   bool fenced = true;                         // this node may not acknowledge writes (not joined, lease lapsed)
@@ -100,12 +110,14 @@ struct ClusterStatus {
 
 // The status as `GET /_cairn/admin/v1/status` answers it (docs/design/cluster.md):
 // {"mode": "cluster", "node", "cluster", "manager" (id or null), "nodes": [{"id", "rpc", "s3",
-// "zone", "targets", "lease"}], "chains": [{"id", "version", "members": [{"target", "state",
-// "incarnation"}]}], "resync": [{"chain", "target", "incarnation", "version", "copy": "in progress"
-// | "complete"}] (every syncing member), "local_replicas": [{"chain", "version", "phase", "fenced",
-// "last_applied", "committed", "records", "digest"}] (this node's replicas the table names),
-// "fenced", "disk_failed", "is_manager", "replicas", "chain_count", "revision"}. A member's
-// incarnation is the lease its node registered under when it was placed.
+// "zone", "targets", "lease", and "quarantined_until_ms" when set}], "chains": [{"id", "version",
+// "members": [{"target", "state", "incarnation"}]}], "resync": [{"chain", "target", "incarnation",
+// "version", "copy": "in progress" | "complete"}] (every syncing member), "peer_reports":
+// [{"reporter", "target", "incarnation"}], "evictions": [{"node", "lease", "until_ms"}],
+// "local_replicas": [{"chain", "version", "phase", "fenced", "last_applied", "committed",
+// "records", "digest"}] (this node's replicas the table names), "fenced", "disk_failed",
+// "is_manager", "replicas", "chain_count", "revision"}. A member's incarnation is the lease its
+// node registered under when it was placed.
 std::string StatusJson(const ClusterStatus& status);
 
 // The cluster secret: the contents of `file` when it is not empty (one trailing newline dropped),

@@ -7,7 +7,8 @@
 namespace cairn::cluster {
 
 RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<TargetInfo>& live, uint32_t chain_count,
-                      uint32_t replicas, const std::vector<SyncReport>& synced) {
+                      uint32_t replicas, const std::vector<SyncReport>& synced,
+                      const std::set<std::string>& excluded_nodes) {
   std::map<std::string, const TargetInfo*> by_id;
   for (const TargetInfo& t : live) by_id[t.id] = &t;
 
@@ -112,7 +113,7 @@ RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<Targe
         return a->id < b->id;
       };
       for (const TargetInfo& t : live) {
-        if (nodes.count(t.node) != 0) continue;
+        if (nodes.count(t.node) != 0 || excluded_nodes.count(t.node) != 0) continue;
         if (best == nullptr || better(&t, best)) best = &t;
       }
       if (best == nullptr) continue;  // no node left that the chain does not use

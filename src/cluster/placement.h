@@ -31,6 +31,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -80,7 +81,10 @@ struct RebuildResult {
 
 // `current` may be empty (a new cluster) or hold fewer chains than chain_count (new ones are
 // created). REQUIRES: replicas >= 1.
+// Targets of `excluded_nodes` (evicted nodes, peer_reports.h) keep the chains they are in but
+// are never added to one.
 RebuildResult Rebuild(const std::vector<Chain>& current, const std::vector<TargetInfo>& live, uint32_t chain_count,
-                      uint32_t replicas, const std::vector<SyncReport>& synced = {});
+                      uint32_t replicas, const std::vector<SyncReport>& synced = {},
+                      const std::set<std::string>& excluded_nodes = {});
 
 }  // namespace cairn::cluster

@@ -1,5 +1,6 @@
 #include "cluster/replica_service.h"
 
+#include "cluster/peer_reports.h"
 #include "common/crypto.h"
 #include "common/logging.h"
 
@@ -258,6 +259,22 @@ Status ReplicaService::Round() {
     CAIRN_LOG_INFO("node {}: chain {}: copy complete under version {}", options_.node_id, r.chain_id, r.chain_version);
   }
 
+  // An eviction of this registration: the node stops now and comes back under a new lease.
+  CAIRN_ASSIGN_OR_RETURN(EtcdRange evict, etcd_->Get(EvictionKey(options_.prefix, options_.node_id)));
+  if (!evict.kvs.empty()) {
+    auto eviction = DecodeEviction(options_.prefix, evict.kvs.front());
+    if (eviction.ok() && eviction->lease == membership_->lease_id()) {
+      // Fenced on the replicas' thread before the lease goes (a visit runs after the fence):
+      // once the manager sees the registration gone, nothing here serves the old chains.
+      host_->SetFenced(true);
+      if (!host_->VisitAll([](uint32_t, const replication::ChainReplica&) {})) {
+        return Status::Timeout("evicted, but the replicas did not fence in time; trying again");
+      }
+      membership_->Relinquish(eviction->lease, eviction->until_ms);
+      return Status::OK();
+    }
+  }
+
   CAIRN_ASSIGN_OR_RETURN(ReplicationTable table, ReadReplicationTable(etcd_, options_.prefix));
   const std::map<uint32_t, replication::PeerAddress>& peers = table.peers;
   const std::map<uint32_t, ChainView>& views = table.views;
@@ -300,6 +317,48 @@ Status ReplicaService::Round() {
   // membership needs to see before it lets the node acknowledge again after a gap.
   host_->SetFenced(!may_ack);
   membership_->TableRefreshed();
+  if (may_ack) return ReportStalls(peers, membership_->lease_id());
+  return Status::OK();
+}
+
+Status ReplicaService::ReportStalls(const std::map<uint32_t, replication::PeerAddress>& peers, int64_t lease) {
+  if (lease != peer_reports_lease_) {
+    peer_reports_.clear();  // bound to the old lease: gone with it
+    peer_reports_lease_ = lease;
+  }
+  const uint64_t ticks = std::max<uint64_t>(
+      1, static_cast<uint64_t>(options_.peer_timeout.count() / std::max<int64_t>(1, options_.tick.count())));
+  auto stalled = std::make_shared<std::map<replication::NodeId, uint64_t>>();  // node -> incarnation
+  const bool visited = host_->VisitAll([stalled, ticks](uint32_t, const replication::ChainReplica& r) {
+    if (auto stall = r.StalledSuccessor(); stall && stall->ticks >= ticks) {
+      (*stalled)[stall->successor.node] = stall->successor.incarnation;
+    }
+  });
+  if (!visited) return Status::OK();
+  std::map<std::string, uint64_t> now;
+  for (const auto& [node, incarnation] : *stalled) {
+    auto peer = peers.find(node);
+    if (peer != peers.end()) now[peer->second.name + "/0"] = incarnation;
+  }
+  for (const auto& [target, incarnation] : now) {
+    auto it = peer_reports_.find(target);
+    if (it != peer_reports_.end() && it->second == incarnation) continue;
+    CAIRN_RETURN_IF_ERROR(etcd_->Put(PeerReportKey(options_.prefix, options_.node_id, target),
+                                     EncodePeerReport({options_.node_id, target, incarnation}), lease)
+                              .status());
+    peer_reports_[target] = incarnation;
+    CAIRN_LOG_WARN("node {}: reported {} to the manager: it took no update for {} ms", options_.node_id, target,
+                   options_.peer_timeout.count());
+  }
+  for (auto it = peer_reports_.begin(); it != peer_reports_.end();) {
+    if (now.count(it->first) != 0) {
+      ++it;
+      continue;
+    }
+    CAIRN_RETURN_IF_ERROR(etcd_->Delete(PeerReportKey(options_.prefix, options_.node_id, it->first)).status());
+    CAIRN_LOG_INFO("node {}: withdrew its report of {}", options_.node_id, it->first);
+    it = peer_reports_.erase(it);
+  }
   return Status::OK();
 }
 

@@ -11,7 +11,11 @@
 //   - fencing: the replicas are fenced whenever the node's Membership says it may not
 //     acknowledge, and the table is re-read before they are unfenced;
 //   - reports: a syncing replica's "copy complete" goes to etcd as `sync/<chain>/<target>`,
-//     bound to the node's lease, where the manager finds it and marks the member serving.
+//     bound to the node's lease, where the manager finds it and marks the member serving; a
+//     successor that stopped taking updates for `peer_timeout` goes there as
+//     `reports/<node>/<target>` (peer_reports.h), and is withdrawn when it moves again;
+//   - eviction: when the manager evicted this node's registration (`evict/<node>` naming its
+//     current lease), the node fences itself and registers again (Membership::Relinquish).
 // It also offers a ChainClient over its copy of the table, for the node's own writes and reads.
 //
 // Thread-safety: every public method is thread-safe.
@@ -60,6 +64,9 @@ struct ReplicaServiceOptions {
   std::string data_dir;    // the replica store's directory
   std::chrono::milliseconds poll{250};
   std::chrono::milliseconds tick{20};
+  // A chain successor that takes no update for this long is reported to the manager
+  // (`reports/<node>/<target>`, peer_reports.h). Default 3 s.
+  std::chrono::milliseconds peer_timeout{3000};
   // Where the replicas keep their blobs (chunks); must outlive the service. Null: chains carry no
   // blobs here (chain_host.h).
   replication::BlobStore* blobs = nullptr;
@@ -144,6 +151,12 @@ class ReplicaService {
   std::map<uint32_t, uint64_t> held_;                       // loop only: chain -> incarnation it runs under
   std::map<uint32_t, uint64_t> delivered_;                  // loop only: chain -> version delivered
   std::map<uint32_t, uint64_t> reported_;                   // loop only: chain -> version reported synced
+  // Loop only: the peer reports in etcd (target -> incarnation reported), and the lease they are
+  // bound to (they vanish with it).
+  std::map<std::string, uint64_t> peer_reports_;
+  int64_t peer_reports_lease_ = 0;
+  // Reports the successors that stall (peer reports), withdraws those that moved again.
+  Status ReportStalls(const std::map<uint32_t, replication::PeerAddress>& peers, int64_t lease);
   std::atomic<uint64_t> rounds_{0};
   std::thread thread_;
 };

@@ -94,6 +94,9 @@ std::vector<Field> Fields(Config& c) {
       {"cluster", "chains", UintRef{&c.cluster.chains}},
       {"cluster", "orphan_interval_seconds", UintRef{&c.cluster.orphan_interval_seconds}},
       {"cluster", "orphan_grace_seconds", UintRef{&c.cluster.orphan_grace_seconds}},
+      {"cluster", "peer_timeout_ms", UintRef{&c.cluster.peer_timeout_ms}},
+      {"cluster", "eviction_quarantine_seconds", UintRef{&c.cluster.eviction_quarantine_seconds}},
+      {"cluster", "rpc_advertise", &c.cluster.rpc_advertise},
   };
 }
 
@@ -339,6 +342,16 @@ Status ValidateCluster(const ClusterConfig& c) {
   if (c.orphan_interval_seconds > kYear) {
     return Status::ConfigError(
         fmt::format("cluster.orphan_interval_seconds: {} is outside [0, {}]", c.orphan_interval_seconds, kYear));
+  }
+  if (c.peer_timeout_ms < 200 || c.peer_timeout_ms > 600000) {
+    return Status::ConfigError(fmt::format("cluster.peer_timeout_ms: {} is outside [200, 600000]", c.peer_timeout_ms));
+  }
+  if (c.eviction_quarantine_seconds > 86400) {
+    return Status::ConfigError(fmt::format("cluster.eviction_quarantine_seconds: {} is outside [0, 86400]",
+                                           c.eviction_quarantine_seconds));
+  }
+  if (c.rpc_advertise.starts_with("0.0.0.0:") || c.rpc_advertise.starts_with("[::]:")) {
+    return Status::ConfigError("cluster.rpc_advertise: " + c.rpc_advertise + " is not an address peers can dial");
   }
   return Status::OK();
 }

@@ -97,6 +97,15 @@ struct ClusterConfig {
   // least 1), which must exceed the longest PUT or part upload (cluster/orphans.h).
   uint64_t orphan_interval_seconds = 3600;
   uint64_t orphan_grace_seconds = 86400;
+  // A chain successor that takes no update for this long is reported by its predecessor; the
+  // manager evicts the node its peers cannot reach (docs/design/cluster.md). Milliseconds,
+  // default 3000, in [200, 600000].
+  uint64_t peer_timeout_ms = 3000;
+  // How long an evicted node gets no new chain, in seconds. Default 60, in [0, 86400].
+  uint64_t eviction_quarantine_seconds = 60;
+  // The RPC address registered for peers to dial, when it is not the one the node binds (a
+  // proxy, a NAT). Default empty: the bound address.
+  std::string rpc_advertise;
 };
 
 struct Config {

@@ -322,6 +322,9 @@ void ChainReplica::ResetVolatile() {
   pending_.clear();
   durable_level_ = durable_.store.last_seq;
   downstream_acked_ = 0;
+  successor_durable_ = 0;
+  durable_at_last_tick_ = 0;
+  stalled_ticks_ = 0;
   acked_level_ = durable_.store.last_seq;
   exposed_level_ = durable_.store.last_seq;
   ack_sent_ = 0;
@@ -414,6 +417,11 @@ bool ChainReplica::Quiescent() const {
   return !Successor() || downstream_acked_ == applied_.last_seq;
 }
 
+std::optional<ChainReplica::Stall> ChainReplica::StalledSuccessor() const {
+  if (phase_ != Phase::kReady || !Serves() || stalled_ticks_ == 0 || !Successor()) return std::nullopt;
+  return Stall{view_->members[self_ + 1].id, stalled_ticks_};
+}
+
 // ---- Views ----
 
 Effects ChainReplica::OnView(const ChainView& view) {
@@ -454,6 +462,9 @@ void ChainReplica::InstallView(Effects& out) {
   // A complete copy carries on in the new version: everything not acknowledged upstream is
   // forwarded again (the successor may be new) and the successor's acknowledgements restart.
   downstream_acked_ = acked_level_;
+  successor_durable_ = acked_level_;
+  durable_at_last_tick_ = acked_level_;
+  stalled_ticks_ = 0;
   first_seq_ = acked_level_ + 1;
   acked_at_last_tick_ = acked_level_;
   ack_sent_ = 0;
@@ -564,7 +575,7 @@ void ChainReplica::HandleUpdate(NodeId from, const Update& update, Effects& out)
       write.update = update;
       StartWrite(std::move(write), out);
     } else if (update.seq < sync_next_ && update.seq <= acked_level_ && acked_level_ > 0) {
-      out.sends.push_back({Endpoint::Replica(from), Ack{chain_id_, view_->version, acked_level_}});
+      out.sends.push_back({Endpoint::Replica(from), Ack{chain_id_, view_->version, acked_level_, durable_level_}});
       ack_sent_ = std::max(ack_sent_, acked_level_);
     }
     return;
@@ -572,9 +583,11 @@ void ChainReplica::HandleUpdate(NodeId from, const Update& update, Effects& out)
 
   const uint64_t last = applied_.last_seq;
   if (update.seq <= last) {
-    // A retransmission: our acknowledgement may have been lost.
-    if (update.seq <= acked_level_) {
-      out.sends.push_back({Endpoint::Replica(from), Ack{chain_id_, view_->version, acked_level_}});
+    // A retransmission: our acknowledgement may have been lost, or our successor is slow and the
+    // predecessor wants to know whether we still take updates. Answered once per resent batch
+    // (which starts just past what we acknowledged), with what our own disk holds.
+    if (update.seq <= acked_level_ + 1) {
+      out.sends.push_back({Endpoint::Replica(from), Ack{chain_id_, view_->version, acked_level_, durable_level_}});
       ack_sent_ = std::max(ack_sent_, acked_level_);
     }
     return;
@@ -670,6 +683,7 @@ void ChainReplica::HandleAck(NodeId from, const Ack& ack, Effects& out) {
   if (phase_ != Phase::kReady) return;
   if (Successor() != from && !options_.faults.skip_version_check) return;
   downstream_acked_ = std::max(downstream_acked_, std::min(ack.seq, applied_.last_seq));
+  successor_durable_ = std::max({successor_durable_, downstream_acked_, std::min(ack.durable, applied_.last_seq)});
   Progress(out);
 }
 
@@ -689,7 +703,7 @@ void ChainReplica::Progress(Effects& out) {
   }
   if (!Serves()) return;
   if (auto predecessor = Predecessor(); predecessor && acked_level_ > ack_sent_) {
-    out.sends.push_back({Endpoint::Replica(*predecessor), Ack{chain_id_, view_->version, acked_level_}});
+    out.sends.push_back({Endpoint::Replica(*predecessor), Ack{chain_id_, view_->version, acked_level_, durable_level_}});
     ack_sent_ = acked_level_;
   }
   if (phase_ == Phase::kReady && IsHead()) {
@@ -1274,6 +1288,16 @@ Effects ChainReplica::OnTick() {
       Forward(downstream_acked_ + 1, std::min(applied_.last_seq, downstream_acked_ + options_.resend_window), out);
     }
     acked_at_last_tick_ = downstream_acked_;
+    // The successor stalls when what its own disk holds stops moving while it lacks updates we
+    // sent; a successor holding all of them waits on its own successor, which it watches itself.
+    if (successor_durable_ >= applied_.last_seq || successor_durable_ != durable_at_last_tick_) {
+      stalled_ticks_ = 0;
+    } else {
+      ++stalled_ticks_;
+    }
+    durable_at_last_tick_ = successor_durable_;
+  } else {
+    stalled_ticks_ = 0;
   }
   Progress(out);
   if (IsHead() && ++ticks_ % options_.commit_resend_ticks == 0 && exposed_level_ > 0) BroadcastCommit(out);

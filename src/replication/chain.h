@@ -226,10 +226,14 @@ struct Update {
 };
 
 // Cumulative: every update through `seq` is durable at the sender and everything after it.
+// `durable`: every update through it is durable at the sender itself (its own disk, whatever its
+// successors hold), so that a predecessor can tell a successor that stopped taking updates from
+// one whose own successor is slow (peer reports, docs/design/cluster.md).
 struct Ack {
   ChainId chain_id = 0;
   uint64_t chain_version = 0;
   uint64_t seq = 0;
+  uint64_t durable = 0;
   bool operator==(const Ack&) const = default;
 };
 
@@ -572,6 +576,15 @@ class ChainReplica {
   // True when a member with nothing in flight: no pending updates, durable writes, parked reads or
   // waiting clients, and everything applied is acknowledged.
   bool Quiescent() const;
+  // The successor, when it has stopped taking updates: for `ticks` consecutive ticks it lacked
+  // updates this replica sent and what its own disk holds (Ack::durable) did not move. A successor
+  // that holds them all but waits on its own successor does not count. For the peer reports of
+  // the cluster (docs/design/cluster.md); nullopt while none stalls.
+  struct Stall {
+    MemberId successor;
+    uint32_t ticks = 0;
+  };
+  std::optional<Stall> StalledSuccessor() const;
 
  private:
   struct PendingWrite {
@@ -694,6 +707,11 @@ class ChainReplica {
   uint64_t ack_sent_ = 0;          // highest U sent upstream in this view
   uint64_t first_seq_ = 1;         // first_seq of what this replica forwards in this view
   uint64_t acked_at_last_tick_ = 0;
+  // The successor's own durable level as its acknowledgements last told it (at least A), its value
+  // at the last tick, and the ticks it has not moved while short of L (StalledSuccessor).
+  uint64_t successor_durable_ = 0;
+  uint64_t durable_at_last_tick_ = 0;
+  uint32_t stalled_ticks_ = 0;
   uint64_t commit_sent_ = 0;  // head: the E last announced in this view
   uint64_t ticks_ = 0;
 

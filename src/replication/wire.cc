@@ -168,6 +168,7 @@ void Write(Writer& w, const Ack& m) {
   w.U32(m.chain_id);
   w.U64(m.chain_version);
   w.U64(m.seq);
+  w.U64(m.durable);
 }
 
 void Write(Writer& w, const Commit& m) {
@@ -434,6 +435,7 @@ void Read(Reader& r, Ack& m) {
   m.chain_id = r.U32();
   m.chain_version = r.U64();
   m.seq = r.U64();
+  m.durable = r.U64();
 }
 
 void Read(Reader& r, Commit& m) {

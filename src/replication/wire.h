@@ -4,7 +4,7 @@
 // A body:
 //
 //   offset  size  field
-//   0       1     format version, kWireVersion (4)
+//   0       1     format version, kWireVersion (5)
 //   1       1     message tag (Tag below: the message's index in the Message variant)
 //   2       n     the message's fields, in the order chain.h declares them
 //
@@ -30,7 +30,7 @@
 //   0  Update            u32 chain_id, u64 chain_version, u64 seq, u64 first_seq, u64 op_id,
 //                        mutations, string result, optional<Blob> blob, u64 stamp_ms, op ids forget,
 //                        strings purge
-//   1  Ack               u32 chain_id, u64 chain_version, u64 seq
+//   1  Ack               u32 chain_id, u64 chain_version, u64 seq, u64 durable
 //   2  Commit            u32 chain_id, u64 chain_version, u64 seq
 //   3  StaleChain        u32 chain_id, u64 version
 //   4  ClientWrite       u64 request_id, u32 chain_id, u64 chain_version, u64 op_id, string command,
@@ -75,7 +75,7 @@ namespace cairn::replication::wire {
 inline constexpr uint16_t kFrameChainMessage = 16;
 
 // The first byte of every body.
-inline constexpr uint8_t kWireVersion = 4;
+inline constexpr uint8_t kWireVersion = 5;
 
 // The second byte of every body. Equal to the message's index in the Message variant (wire.cc
 // checks this at compile time, so reordering the variant breaks the build, not the wire).

@@ -227,6 +227,21 @@ void PrintStatus(const nlohmann::json& j) {
     std::cout << "resync: chain " << r.value("chain", 0) << ", " << Text(r, "target") << ": copy " << Text(r, "copy")
               << " (version " << r.value("version", uint64_t{0}) << ")\n";
   }
+  for (const Json& r : j.value("peer_reports", Json::array())) {
+    std::cout << "peer report: " << Text(r, "reporter") << " cannot get updates through to " << Text(r, "target")
+              << "\n";
+  }
+  for (const Json& e : j.value("evictions", Json::array())) {
+    std::cout << "eviction: " << Text(e, "node") << " (lease " << e.value("lease", int64_t{0})
+              << ") evicted by the manager on its peers' reports; no new chain until "
+              << e.value("until_ms", uint64_t{0}) << " ms since the epoch\n";
+  }
+  for (const Json& n : j.value("nodes", Json::array())) {
+    if (n.contains("quarantined_until_ms")) {
+      std::cout << "quarantined: " << Text(n, "id") << " was evicted and gets no new chain until "
+                << n.value("quarantined_until_ms", uint64_t{0}) << " ms since the epoch\n";
+    }
+  }
   const Json local = j.value("local_replicas", Json::array());
   if (!local.empty()) {
     std::cout << "\nthis node's replicas:\n";

@@ -122,6 +122,9 @@ int RunServer(const ServerArgs& args) {
     no.replicas = static_cast<uint32_t>(cc.replicas);
     no.chain_count = static_cast<uint32_t>(cc.chains);
     no.data_dir = config.server.data_dir;
+    no.peer_timeout = std::chrono::milliseconds(cc.peer_timeout_ms);
+    no.eviction_quarantine = std::chrono::seconds(cc.eviction_quarantine_seconds);
+    no.rpc_advertise = cc.rpc_advertise;
     // Fail-stop: a node whose replica store fails leaves the cluster the way SIGTERM makes it.
     no.on_fatal = [](const Status& why) {
       CAIRN_LOG_ERROR("leaving the cluster: {}", why.ToString());
@@ -352,6 +355,21 @@ void AddServerCommand(CLI::App& root, CommandAction& action) {
                "Seconds an unnamed chunk is spared: longer than any PUT (default 86400, [cluster] orphan_grace_seconds)",
                [](ClusterConfig& c, const ClusterConfig& f) { c.orphan_grace_seconds = f.orphan_grace_seconds; })
       ->check(CLI::Range(uint64_t{1}, uint64_t{365} * 86400));
+  cluster_flag("--peer-timeout-ms", &args->cluster.peer_timeout_ms,
+               "Milliseconds a chain successor may take no update before its peers report it (default 3000, "
+               "[cluster] peer_timeout_ms)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.peer_timeout_ms = f.peer_timeout_ms; })
+      ->check(CLI::Range(uint64_t{200}, uint64_t{600000}));
+  cluster_flag("--eviction-quarantine", &args->cluster.eviction_quarantine_seconds,
+               "Seconds a node evicted on its peers' reports gets no new chain (default 60, "
+               "[cluster] eviction_quarantine_seconds)",
+               [](ClusterConfig& c, const ClusterConfig& f) {
+                 c.eviction_quarantine_seconds = f.eviction_quarantine_seconds;
+               })
+      ->check(CLI::Range(uint64_t{0}, uint64_t{86400}));
+  cluster_flag("--rpc-advertise", &args->cluster.rpc_advertise,
+               "ADDRESS:PORT peers dial for this node's RPC, when not --rpc (a proxy, a NAT; [cluster] rpc_advertise)",
+               [](ClusterConfig& c, const ClusterConfig& f) { c.rpc_advertise = f.rpc_advertise; });
   cmd->callback([&action, args] { action = [args] { return RunServer(*args); }; });
 }
 

@@ -10,6 +10,7 @@
 
 #include "cluster/etcd_harness.h"
 #include "cluster/membership.h"
+#include "cluster/peer_reports.h"
 #include "test_util.h"
 
 namespace cairn::cluster {
@@ -136,6 +137,88 @@ TEST_F(ManagerTest, BuildsFollowsNodesAndFailsOver) {
   const std::string gone = first_was_n1 ? "n1" : "n2";
   ASSERT_TRUE(TableEventually([&](const Chain& c) { return Nodes(c).count(gone) == 0 && !c.members.empty(); }));
   EXPECT_TRUE(first_was_n1 ? m2->is_manager() : m1->is_manager());
+}
+
+// Peer reports (peer_reports.h): n3 keeps its lease but n1 and n2 report it. The manager writes
+// its eviction under n3's lease; n3 relinquishes (as its ReplicaService would on reading the
+// record) and registers again, quarantined; its old incarnation leaves every chain, the record is
+// deleted, and the quarantined n3 gets no chain until its quarantine ends.
+TEST_F(ManagerTest, EvictsTheNodeItsPeersReportAndQuarantinesIt) {
+  options_.report_settle = 200ms;
+  auto n1 = Join("n1"), n2 = Join("n2"), n3 = Join("n3");
+  auto m1 = RunManager("n1", n1.get());
+  ASSERT_TRUE(TableEventually([](const Chain& c) { return Nodes(c).size() == 3; }));
+  const int64_t lease = n3->lease_id();
+  const PeerReport report_a{"n1", "n3/0", static_cast<uint64_t>(lease)};
+  const PeerReport report_b{"n2", "n3/0", static_cast<uint64_t>(lease)};
+  ASSERT_OK(client_->Put(PeerReportKey(options_.prefix, "n1", "n3/0"), EncodePeerReport(report_a), n1->lease_id()));
+  ASSERT_OK(client_->Put(PeerReportKey(options_.prefix, "n2", "n3/0"), EncodePeerReport(report_b), n2->lease_id()));
+
+  std::optional<Eviction> eviction;
+  const auto deadline = Clock::now() + 10s;
+  while (!eviction && Clock::now() < deadline) {
+    auto r = client_->Get(EvictionKey(options_.prefix, "n3"));
+    ASSERT_OK(r);
+    if (!r->kvs.empty()) {
+      auto e = DecodeEviction(options_.prefix, r->kvs.front());
+      ASSERT_OK(e);
+      eviction = *e;
+    }
+    std::this_thread::sleep_for(50ms);
+  }
+  ASSERT_TRUE(eviction) << "no eviction written";
+  EXPECT_EQ(eviction->lease, lease);
+  EXPECT_EQ(m1->evictions(), 1u);
+  // Until n3 acts, its chains keep it: it may still serve, so the table must not move past it.
+  const std::vector<Chain> table = Table();
+  EXPECT_TRUE(std::all_of(table.begin(), table.end(), [](const Chain& c) { return Nodes(c).size() == 3; }));
+
+  // n3 acts: fenced at once, then a new lease and a quarantined registration.
+  n3->Relinquish(lease, eviction->until_ms);
+  EXPECT_FALSE(n3->MayAcknowledge());
+  ASSERT_TRUE(TableEventually([](const Chain& c) { return Nodes(c) == std::set<std::string>{"n1", "n2"}; }));
+  const auto registered = Clock::now() + 5s;
+  while (n3->lease_id() == lease && Clock::now() < registered) std::this_thread::sleep_for(20ms);
+  ASSERT_NE(n3->lease_id(), lease);
+  auto reg = client_->Get(Membership::NodeKey(mopts_, "n3"));
+  ASSERT_OK(reg);
+  ASSERT_EQ(reg->kvs.size(), 1u);
+  auto record = DecodeNodeRecord(reg->kvs.front());
+  ASSERT_TRUE(record);
+  EXPECT_EQ(record->info.quarantined_until_ms, eviction->until_ms);
+  // The record is gone once acted on; the quarantined node stays out of the chains.
+  const auto gone = Clock::now() + 5s;
+  bool deleted = false;
+  while (!deleted && Clock::now() < gone) {
+    auto r = client_->Get(EvictionKey(options_.prefix, "n3"));
+    ASSERT_OK(r);
+    deleted = r->kvs.empty();
+    std::this_thread::sleep_for(50ms);
+  }
+  EXPECT_TRUE(deleted);
+  std::this_thread::sleep_for(500ms);  // several manager rounds
+  for (const Chain& c : Table()) EXPECT_EQ(Nodes(c), (std::set<std::string>{"n1", "n2"})) << "chain " << c.id;
+}
+
+// A single broken link: n1 reports n3 and n3 reports n1. One end goes, not both.
+TEST_F(ManagerTest, OneBrokenLinkEvictsOneNode) {
+  options_.report_settle = 200ms;
+  auto n1 = Join("n1"), n2 = Join("n2"), n3 = Join("n3");
+  auto m1 = RunManager("n1", n1.get());
+  ASSERT_TRUE(TableEventually([](const Chain& c) { return Nodes(c).size() == 3; }));
+  ASSERT_OK(client_->Put(PeerReportKey(options_.prefix, "n1", "n3/0"),
+                         EncodePeerReport({"n1", "n3/0", static_cast<uint64_t>(n3->lease_id())}), n1->lease_id()));
+  ASSERT_OK(client_->Put(PeerReportKey(options_.prefix, "n3", "n1/0"),
+                         EncodePeerReport({"n3", "n1/0", static_cast<uint64_t>(n1->lease_id())}), n3->lease_id()));
+  const auto deadline = Clock::now() + 10s;
+  while (m1->evictions() == 0 && Clock::now() < deadline) std::this_thread::sleep_for(50ms);
+  ASSERT_EQ(m1->evictions(), 1u);
+  std::this_thread::sleep_for(1s);  // the node has not acted: nothing more is evicted meanwhile
+  EXPECT_EQ(m1->evictions(), 1u);
+  auto r = client_->GetPrefix(options_.prefix + "evict/");
+  ASSERT_OK(r);
+  ASSERT_EQ(r->kvs.size(), 1u);
+  EXPECT_EQ(r->kvs.front().key, EvictionKey(options_.prefix, "n3"));
 }
 
 }  // namespace

@@ -313,7 +313,10 @@ TEST(ConfigTest, TomlRenderingOfDefaults) {
             "replicas = 3\n"
             "chains = 64\n"
             "orphan_interval_seconds = 3600\n"
-            "orphan_grace_seconds = 86400\n");
+            "orphan_grace_seconds = 86400\n"
+            "peer_timeout_ms = 3000\n"
+            "eviction_quarantine_seconds = 60\n"
+            "rpc_advertise = \"\"\n");
 }
 
 TEST(ConfigTest, ClusterTable) {

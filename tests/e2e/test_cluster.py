@@ -27,6 +27,10 @@ What is checked, through the real `cairn admin status --json` of a node:
     DELETE is NoSuchKey, and the listing (the same on every node) is exactly the acknowledged
     objects, plus possibly objects whose PUT or DELETE had no answer (a timeout, a reset),
     each of which either reads back whole or is NoSuchKey;
+  - a node its peers cannot reach while it keeps its etcd lease (its RPC behind a relay that turns
+    into a black hole, `--rpc-advertise`): its peers report it, the manager evicts it, it fences
+    itself and registers again quarantined, every chain goes on without it; healed, it is placed
+    again after the quarantine and resyncs; nothing acknowledged is lost (as above);
   - SIGTERM: a PUT in flight on the node finishes first, then the node leaves at once (its lease
     revoked) and exits 0.
 
@@ -45,8 +49,10 @@ import itertools
 import json
 import os
 import random
+import select
 import shutil
 import signal
+import socket
 import subprocess
 import tempfile
 import threading
@@ -67,6 +73,8 @@ LEASE_TTL_S = 2
 CHAINS = 8
 ORPHAN_INTERVAL_S = 2
 ORPHAN_GRACE_S = 20
+PEER_TIMEOUT_MS = 2000
+EVICTION_QUARANTINE_S = 5
 REPLICAS = 3
 NODES = ("n1", "n2", "n3")
 # A departure is seen within the lease TTL plus a manager round (0.5 s); the bound is generous
@@ -171,7 +179,10 @@ class Cluster:
                 "--chains", str(CHAINS), "--replicas", str(REPLICAS),
                 # The orphan collector looks every 2 s and drops unnamed blobs older than 20 s: it runs
                 # through every scenario below, and nothing acknowledged may lose a chunk to it.
-                "--orphan-interval", str(ORPHAN_INTERVAL_S), "--orphan-grace", str(ORPHAN_GRACE_S)]
+                "--orphan-interval", str(ORPHAN_INTERVAL_S), "--orphan-grace", str(ORPHAN_GRACE_S),
+                # Peer reports: a successor that takes no update for 2 s is reported; an evicted
+                # node gets no new chain for 5 s.
+                "--peer-timeout-ms", str(PEER_TIMEOUT_MS), "--eviction-quarantine", str(EVICTION_QUARANTINE_S)]
 
     def data_dir(self, node_id):
         return os.path.join(self.tmp, node_id)
@@ -1026,6 +1037,117 @@ def test_orphan_collection_spares_every_named_chunk(cluster):
     assert figures["cairn_orphan_passes_total"] >= 1, "the collector never completed a pass"
     print(f"orphan collection: {figures['cairn_orphan_passes_total']} passes (on the nodes running now), "
           f"{figures['cairn_orphan_blobs_dropped_total']} unnamed blobs dropped")
+
+
+class BlackHoleRelay:
+    """A TCP relay on loopback in front of one node's RPC port. cut(): it stops moving bytes either
+    way but keeps every connection open, and accepts new ones it never serves (a black hole:
+    nothing is refused, nothing arrives); heal(): bytes flow again."""
+
+    def __init__(self, upstream_port):
+        self.upstream_port = upstream_port
+        self._listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self._listener.bind(("127.0.0.1", 0))
+        self._listener.listen(64)
+        self.port = self._listener.getsockname()[1]
+        self._flowing = threading.Event()
+        self._flowing.set()
+        self._closed = threading.Event()
+        threading.Thread(target=self._accept, name="relay-accept", daemon=True).start()
+
+    def cut(self):
+        self._flowing.clear()
+
+    def heal(self):
+        self._flowing.set()
+
+    def close(self):
+        self._closed.set()
+        self._flowing.set()
+        self._listener.close()
+
+    def _accept(self):
+        while not self._closed.is_set():
+            try:
+                conn, _ = self._listener.accept()
+                upstream = socket.create_connection(("127.0.0.1", self.upstream_port), timeout=5)
+            except OSError:
+                continue
+            for src, dst in ((conn, upstream), (upstream, conn)):
+                threading.Thread(target=self._pump, args=(src, dst), name="relay-pump", daemon=True).start()
+
+    def _pump(self, src, dst):
+        try:
+            while not self._closed.is_set():
+                self._flowing.wait()
+                readable, _, _ = select.select([src], [], [], 0.1)
+                if not readable or not self._flowing.is_set():
+                    continue
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (src, dst):
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                s.close()
+
+
+def lease_of(status, node_id):
+    return next((n["lease"] for n in status["nodes"] if n["id"] == node_id), None)
+
+
+def test_node_its_peers_cannot_reach_is_evicted_and_returns(cluster, pytestconfig, tmp_path, s3_workload):
+    cluster.wait_for("n1", all_full_and_serving, FORM_TIMEOUT_S, "the cluster formed")
+    victim, witness = "n3", "n1"
+    srv = cluster.nodes[victim]
+    plain_args = list(srv.extra_args)
+    rpc_port = int(plain_args[plain_args.index("--rpc") + 1].rsplit(":", 1)[1])
+    relay = BlackHoleRelay(rpc_port)
+    try:
+        # The victim again, its peers dialling it through the relay; its etcd and S3 stay direct.
+        assert srv.stop() == 0
+        srv.extra_args = plain_args + ["--rpc-advertise", f"127.0.0.1:{relay.port}"]
+        srv.start()
+        cluster.wait_for(witness, lambda s: all_full_and_serving(s) and any(
+            n["id"] == victim and n["rpc"] == f"127.0.0.1:{relay.port}" for n in s["nodes"]), FORM_TIMEOUT_S,
+            f"{victim} back behind the relay, every chain full and serving")
+        writer = ChainWriter(pytestconfig.getoption("--chain-kv-bin"), cluster, tmp_path)
+        workload = s3_workload()
+        writer.wait_for_progress("before the cut", count=50)
+        workload.wait_for_progress("before the cut", every_node=True)
+        lease = lease_of(cluster.status(witness), victim)
+
+        relay.cut()
+        started = time.monotonic()
+        # Reported by its peers, evicted: it registered again (another lease) quarantined, and no
+        # chain names it. Its lease never lapsed: only the reports can have done this.
+        status = cluster.wait_for(
+            witness, lambda s: lease_of(s, victim) not in (None, lease) and f"{victim}/0" not in targets_in_chains(s),
+            DEPARTURE_TIMEOUT_S, f"{victim} (cut off from its peers, not from etcd) evicted")
+        evicted_after = time.monotonic() - started
+        record = next(n for n in status["nodes"] if n["id"] == victim)
+        assert record.get("quarantined_until_ms", 0) > 0, record
+        print(f"{victim} cut off from its peers: evicted from every chain after {evicted_after:.1f} s "
+              f"(peer timeout {PEER_TIMEOUT_MS} ms); registered again under lease {record['lease']}, quarantined")
+        writer.wait_for_progress(f"{victim} evicted")
+        workload.wait_for_progress(f"{victim} evicted")
+
+        relay.heal()
+        check_data_after(cluster, writer, workload, f"{victim} cut off from its peers, evicted, healed")
+    finally:
+        relay.close()
+        if srv.extra_args != plain_args:
+            srv.stop()
+            srv.extra_args = plain_args
+            srv.start()
+            cluster.wait_for(witness, all_full_and_serving, FORM_TIMEOUT_S, f"{victim} back without the relay")
 
 
 def test_sigterm_leaves_at_once_and_exits_cleanly(cluster):

@@ -82,6 +82,60 @@ TEST(ChainReplica, RefusesOtherChainVersions) {
   EXPECT_EQ(Sent<Update>(current, Endpoint::Replica(3))[0].chain_version, 2u);
 }
 
+// Peer reports: a predecessor names its successor stalled only when that successor's own disk stops
+// taking updates, not when the successor waits on a slow successor of its own.
+TEST(ChainReplica, StalledSuccessorIsTheOneThatStopsTakingUpdates) {
+  const ChainView view = View(1, {M(1), M(2), M(3)});
+  ChainReplica head = Founding(1, view);
+  ChainReplica middle = Founding(2, view);
+  Effects write = head.OnMessage(kClient, ClientWrite{1, kChain, 1, /*op_id=*/1, KvStateMachine::Put("k", "a")});
+  (void)Persist(head, write);
+  ASSERT_EQ(Sent<Update>(write, Endpoint::Replica(2)).size(), 1u);
+  // The middle takes the update and persists it; the tail never answers (a hung disk).
+  Effects forwarded = middle.OnMessage(Endpoint::Replica(1), Sent<Update>(write, Endpoint::Replica(2))[0]);
+  ASSERT_EQ(Sent<Update>(forwarded, Endpoint::Replica(3)).size(), 1u);
+  EXPECT_TRUE(Sent<Ack>(Persist(middle, forwarded), Endpoint::Replica(1)).empty());  // U waits on the tail
+
+  for (int tick = 1; tick <= 10; ++tick) {
+    Effects head_tick = head.OnTick();
+    // The head resends; the middle answers the resend with what its disk holds.
+    for (const Update& resent : Sent<Update>(head_tick, Endpoint::Replica(2))) {
+      Effects answer = middle.OnMessage(Endpoint::Replica(1), resent);
+      for (const Ack& ack : Sent<Ack>(answer, Endpoint::Replica(1))) {
+        EXPECT_EQ(ack.seq, 0u);
+        EXPECT_EQ(ack.durable, 1u);
+        (void)head.OnMessage(Endpoint::Replica(2), ack);
+      }
+    }
+    (void)middle.OnTick();
+  }
+  EXPECT_FALSE(head.StalledSuccessor()) << "the middle holds every update; its successor is the slow one";
+  ASSERT_TRUE(middle.StalledSuccessor());
+  EXPECT_EQ(middle.StalledSuccessor()->successor, (MemberId{3, 1}));
+  EXPECT_GE(middle.StalledSuccessor()->ticks, 9u);
+
+  // The tail answers at last: nobody stalls, and the write commits.
+  Effects tail_ack = middle.OnMessage(Endpoint::Replica(3), Ack{kChain, 1, 1, 1});
+  ASSERT_EQ(Sent<Ack>(tail_ack, Endpoint::Replica(1)).size(), 1u);
+  Effects committed = head.OnMessage(Endpoint::Replica(2), Sent<Ack>(tail_ack, Endpoint::Replica(1))[0]);
+  EXPECT_EQ(Sent<ClientWriteReply>(committed, kClient).size(), 1u);
+  (void)middle.OnTick();
+  (void)head.OnTick();
+  EXPECT_FALSE(middle.StalledSuccessor());
+  EXPECT_FALSE(head.StalledSuccessor());
+
+  // Now the middle stops answering: the head's next update is neither persisted nor acknowledged.
+  Effects second = head.OnMessage(kClient, ClientWrite{2, kChain, 1, /*op_id=*/2, KvStateMachine::Put("k", "b")});
+  (void)Persist(head, second);
+  for (int tick = 1; tick <= 10; ++tick) (void)head.OnTick();
+  ASSERT_TRUE(head.StalledSuccessor());
+  EXPECT_EQ(head.StalledSuccessor()->successor, (MemberId{2, 1}));
+
+  // A new view (the manager's answer) starts counting again.
+  (void)head.OnView(View(2, {M(1), M(3)}));
+  EXPECT_FALSE(head.StalledSuccessor());
+}
+
 TEST(ChainReplica, ReorderedUpdateWaitsAndGapAsksForResync) {
   ChainReplica middle = Founding(2, View(1, {M(1), M(2), M(3)}));
 

@@ -53,7 +53,7 @@ std::vector<Message> Samples() {
   out.push_back(Update{1, 2, 3, 1, 4, {KvMutation{"k", std::string()}}, ""});  // an empty value is not a delete
   out.push_back(Update{1, 2, 3, 1, 4, {KvMutation{"", std::nullopt}, KvMutation{"k", "v"}}, "r"});
   out.push_back(Ack{});
-  out.push_back(Ack{kMax32, kMax, kMax});
+  out.push_back(Ack{kMax32, kMax, kMax, kMax});
   out.push_back(Commit{7, 8, 9});
   out.push_back(StaleChain{kMax32, 0});
   out.push_back(ClientWrite{kMax, 1, 2, kMax, kBinary, std::nullopt, {}, kMax});
@@ -111,15 +111,16 @@ void PutLe(std::string& body, size_t at, uint64_t v, size_t width) {
 }
 
 TEST(ChainWire, LayoutIsAsDocumented) {
-  const std::string ack = Encode(Ack{0x04030201, 0x0c0b0a0908070605, 0x14131211100f0e0d});
-  EXPECT_EQ(ack, std::string("\x04\x01"
+  const std::string ack = Encode(Ack{0x04030201, 0x0c0b0a0908070605, 0x14131211100f0e0d, 0x1c1b1a1918171615});
+  EXPECT_EQ(ack, std::string("\x05\x01"
                              "\x01\x02\x03\x04"
                              "\x05\x06\x07\x08\x09\x0a\x0b\x0c"
-                             "\x0d\x0e\x0f\x10\x11\x12\x13\x14",
-                             22));
+                             "\x0d\x0e\x0f\x10\x11\x12\x13\x14"
+                             "\x15\x16\x17\x18\x19\x1a\x1b\x1c",
+                             30));
   const std::string update =
       Encode(Update{1, 2, 3, 4, 5, {KvMutation{"k", "vv"}}, "r", std::nullopt, 6, {7}, {"t"}});
-  EXPECT_EQ(update.substr(0, 2), std::string("\x04\x00", 2));
+  EXPECT_EQ(update.substr(0, 2), std::string("\x05\x00", 2));
   EXPECT_EQ(update.substr(38), std::string("\x01\x00\x00\x00"                  // one mutation
                                            "\x01\x00\x00\x00k"                 // its key
                                            "\x01\x02\x00\x00\x00vv"            // its value
@@ -197,7 +198,7 @@ TEST(ChainWire, TrailingBytesAreCorruption) {
 
 TEST(ChainWire, UnknownVersionOrTagIsCorruption) {
   const std::string good = Encode(Commit{1, 2, 3});
-  for (int version : {0, 1, 2, 3, 5, 255}) {
+  for (int version : {0, 1, 2, 3, 4, 6, 255}) {
     std::string bad = good;
     bad[0] = static_cast<char>(version);
     ExpectCorrupt(bad, "version " + std::to_string(version));
@@ -365,7 +366,7 @@ class Random {
       case 0:
         return Update{U32(), U64(), U64(), U64(), U64(), Mutations(), Bytes(), AnyBlob(), U64(), OpIds(), Strings()};
       case 1:
-        return Ack{U32(), U64(), U64()};
+        return Ack{U32(), U64(), U64(), U64()};
       case 2:
         return Commit{U32(), U64(), U64()};
       case 3:

@@ -541,6 +541,8 @@ std::string Server::SingleNodeStatus() const {
       {"nodes", Json::array({node})},
       {"chains", Json::array()},
       {"resync", Json::array()},
+      {"peer_reports", Json::array()},
+      {"evictions", Json::array()},
       {"fenced", false},
       {"is_manager", false},
       {"replicas", 1},

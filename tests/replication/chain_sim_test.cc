@@ -66,6 +66,7 @@ TEST(ChainSim, Seeds) {
     total.partitions += result.stats.partitions;
     total.view_changes += result.stats.view_changes;
     total.syncs += result.stats.syncs;
+    total.evictions += result.stats.evictions;
     total.writes += result.stats.writes;
     total.results_kept += result.stats.results_kept;
     total.tombstones_kept += result.stats.tombstones_kept;
@@ -83,7 +84,8 @@ TEST(ChainSim, Seeds) {
   std::cout << seeds.size() << " seeds, " << failed.size() << " failed; " << total.ops << " operations ("
             << total.ops_ok << " answered, " << total.ops_gave_up << " given up), " << total.crashes << " crashes, "
             << total.partitions << " partitions, " << total.view_changes << " chain versions, " << total.syncs
-            << " resyncs, " << total.events << " events; at most " << total.lin_states
+            << " resyncs, " << total.evictions << " evictions on peer reports, " << total.events
+            << " events; at most " << total.lin_states
             << " linearizability search states in one seed; " << total.results_kept << " results kept of "
             << total.writes << " writes, " << total.tombstones_kept << " tombstones kept\n";
   if (!failed.empty()) {

@@ -20,6 +20,13 @@
 //     one; appends a live node as the syncing tail when the chain is short (one syncing member at
 //     a time); marks it serving when it reports its sync done. Every change bumps the version,
 //     and etcd's watch delivers the table to the nodes after a delay;
+//   - peer reports (cluster/peer_reports.h): a node whose successor stalled for the peer timeout
+//     reports it to etcd (refreshed every tick while it lasts, bound to the reporter's lease);
+//     once the reports have not changed for a settle time the manager picks a node with the
+//     cluster's own ChooseEviction and evicts it; the node, told in its next keepalive answer,
+//     fences itself and registers again quarantined (no new chain for a while); a node that does
+//     not act within two TTLs has its lease revoked, its members kept one TTL more. The manager
+//     evicts only while another serving member is healthy, as the faults below;
 //   - faults never take down the last healthy serving member (the design promises nothing when
 //     all N replicas fail).
 // After the active phase the network heals, crashed nodes restart, and the run continues until
@@ -28,7 +35,8 @@
 //   durability     when the head answers a write, every live serving member of its chain version
 //                  holds it on stable storage (checked at the moment of the answer);
 //   lease          no node acknowledges a write or answers a read once its lease has expired in
-//                  etcd (design invariant 5; checked at every such message);
+//                  etcd, or, for a lease the manager revoked, once the manager stopped keeping its
+//                  members (design invariant 5; checked at every such message);
 //   acknowledged   every acknowledged write is in every serving replica's store, with its
 //                  recorded result (design invariant 1);
 //   agreement      the serving replicas' stores are equal (design invariants 2 and 6);
@@ -57,6 +65,7 @@
 #include <utility>
 #include <vector>
 
+#include "cluster/peer_reports.h"
 #include "replication/chain.h"
 #include "replication/linearizability.h"
 
@@ -104,6 +113,7 @@ struct SimStats {
   int crashes = 0;
   int partitions = 0;
   int view_changes = 0;
+  int evictions = 0;
   int syncs = 0;
   int writes = 0;        // write operations invoked
   int results_kept = 0;  // operation results held at the end (the others were forgotten)
@@ -173,6 +183,12 @@ class Simulation {
   static constexpr uint64_t kOpRetention = 300;
   static constexpr int64_t kClockBase = 1'000'000;
   static constexpr int64_t kWatchLag = 60;
+  // Peer reports: a successor stalled this many ticks is reported; the manager waits for the
+  // reports to settle, and an evicted node gets no new chain for the quarantine.
+  static constexpr uint32_t kPeerTimeoutTicks = 8;
+  static constexpr int64_t kReportSettle = 40;
+  static constexpr int64_t kReportFresh = 3 * kTickPeriod;
+  static constexpr int64_t kQuarantine = 400;
   static constexpr double kDropRates[] = {0.01, 0.03, 0.08};
   static constexpr double kDuplicateRate = 0.02;
   static constexpr size_t kTraceTail = 40;
@@ -216,11 +232,26 @@ class Simulation {
     int64_t disk_free_at = 0;  // durable writes complete in order
     bool fetch_in_flight = false;
     int64_t faulted_until = -1;  // a node fault (crash, etcd cut, isolation) is active until then
+    int64_t quarantined_until = 0;  // registered with the next grant after an eviction
   };
 
   struct EtcdLease {
     uint64_t incarnation = 1;
     int64_t expiry = 0;
+    int64_t quarantined_until = 0;
+  };
+
+  // `reports/<reporter>`: the reporter (under its incarnation) saw `target` stall, at `at`.
+  struct SimReport {
+    uint64_t reporter_incarnation = 0;
+    MemberId target;
+    int64_t at = 0;
+  };
+  struct SimEviction {
+    NodeId node = 0;
+    uint64_t incarnation = 0;
+    int64_t since = 0;
+    int64_t until = 0;  // the quarantine's end
   };
 
   struct HistoryOp {
@@ -367,7 +398,7 @@ class Simulation {
   void Process(NodeId id, Effects effects) {
     Node& n = node(id);
     for (Outbound& send : effects.sends) {
-      if (Answers(send.message) && !LeaseAlive(id, n.incarnation)) {
+      if (Answers(send.message) && !LeaseAlive(id, n.incarnation) && !Held(id, n.incarnation)) {
         Fail("lease", "n" + std::to_string(id) + "#" + std::to_string(n.incarnation) + " sent " +
                           Describe(send.message) + " to " + Name(send.to) + " after its lease expired in etcd");
         return;
@@ -425,6 +456,27 @@ class Simulation {
     if (stopped_) return;
     At(now_ + kTickPeriod, [this, id] { Tick(id); });
     Drive(id, [](ChainReplica& r) { return r.OnTick(); });
+    ReportStall(id);
+  }
+
+  // Peer reports: refreshed at etcd every tick while the successor stalls (a report not refreshed
+  // is stale to the manager, as one withdrawn).
+  void ReportStall(NodeId id) {
+    Node& n = node(id);
+    if (!n.up || Fenced(n)) return;
+    const auto stall = n.replica->StalledSuccessor();
+    if (!stall || stall->ticks < kPeerTimeoutTicks) return;
+    const uint64_t incarnation = n.incarnation;
+    const MemberId target = stall->successor;
+    ToEtcd(id, [this, id, incarnation, target] {
+      if (!LeaseAlive(id, incarnation)) return;
+      auto it = reports_.find(id);
+      if (it == reports_.end() || !(it->second.target == target)) {
+        Trace("etcd: n" + std::to_string(id) + " reports n" + std::to_string(target.node) + "#" +
+              std::to_string(target.incarnation));
+      }
+      reports_[id] = SimReport{incarnation, target, now_};
+    });
   }
 
   // Durability at acknowledgement: the head answers only what every serving member of its
@@ -504,6 +556,12 @@ class Simulation {
   bool LeaseAlive(NodeId id, uint64_t incarnation) const {
     return etcd_[id].incarnation == incarnation && now_ < etcd_[id].expiry;
   }
+  // A lease the manager revoked (an eviction the node did not act on) whose members it still
+  // keeps: the node may answer until it notices, as the table has not moved past it.
+  bool Held(NodeId id, uint64_t incarnation) const {
+    auto it = held_.find(id);
+    return it != held_.end() && it->second.first == incarnation && now_ < it->second.second;
+  }
 
   void KeepaliveTick(NodeId id) {
     if (stopped_) return;
@@ -517,10 +575,18 @@ class Simulation {
       const bool ok = LeaseAlive(id, incarnation);
       if (ok) etcd_[id].expiry = now_ + kLeaseTtl;
       const ChainView table = table_;
-      FromEtcd(id, boot, Range(1, 5), [this, id, sent, incarnation, ok, table] {
+      const int64_t evicted_until =
+          eviction_ && eviction_->node == id && eviction_->incarnation == incarnation ? eviction_->until : 0;
+      FromEtcd(id, boot, Range(1, 5), [this, id, sent, incarnation, ok, table, evicted_until] {
         Node& m = node(id);
         if (m.incarnation != incarnation || !m.has_lease) return;
         if (!ok) return LeaseLost(id);
+        if (evicted_until != 0) {
+          // Evicted: fenced from now on (no lease), then a new one, quarantined.
+          Trace("n" + std::to_string(id) + " read its eviction; relinquishes #" + std::to_string(incarnation));
+          m.quarantined_until = evicted_until;
+          return LeaseLost(id);
+        }
         m.last_ok_sent = std::max(m.last_ok_sent, sent);
         Drive(id, [&](ChainReplica& r) { return r.OnView(table); });
       });
@@ -542,8 +608,9 @@ class Simulation {
     if (!n.up || n.incarnation != incarnation || n.has_lease || stopped_) return;
     const int64_t sent = now_;
     const uint64_t boot = n.boot;
-    ToEtcd(id, [this, id, sent, incarnation, boot] {
-      etcd_[id] = EtcdLease{incarnation, now_ + kLeaseTtl};
+    const int64_t quarantined_until = n.quarantined_until;
+    ToEtcd(id, [this, id, sent, incarnation, boot, quarantined_until] {
+      etcd_[id] = EtcdLease{incarnation, now_ + kLeaseTtl, quarantined_until};
       const ChainView table = table_;
       FromEtcd(id, boot, Range(1, 5), [this, id, sent, incarnation, table] {
         Node& m = node(id);
@@ -568,13 +635,15 @@ class Simulation {
   void ManagerTick() {
     if (stopped_) return;
     At(now_ + kManagerPeriod, [this] { ManagerTick(); });
+    ManageEvictions();
     ChainView next = table_;
     bool changed = false;
-    // Members whose lease expired or was replaced leave; the last serving member never does.
+    // Members whose lease expired or was replaced leave (a revoked one only after its hold); the
+    // last serving member never does.
     std::vector<Member> kept;
     int serving_kept = 0;
     for (const Member& member : next.members) {
-      if (LeaseAlive(member.id.node, member.id.incarnation)) {
+      if (LeaseAlive(member.id.node, member.id.incarnation) || Held(member.id.node, member.id.incarnation)) {
         kept.push_back(member);
         serving_kept += member.serving ? 1 : 0;
       }
@@ -604,7 +673,9 @@ class Simulation {
       for (NodeId id = 1; id <= nodes_.size(); ++id) {
         const bool member =
             std::any_of(next.members.begin(), next.members.end(), [&](const Member& m) { return m.id.node == id; });
-        if (!member && now_ + kLeaseTtl / 2 < etcd_[id].expiry) candidates.push_back(id);
+        if (!member && now_ + kLeaseTtl / 2 < etcd_[id].expiry && etcd_[id].quarantined_until <= now_) {
+          candidates.push_back(id);
+        }
       }
       if (!candidates.empty()) {
         const NodeId id = candidates[rng_() % candidates.size()];
@@ -627,6 +698,51 @@ class Simulation {
     }
   }
 
+  // The manager's side of peer reports (cluster/manager.cc, Evictions).
+  void ManageEvictions() {
+    if (eviction_) {
+      const SimEviction& e = *eviction_;
+      if (!LeaseAlive(e.node, e.incarnation)) {
+        eviction_.reset();  // acted on, or the lease went
+      } else if (now_ - e.since >= 2 * kLeaseTtl) {
+        // The node has not acted: revoke its lease, keep its members one TTL more.
+        Trace("manager: n" + std::to_string(e.node) + " did not act on its eviction; lease revoked");
+        etcd_[e.node].expiry = now_;
+        held_[e.node] = {e.incarnation, now_ + kLeaseTtl};
+        eviction_.reset();
+      }
+      return;
+    }
+    std::vector<cluster::PeerReport> reports;
+    std::string text;
+    for (const auto& [reporter, report] : reports_) {
+      if (now_ - report.at > kReportFresh || !LeaseAlive(reporter, report.reporter_incarnation)) continue;
+      reports.push_back({"n" + std::to_string(reporter), "n" + std::to_string(report.target.node) + "/0",
+                         report.target.incarnation});
+      text += reports.back().reporter + ">" + reports.back().target + "#" + std::to_string(report.target.incarnation);
+      text += " ";
+    }
+    if (text != reports_text_) {
+      reports_text_ = text;
+      reports_stable_since_ = now_;
+    }
+    if (reports.empty() || now_ - reports_stable_since_ < kReportSettle) return;
+    std::vector<cluster::TargetInfo> live;
+    for (const Node& n : nodes_) {
+      if (LeaseAlive(n.id, etcd_[n.id].incarnation)) {
+        live.push_back({"n" + std::to_string(n.id) + "/0", "n" + std::to_string(n.id), "", etcd_[n.id].incarnation});
+      }
+    }
+    const std::optional<std::string> victim = cluster::ChooseEviction(reports, live);
+    if (!victim) return;
+    const NodeId id = static_cast<NodeId>(std::stoul(victim->substr(1)));
+    if (!AnotherServingHealthy(id)) return;  // never the last healthy serving member, as the faults
+    eviction_ = SimEviction{id, etcd_[id].incarnation, now_, now_ + kQuarantine};
+    ++result_.stats.evictions;
+    Trace("manager: evicts n" + std::to_string(id) + "#" + std::to_string(etcd_[id].incarnation) + " on reports " +
+          text);
+  }
+
   // ---- Faults ----
 
   // A node may fail only while another serving member of the table is healthy: up, its lease
@@ -635,9 +751,16 @@ class Simulation {
     int faulted = 0;
     for (const Node& n : nodes_) faulted += n.faulted_until > now_ || !n.up ? 1 : 0;
     if (faulted >= 2) return false;
+    return AnotherServingHealthy(victim);
+  }
+
+  // Another serving member of the table than `victim` is healthy: up, its lease fresh, its links
+  // to etcd whole, itself not under a fault, and not being evicted.
+  bool AnotherServingHealthy(NodeId victim) const {
     for (const Member& member : table_.members) {
       const NodeId id = member.id.node;
       if (id == victim || !member.serving) continue;
+      if (eviction_ && eviction_->node == id) continue;  // about to leave
       const Node& n = nodes_[id - 1];
       if (!n.up || n.incarnation != member.id.incarnation || n.faulted_until > now_) continue;
       if (EtcdOutCut(id) || EtcdInCut(id)) continue;
@@ -1032,6 +1155,11 @@ class Simulation {
   std::vector<std::pair<int64_t, ChainView>> table_history_;  // every table, with its time
   std::set<std::pair<NodeId, uint64_t>> sync_done_;
   uint64_t incarnations_ = 1;
+  std::map<NodeId, SimReport> reports_;  // etcd's reports/, by reporter
+  std::string reports_text_;             // the valid reports the manager last saw
+  int64_t reports_stable_since_ = 0;
+  std::optional<SimEviction> eviction_;  // etcd's evict/, at most one
+  std::map<NodeId, std::pair<uint64_t, int64_t>> held_;  // revoked: incarnation kept until
 
   std::map<uint64_t, int64_t> cuts_;  // link -> cut until
   std::map<NodeId, int64_t> etcd_out_cut_;

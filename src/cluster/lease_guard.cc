@@ -25,6 +25,9 @@ void LeaseGuard::Succeeded(uint64_t token, std::chrono::milliseconds ttl) {
 void LeaseGuard::Lost() {
   fence_at_ = TimePoint::min();
   refresh_needed_ = true;
+  // A keepalive still in flight may succeed (etcd handled it before the lease went): its answer
+  // must not move the deadline of a lease known lost.
+  for (uint64_t& token : tokens_) token = 0;
 }
 
 void LeaseGuard::TableRefreshed() { refresh_needed_ = false; }

@@ -31,8 +31,9 @@ class LeaseGuard {
   // The keepalive of `token` succeeded; etcd granted `ttl`. Keepalives may finish out of order:
   // the latest send time among the successful ones counts.
   void Succeeded(uint64_t token, std::chrono::milliseconds ttl);
-  // etcd says the lease is gone (expired or revoked, by the manager removing this node): fenced
-  // at once, and a table refresh is owed whatever the next grant's timing.
+  // etcd says the lease is gone (expired or revoked), or the node gives it up (evicted): fenced at
+  // once, and a table refresh is owed whatever the next grant's timing. Keepalives still in flight
+  // no longer count when they succeed.
   void Lost();
   // The chain table was read from etcd after the last success (needed to leave a fence).
   void TableRefreshed();

@@ -227,8 +227,9 @@ Result<bool> Manager::Evictions(std::vector<TargetInfo>& live, const std::map<st
     return it == registered.end() ? 0 : it->second.lease;
   };
 
-  // Revoked leases: held until the node registered again (it knows it lost the lease, so it
-  // stopped) or a TTL passed (its keepalives failed, so it stopped).
+  // Revoked leases: held until the node registered again (it marked the lease lost first, and
+  // its replicas fence before their next input) or the hold ran out (its keepalives failed since
+  // the revoke, so it fenced itself). A held node gets no new chain.
   for (auto it = holds_.begin(); it != holds_.end();) {
     const int64_t lease = lease_of(it->first);
     if (now >= it->second.until || (lease != 0 && lease != it->second.lease)) {
@@ -236,6 +237,7 @@ Result<bool> Manager::Evictions(std::vector<TargetInfo>& live, const std::map<st
       continue;
     }
     if (lease == 0) live.insert(live.end(), it->second.targets.begin(), it->second.targets.end());
+    excluded.insert(it->first);
     ++it;
   }
 
@@ -264,28 +266,38 @@ Result<bool> Manager::Evictions(std::vector<TargetInfo>& live, const std::map<st
       continue;
     }
     by_node[eviction->node] = *eviction;
-    // Still registered under the evicted lease: the node has not read its eviction yet.
+    // Still registered under the evicted lease: the node has not read its eviction yet. It gets
+    // no new chain meanwhile.
     under_way = true;
+    excluded.insert(eviction->node);
     const auto key = std::make_pair(eviction->node, eviction->create_revision);
     auto seen = pending_since_.find(key);
     const Clock::time_point since = seen == pending_since_.end() ? now : seen->second;
     pending[key] = since;
     if (now - since < 2 * options_.lease_ttl || holds_.count(eviction->node) != 0) continue;
-    // Wedged, but its lease lives on: revoke it, and keep its chains for a TTL, by when the node
-    // has fenced itself whatever it does (its keepalives fail from now on).
-    Hold hold{eviction->lease, {}, now + options_.lease_ttl};
+    // Wedged, but its lease lives on: revoke it, and keep its chains until the node has fenced
+    // itself whatever it does: its keepalives fail from the revoke on, so it stops within the
+    // TTL etcd granted it, which may exceed the one asked for (etcd raises TTLs below its
+    // minimum): two TTLs and 2 s more, counted from after the revoke.
+    Hold hold{eviction->lease, {}, {}};
     for (const TargetInfo& t : live) {
       if (t.node == eviction->node) hold.targets.push_back(t);
     }
     CAIRN_ASSIGN_OR_RETURN(std::string holder, election_.CurrentManager());
     if (holder != node_id_) return false;  // no longer the manager: not ours to revoke
     if (Status st = etcd_->LeaseRevoke(eviction->lease); !st.ok() && !st.IsNotFound()) return st;
+    hold.until = Clock::now() + 2 * options_.lease_ttl + std::chrono::seconds(2);
     CAIRN_LOG_WARN("manager: {} did not act on its eviction within {} ms; revoked its lease {}", eviction->node,
                    (2 * options_.lease_ttl).count(), eviction->lease);
     holds_[eviction->node] = std::move(hold);
   }
   pending_since_ = std::move(pending);
-  if (under_way) return false;  // one eviction at a time
+  if (under_way) {
+    // One eviction at a time; the reports settle again once it is over.
+    reports_seen_.clear();
+    reports_stable_since_ = now;
+    return false;
+  }
 
   CAIRN_ASSIGN_OR_RETURN(EtcdRange report_kvs, etcd_->GetPrefix(options_.prefix + "reports/"));
   std::vector<PeerReport> reports;

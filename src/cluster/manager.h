@@ -14,10 +14,10 @@
 //
 // Peer reports (peer_reports.h): every round it also reads `reports/` and `evict/`; when no
 // eviction is under way it evicts the node ChooseEviction names (a fenced write of
-// `evict/<node>`), keeps nodes registered as quarantined out of new placements, deletes the
-// records acted on, and revokes the lease of an evicted node that has not acted on its record
-// within two TTLs (holding its chains unchanged for one more TTL, by which time the node has
-// fenced itself).
+// `evict/<node>`), keeps nodes registered as quarantined (and those being evicted) out of new
+// placements, deletes the records acted on, and revokes the lease of an evicted node that has not
+// acted on its record within two TTLs (holding its chains unchanged until it registers again or
+// has surely fenced itself).
 //
 // Not yet: NeedsResync reports, operator changes to the replication factor.
 //

@@ -1270,7 +1270,10 @@ Effects ChainReplica::OnTick() {
       ++it;
     }
   }
-  if (!Serves()) return out;
+  if (!Serves()) {
+    stalled_ticks_ = 0;  // a fenced replica sends nothing, so its successor cannot be judged
+    return out;
+  }
   if (phase_ == Phase::kSyncing) {
     // The request (or its snapshot) may be lost; ask again, but not every tick: each request
     // makes the predecessor copy and send its whole state.

@@ -436,6 +436,9 @@ void ChainHost::EventLoop() {
     std::deque<std::function<void()>> tasks;
     tasks.swap(tasks_);
     lock.unlock();
+    // The fence first: a lease lost (or given up) since the last batch stops these inputs too,
+    // not only those after the next tick.
+    ApplyFence();
     for (auto& task : tasks) task();
     if (std::chrono::steady_clock::now() >= next_tick) {
       ApplyFence();

@@ -96,5 +96,22 @@ TEST(LeaseGuardTest, ALostLeaseFencesAtOnceAndOwesARefresh) {
   EXPECT_TRUE(g.MayAcknowledge(t0 + 300ms));
 }
 
+// An eviction gives the lease up while a keepalive is in flight; that keepalive then succeeds
+// (etcd handled it before the revoke), but must not reopen the fence.
+TEST(LeaseGuardTest, AKeepaliveInFlightWhenTheLeaseIsLostDoesNotReopenIt) {
+  LeaseGuard g(1000ms);
+  g.Succeeded(g.Sending(t0), 3000ms);
+  g.TableRefreshed();
+  const uint64_t in_flight = g.Sending(t0 + 1000ms);
+  g.Lost();
+  g.Succeeded(in_flight, 3000ms);
+  g.TableRefreshed();
+  EXPECT_FALSE(g.MayAcknowledge(t0 + 1100ms));
+  // The next grant (a new lease) opens it again, once the table is read.
+  g.Succeeded(g.Sending(t0 + 1200ms), 3000ms);
+  g.TableRefreshed();
+  EXPECT_TRUE(g.MayAcknowledge(t0 + 1300ms));
+}
+
 }  // namespace
 }  // namespace cairn::cluster

@@ -7,6 +7,7 @@
 #include <mutex>
 
 #include "common/logging.h"
+#include "common/metrics.h"
 #include "meta/meta_commands.h"
 #include "meta/sharded_meta_store.h"
 
@@ -81,6 +82,21 @@ void ChainChunkStore::AppendAsync(const engine::ChunkId& id, std::span<const std
   });
 }
 
+namespace {
+
+// A chain this node serves should hold every chunk it names on the node's own disk: a miss is a
+// chunk lost here (or damaged), which the tests watch.
+void CountLocalMiss(const engine::ChunkId& id, const Status& why) {
+  static metrics::Counter* misses = metrics::Registry::Default().GetCounter(
+      "cairn_chunk_local_read_misses_total",
+      "Chunk reads of a chain this node serves that did not find the chunk intact on its own disk and went to "
+      "another replica");
+  misses->Increment();
+  CAIRN_LOG_DEBUG("chunk {}: local read failed ({}); reading another replica", id.ToString(), why.ToString());
+}
+
+}  // namespace
+
 bool ChainChunkStore::ReadsLocally(const engine::ChunkId& id) const {
   return local_.engine != nullptr && local_.serves && local_.serves(ChainOfChunk(id, chain_count_));
 }
@@ -89,7 +105,7 @@ Status ChainChunkStore::Read(const engine::ChunkId& id, uint64_t offset, std::sp
   if (ReadsLocally(id)) {
     Status s = local_.engine->Read(id, offset, out);
     if (s.ok()) return s;
-    CAIRN_LOG_DEBUG("chunk {}: local read failed ({}); reading another replica", id.ToString(), s.ToString());
+    CountLocalMiss(id, s);
   }
   CAIRN_ASSIGN_OR_RETURN(std::string bytes,
                          client_->ReadBlob(ChainOfChunk(id, chain_count_), id.ToString(), offset, out.size()));
@@ -103,8 +119,7 @@ Result<engine::SendableRange> ChainChunkStore::ReadForSend(const engine::ChunkId
   if (ReadsLocally(id)) {
     auto range = local_.engine->ReadForSend(id, offset, length);
     if (range.ok()) return range;
-    CAIRN_LOG_DEBUG("chunk {}: local read failed ({}); reading another replica", id.ToString(),
-                    range.status().ToString());
+    CountLocalMiss(id, range.status());
   }
   CAIRN_ASSIGN_OR_RETURN(std::string bytes,
                          client_->ReadBlob(ChainOfChunk(id, chain_count_), id.ToString(), offset, length));
@@ -135,6 +150,10 @@ void ChainChunkStore::DeleteMany(std::span<const engine::ChunkId> ids, std::vect
 void ChainChunkStore::ForEachChunk(const std::function<void(const engine::ChunkId&)>&) {}
 
 // ---- A node's blobs ----
+
+void EngineBlobStore::ForEach(const std::function<void(const std::string& id)>& fn) {
+  engine_->ForEachChunk([&fn](const engine::ChunkInfo& info) { fn(info.id.ToString()); });
+}
 
 Status EngineBlobStore::PutMany(const std::vector<const replication::Blob*>& blobs) {
   // Appended together, they share the engine's writes and fdatasyncs.

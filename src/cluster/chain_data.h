@@ -121,6 +121,7 @@ class EngineBlobStore final : public replication::BlobStore {
   Status Delete(const std::string& id) override;
   Status DeleteMany(const std::vector<std::string>& ids) override;
   bool ValidId(std::string_view id) const override { return engine::ChunkId::FromString(id).has_value(); }
+  void ForEach(const std::function<void(const std::string& id)>& fn) override;
 
  private:
   engine::Engine* engine_;

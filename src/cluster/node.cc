@@ -287,6 +287,11 @@ Status Node::Join(const std::string& s3_address, replication::BlobStore* blobs) 
   ro.data_dir = options_.data_dir + "/replicas";
   ro.blobs = blobs;
   ro.peer_timeout = options_.peer_timeout;
+  ro.extras_interval = options_.extras_interval;
+  ro.chain_of_blob = [chain_count = options_.chain_count](const std::string& id) -> uint32_t {
+    const auto chunk = engine::ChunkId::FromString(id);
+    return chunk ? ChainOfChunk(*chunk, chain_count) : 0;
+  };
   ro.machine_for = [metadata_chains = MetadataChains(options_.chain_count)](
                        uint32_t chain) -> const replication::StateMachine* {
     return chain < metadata_chains ? &MetaStateMachine::Instance() : nullptr;

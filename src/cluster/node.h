@@ -80,6 +80,9 @@ struct NodeOptions {
   std::chrono::milliseconds eviction_quarantine{60000};
   // The RPC address registered for peers, when not the bound one. Empty: the bound one.
   std::string rpc_advertise;
+  // How often the node looks for local extras (ReplicaService::SweepExtras): blobs of its store no
+  // replica here names at two passes in a row. 0: never (the default).
+  std::chrono::milliseconds extras_interval{0};
   // Called once (on the refresh thread) when the node cannot go on: its replica store failed a
   // write. The server makes it leave (SIGTERM to itself: the lease is revoked, the manager
   // removes the node at once). Default: log only.

@@ -3,6 +3,7 @@
 #include "cluster/peer_reports.h"
 #include "common/crypto.h"
 #include "common/logging.h"
+#include "common/metrics.h"
 
 namespace cairn::cluster {
 
@@ -105,6 +106,7 @@ void ReplicaService::Stop() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  if (extras_thread_.joinable()) extras_thread_.join();
   std::unique_lock state(state_mu_);
   client_.reset();
   host_.reset();  // its tick asks the membership: gone before the membership is
@@ -120,6 +122,82 @@ void ReplicaService::Run(Membership* membership) {
   membership_ = membership;
   host_->SetMayAcknowledge([membership] { return membership->MayAcknowledge(); });
   thread_ = std::thread([this] { Loop(); });
+  if (options_.extras_interval.count() > 0 && options_.chain_of_blob && options_.blobs != nullptr) {
+    extras_thread_ = std::thread([this] { ExtrasLoop(); });
+  }
+}
+
+void ReplicaService::ExtrasLoop() {
+  metrics::Counter* dropped = metrics::Registry::Default().GetCounter(
+      "cairn_local_extra_blobs_dropped_total",
+      "Blobs of this node's store that no replica here named at two passes in a row, deleted");
+  std::unique_lock lock(mu_);
+  while (true) {
+    cv_.wait_for(lock, options_.extras_interval, [this] { return stopping_; });
+    if (stopping_) return;
+    lock.unlock();
+    auto pass = SweepExtras();
+    if (!pass.ok()) {
+      CAIRN_LOG_WARN("node {}: local extras: {}", options_.node_id, pass.status().ToString());
+    } else if (pass->dropped > 0) {
+      dropped->Increment(pass->dropped);
+      CAIRN_LOG_INFO("node {}: deleted {} local blobs no replica here names ({} unnamed of {})", options_.node_id,
+                     pass->dropped, pass->unnamed, pass->blobs);
+    }
+    lock.lock();
+  }
+}
+
+Result<ReplicaService::ExtrasPass> ReplicaService::SweepExtras() {
+  std::lock_guard pass_lock(extras_mu_);
+  std::shared_lock state(state_mu_);
+  if (host_ == nullptr || membership_ == nullptr || options_.blobs == nullptr || !options_.chain_of_blob) {
+    return Status::Cancelled("the replicas are stopped");
+  }
+  if (!membership_->MayAcknowledge()) {
+    extra_candidates_.clear();  // a gap: start over, two passes from now
+    return Status::Busy("the node may not acknowledge now; no pass");
+  }
+  std::vector<std::pair<replication::ChainId, std::string>> stored;
+  options_.blobs->ForEach([&](const std::string& id) { stored.emplace_back(options_.chain_of_blob(id), id); });
+  // The chains whose table names this node under no incarnation (or that the table does not
+  // have): it holds nothing they need.
+  std::set<replication::ChainId> left;
+  {
+    const uint32_t self = NodeNumber(options_.node_id);
+    std::lock_guard lock(mu_);
+    if (views_.empty()) return Status::Busy("no chain table yet; no pass");
+    for (const auto& [chain, id] : stored) {
+      auto view = views_.find(chain);
+      if (view == views_.end() ||
+          std::none_of(view->second.members.begin(), view->second.members.end(),
+                       [&](const replication::Member& m) { return m.id.node == self; })) {
+        left.insert(chain);
+      }
+    }
+  }
+  ExtrasPass pass;
+  pass.blobs = stored.size();
+  auto unnamed = host_->UnnamedBlobs(stored, left, /*drop=*/false);
+  if (!unnamed) return Status::Timeout("the replicas did not answer");
+  pass.unnamed = unnamed->size();
+  std::vector<std::pair<replication::ChainId, std::string>> again;
+  std::set<std::string> now;
+  for (auto& blob : *unnamed) {
+    if (extra_candidates_.count(blob.second) != 0) {
+      again.push_back(blob);
+    } else {
+      now.insert(blob.second);
+    }
+  }
+  if (!again.empty()) {
+    // Checked once more on the replicas' thread, and deleted from there.
+    auto dropped = host_->UnnamedBlobs(again, left, /*drop=*/true);
+    if (!dropped) return Status::Timeout("the replicas did not answer");
+    pass.dropped = dropped->size();
+  }
+  extra_candidates_ = std::move(now);
+  return pass;
 }
 
 void ReplicaService::RequestRefresh() {

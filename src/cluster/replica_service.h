@@ -67,6 +67,10 @@ struct ReplicaServiceOptions {
   // A chain successor that takes no update for this long is reported to the manager
   // (`reports/<node>/<target>`, peer_reports.h). Default 3 s.
   std::chrono::milliseconds peer_timeout{3000};
+  // Local extras (SweepExtras): how often a pass runs, 0 for never; and the chain of a blob id
+  // (needed when the interval is not 0).
+  std::chrono::milliseconds extras_interval{0};
+  std::function<uint32_t(const std::string& blob_id)> chain_of_blob;
   // Where the replicas keep their blobs (chunks); must outlive the service. Null: chains carry no
   // blobs here (chain_host.h).
   replication::BlobStore* blobs = nullptr;
@@ -127,6 +131,20 @@ class ReplicaService {
   // registration: then its blob store holds every committed blob of the chain.
   bool ServesLocally(uint32_t chain);
 
+  // One pass of the local extras' collection: the blobs of this node's blob store that no replica
+  // here names (ChainHost::UnnamedBlobs: the blobs of chains whose table does not name this node
+  // at all, and those its replicas' states do not name) and that were unnamed at the previous
+  // pass too are deleted; the rest of the unnamed ones are remembered for the next pass. Two passes an
+  // interval apart spare a blob in passage (written a moment before the update naming it is
+  // applied, or a replica restarting). Nothing runs while the node may not acknowledge (not
+  // joined, fenced). Runs every `extras_interval` on a thread of its own; tests call it directly.
+  struct ExtrasPass {
+    uint64_t blobs = 0;    // in the blob store
+    uint64_t unnamed = 0;  // of those, named by no replica here
+    uint64_t dropped = 0;  // of those, unnamed at the previous pass too: deleted
+  };
+  Result<ExtrasPass> SweepExtras();
+
  private:
   ReplicaService(EtcdClient* etcd, ReplicaServiceOptions options);
   void Loop();
@@ -159,6 +177,10 @@ class ReplicaService {
   Status ReportStalls(const std::map<uint32_t, replication::PeerAddress>& peers, int64_t lease);
   std::atomic<uint64_t> rounds_{0};
   std::thread thread_;
+  std::set<std::string> extra_candidates_;  // SweepExtras only: unnamed at the last pass
+  std::mutex extras_mu_;                    // one pass at a time
+  void ExtrasLoop();
+  std::thread extras_thread_;
 };
 
 }  // namespace cairn::cluster

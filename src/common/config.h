@@ -94,7 +94,9 @@ struct ClusterConfig {
   // Orphaned chunks (written, but named by no record: a PUT that failed before its commit): the
   // node holding the manager's office looks for them every orphan_interval_seconds (default
   // 3600; 0: never) and drops those stored more than orphan_grace_seconds ago (default 86400, at
-  // least 1), which must exceed the longest PUT or part upload (cluster/orphans.h).
+  // least 1), which must exceed the longest PUT or part upload (cluster/orphans.h). Every node
+  // also deletes, at the same interval, the blobs of its engine no replica of its names at two
+  // passes in a row (ReplicaService::SweepExtras).
   uint64_t orphan_interval_seconds = 3600;
   uint64_t orphan_grace_seconds = 86400;
   // A chain successor that takes no update for this long is reported by its predecessor; the

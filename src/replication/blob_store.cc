@@ -34,6 +34,10 @@ Status MemoryBlobStore::Delete(const std::string& id) {
   return Status::OK();
 }
 
+void MemoryBlobStore::ForEach(const std::function<void(const std::string& id)>& fn) {
+  for (const std::string& id : Ids()) fn(id);  // a copy: fn may call back into the store
+}
+
 size_t MemoryBlobStore::size() const {
   std::lock_guard lock(mu_);
   return blobs_.size();

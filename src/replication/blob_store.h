@@ -4,6 +4,7 @@
 // Thread-safety: every method may be called from any thread.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <mutex>
 #include <string>
@@ -41,6 +42,9 @@ class BlobStore {
   // Whether the store can hold a blob of that id (a head refuses others before they reach a
   // disk, where a refusal would fail the node).
   virtual bool ValidId(std::string_view id) const { return !id.empty(); }
+  // Calls fn with the id of every stored blob; blobs stored or deleted meanwhile may or may not
+  // be seen.
+  virtual void ForEach(const std::function<void(const std::string& id)>& fn) = 0;
 };
 
 // In memory; for tests. Damage() corrupts a stored blob, so readers' verification is tested.
@@ -50,6 +54,7 @@ class MemoryBlobStore final : public BlobStore {
   Result<std::string> Read(const BlobInfo& blob, uint64_t offset, uint64_t length) override;
   bool Has(const BlobInfo& blob) override;
   Status Delete(const std::string& id) override;
+  void ForEach(const std::function<void(const std::string& id)>& fn) override;
 
   size_t size() const;
   std::vector<std::string> Ids() const;

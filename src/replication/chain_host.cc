@@ -397,6 +397,39 @@ void ChainHost::ApplyFence() {
   for (auto& [chain, replica] : replicas_) replica->SetFenced(fenced);
 }
 
+std::optional<std::vector<std::pair<ChainId, std::string>>> ChainHost::UnnamedBlobs(
+    const std::vector<std::pair<ChainId, std::string>>& blobs, const std::set<ChainId>& left, bool drop) {
+  constexpr size_t kPage = 4096;  // lookups per visit of the event thread
+  std::vector<std::pair<ChainId, std::string>> out;
+  for (size_t first = 0; first < blobs.size(); first += kPage) {
+    const size_t end = std::min(blobs.size(), first + kPage);
+    auto page = std::make_shared<std::vector<std::pair<ChainId, std::string>>>(blobs.begin() + first,
+                                                                                blobs.begin() + end);
+    auto unnamed = std::make_shared<std::vector<std::pair<ChainId, std::string>>>();
+    auto done = std::make_shared<std::promise<void>>();
+    std::future<void> finished = done->get_future();
+    Post([this, page, unnamed, done, drop, left] {
+      for (auto& [chain, id] : *page) {
+        if (left.count(chain) == 0) {
+          auto it = replicas_.find(chain);
+          // No state in memory to ask (no replica, or one down or restarting): names all.
+          if (it == replicas_.end() || !it->second->up() || recovering_.count(chain) != 0) continue;
+          const StoreState& state = it->second->applied();
+          auto record = state.records.find(BlobKey(id));
+          if (record != state.records.end() && record->second.value) continue;
+        }
+        if (drop) current_batch_.extra_blobs.push_back(id);
+        unnamed->emplace_back(chain, std::move(id));
+      }
+      if (drop) FlushDisk();
+      done->set_value();
+    });
+    if (finished.wait_for(std::chrono::seconds(5)) != std::future_status::ready || stopping_) return std::nullopt;
+    for (auto& blob : *unnamed) out.push_back(std::move(blob));
+  }
+  return out;
+}
+
 std::optional<ReplicaInfo> ChainHost::Inspect(ChainId chain) {
   // Filled on the event thread; shared, since a visit that outlives the wait still writes it.
   auto info = std::make_shared<std::optional<ReplicaInfo>>();
@@ -518,7 +551,7 @@ void ChainHost::Process(ChainId chain, Effects effects) {
 }
 
 void ChainHost::FlushDisk() {
-  if (current_batch_.writes.empty()) return;
+  if (current_batch_.writes.empty() && current_batch_.extra_blobs.empty()) return;
   if (disk_failed_) {  // never completes: nothing that depends on it is acknowledged
     current_batch_ = DiskBatch();
     return;
@@ -594,6 +627,17 @@ void ChainHost::DiskLoop() {
       lock.lock();
       disk_queue_.clear();
       return;
+    }
+    // Extras go before anything of these batches is reported done: an install among them (or
+    // after them) that names one again then finds it gone, and copies it.
+    std::vector<std::string> extras;
+    for (DiskBatch& batch : batches) {
+      for (std::string& id : batch.extra_blobs) extras.push_back(std::move(id));
+    }
+    if (!extras.empty() && options_.blobs != nullptr) {
+      if (Status deleted = options_.blobs->DeleteMany(extras); !deleted.ok()) {
+        CAIRN_LOG_WARN("node {}: deleting blobs no replica names: {}", options_.name, deleted.ToString());
+      }
     }
     std::vector<std::pair<ChainId, uint64_t>> done;
     for (DiskBatch& batch : batches) done.insert(done.end(), batch.writes.begin(), batch.writes.end());

@@ -160,6 +160,19 @@ class ChainHost {
   // Count of messages dropped because their peer was unreachable or its queue was full.
   uint64_t dropped_messages() const { return dropped_.load(); }
 
+  // Extras: blobs in this node's blob store that no replica here names (copies of a chain the node
+  // is no longer in, a resync copy that landed after its chain dropped the blob, a failed delete).
+  // Of `blobs` (chain, id), returns the unnamed ones: those of a chain in `left` (the caller knows
+  // the node is no member of it), and those whose chain's replica here is up and has no live
+  // descriptor of the id. A chain with no replica here, or whose replica is down or restarting,
+  // names all (its state is not in memory to ask). With `drop`, the unnamed ones are also deleted
+  // from the blob store, before any durable write started after this call is reported done (so
+  // that a resync that names one again afterwards copies it). Runs on the event thread, in pages;
+  // nullopt when the host is stopping or a page took more than 5 s. Not to be called from the
+  // host's callbacks.
+  std::optional<std::vector<std::pair<ChainId, std::string>>> UnnamedBlobs(
+      const std::vector<std::pair<ChainId, std::string>>& blobs, const std::set<ChainId>& left, bool drop);
+
  private:
   class Outbox;
   struct Inbound;
@@ -168,6 +181,7 @@ class ChainHost {
     std::vector<std::pair<ChainId, uint64_t>> writes;  // in start order
     std::vector<Blob> blobs;                           // written, durably, before the batch
     std::vector<std::string> dropped_blobs;            // deleted once the batch is durable
+    std::vector<std::string> extra_blobs;              // deleted before the batch is reported done
   };
 
   explicit ChainHost(ChainHostOptions options);

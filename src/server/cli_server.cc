@@ -125,6 +125,8 @@ int RunServer(const ServerArgs& args) {
     no.peer_timeout = std::chrono::milliseconds(cc.peer_timeout_ms);
     no.eviction_quarantine = std::chrono::seconds(cc.eviction_quarantine_seconds);
     no.rpc_advertise = cc.rpc_advertise;
+    // Every orphan interval each node also deletes its local extras (blobs no replica of its names).
+    no.extras_interval = std::chrono::seconds(cc.orphan_interval_seconds);
     // Fail-stop: a node whose replica store fails leaves the cluster the way SIGTERM makes it.
     no.on_fatal = [](const Status& why) {
       CAIRN_LOG_ERROR("leaving the cluster: {}", why.ToString());

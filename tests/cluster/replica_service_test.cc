@@ -14,6 +14,8 @@
 #include "cluster/etcd_harness.h"
 #include "cluster/manager.h"
 #include "cluster/membership.h"
+#include "common/crc32c.h"
+#include "replication/blob_store.h"
 #include "test_util.h"
 
 namespace cairn::cluster {
@@ -58,9 +60,12 @@ class ReplicaServiceTest : public ::testing::Test {
     options_.interval = 100ms;
   }
 
-  void StartNode(const std::string& id) {
+  void StartNode(const std::string& id, replication::BlobStore* blobs = nullptr) {
     Node node;
     ReplicaServiceOptions r;
+    r.blobs = blobs;
+    // Blob ids of these tests name their chain: "c<chain>-...".
+    r.chain_of_blob = [](const std::string& blob) { return static_cast<uint32_t>(std::stoul(blob.substr(1))); };
     r.prefix = options_.prefix;
     r.node_id = id;
     r.rpc_listen = "127.0.0.1:0";
@@ -234,6 +239,61 @@ TEST_F(ReplicaServiceTest, TheLastServingMemberIsTakenBackAfterItsLeaseIsLost) {
     EXPECT_EQ(r->value, "v" + std::to_string(i));
   }
   ASSERT_TRUE(client.Write(0, "after", std::string("x")).ok());
+}
+
+replication::Blob TestBlob(const std::string& id) {
+  std::string bytes(1000, 'x');
+  bytes += id;
+  const uint32_t crc = crc32c::Value(bytes.data(), bytes.size());
+  return replication::Blob(id, std::move(bytes), crc);
+}
+
+// Local extras: blobs of a node's store that none of its replicas names are deleted once two
+// passes in a row found them unnamed; named blobs, and one unnamed at one pass only, stay.
+TEST_F(ReplicaServiceTest, LocalExtrasGoAfterTwoPassesNamedBlobsStay) {
+  std::map<std::string, replication::MemoryBlobStore> stores;
+  for (const std::string id : {"n1", "n2", "n3"}) StartNode(id, &stores[id]);
+  ASSERT_TRUE(WaitFor([&] { return AllChains(FullAndServing); }));
+  ReplicaService& n1 = *nodes_.at("n1").replicas;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_OK(n1.client().PutBlob(1, TestBlob("c1-named" + std::to_string(i))));
+    ASSERT_OK(n1.client().PutBlob(2, TestBlob("c2-named" + std::to_string(i))));
+  }
+  ASSERT_TRUE(WaitFor([&] { return stores["n1"].size() == 8u; }));
+  // Extras: one of a chain this node holds (its replica does not name it), one of a chain id no
+  // replica here has.
+  replication::MemoryBlobStore& store = stores["n1"];
+  const replication::Blob extra = TestBlob("c1-extra"), stray = TestBlob("c9-stray");
+  ASSERT_OK(store.PutMany({&extra, &stray}));
+  ASSERT_TRUE(WaitFor([&] { return n1.SweepExtras().ok(); }));  // the first pass: candidates only
+  EXPECT_EQ(store.size(), 10u);
+  const replication::Blob late = TestBlob("c2-late");
+  ASSERT_OK(store.PutMany({&late}));
+  auto second = n1.SweepExtras();
+  ASSERT_OK(second);
+  EXPECT_EQ(second->blobs, 11u);
+  EXPECT_EQ(second->unnamed, 3u);
+  EXPECT_EQ(second->dropped, 2u);
+  ASSERT_TRUE(WaitFor([&] { return store.size() == 9u; }));  // deleted by the node's disk thread
+  std::vector<std::string> ids = store.Ids();
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "c1-extra"), 0);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "c9-stray"), 0);
+  EXPECT_EQ(std::count(ids.begin(), ids.end(), "c2-late"), 1) << "unnamed at one pass only";
+  auto third = n1.SweepExtras();
+  ASSERT_OK(third);
+  EXPECT_EQ(third->dropped, 1u);
+  ASSERT_TRUE(WaitFor([&] { return store.size() == 8u; }));
+  // Every named blob is still here and reads back through the chain.
+  for (int i = 0; i < 4; ++i) {
+    for (const std::string chain : {"c1", "c2"}) {
+      const std::string id = chain + "-named" + std::to_string(i);
+      auto bytes = n1.client().ReadBlob(chain == "c1" ? 1 : 2, id, 0, 1000);
+      ASSERT_TRUE(bytes.ok()) << id << ": " << bytes.status();
+    }
+  }
+  ids = store.Ids();
+  EXPECT_EQ(ids.size(), 8u);
+  for (const std::string& id : ids) EXPECT_NE(id.find("-named"), std::string::npos) << id;
 }
 
 }  // namespace

@@ -258,7 +258,8 @@ def metrics(srv):
         conn.close()
     values = {}
     for line in text.splitlines():
-        if line.startswith("cairn_cluster_") or line.startswith("cairn_lease_"):
+        if line.startswith(("cairn_cluster_", "cairn_lease_", "cairn_chunk_local_read_misses_total",
+                            "cairn_local_extra_blobs_dropped_total")):
             name, value = line.split()
             values[name] = float(value)
     return values
@@ -888,6 +889,12 @@ def check_s3_after(cluster, workload, what):
         listings[node_id], n = workload.verify(node_id)
         read += n
     assert all(listing == listings[NODES[0]] for listing in listings.values()), "the nodes list different objects"
+    # Each node read every object, the chunks of the chains it serves from its own disk: none may
+    # have been missing there (the local extras' collection runs every 2 s on every node).
+    counters = {n: metrics(cluster.nodes[n]) for n in NODES}
+    misses = {n: c.get("cairn_chunk_local_read_misses_total", 0) for n, c in counters.items()}
+    assert not any(misses.values()), f"chunks missing from a node's own disk for a chain it serves: {misses}"
+    extras = sum(c.get("cairn_local_extra_blobs_dropped_total", 0) for c in counters.values())
     listed = set(listings[NODES[0]])
     failures = ", ".join(f"{k} x{v}" for k, v in sorted(stats.items())
                          if k not in ("max_gap_ms", "seconds") and not k.endswith((" ok", " failed"))) or "none"
@@ -898,7 +905,8 @@ def check_s3_after(cluster, workload, what):
           f"acknowledgement {stats['max_gap_ms']} ms; on each node the {len(workload.present)} objects kept read "
           f"back ({read / len(NODES) / 2**20:.1f} MiB), the {len(workload.deleted)} deleted absent, the listing "
           f"exactly those plus {len(listed & workload.unknown)} of {len(workload.unknown)} unanswered PUTs and "
-          f"{len(listed & workload.maybe_deleted)} of {len(workload.maybe_deleted)} unanswered DELETEs")
+          f"{len(listed & workload.maybe_deleted)} of {len(workload.maybe_deleted)} unanswered DELETEs; no chunk "
+          f"missing from a serving node's disk; {extras:.0f} local extras deleted since the nodes started")
 
 def replicas_agree(cluster):
     """Every chain's three replicas (each node reports those the table names it for) are ready,

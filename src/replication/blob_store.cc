@@ -6,6 +6,7 @@ namespace cairn::replication {
 
 Status MemoryBlobStore::PutMany(const std::vector<const Blob*>& blobs) {
   std::lock_guard lock(mu_);
+  if (fail_puts_) return Status::IOError("blob store: writes fail (MemoryBlobStore::FailPuts)");
   // A copy of its own: a blob may borrow bytes that do not outlive the call.
   for (const Blob* blob : blobs) blobs_.try_emplace(blob->id, Blob(blob->id, std::string(blob->data()), blob->crc32c));
   return Status::OK();

@@ -47,7 +47,8 @@ class BlobStore {
   virtual void ForEach(const std::function<void(const std::string& id)>& fn) = 0;
 };
 
-// In memory; for tests. Damage() corrupts a stored blob, so readers' verification is tested.
+// In memory; for tests. Damage() corrupts a stored blob, so readers' verification is tested;
+// FailPuts() makes writes fail, as a broken disk's.
 class MemoryBlobStore final : public BlobStore {
  public:
   Status PutMany(const std::vector<const Blob*>& blobs) override;
@@ -59,10 +60,16 @@ class MemoryBlobStore final : public BlobStore {
   size_t size() const;
   std::vector<std::string> Ids() const;
   void Damage(const std::string& id);
+  // From now on every PutMany fails with IOError (a disk that refuses writes).
+  void FailPuts() {
+    std::lock_guard lock(mu_);
+    fail_puts_ = true;
+  }
 
  private:
   mutable std::mutex mu_;
   std::map<std::string, Blob> blobs_;  // GUARDED_BY(mu_)
+  bool fail_puts_ = false;             // GUARDED_BY(mu_)
 };
 
 }  // namespace cairn::replication

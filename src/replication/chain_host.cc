@@ -767,7 +767,12 @@ void ChainHost::CopyBlobs(ChainId chain, const BlobCopyJob& job) {
       }
     }
     if (!s.ok()) {
-      CAIRN_LOG_WARN("node {}: chain {}: writing copied blobs: {}", options_.name, chain, s.ToString());
+      // The node's own disk refused a write: fail-stop, as for any other durable write here
+      // (DiskLoop), rather than asking for the copy again and again.
+      CAIRN_LOG_ERROR("node {}: chain {}: writing copied blobs failed, fencing every replica: {}", options_.name,
+                      chain, s.ToString());
+      disk_failed_ = true;
+      Post([this] { ApplyFence(); });
       give_up = true;
     }
     batch.clear();

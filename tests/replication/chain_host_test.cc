@@ -513,5 +513,24 @@ TEST(ChainHost, AReturningMemberCopiesTheBlobsItLacksBeforeItSyncs) {
   }
 }
 
+// A returning member whose own disk refuses the copied blobs stops taking part (fail-stop, as for
+// any durable write it cannot make) instead of asking for the copy again and again.
+TEST(ChainHost, AReturningMemberWhoseDiskRefusesTheCopyFailsStop) {
+  test::TempDir dir;
+  Cluster cluster(dir.path());
+  cluster.SetView(1, {{1, true}, {2, true}, {3, true}});
+  ChainClient& client = cluster.Client();
+  for (int i = 0; i < 4; ++i) ASSERT_OK(client.PutBlob(1, MakeBlob("b" + std::to_string(i), 4000 + i)));
+  cluster.WipeNode(3);
+  cluster.SetView(1, {{1, true}, {2, true}});
+  cluster.StartNode(3, /*incarnation=*/2, /*bootstrap=*/false);
+  cluster.blobs(3).FailPuts();
+  cluster.SetView(1, {{1, true}, {2, true}, {3, false}});
+  EXPECT_TRUE(WaitFor([&] { return cluster.host(3).disk_failed(); }, 20s));
+  for (const ManagerReport& r : cluster.Reports()) {
+    EXPECT_FALSE(r.kind == ManagerReport::Kind::kSyncDone && r.member.node == 3) << "reported a copy it lacks";
+  }
+}
+
 }  // namespace
 }  // namespace cairn::replication

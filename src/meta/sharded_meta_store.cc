@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cassert>
+#include <future>
 #include <utility>
 
 #include "common/crc32c.h"
@@ -64,11 +65,26 @@ Result<BucketInfo> ShardedMetaStore::GetBucket(std::string_view bucket) {
   return info;
 }
 
+// fn(shard) for every shard at once (each is a round trip to its chain in cluster mode), the
+// answers in shard order.
+template <class Fn>
+auto ShardedMetaStore::AskAll(Fn fn) -> std::vector<decltype(fn(std::declval<MetaStore&>()))> {
+  using Answer = decltype(fn(std::declval<MetaStore&>()));
+  std::vector<std::future<Answer>> pending;
+  for (size_t i = 1; i < shards_.size(); ++i) {
+    pending.push_back(std::async(std::launch::async, [&fn, shard = shards_[i].get()] { return fn(*shard); }));
+  }
+  std::vector<Answer> answers;
+  answers.push_back(fn(*shards_[0]));  // this thread asks the first one itself
+  for (auto& answer : pending) answers.push_back(answer.get());
+  return answers;
+}
+
 Result<std::vector<BucketInfo>> ShardedMetaStore::ListBuckets() {
   std::vector<BucketInfo> all;
-  for (const auto& shard : shards_) {
-    CAIRN_ASSIGN_OR_RETURN(std::vector<BucketInfo> some, shard->ListBuckets());
-    all.insert(all.end(), std::make_move_iterator(some.begin()), std::make_move_iterator(some.end()));
+  for (auto& some : AskAll([](MetaStore& shard) { return shard.ListBuckets(); })) {
+    if (!some.ok()) return some.status();
+    all.insert(all.end(), std::make_move_iterator(some->begin()), std::make_move_iterator(some->end()));
   }
   std::sort(all.begin(), all.end(), [](const BucketInfo& a, const BucketInfo& b) { return a.name < b.name; });
   return all;
@@ -176,9 +192,9 @@ Status ShardedMetaStore::ForEachChunkRef(const std::function<Status(const ChunkR
 
 Result<std::map<std::string, uint64_t>> ShardedMetaStore::Stats() {
   std::map<std::string, uint64_t> sum;
-  for (const auto& shard : shards_) {
-    CAIRN_ASSIGN_OR_RETURN(auto figures, shard->Stats());
-    for (const auto& [name, value] : figures) sum[name] += value;
+  for (auto& figures : AskAll([](MetaStore& shard) { return shard.Stats(); })) {
+    if (!figures.ok()) return figures.status();
+    for (const auto& [name, value] : *figures) sum[name] += value;
   }
   return sum;
 }

@@ -8,8 +8,9 @@
 //     ordered scan of one shard, and CreateBucket's uniqueness and DeleteBucket's emptiness check
 //     need no protocol across shards.
 //   - Users and access keys live in shard 0 (the system shard).
-//   - Reads of the whole store ask every shard: ListBuckets merges their lists in name order,
-//     ForEachChunkRef walks them one after another, Stats adds their figures. ListBuckets is not
+//   - Reads of the whole store ask every shard: ListBuckets merges their lists in name order and
+//     Stats adds their figures (asking all the shards at once, a thread each), ForEachChunkRef
+//     walks them one after another. ListBuckets is not
 //     one snapshot: a bucket created or deleted meanwhile in a shard already asked is missed or
 //     still listed, as if the listing had happened just before the change.
 //
@@ -100,6 +101,9 @@ class ShardedMetaStore final : public MetaStore {
 
  private:
   MetaStore& Of(std::string_view bucket) { return *shards_[BucketShard(bucket, shard_count())]; }
+  // fn(shard) for every shard at once, the answers in shard order.
+  template <class Fn>
+  auto AskAll(Fn fn) -> std::vector<decltype(fn(std::declval<MetaStore&>()))>;
   MetaStore& System() { return *shards_[0]; }
   void Forget(std::string_view bucket);
 

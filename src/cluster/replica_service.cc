@@ -104,6 +104,7 @@ void ReplicaService::Stop() {
     std::lock_guard lock(mu_);
     stopping_ = true;
   }
+  extras_stop_ = true;  // a pass in progress ends at its next page
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (extras_thread_.joinable()) extras_thread_.join();
@@ -178,7 +179,7 @@ Result<ReplicaService::ExtrasPass> ReplicaService::SweepExtras() {
   }
   ExtrasPass pass;
   pass.blobs = stored.size();
-  auto unnamed = host_->UnnamedBlobs(stored, left, /*drop=*/false);
+  auto unnamed = host_->UnnamedBlobs(stored, left, /*drop=*/false, &extras_stop_);
   if (!unnamed) return Status::Timeout("the replicas did not answer");
   pass.unnamed = unnamed->size();
   std::vector<std::pair<replication::ChainId, std::string>> again;
@@ -191,8 +192,17 @@ Result<ReplicaService::ExtrasPass> ReplicaService::SweepExtras() {
     }
   }
   if (!again.empty()) {
+    {
+      std::lock_guard lock(mu_);
+      if (stopping_) return Status::Cancelled("stopping");
+    }
+    // Fenced meanwhile: its view of the table may be old; start over.
+    if (!membership_->MayAcknowledge()) {
+      extra_candidates_.clear();
+      return Status::Busy("the node may not acknowledge now; nothing deleted");
+    }
     // Checked once more on the replicas' thread, and deleted from there.
-    auto dropped = host_->UnnamedBlobs(again, left, /*drop=*/true);
+    auto dropped = host_->UnnamedBlobs(again, left, /*drop=*/true, &extras_stop_);
     if (!dropped) return Status::Timeout("the replicas did not answer");
     pass.dropped = dropped->size();
   }

@@ -179,6 +179,7 @@ class ReplicaService {
   std::thread thread_;
   std::set<std::string> extra_candidates_;  // SweepExtras only: unnamed at the last pass
   std::mutex extras_mu_;                    // one pass at a time
+  std::atomic<bool> extras_stop_{false};    // Stop: a pass in progress ends
   void ExtrasLoop();
   std::thread extras_thread_;
 };

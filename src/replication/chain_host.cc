@@ -398,10 +398,12 @@ void ChainHost::ApplyFence() {
 }
 
 std::optional<std::vector<std::pair<ChainId, std::string>>> ChainHost::UnnamedBlobs(
-    const std::vector<std::pair<ChainId, std::string>>& blobs, const std::set<ChainId>& left, bool drop) {
+    const std::vector<std::pair<ChainId, std::string>>& blobs, const std::set<ChainId>& left, bool drop,
+    const std::atomic<bool>* cancel) {
   constexpr size_t kPage = 4096;  // lookups per visit of the event thread
   std::vector<std::pair<ChainId, std::string>> out;
   for (size_t first = 0; first < blobs.size(); first += kPage) {
+    if (stopping_ || (cancel != nullptr && cancel->load())) return std::nullopt;
     const size_t end = std::min(blobs.size(), first + kPage);
     auto page = std::make_shared<std::vector<std::pair<ChainId, std::string>>>(blobs.begin() + first,
                                                                                 blobs.begin() + end);
@@ -410,8 +412,13 @@ std::optional<std::vector<std::pair<ChainId, std::string>>> ChainHost::UnnamedBl
     std::future<void> finished = done->get_future();
     Post([this, page, unnamed, done, drop, left] {
       for (auto& [chain, id] : *page) {
-        if (left.count(chain) == 0) {
-          auto it = replicas_.find(chain);
+        auto it = replicas_.find(chain);
+        // A chain the caller saw this node leave, and whose replica here (if any) is still out of
+        // it: the table may have taken the node back since, which the replica shows once its
+        // view arrives (then its state is asked, as any other's).
+        const bool gone = left.count(chain) != 0 &&
+                          (it == replicas_.end() || it->second->phase() == ChainReplica::Phase::kIdle);
+        if (!gone) {
           // No state in memory to ask (no replica, or one down or restarting): names all.
           if (it == replicas_.end() || !it->second->up() || recovering_.count(chain) != 0) continue;
           const StoreState& state = it->second->applied();
@@ -603,6 +610,18 @@ void ChainHost::DiskLoop() {
     std::deque<DiskBatch> batches;
     batches.swap(disk_queue_);
     lock.unlock();
+    // Extras go first: before any blob of these batches is written (an update applied after the
+    // decision to drop one may store it again), and before anything of them is reported done (an
+    // install among them, or after them, that names one again then finds it gone, and copies it).
+    std::vector<std::string> extras;
+    for (DiskBatch& batch : batches) {
+      for (std::string& id : batch.extra_blobs) extras.push_back(std::move(id));
+    }
+    if (!extras.empty() && options_.blobs != nullptr) {
+      if (Status deleted = options_.blobs->DeleteMany(extras); !deleted.ok()) {
+        CAIRN_LOG_WARN("node {}: deleting blobs no replica names: {}", options_.name, deleted.ToString());
+      }
+    }
     Status status;
     // A blob is durable before the update that names it: after a crash, a record never names a
     // blob the node lacks (a blob without its record is an orphan, reclaimed later).
@@ -614,8 +633,14 @@ void ChainHost::DiskLoop() {
       status =
           options_.blobs != nullptr ? options_.blobs->PutMany(blobs) : Status::Internal("this host has no blob store");
     }
+    // One sync, with the last batch that writes anything (a batch of extras only writes nothing).
+    size_t last_write = batches.size();
+    for (size_t i = 0; i < batches.size(); ++i) {
+      if (!batches[i].writes.empty()) last_write = i;
+    }
     for (size_t i = 0; i < batches.size() && status.ok(); ++i) {
-      status = store_->Commit(batches[i].batch, /*sync=*/i + 1 == batches.size());
+      if (batches[i].writes.empty()) continue;
+      status = store_->Commit(batches[i].batch, /*sync=*/i == last_write);
     }
     if (!status.ok()) {
       // Nothing of these batches is reported done, so nothing depending on them is acknowledged;
@@ -627,17 +652,6 @@ void ChainHost::DiskLoop() {
       lock.lock();
       disk_queue_.clear();
       return;
-    }
-    // Extras go before anything of these batches is reported done: an install among them (or
-    // after them) that names one again then finds it gone, and copies it.
-    std::vector<std::string> extras;
-    for (DiskBatch& batch : batches) {
-      for (std::string& id : batch.extra_blobs) extras.push_back(std::move(id));
-    }
-    if (!extras.empty() && options_.blobs != nullptr) {
-      if (Status deleted = options_.blobs->DeleteMany(extras); !deleted.ok()) {
-        CAIRN_LOG_WARN("node {}: deleting blobs no replica names: {}", options_.name, deleted.ToString());
-      }
     }
     std::vector<std::pair<ChainId, uint64_t>> done;
     for (DiskBatch& batch : batches) done.insert(done.end(), batch.writes.begin(), batch.writes.end());

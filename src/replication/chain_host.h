@@ -162,16 +162,19 @@ class ChainHost {
 
   // Extras: blobs in this node's blob store that no replica here names (copies of a chain the node
   // is no longer in, a resync copy that landed after its chain dropped the blob, a failed delete).
-  // Of `blobs` (chain, id), returns the unnamed ones: those of a chain in `left` (the caller knows
-  // the node is no member of it), and those whose chain's replica here is up and has no live
-  // descriptor of the id. A chain with no replica here, or whose replica is down or restarting,
-  // names all (its state is not in memory to ask). With `drop`, the unnamed ones are also deleted
-  // from the blob store, before any durable write started after this call is reported done (so
-  // that a resync that names one again afterwards copies it). Runs on the event thread, in pages;
-  // nullopt when the host is stopping or a page took more than 5 s. Not to be called from the
-  // host's callbacks.
+  // Of `blobs` (chain, id), returns the unnamed ones: those of a chain in `left` (the caller saw
+  // the table name this node in no member of it) whose replica here is missing or idle (not
+  // taken back since), and those whose chain's replica here is up and has no live descriptor of
+  // the id. Any other chain with no replica here, or whose replica is down or restarting, names
+  // all (its state is not in memory to ask). With `drop`, the unnamed ones are also queued for
+  // deletion from the blob store: the disk thread deletes them before it writes the blobs of any
+  // durable write started after this call, and before it reports any such write done (so that an
+  // update storing one again keeps it, and a resync that names one again copies it). Runs on the
+  // event thread, in pages; nullopt when the host is stopping, `cancel` (may be null) turned true,
+  // or a page took more than 5 s. Not to be called from the host's callbacks.
   std::optional<std::vector<std::pair<ChainId, std::string>>> UnnamedBlobs(
-      const std::vector<std::pair<ChainId, std::string>>& blobs, const std::set<ChainId>& left, bool drop);
+      const std::vector<std::pair<ChainId, std::string>>& blobs, const std::set<ChainId>& left, bool drop,
+      const std::atomic<bool>* cancel = nullptr);
 
  private:
   class Outbox;
@@ -181,7 +184,7 @@ class ChainHost {
     std::vector<std::pair<ChainId, uint64_t>> writes;  // in start order
     std::vector<Blob> blobs;                           // written, durably, before the batch
     std::vector<std::string> dropped_blobs;            // deleted once the batch is durable
-    std::vector<std::string> extra_blobs;              // deleted before the batch is reported done
+    std::vector<std::string> extra_blobs;              // deleted before any blob of the batch is written
   };
 
   explicit ChainHost(ChainHostOptions options);

@@ -105,7 +105,16 @@ Manager::Manager(EtcdClient* etcd, std::string node_id, std::function<int64_t()>
       node_id_(std::move(node_id)),
       lease_(std::move(lease)),
       options_(std::move(options)),
-      election_(etcd, options_.prefix, node_id_) {}
+      election_(etcd, options_.prefix, node_id_),
+      waker_(etcd, options_.prefix, [this](const EtcdWatchEvent& event) {
+        const std::string_view key = std::string_view(event.kv.key).substr(options_.prefix.size());
+        if (key.starts_with("chains/") || key.starts_with("config")) return;  // its own writes
+        {
+          std::lock_guard<std::mutex> l(mu_);
+          woken_ = true;
+        }
+        cv_.notify_all();
+      }) {}
 
 Result<std::unique_ptr<Manager>> Manager::Start(EtcdClient* etcd, std::string node_id, std::function<int64_t()> lease,
                                                 ManagerOptions options) {
@@ -125,6 +134,7 @@ Manager::~Manager() {
   }
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
+  waker_.Stop();
 }
 
 void Manager::Loop() {
@@ -151,8 +161,12 @@ void Manager::Loop() {
       if (Status s = Round(); !s.ok()) CAIRN_LOG_WARN("manager: {}", s.ToString());
     }
     is_manager_.store(election_.is_manager());
+    waker_.Ensure();
     l.lock();
-    cv_.wait_for(l, options_.interval, [&] { return stopping_; });
+    // A change wakes the loop, but rounds stay at least 20 ms apart.
+    cv_.wait_for(l, std::chrono::milliseconds(20), [&] { return stopping_; });
+    cv_.wait_for(l, options_.interval, [&] { return stopping_ || woken_; });
+    woken_ = false;
   }
 }
 

@@ -21,6 +21,9 @@
 //
 // Not yet: NeedsResync reports, operator changes to the replication factor.
 //
+// Besides the interval, the loop runs a round as soon as a registration, a report, an eviction, a
+// sync report or the office changes (EtcdWaker: a watch of the prefix), at most every 20 ms.
+//
 // Thread-safety: the public methods are thread-safe; the loop runs on its own thread.
 #pragma once
 
@@ -36,6 +39,7 @@
 #include <thread>
 
 #include "cluster/etcd.h"
+#include "cluster/etcd_waker.h"
 #include "cluster/manager_election.h"
 #include "cluster/membership.h"
 #include "cluster/placement.h"
@@ -108,6 +112,9 @@ class Manager {
   std::mutex mu_;
   std::condition_variable cv_;
   bool stopping_ = false;  // GUARDED_BY(mu_)
+  bool woken_ = false;     // GUARDED_BY(mu_): something under the prefix changed since the round
+  // Wakes the loop when a registration, report, eviction, sync report or the office changes.
+  EtcdWaker waker_;
   std::atomic<bool> is_manager_{false};
   std::atomic<uint64_t> table_writes_{0};
   std::atomic<uint64_t> evictions_{0};

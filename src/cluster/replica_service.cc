@@ -108,6 +108,7 @@ void ReplicaService::Stop() {
   cv_.notify_all();
   if (thread_.joinable()) thread_.join();
   if (extras_thread_.joinable()) extras_thread_.join();
+  if (waker_ != nullptr) waker_->Stop();
   std::unique_lock state(state_mu_);
   client_.reset();
   host_.reset();  // its tick asks the membership: gone before the membership is
@@ -121,6 +122,10 @@ bool ReplicaService::disk_failed() {
 
 void ReplicaService::Run(Membership* membership) {
   membership_ = membership;
+  waker_ = std::make_unique<EtcdWaker>(etcd_, options_.prefix, [this](const EtcdWatchEvent& event) {
+    const std::string_view key = std::string_view(event.kv.key).substr(options_.prefix.size());
+    if (key.starts_with("chains/") || key.starts_with("nodes/") || key.starts_with("evict/")) RequestRefresh();
+  });
   host_->SetMayAcknowledge([membership] { return membership->MayAcknowledge(); });
   thread_ = std::thread([this] { Loop(); });
   if (options_.extras_interval.count() > 0 && options_.chain_of_blob && options_.blobs != nullptr) {
@@ -313,6 +318,7 @@ void ReplicaService::Loop() {
     lock.unlock();
     if (Status s = Round(); !s.ok()) CAIRN_LOG_WARN("node {}: replicas: {}", options_.node_id, s.ToString());
     rounds_.fetch_add(1);
+    waker_->Ensure();
     lock.lock();
     cv_.wait_for(lock, options_.poll, [&] { return stopping_ || refresh_; });
   }

@@ -1,7 +1,8 @@
 // ReplicaService: a node's chain replicas joined to the cluster (docs/design/cluster.md).
 //
 // It runs a ChainHost (replication/chain_host.h) on the node's RPC address and keeps it in step
-// with etcd, every `poll` interval (sooner when a replica or a client asks for a refresh):
+// with etcd, every `poll` interval (sooner when a replica or a client asks for a refresh, or when
+// a registration, a chain or an eviction changes in etcd: EtcdWaker):
 //   - the peers: every registered node's name, RPC address and number (NodeNumber);
 //   - the chain table: for every chain whose members name this node's target under its current
 //     incarnation (its registration's lease), the replica is brought up (founding member at
@@ -36,6 +37,7 @@
 #include <vector>
 
 #include "cluster/etcd.h"
+#include "cluster/etcd_waker.h"
 #include "cluster/manager.h"
 #include "cluster/membership.h"
 #include "replication/chain_client.h"
@@ -176,6 +178,8 @@ class ReplicaService {
   // Reports the successors that stall (peer reports), withdraws those that moved again.
   Status ReportStalls(const std::map<uint32_t, replication::PeerAddress>& peers, int64_t lease);
   std::atomic<uint64_t> rounds_{0};
+  // Wakes the loop when a registration, a chain or an eviction changes (a watch of the prefix).
+  std::unique_ptr<EtcdWaker> waker_;
   std::thread thread_;
   std::set<std::string> extra_candidates_;  // SweepExtras only: unnamed at the last pass
   std::mutex extras_mu_;                    // one pass at a time

@@ -6,7 +6,8 @@
 // cluster's prefix and calls `wake` with every change, so that a loop reacts to a lease that
 // expired, a chain that changed or a report at once instead of at its next poll. Best effort:
 // Ensure(), called from the owner's loop, opens the watch when there is none or it ended (at most
-// once a second); events missed in between are what the next poll reads anyway.
+// once a second; it waits for etcd's answer, so owners call it only after etcd just answered
+// them); events missed in between are what the next poll reads anyway.
 //
 // Thread-safety: Ensure and Stop are called from the owner's threads, one at a time; `wake` runs
 // on the watch's own thread and must not call back into the waker.

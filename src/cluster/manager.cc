@@ -109,6 +109,7 @@ Manager::Manager(EtcdClient* etcd, std::string node_id, std::function<int64_t()>
       waker_(etcd, options_.prefix, [this](const EtcdWatchEvent& event) {
         const std::string_view key = std::string_view(event.kv.key).substr(options_.prefix.size());
         if (key.starts_with("chains/") || key.starts_with("config")) return;  // its own writes
+        if (!is_manager_.load() && key != "manager") return;  // only the office matters to others
         {
           std::lock_guard<std::mutex> l(mu_);
           woken_ = true;
@@ -141,15 +142,18 @@ void Manager::Loop() {
   std::unique_lock<std::mutex> l(mu_);
   while (!stopping_) {
     l.unlock();
+    bool etcd_answered = true;  // the watch is (re)opened only then: opening one waits on etcd
     if (!election_.is_manager()) {
       // A read while the office is held; a campaign (a write every node would repeat every
       // interval) only when it is empty.
       auto holder = election_.CurrentManager();
       if (!holder.ok()) {
+        etcd_answered = false;
         CAIRN_LOG_WARN("manager: reading the office: {}", holder.status().ToString());
       } else if (holder->empty() || *holder == node_id_) {
         auto won = election_.Campaign(lease_());
         if (!won.ok()) {
+          etcd_answered = false;
           CAIRN_LOG_WARN("manager: campaign: {}", won.status().ToString());
         } else if (*won) {
           CAIRN_LOG_INFO("manager: {} holds the office (term {})", node_id_, election_.term());
@@ -158,10 +162,13 @@ void Manager::Loop() {
     }
     is_manager_.store(election_.is_manager());  // before the round: its writes show the office held
     if (election_.is_manager()) {
-      if (Status s = Round(); !s.ok()) CAIRN_LOG_WARN("manager: {}", s.ToString());
+      if (Status s = Round(); !s.ok()) {
+        etcd_answered = false;
+        CAIRN_LOG_WARN("manager: {}", s.ToString());
+      }
     }
     is_manager_.store(election_.is_manager());
-    waker_.Ensure();
+    if (etcd_answered) waker_.Ensure();
     l.lock();
     // A change wakes the loop, but rounds stay at least 20 ms apart.
     cv_.wait_for(l, std::chrono::milliseconds(20), [&] { return stopping_; });

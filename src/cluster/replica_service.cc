@@ -316,9 +316,10 @@ void ReplicaService::Loop() {
   while (!stopping_) {
     refresh_ = false;
     lock.unlock();
-    if (Status s = Round(); !s.ok()) CAIRN_LOG_WARN("node {}: replicas: {}", options_.node_id, s.ToString());
+    const Status s = Round();
+    if (!s.ok()) CAIRN_LOG_WARN("node {}: replicas: {}", options_.node_id, s.ToString());
     rounds_.fetch_add(1);
-    waker_->Ensure();
+    if (s.ok()) waker_->Ensure();  // opening a watch waits on etcd: not while it fails
     lock.lock();
     cv_.wait_for(lock, options_.poll, [&] { return stopping_ || refresh_; });
   }

@@ -1,8 +1,11 @@
 #include "meta/sharded_meta_store.h"
 
 #include <algorithm>
+#include <atomic>
 #include <cassert>
 #include <future>
+#include <optional>
+#include <system_error>
 #include <utility>
 
 #include "common/crc32c.h"
@@ -65,18 +68,41 @@ Result<BucketInfo> ShardedMetaStore::GetBucket(std::string_view bucket) {
   return info;
 }
 
+namespace {
+
+// Threads asking shards for AskAll, in the whole process: beyond the cap (many clients listing at
+// once) the calls ask their remaining shards one after another instead of starting more.
+std::atomic<int> ask_threads{0};
+constexpr int kMaxAskThreads = 64;
+
+}  // namespace
+
 // fn(shard) for every shard at once (each is a round trip to its chain in cluster mode), the
 // answers in shard order.
 template <class Fn>
 auto ShardedMetaStore::AskAll(Fn fn) -> std::vector<decltype(fn(std::declval<MetaStore&>()))> {
   using Answer = decltype(fn(std::declval<MetaStore&>()));
-  std::vector<std::future<Answer>> pending;
+  std::vector<std::optional<std::future<Answer>>> pending(shards_.size());
   for (size_t i = 1; i < shards_.size(); ++i) {
-    pending.push_back(std::async(std::launch::async, [&fn, shard = shards_[i].get()] { return fn(*shard); }));
+    if (ask_threads.fetch_add(1) >= kMaxAskThreads) {
+      ask_threads.fetch_sub(1);
+      continue;  // asked below, on this thread
+    }
+    try {
+      pending[i] = std::async(std::launch::async, [&fn, shard = shards_[i].get()] {
+        struct Release {
+          ~Release() { ask_threads.fetch_sub(1); }
+        } release;
+        return fn(*shard);
+      });
+    } catch (const std::system_error&) {
+      ask_threads.fetch_sub(1);  // no thread to be had: asked below, on this thread
+    }
   }
   std::vector<Answer> answers;
-  answers.push_back(fn(*shards_[0]));  // this thread asks the first one itself
-  for (auto& answer : pending) answers.push_back(answer.get());
+  for (size_t i = 0; i < shards_.size(); ++i) {
+    answers.push_back(pending[i] ? pending[i]->get() : fn(*shards_[i]));
+  }
   return answers;
 }
 

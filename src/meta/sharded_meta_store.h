@@ -9,7 +9,8 @@
 //     need no protocol across shards.
 //   - Users and access keys live in shard 0 (the system shard).
 //   - Reads of the whole store ask every shard: ListBuckets merges their lists in name order and
-//     Stats adds their figures (asking all the shards at once, a thread each), ForEachChunkRef
+//     Stats adds their figures (asking all the shards at once, a thread each, at most 64 such
+//     threads in the process: beyond, one after another), ForEachChunkRef
 //     walks them one after another. ListBuckets is not
 //     one snapshot: a bucket created or deleted meanwhile in a shard already asked is missed or
 //     still listed, as if the listing had happened just before the change.

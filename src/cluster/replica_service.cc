@@ -408,6 +408,29 @@ Status ReplicaService::Round() {
     }
   }
 
+  // Chains this node left long ago: forgotten, replica and stored state.
+  if (may_ack) {
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& [chain, view] : views) {
+      const bool named = std::any_of(view.members.begin(), view.members.end(),
+                                     [&](const replication::Member& m) { return m.id.node == self; });
+      if (named) {
+        absent_since_.erase(chain);
+        forgotten_.erase(chain);
+        continue;
+      }
+      if (forgotten_.count(chain) != 0) continue;
+      const auto since = absent_since_.try_emplace(chain, now).first->second;
+      if (now - since < options_.forget_after || !host_->RemoveChain(chain)) continue;
+      held_.erase(chain);
+      delivered_.erase(chain);
+      reported_.erase(chain);
+      absent_since_.erase(chain);
+      forgotten_.insert(chain);
+      chains_forgotten_.fetch_add(1);
+    }
+  }
+
   // Fenced unless the lease allows acknowledging; the table was just read, which is what the
   // membership needs to see before it lets the node acknowledge again after a gap.
   host_->SetFenced(!may_ack);

@@ -16,7 +16,10 @@
 //     successor that stopped taking updates for `peer_timeout` goes there as
 //     `reports/<node>/<target>` (peer_reports.h), and is withdrawn when it moves again;
 //   - eviction: when the manager evicted this node's registration (`evict/<node>` naming its
-//     current lease), the node fences itself and registers again (Membership::Relinquish).
+//     current lease), the node fences itself and registers again (Membership::Relinquish);
+//   - chains left: a chain whose table has named this node under no incarnation for
+//     `forget_after` is forgotten (its replica and stored state; its blobs go with the local
+//     extras' pass).
 // It also offers a ChainClient over its copy of the table, for the node's own writes and reads.
 //
 // Thread-safety: every public method is thread-safe.
@@ -73,6 +76,9 @@ struct ReplicaServiceOptions {
   // (needed when the interval is not 0).
   std::chrono::milliseconds extras_interval{0};
   std::function<uint32_t(const std::string& blob_id)> chain_of_blob;
+  // A chain whose table has named this node under no incarnation for this long is forgotten here
+  // (ChainHost::RemoveChain): its replica and stored state go. Default 60 s.
+  std::chrono::milliseconds forget_after{60000};
   // Where the replicas keep their blobs (chunks); must outlive the service. Null: chains carry no
   // blobs here (chain_host.h).
   replication::BlobStore* blobs = nullptr;
@@ -124,6 +130,8 @@ class ReplicaService {
   bool disk_failed();
   // Rounds of the loop completed (tests wait on it).
   uint64_t rounds() const { return rounds_.load(); }
+  // Chains forgotten here since Start (`forget_after`; tests wait on it).
+  uint64_t chains_forgotten() const { return chains_forgotten_.load(); }
   // This node's copy of the chain table and of the peers' addresses, for chain clients; a
   // refresh re-reads them now rather than at the next poll.
   std::optional<replication::ChainView> View(uint32_t chain);
@@ -171,6 +179,9 @@ class ReplicaService {
   std::map<uint32_t, uint64_t> held_;                       // loop only: chain -> incarnation it runs under
   std::map<uint32_t, uint64_t> delivered_;                  // loop only: chain -> version delivered
   std::map<uint32_t, uint64_t> reported_;                   // loop only: chain -> version reported synced
+  // Loop only: since when the table names this node in no member of a chain; chains forgotten.
+  std::map<uint32_t, std::chrono::steady_clock::time_point> absent_since_;
+  std::set<uint32_t> forgotten_;
   // Loop only: the peer reports in etcd (target -> incarnation reported), and the lease they are
   // bound to (they vanish with it).
   std::map<std::string, uint64_t> peer_reports_;
@@ -178,6 +189,7 @@ class ReplicaService {
   // Reports the successors that stall (peer reports), withdraws those that moved again.
   Status ReportStalls(const std::map<uint32_t, replication::PeerAddress>& peers, int64_t lease);
   std::atomic<uint64_t> rounds_{0};
+  std::atomic<uint64_t> chains_forgotten_{0};
   // Wakes the loop when a registration, a chain or an eviction changes (a watch of the prefix).
   std::unique_ptr<EtcdWaker> waker_;
   std::thread thread_;

@@ -367,6 +367,42 @@ void ChainHost::Rejoin(ChainId chain, uint64_t incarnation) {
   });
 }
 
+bool ChainHost::RemoveChain(ChainId chain) {
+  if (stopping_) return false;
+  auto removed = std::make_shared<std::promise<bool>>();
+  std::future<bool> done = removed->get_future();
+  Post([this, chain, removed] {
+    auto it = replicas_.find(chain);
+    if (it != replicas_.end()) {
+      const ChainReplica& r = *it->second;
+      if (r.phase() != ChainReplica::Phase::kIdle || r.disk_writes_in_flight() > 0 || recovering_.count(chain) != 0) {
+        removed->set_value(false);
+        return;
+      }
+    }
+    if (it == replicas_.end() && loaded_.count(chain) == 0 && complete_.count(chain) == 0) {
+      removed->set_value(true);  // nothing here
+      return;
+    }
+    // A blocking write on the event thread, once per chain left.
+    if (Status s = store_->DropChain(chain); !s.ok()) {
+      CAIRN_LOG_WARN("node {}: chain {}: dropping its stored state: {}", options_.name, chain, s.ToString());
+      removed->set_value(false);
+      return;
+    }
+    if (it != replicas_.end()) replicas_.erase(it);
+    loaded_.erase(chain);
+    complete_.erase(chain);
+    refused_recovery_.erase(chain);
+    CAIRN_LOG_INFO("node {}: chain {}: forgotten (this node left it)", options_.name, chain);
+    removed->set_value(true);
+  });
+  if (done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return false;
+  const bool ok = done.get();
+  if (ok) ClearCopyProgress(chain);
+  return ok;
+}
+
 void ChainHost::SetView(const ChainView& view) {
   Post([this, view] {
     auto it = replicas_.find(view.chain_id);

@@ -16,6 +16,7 @@
 #include "cluster/membership.h"
 #include "common/crc32c.h"
 #include "replication/blob_store.h"
+#include "replication/replica_store.h"
 #include "test_util.h"
 
 namespace cairn::cluster {
@@ -60,10 +61,12 @@ class ReplicaServiceTest : public ::testing::Test {
     options_.interval = 100ms;
   }
 
-  void StartNode(const std::string& id, replication::BlobStore* blobs = nullptr) {
+  void StartNode(const std::string& id, replication::BlobStore* blobs = nullptr,
+                 std::chrono::milliseconds forget_after = 60s) {
     Node node;
     ReplicaServiceOptions r;
     r.blobs = blobs;
+    r.forget_after = forget_after;
     // Blob ids of these tests name their chain: "c<chain>-...".
     r.chain_of_blob = [](const std::string& blob) { return static_cast<uint32_t>(std::stoul(blob.substr(1))); };
     r.prefix = options_.prefix;
@@ -239,6 +242,33 @@ TEST_F(ReplicaServiceTest, TheLastServingMemberIsTakenBackAfterItsLeaseIsLost) {
     EXPECT_EQ(r->value, "v" + std::to_string(i));
   }
   ASSERT_TRUE(client.Write(0, "after", std::string("x")).ok());
+}
+
+// A node that returns to a cluster whose chains are full without it is named in none: after
+// `forget_after` it forgets them, replicas and stored state.
+TEST_F(ReplicaServiceTest, ChainsANodeLeftAreForgotten) {
+  for (const std::string id : {"n1", "n2", "n3", "n4"}) StartNode(id);
+  ASSERT_TRUE(WaitFor([&] { return AllChains(FullAndServing); }));
+  auto names = [](const Chain& c, const std::string& node) {
+    return std::any_of(c.members.begin(), c.members.end(),
+                       [&](const ChainMember& m) { return m.target == node + "/0"; });
+  };
+  const std::vector<Chain> formed = Table();
+  ASSERT_TRUE(std::any_of(formed.begin(), formed.end(), [&](const Chain& c) { return names(c, "n4"); }))
+      << "n4 should hold some chain";
+  StopNode("n4");
+  ASSERT_TRUE(WaitFor([&] { return AllChains([&](const Chain& c) { return FullAndServing(c) && !names(c, "n4"); }); },
+                      30s));
+  // Back on its directory, it loads what it held, but the table names it nowhere.
+  StartNode("n4", nullptr, 300ms);
+  ASSERT_TRUE(WaitFor([&] { return nodes_.at("n4").replicas->chains_forgotten() == options_.chain_count; }));
+  EXPECT_TRUE(AllChains([&](const Chain& c) { return FullAndServing(c) && !names(c, "n4"); }));
+  StopNode("n4");
+  auto store = replication::ReplicaStore::Open(dir_.path() + "/n4");
+  ASSERT_OK(store);
+  auto loaded = (*store)->LoadAll();
+  ASSERT_OK(loaded);
+  EXPECT_TRUE(loaded->chains.empty()) << loaded->chains.size() << " chains still stored";
 }
 
 replication::Blob TestBlob(const std::string& id) {

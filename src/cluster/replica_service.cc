@@ -382,6 +382,23 @@ Status ReplicaService::Round() {
   }
 
   const uint32_t self = NodeNumber(options_.node_id);
+  // A chain forgotten since the last round is no longer held: if the table names this node in it
+  // again, the loop below adds it afresh and hands it the view.
+  for (auto it = removing_.begin(); it != removing_.end();) {
+    if (it->second.wait_for(std::chrono::seconds(0)) != std::future_status::ready) {
+      ++it;
+      continue;
+    }
+    if (it->second.get()) {
+      held_.erase(it->first);
+      delivered_.erase(it->first);
+      reported_.erase(it->first);
+      absent_since_.erase(it->first);
+      forgotten_.insert(it->first);
+      chains_forgotten_.fetch_add(1);
+    }
+    it = removing_.erase(it);
+  }
   for (const auto& [chain, view] : views) {
     const replication::Member* me = nullptr;
     for (const auto& m : view.members) {
@@ -408,27 +425,25 @@ Status ReplicaService::Round() {
     }
   }
 
-  // Chains this node left long ago: forgotten, replica and stored state.
-  if (may_ack) {
-    const auto now = std::chrono::steady_clock::now();
-    for (const auto& [chain, view] : views) {
-      const bool named = std::any_of(view.members.begin(), view.members.end(),
-                                     [&](const replication::Member& m) { return m.id.node == self; });
-      if (named) {
-        absent_since_.erase(chain);
-        forgotten_.erase(chain);
-        continue;
-      }
-      if (forgotten_.count(chain) != 0) continue;
-      const auto since = absent_since_.try_emplace(chain, now).first->second;
-      if (now - since < options_.forget_after || !host_->RemoveChain(chain)) continue;
-      held_.erase(chain);
-      delivered_.erase(chain);
-      reported_.erase(chain);
+  // Chains this node left long ago: forgotten, replica and stored state (one at a time). Only a
+  // chain that is whole without this node: every member serving, on a registered node. A chain
+  // whose other copies are away keeps this one, complete or not, on this disk.
+  const auto now = std::chrono::steady_clock::now();
+  for (const auto& [chain, view] : views) {
+    const bool named = std::any_of(view.members.begin(), view.members.end(),
+                                   [&](const replication::Member& m) { return m.id.node == self; });
+    const bool whole = !view.members.empty() &&
+                       std::all_of(view.members.begin(), view.members.end(), [&](const replication::Member& m) {
+                         return m.serving && peers.count(m.id.node) != 0;
+                       });
+    if (named || !whole) {
       absent_since_.erase(chain);
-      forgotten_.insert(chain);
-      chains_forgotten_.fetch_add(1);
+      if (named) forgotten_.erase(chain);
+      continue;
     }
+    if (!may_ack || forgotten_.count(chain) != 0 || !removing_.empty()) continue;
+    const auto since = absent_since_.try_emplace(chain, now).first->second;
+    if (now - since >= options_.forget_after) removing_.emplace(chain, host_->RemoveChain(chain));
   }
 
   // Fenced unless the lease allows acknowledging; the table was just read, which is what the

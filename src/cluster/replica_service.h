@@ -32,6 +32,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <future>
 #include <optional>
 #include <set>
 #include <shared_mutex>
@@ -182,6 +183,7 @@ class ReplicaService {
   // Loop only: since when the table names this node in no member of a chain; chains forgotten.
   std::map<uint32_t, std::chrono::steady_clock::time_point> absent_since_;
   std::set<uint32_t> forgotten_;
+  std::map<uint32_t, std::future<bool>> removing_;  // loop only: RemoveChain under way
   // Loop only: the peer reports in etcd (target -> incarnation reported), and the lease they are
   // bound to (they vanish with it).
   std::map<std::string, uint64_t> peer_reports_;

@@ -367,10 +367,13 @@ void ChainHost::Rejoin(ChainId chain, uint64_t incarnation) {
   });
 }
 
-bool ChainHost::RemoveChain(ChainId chain) {
-  if (stopping_) return false;
+std::future<bool> ChainHost::RemoveChain(ChainId chain) {
   auto removed = std::make_shared<std::promise<bool>>();
   std::future<bool> done = removed->get_future();
+  if (stopping_) {
+    removed->set_value(false);
+    return done;
+  }
   Post([this, chain, removed] {
     auto it = replicas_.find(chain);
     if (it != replicas_.end()) {
@@ -394,13 +397,11 @@ bool ChainHost::RemoveChain(ChainId chain) {
     loaded_.erase(chain);
     complete_.erase(chain);
     refused_recovery_.erase(chain);
+    ClearCopyProgress(chain);
     CAIRN_LOG_INFO("node {}: chain {}: forgotten (this node left it)", options_.name, chain);
     removed->set_value(true);
   });
-  if (done.wait_for(std::chrono::seconds(5)) != std::future_status::ready) return false;
-  const bool ok = done.get();
-  if (ok) ClearCopyProgress(chain);
-  return ok;
+  return done;
 }
 
 void ChainHost::SetView(const ChainView& view) {

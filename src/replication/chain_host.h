@@ -29,6 +29,7 @@
 #include <cstdint>
 #include <deque>
 #include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -134,10 +135,10 @@ class ChainHost {
   // Forgets the chain: its replica here (when it is out of the chain, idle, with no durable write
   // in flight) and what the store holds of it, so that a chain this node left long ago costs it
   // neither memory nor disk. Its blobs are the local extras' pass's (UnnamedBlobs). Should the
-  // table name this node again, AddChain starts it empty and it resyncs like a new member. True
-  // when nothing of the chain is left here; false when the replica is still in the chain or
-  // busy, or the host is stopping (waits at most 5 s). Not to be called from the host's callbacks.
-  bool RemoveChain(ChainId chain);
+  // table name this node again, AddChain starts it empty and it resyncs like a new member. The
+  // future turns true once nothing of the chain is left here; false when the replica is still in
+  // the chain or busy, or the host is stopping.
+  std::future<bool> RemoveChain(ChainId chain);
   // The table took this replica back as the chain's serving member under `incarnation` (a cold
   // restart, placement.h): once its durable writes in flight are done, it restarts from its
   // durable state, complete. Does nothing when the replica is ready.

@@ -1,9 +1,12 @@
-// Shared test plumbing: status assertions that print the error, and scratch directories.
+// Shared test plumbing: status assertions that print the error, waiting for a condition, and
+// scratch directories.
 #pragma once
 
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 #include "common/result.h"
 #include "common/status.h"
@@ -22,6 +25,17 @@
 namespace cairn::test {
 
 inline Status ToStatus(const Status& s) { return s; }
+
+// Polls `done` every 10 ms until it holds or `limit` passes; its last answer.
+template <class F>
+bool WaitFor(F done, std::chrono::milliseconds limit = std::chrono::seconds(15)) {
+  const auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (done()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  return done();
+}
 template <typename T>
 Status ToStatus(const Result<T>& r) {
   return r.ok() ? Status::OK() : r.status();

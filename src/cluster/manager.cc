@@ -264,7 +264,6 @@ Result<bool> Manager::Evictions(std::vector<TargetInfo>& live, const std::map<st
 
   bool under_way = !holds_.empty();
   std::map<std::pair<std::string, int64_t>, Clock::time_point> pending;
-  std::map<std::string, Eviction> by_node;
   for (const EtcdKv& kv : records.kvs) {
     auto eviction = DecodeEviction(options_.prefix, kv);
     if (!eviction.ok()) {
@@ -274,10 +273,7 @@ Result<bool> Manager::Evictions(std::vector<TargetInfo>& live, const std::map<st
     if (lease_of(eviction->node) != eviction->lease) {
       // Acted on (the node registered again, quarantined), or the node is gone: done, unless the
       // revoked lease is still held.
-      if (holds_.count(eviction->node) != 0) {
-        by_node[eviction->node] = *eviction;
-        continue;
-      }
+      if (holds_.count(eviction->node) != 0) continue;
       const std::string key = EvictionKey(options_.prefix, eviction->node);
       CAIRN_ASSIGN_OR_RETURN(ManagerElection::Outcome out,
                              election_.FencedTxn({EtcdCompare::ModRevision(key, EtcdCompare::Op::kEqual,
@@ -286,7 +282,6 @@ Result<bool> Manager::Evictions(std::vector<TargetInfo>& live, const std::map<st
       if (out != ManagerElection::Outcome::kApplied) return false;
       continue;
     }
-    by_node[eviction->node] = *eviction;
     // Still registered under the evicted lease: the node has not read its eviction yet. It gets
     // no new chain meanwhile.
     under_way = true;
@@ -340,11 +335,9 @@ Result<bool> Manager::Evictions(std::vector<TargetInfo>& live, const std::map<st
   if (!victim) return false;
   const int64_t lease = lease_of(*victim);
   if (lease == 0) return false;
+  // No record is left here: each was deleted above, or is under way (and this round returned).
   const std::string key = EvictionKey(options_.prefix, *victim);
-  auto old = by_node.find(*victim);
-  const EtcdCompare unchanged = old == by_node.end()
-                                    ? EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0)
-                                    : EtcdCompare::ModRevision(key, EtcdCompare::Op::kEqual, old->second.mod_revision);
+  const EtcdCompare unchanged = EtcdCompare::CreateRevision(key, EtcdCompare::Op::kEqual, 0);
   const Eviction eviction{*victim, lease,
                           now_ms + static_cast<uint64_t>(options_.eviction_quarantine.count())};
   CAIRN_ASSIGN_OR_RETURN(ManagerElection::Outcome out,

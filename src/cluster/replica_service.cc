@@ -19,6 +19,12 @@ uint32_t NodeNumber(std::string_view node_id) {
 
 namespace {
 
+// Whether `view` names `node` as a member, under any incarnation.
+bool Names(const ChainView& view, replication::NodeId node) {
+  return std::any_of(view.members.begin(), view.members.end(),
+                     [node](const replication::Member& m) { return m.id.node == node; });
+}
+
 std::string_view PhaseName(replication::ChainReplica::Phase phase) {
   switch (phase) {
     case replication::ChainReplica::Phase::kDown:
@@ -175,11 +181,7 @@ Result<ReplicaService::ExtrasPass> ReplicaService::SweepExtras() {
     if (views_.empty()) return Status::Busy("no chain table yet; no pass");
     for (const auto& [chain, id] : stored) {
       auto view = views_.find(chain);
-      if (view == views_.end() ||
-          std::none_of(view->second.members.begin(), view->second.members.end(),
-                       [&](const replication::Member& m) { return m.id.node == self; })) {
-        left.insert(chain);
-      }
+      if (view == views_.end() || !Names(view->second, self)) left.insert(chain);
     }
   }
   ExtrasPass pass;
@@ -197,10 +199,7 @@ Result<ReplicaService::ExtrasPass> ReplicaService::SweepExtras() {
     }
   }
   if (!again.empty()) {
-    {
-      std::lock_guard lock(mu_);
-      if (stopping_) return Status::Cancelled("stopping");
-    }
+    if (extras_stop_) return Status::Cancelled("stopping");
     // Fenced meanwhile: its view of the table may be old; start over.
     if (!membership_->MayAcknowledge()) {
       extra_candidates_.clear();
@@ -430,8 +429,7 @@ Status ReplicaService::Round() {
   // whose other copies are away keeps this one, complete or not, on this disk.
   const auto now = std::chrono::steady_clock::now();
   for (const auto& [chain, view] : views) {
-    const bool named = std::any_of(view.members.begin(), view.members.end(),
-                                   [&](const replication::Member& m) { return m.id.node == self; });
+    const bool named = Names(view, self);
     const bool whole = !view.members.empty() &&
                        std::all_of(view.members.begin(), view.members.end(), [&](const replication::Member& m) {
                          return m.serving && peers.count(m.id.node) != 0;

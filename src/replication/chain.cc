@@ -781,27 +781,27 @@ void ChainReplica::ReplyWrite(const Waiter& waiter, Effects& out) const {
   out.sends.push_back({waiter.client, std::move(reply)});
 }
 
-ClientWriteReply ChainReplica::WriteRefusal(const ClientWrite& write, std::string_view why) const {
+ClientWriteReply ChainReplica::WriteRefusal(const ClientWrite& write, Status why) const {
   ClientWriteReply reply;
   reply.request_id = write.request_id;
   reply.op_id = write.op_id;
-  reply.status = Status::Busy(why);
+  reply.status = std::move(why);
   reply.chain_version = view_version();
   return reply;
 }
 
 void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Effects& out) {
   if (!Serves()) {
-    out.sends.push_back({from, WriteRefusal(write, "fenced")});
+    out.sends.push_back({from, WriteRefusal(write, Status::Busy("fenced"))});
     return;
   }
   if (write.chain_id != chain_id_ || !VersionOk(write.chain_version)) {
     if (write.chain_version > view_version()) out.refresh_view = true;
-    out.sends.push_back({from, WriteRefusal(write, "stale chain version")});
+    out.sends.push_back({from, WriteRefusal(write, Status::Busy("stale chain version"))});
     return;
   }
   if (phase_ != Phase::kReady || !IsHead() || !IsServing()) {
-    out.sends.push_back({from, WriteRefusal(write, "not the head")});
+    out.sends.push_back({from, WriteRefusal(write, Status::Busy("not the head"))});
     return;
   }
   const Waiter waiter{from, write.request_id, write.op_id};
@@ -814,46 +814,31 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
     }
     return;
   }
+  auto refuse = [&](Status why) { out.sends.push_back({from, WriteRefusal(write, std::move(why))}); };
+  // A write's stamp must lie within the head's clock bounds (ReplicaOptions::clock_ms).
+  if (options_.clock_ms) {
+    const uint64_t now = options_.clock_ms();
+    if (write.issued_ms == 0) return refuse(Status::InvalidArgument("unstamped write (no issued_ms)"));
+    if (write.issued_ms > now + options_.op_retention_ms / 4) {
+      return refuse(Status::Timeout("operation issued " + std::to_string(write.issued_ms - now) +
+                                    " ms in the head's future: the clocks disagree"));
+    }
+    if (write.issued_ms + options_.max_issued_age_ms < now) {
+      return refuse(Status::Timeout("operation issued " + std::to_string(now - write.issued_ms) +
+                                    " ms before the head's clock: too old, or the clocks disagree"));
+    }
+  }
   // Not recorded: new, or applied so long ago that its result is forgotten. A result is forgotten
   // only once the stamps are op_retention_ms past it, and an update's stamp is at least its
   // writer's issued_ms, so an operation issued over half that long before the latest stamp may
   // be one of them: refused as of unknown outcome, never applied a second time.
-  if (options_.clock_ms) {
-    const uint64_t now = options_.clock_ms();
-    if (write.issued_ms == 0) {
-      ClientWriteReply reply = WriteRefusal(write, "");
-      reply.status = Status::InvalidArgument("unstamped write (no issued_ms)");
-      out.sends.push_back({from, std::move(reply)});
-      return;
-    }
-    if (write.issued_ms > now + options_.op_retention_ms / 4) {
-      ClientWriteReply reply = WriteRefusal(write, "");
-      reply.status = Status::Timeout("operation issued " + std::to_string(write.issued_ms - now) +
-                                     " ms in the head's future: the clocks disagree");
-      out.sends.push_back({from, std::move(reply)});
-      return;
-    }
-    if (write.issued_ms + options_.max_issued_age_ms < now) {
-      ClientWriteReply reply = WriteRefusal(write, "");
-      reply.status = Status::Timeout("operation issued " + std::to_string(now - write.issued_ms) +
-                                     " ms before the head's clock: too old, or the clocks disagree");
-      out.sends.push_back({from, std::move(reply)});
-      return;
-    }
-  }
   if (write.issued_ms != 0 && write.issued_ms + options_.op_retention_ms / 2 < applied_.stamp_ms) {
-    ClientWriteReply reply = WriteRefusal(write, "");
-    reply.status = Status::Timeout("operation issued " + std::to_string(applied_.stamp_ms - write.issued_ms) +
-                                   " ms before the chain's latest write: its result may be forgotten");
-    out.sends.push_back({from, std::move(reply)});
-    return;
+    return refuse(Status::Timeout("operation issued " + std::to_string(applied_.stamp_ms - write.issued_ms) +
+                                  " ms before the chain's latest write: its result may be forgotten"));
   }
   if (write.blob && !BlobIntact(*write.blob)) {
-    ClientWriteReply reply = WriteRefusal(write, "");
-    reply.status = Status::Corruption("blob " + std::to_string(write.blob->data().size()) +
-                                      " bytes: its CRC32C does not match its bytes");
-    out.sends.push_back({from, std::move(reply)});
-    return;
+    return refuse(Status::Corruption("blob " + std::to_string(write.blob->data().size()) +
+                                     " bytes: its CRC32C does not match its bytes"));
   }
   if (write.blob) {
     // Ids are never reused for other bytes: the blob stores would refuse the second one.
@@ -862,10 +847,7 @@ void ChainReplica::HandleClientWrite(Endpoint from, const ClientWrite& write, Ef
         it != applied_.records.end() && it->second.value ? DecodeBlobDescriptor(write.blob->id, *it->second.value)
                                                          : std::nullopt;
     if (stored && (stored->size != write.blob->data().size() || stored->crc32c != write.blob->crc32c)) {
-      ClientWriteReply reply = WriteRefusal(write, "");
-      reply.status = Status::AlreadyExists("blob id already stored with other bytes");
-      out.sends.push_back({from, std::move(reply)});
-      return;
+      return refuse(Status::AlreadyExists("blob id already stored with other bytes"));
     }
   }
   Update update;

@@ -678,7 +678,7 @@ class ChainReplica {
   void ReplyRead(Endpoint client, uint64_t request_id, const Record& record, Effects& out) const;
   void FailRead(Endpoint client, uint64_t request_id, std::string_view why, Effects& out) const;
   void Refuse(Endpoint from, uint64_t their_version, Effects& out);
-  ClientWriteReply WriteRefusal(const ClientWrite& write, std::string_view why) const;
+  ClientWriteReply WriteRefusal(const ClientWrite& write, Status why) const;
 
   const ChainId chain_id_;
   const NodeId node_;

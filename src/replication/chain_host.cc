@@ -342,10 +342,7 @@ void ChainHost::RecoverWaiting() {
     // of its durable state: it is read back.)
     auto state = store_->LoadChain(it->first);
     if (!state.ok()) {
-      CAIRN_LOG_ERROR("node {}: chain {}: reading its stored state back: {}", options_.name, it->first,
-                      state.status().ToString());
-      disk_failed_ = true;  // as for a failed write: fenced for good, the node leaves
-      ApplyFence();
+      FailDisk("chain " + std::to_string(it->first) + ": reading its stored state back", state.status());
       it = recovering_.erase(it);
       continue;
     }
@@ -682,10 +679,7 @@ void ChainHost::DiskLoop() {
     if (!status.ok()) {
       // Nothing of these batches is reported done, so nothing depending on them is acknowledged;
       // the node stops taking part (fenced) until an operator looks at its disk.
-      CAIRN_LOG_ERROR("node {}: replica store write failed, fencing every replica: {}", options_.name,
-                      status.ToString());
-      disk_failed_ = true;
-      Post([this] { ApplyFence(); });
+      FailDisk("replica store write", status);
       lock.lock();
       disk_queue_.clear();
       return;
@@ -772,6 +766,12 @@ constexpr size_t kCopyBatchBlobs = 32;
 constexpr uint64_t kCopyBatchBytes = 32 << 20;
 }  // namespace
 
+void ChainHost::FailDisk(std::string_view what, const Status& why) {
+  CAIRN_LOG_ERROR("node {}: {} failed, fencing every replica for good: {}", options_.name, what, why.ToString());
+  disk_failed_ = true;
+  Post([this] { ApplyFence(); });
+}
+
 void ChainHost::ClearCopyProgress(ChainId chain) {
   std::lock_guard lock(progress_mu_);
   progress_.erase(chain);
@@ -820,10 +820,7 @@ void ChainHost::CopyBlobs(ChainId chain, const BlobCopyJob& job) {
     if (!s.ok()) {
       // The node's own disk refused a write: fail-stop, as for any other durable write here
       // (DiskLoop), rather than asking for the copy again and again.
-      CAIRN_LOG_ERROR("node {}: chain {}: writing copied blobs failed, fencing every replica: {}", options_.name,
-                      chain, s.ToString());
-      disk_failed_ = true;
-      Post([this] { ApplyFence(); });
+      FailDisk("chain " + std::to_string(chain) + ": writing copied blobs", s);
       give_up = true;
     }
     batch.clear();

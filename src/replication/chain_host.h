@@ -204,6 +204,9 @@ class ChainHost {
   void Deliver(ChainId chain, Endpoint from, const Message& message);
   // Applies the fence that SetFenced, may_acknowledge and the disk decide.
   void ApplyFence();
+  // The node's disk failed (a write, or reading back what was written): fenced for good, from
+  // any thread; the node then leaves the cluster (disk_failed).
+  void FailDisk(std::string_view what, const Status& why);
   // Restarts the replicas waiting in recovering_ whose durable writes are done.
   void RecoverWaiting();
   void Process(ChainId chain, Effects effects);

@@ -15,15 +15,7 @@ namespace {
 
 using namespace std::chrono_literals;
 
-template <class F>
-bool WaitFor(F done, std::chrono::milliseconds limit = 10s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
-}
+using test::WaitFor;
 
 TEST(EtcdWakerTest, ChangesUnderThePrefixWakeAndStopEndsIt) {
   test::EtcdHarness etcd;

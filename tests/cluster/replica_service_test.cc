@@ -27,15 +27,7 @@ using Clock = std::chrono::steady_clock;
 
 constexpr const char* kSecret = "replica-service-test-secret-0123";
 
-template <class F>
-bool WaitFor(F done, std::chrono::milliseconds limit = 15s) {
-  const auto end = Clock::now() + limit;
-  while (Clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(20ms);
-  }
-  return done();
-}
+using test::WaitFor;
 
 class ReplicaServiceTest : public ::testing::Test {
  protected:

@@ -25,16 +25,7 @@ using namespace std::chrono_literals;
 
 constexpr const char* kSecret = "chain-host-test-secret-0123456789";
 
-// Waits until `done` holds, at most `limit`.
-template <class F>
-bool WaitFor(F done, std::chrono::milliseconds limit = 10s) {
-  const auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (done()) return true;
-    std::this_thread::sleep_for(10ms);
-  }
-  return done();
-}
+using test::WaitFor;
 
 class Cluster {
  public:
